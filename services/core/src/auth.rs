@@ -1,0 +1,218 @@
+//! Who is calling, and what they may do.
+//!
+//! Handlers never look at credentials. An authenticator (API key today; JWTs and IdP groups
+//! later) turns a request into a [`Principal`] carrying a set of [`Permission`]s, and handlers
+//! only ask `principal.require(Permission::X)`. Adding a new kind of credential or a new
+//! group → scope → permission mapping therefore changes the authenticators, not the handlers.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// One thing a caller may do in the registry.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+pub enum Permission {
+    #[serde(rename = "servers:read")]
+    ServersRead,
+    #[serde(rename = "servers:create")]
+    ServersCreate,
+    #[serde(rename = "servers:update")]
+    ServersUpdate,
+    #[serde(rename = "servers:delete")]
+    ServersDelete,
+    #[serde(rename = "servers:toggle")]
+    ServersToggle,
+    /// Registering a stdio server makes the gateway run a command: kept apart from create.
+    #[serde(rename = "servers:stdio")]
+    ServersStdio,
+    #[serde(rename = "lifecycle:submit")]
+    LifecycleSubmit,
+    #[serde(rename = "lifecycle:review")]
+    LifecycleReview,
+    #[serde(rename = "lifecycle:approve_prod")]
+    LifecycleApproveProd,
+    #[serde(rename = "lifecycle:deprecate")]
+    LifecycleDeprecate,
+    #[serde(rename = "lifecycle:retire")]
+    LifecycleRetire,
+    #[serde(rename = "audit:read")]
+    AuditRead,
+    #[serde(rename = "api_keys:manage")]
+    ApiKeysManage,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 13] = [
+        Permission::ServersRead,
+        Permission::ServersCreate,
+        Permission::ServersUpdate,
+        Permission::ServersDelete,
+        Permission::ServersToggle,
+        Permission::ServersStdio,
+        Permission::LifecycleSubmit,
+        Permission::LifecycleReview,
+        Permission::LifecycleApproveProd,
+        Permission::LifecycleDeprecate,
+        Permission::LifecycleRetire,
+        Permission::AuditRead,
+        Permission::ApiKeysManage,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Permission::ServersRead => "servers:read",
+            Permission::ServersCreate => "servers:create",
+            Permission::ServersUpdate => "servers:update",
+            Permission::ServersDelete => "servers:delete",
+            Permission::ServersToggle => "servers:toggle",
+            Permission::ServersStdio => "servers:stdio",
+            Permission::LifecycleSubmit => "lifecycle:submit",
+            Permission::LifecycleReview => "lifecycle:review",
+            Permission::LifecycleApproveProd => "lifecycle:approve_prod",
+            Permission::LifecycleDeprecate => "lifecycle:deprecate",
+            Permission::LifecycleRetire => "lifecycle:retire",
+            Permission::AuditRead => "audit:read",
+            Permission::ApiKeysManage => "api_keys:manage",
+        }
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Permission {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Permission::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+                format!("unknown permission {s:?}; known: {}", known.join(", "))
+            })
+    }
+}
+
+/// Named bundles of permissions, so that keys and IdP groups can be granted a role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Registers and edits servers and submits them for review.
+    Publisher,
+    /// Reviews submissions and approves them for dev and production.
+    Reviewer,
+    /// Enables, disables and deprecates servers; reads the audit log.
+    Operator,
+    /// Reads the catalog.
+    Viewer,
+}
+
+impl Role {
+    pub fn permissions(&self) -> BTreeSet<Permission> {
+        use Permission::*;
+        let list: &[Permission] = match self {
+            Role::Admin => &Permission::ALL,
+            Role::Publisher => &[ServersRead, ServersCreate, ServersUpdate, LifecycleSubmit],
+            Role::Reviewer => &[ServersRead, LifecycleReview, LifecycleApproveProd, AuditRead],
+            Role::Operator => &[
+                ServersRead,
+                ServersToggle,
+                LifecycleDeprecate,
+                LifecycleRetire,
+                AuditRead,
+            ],
+            Role::Viewer => &[ServersRead],
+        };
+        list.iter().copied().collect()
+    }
+}
+
+/// What kind of credential a principal presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    ApiKey,
+    User,
+    Service,
+    /// The service itself, e.g. the first-start bootstrap.
+    System,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Principal {
+    /// Stable identifier, e.g. `api_key:3f2a…` or the IdP subject.
+    pub subject: String,
+    /// Human-readable name for logs and the audit trail.
+    pub display_name: String,
+    pub kind: PrincipalKind,
+    pub permissions: BTreeSet<Permission>,
+}
+
+/// The caller lacks a permission.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("this action needs the permission `{0}`, which the caller does not have")]
+pub struct MissingPermission(pub Permission);
+
+impl Principal {
+    /// The principal used for work the service does on its own behalf.
+    pub fn system(name: &str) -> Self {
+        Self {
+            subject: format!("system:{name}"),
+            display_name: name.to_owned(),
+            kind: PrincipalKind::System,
+            permissions: Permission::ALL.into_iter().collect(),
+        }
+    }
+
+    pub fn has(&self, permission: Permission) -> bool {
+        self.permissions.contains(&permission)
+    }
+
+    pub fn require(&self, permission: Permission) -> Result<(), MissingPermission> {
+        if self.has(permission) {
+            Ok(())
+        } else {
+            Err(MissingPermission(permission))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_names_round_trip() {
+        for p in Permission::ALL {
+            assert_eq!(p.as_str().parse::<Permission>().unwrap(), p);
+            let json = serde_json::to_string(&p).unwrap();
+            assert_eq!(json, format!("\"{}\"", p.as_str()));
+        }
+        assert!("servers:everything".parse::<Permission>().is_err());
+    }
+
+    #[test]
+    fn a_viewer_cannot_create() {
+        let p = Principal {
+            subject: "u".into(),
+            display_name: "u".into(),
+            kind: PrincipalKind::User,
+            permissions: Role::Viewer.permissions(),
+        };
+        assert!(p.require(Permission::ServersRead).is_ok());
+        assert_eq!(
+            p.require(Permission::ServersCreate),
+            Err(MissingPermission(Permission::ServersCreate))
+        );
+    }
+}

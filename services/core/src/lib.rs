@@ -1,0 +1,16 @@
+//! Shared library of mcpgw.
+//!
+//! Everything that more than one service needs lives here: configuration loading, telemetry,
+//! the HTTP error envelope, the domain model of a registered MCP server, the permission model,
+//! the egress policy for registered URLs and the encryption of upstream credentials.
+//! Services depend on this crate; it depends on no service.
+
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod egress;
+pub mod error;
+pub mod secrets;
+pub mod telemetry;
+pub mod time;
+pub mod validate;

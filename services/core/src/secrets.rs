@@ -1,0 +1,313 @@
+//! Secrets: where they come from, and how stored credentials are sealed.
+//!
+//! Upstream credentials (bearer tokens, API keys, client secrets, header values) are stored
+//! sealed with AES-256-GCM. Each sealed value records the id of the key that sealed it, so keys
+//! can be rotated: the primary key seals, every key in the ring can open. The associated data
+//! binds a ciphertext to the record and field it belongs to, so a sealed value copied into
+//! another record does not open there.
+//!
+//! Keys come from config, a file, or AWS Secrets Manager. Plain key material is held in
+//! `secrecy` types and never appears in `Debug` output or logs.
+
+use std::path::Path;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// A credential sealed at rest.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedSecret {
+    /// Id of the key that sealed it.
+    pub kid: String,
+    /// Base64 of the 96-bit nonce.
+    pub nonce: String,
+    /// Base64 of ciphertext and tag.
+    pub ciphertext: String,
+}
+
+impl std::fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SealedSecret(kid={})", self.kid)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("encryption key {0} must be base64 of exactly 32 bytes")]
+    BadKey(String),
+    #[error("no key with id {0} is configured; add the old key to the previous keys to open it")]
+    UnknownKey(String),
+    #[error("a sealed value could not be opened (wrong key, or it was moved between records)")]
+    Open,
+    #[error("reading {path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("AWS Secrets Manager: {0}")]
+    SecretsManager(String),
+}
+
+struct Key {
+    kid: String,
+    cipher: Aes256Gcm,
+}
+
+/// The set of keys that open sealed values; the first one seals.
+pub struct Keyring {
+    keys: Vec<Key>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<&str> = self.keys.iter().map(|k| k.kid.as_str()).collect();
+        write!(f, "Keyring(kids={kids:?})")
+    }
+}
+
+fn key_id(material: &[u8]) -> String {
+    let digest = Sha256::digest(material);
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Keyring {
+    /// Builds a ring from base64 keys; `primary` seals, `previous` only open.
+    pub fn from_base64(
+        primary: &SecretString,
+        previous: &[SecretString],
+    ) -> Result<Self, SecretError> {
+        let mut keys = Vec::with_capacity(1 + previous.len());
+        for (i, encoded) in std::iter::once(primary).chain(previous).enumerate() {
+            let label = if i == 0 {
+                "primary".to_owned()
+            } else {
+                format!("previous[{}]", i - 1)
+            };
+            let raw = SecretBox::new(Box::new(
+                B64.decode(encoded.expose_secret().trim())
+                    .map_err(|_| SecretError::BadKey(label.clone()))?,
+            ));
+            if raw.expose_secret().len() != 32 {
+                return Err(SecretError::BadKey(label));
+            }
+            let cipher = Aes256Gcm::new_from_slice(raw.expose_secret())
+                .map_err(|_| SecretError::BadKey(label))?;
+            keys.push(Key {
+                kid: key_id(raw.expose_secret()),
+                cipher,
+            });
+        }
+        Ok(Self { keys })
+    }
+
+    /// A new random base64 key, for first starts and `generate-key` commands.
+    pub fn generate_base64() -> SecretString {
+        let mut raw = [0u8; 32];
+        rand::rng().fill_bytes(&mut raw);
+        SecretString::from(B64.encode(raw))
+    }
+
+    /// Reads the key at `path`, or creates it (mode 0600) when it does not exist yet.
+    pub fn load_or_create_file(path: &Path) -> Result<SecretString, SecretError> {
+        let err = |source| SecretError::File {
+            path: path.display().to_string(),
+            source,
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(SecretString::from(text.trim().to_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = Self::generate_base64();
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(err)?;
+                }
+                write_private(path, key.expose_secret()).map_err(err)?;
+                Ok(key)
+            }
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    pub fn primary_kid(&self) -> &str {
+        &self.keys[0].kid
+    }
+
+    /// Seals `plain`, bound to `context` (e.g. `server:<id>:upstream_auth.token`).
+    pub fn seal(&self, context: &str, plain: &str) -> SealedSecret {
+        let key = &self.keys[0];
+        let mut nonce = [0u8; 12];
+        rand::rng().fill_bytes(&mut nonce);
+        let ciphertext = key
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain.as_bytes(),
+                    aad: context.as_bytes(),
+                },
+            )
+            .expect("AES-GCM encryption of an in-memory buffer cannot fail");
+        SealedSecret {
+            kid: key.kid.clone(),
+            nonce: B64.encode(nonce),
+            ciphertext: B64.encode(ciphertext),
+        }
+    }
+
+    /// Opens a sealed value; fails when the key is unknown or the context differs.
+    pub fn open(&self, context: &str, sealed: &SealedSecret) -> Result<SecretString, SecretError> {
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.kid == sealed.kid)
+            .ok_or_else(|| SecretError::UnknownKey(sealed.kid.clone()))?;
+        let nonce = B64.decode(&sealed.nonce).map_err(|_| SecretError::Open)?;
+        let ciphertext = B64.decode(&sealed.ciphertext).map_err(|_| SecretError::Open)?;
+        if nonce.len() != 12 {
+            return Err(SecretError::Open);
+        }
+        let plain = key
+            .cipher
+            .decrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &ciphertext,
+                    aad: context.as_bytes(),
+                },
+            )
+            .map_err(|_| SecretError::Open)?;
+        String::from_utf8(plain)
+            .map(SecretString::from)
+            .map_err(|_| SecretError::Open)
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+/// How to reach AWS Secrets Manager.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsManagerConfig {
+    /// AWS region; empty = the SDK's default chain.
+    #[serde(default)]
+    pub region: String,
+    /// Endpoint override (an emulator in tests); empty = the real service.
+    #[serde(default)]
+    pub endpoint_url: String,
+}
+
+/// Reads a secret's string value from AWS Secrets Manager.
+///
+/// `credentials` is for tests against an emulator; production passes `None` and uses the
+/// SDK's default chain (the ECS task role).
+pub async fn fetch_from_secrets_manager(
+    config: &SecretsManagerConfig,
+    secret_id: &str,
+    credentials: Option<aws_sdk_secretsmanager::config::Credentials>,
+) -> Result<SecretString, SecretError> {
+    let client = secrets_manager_client(config, credentials).await;
+    let out = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| {
+            SecretError::SecretsManager(format!(
+                "reading secret {secret_id:?}: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+            ))
+        })?;
+    out.secret_string()
+        .map(|s| SecretString::from(s.to_owned()))
+        .ok_or_else(|| {
+            SecretError::SecretsManager(format!(
+                "secret {secret_id:?} has no string value (binary secrets are not supported)"
+            ))
+        })
+}
+
+/// A Secrets Manager client honouring the region and endpoint override.
+pub async fn secrets_manager_client(
+    config: &SecretsManagerConfig,
+    credentials: Option<aws_sdk_secretsmanager::config::Credentials>,
+) -> aws_sdk_secretsmanager::Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if !config.region.is_empty() {
+        loader = loader.region(aws_config::Region::new(config.region.clone()));
+    }
+    if !config.endpoint_url.is_empty() {
+        loader = loader.endpoint_url(config.endpoint_url.clone());
+    }
+    if let Some(creds) = credentials {
+        loader = loader.credentials_provider(creds);
+    }
+    aws_sdk_secretsmanager::Client::new(&loader.load().await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring() -> Keyring {
+        Keyring::from_base64(&Keyring::generate_base64(), &[]).unwrap()
+    }
+
+    #[test]
+    fn a_sealed_value_opens_only_in_its_context() {
+        let ring = ring();
+        let sealed = ring.seal("server:1:token", "s3cret");
+        assert_eq!(ring.open("server:1:token", &sealed).unwrap().expose_secret(), "s3cret");
+        assert!(matches!(ring.open("server:2:token", &sealed), Err(SecretError::Open)));
+        assert!(!format!("{sealed:?}").contains(&sealed.ciphertext));
+    }
+
+    #[test]
+    fn rotation_keeps_old_values_readable() {
+        let old_key = Keyring::generate_base64();
+        let old = Keyring::from_base64(&old_key, &[]).unwrap();
+        let sealed = old.seal("c", "v");
+        let rotated = Keyring::from_base64(&Keyring::generate_base64(), &[old_key]).unwrap();
+        assert_eq!(rotated.open("c", &sealed).unwrap().expose_secret(), "v");
+        assert_ne!(rotated.seal("c", "v").kid, sealed.kid);
+        let other = ring();
+        assert!(matches!(other.open("c", &sealed), Err(SecretError::UnknownKey(_))));
+    }
+
+    #[test]
+    fn a_short_key_is_refused() {
+        let err = Keyring::from_base64(&SecretString::from(B64.encode([0u8; 16])), &[]).unwrap_err();
+        assert!(err.to_string().contains("32 bytes"));
+    }
+
+    #[test]
+    fn a_key_file_is_created_once_with_private_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/registry.key");
+        let first = Keyring::load_or_create_file(&path).unwrap();
+        let second = Keyring::load_or_create_file(&path).unwrap();
+        assert_eq!(first.expose_secret(), second.expose_secret());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}
