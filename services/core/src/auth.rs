@@ -13,7 +13,17 @@ use serde::{Deserialize, Serialize};
 
 /// One thing a caller may do in the registry.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 pub enum Permission {
     #[serde(rename = "servers:read")]
@@ -122,7 +132,12 @@ impl Role {
         let list: &[Permission] = match self {
             Role::Admin => &Permission::ALL,
             Role::Publisher => &[ServersRead, ServersCreate, ServersUpdate, LifecycleSubmit],
-            Role::Reviewer => &[ServersRead, LifecycleReview, LifecycleApproveProd, AuditRead],
+            Role::Reviewer => &[
+                ServersRead,
+                LifecycleReview,
+                LifecycleApproveProd,
+                AuditRead,
+            ],
             Role::Operator => &[
                 ServersRead,
                 ServersToggle,

@@ -270,7 +270,10 @@ mod tests {
         m.insert("metadata.example", vec!["169.254.169.254".parse().unwrap()]);
         m.insert(
             "mixed.example",
-            vec!["93.184.216.34".parse().unwrap(), "10.0.0.7".parse().unwrap()],
+            vec![
+                "93.184.216.34".parse().unwrap(),
+                "10.0.0.7".parse().unwrap(),
+            ],
         );
         EgressPolicy::with_resolver(
             EgressConfig {
@@ -303,11 +306,17 @@ mod tests {
         let strict = policy(false, false);
         assert!(matches!(
             strict.check_url("http://127.0.0.1:8080/mcp").await,
-            Err(EgressError::NotAllowed { setting: "allow_loopback", .. })
+            Err(EgressError::NotAllowed {
+                setting: "allow_loopback",
+                ..
+            })
         ));
         assert!(matches!(
             strict.check_url("https://10.1.2.3/mcp").await,
-            Err(EgressError::NotAllowed { setting: "allow_private", .. })
+            Err(EgressError::NotAllowed {
+                setting: "allow_private",
+                ..
+            })
         ));
         // A public name that also resolves to a private address is refused.
         assert!(strict.check_url("https://mixed.example/").await.is_err());
@@ -320,8 +329,14 @@ mod tests {
     #[tokio::test]
     async fn other_schemes_credentials_and_unknown_hosts_are_refused() {
         let p = policy(true, true);
-        assert!(matches!(p.check_url("file:///etc/passwd").await, Err(EgressError::Scheme(_))));
-        assert!(matches!(p.check_url("gopher://x/").await, Err(EgressError::Scheme(_))));
+        assert!(matches!(
+            p.check_url("file:///etc/passwd").await,
+            Err(EgressError::Scheme(_))
+        ));
+        assert!(matches!(
+            p.check_url("gopher://x/").await,
+            Err(EgressError::Scheme(_))
+        ));
         assert!(matches!(
             p.check_url("https://user:pw@public.example/").await,
             Err(EgressError::Credentials)
@@ -330,7 +345,10 @@ mod tests {
             p.check_url("https://nowhere.example/").await,
             Err(EgressError::Unresolvable { .. })
         ));
-        assert!(matches!(p.check_url("not a url").await, Err(EgressError::Malformed(_))));
+        assert!(matches!(
+            p.check_url("not a url").await,
+            Err(EgressError::Malformed(_))
+        ));
     }
 
     #[tokio::test]
@@ -338,6 +356,15 @@ mod tests {
         // localhost resolves to loopback through the real resolver, so it is judged as loopback.
         let p = EgressPolicy::new(EgressConfig::default());
         let err = p.check_url("http://localhost:9/").await.unwrap_err();
-        assert!(matches!(err, EgressError::NotAllowed { setting: "allow_loopback", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                EgressError::NotAllowed {
+                    setting: "allow_loopback",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

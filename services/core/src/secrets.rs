@@ -167,7 +167,9 @@ impl Keyring {
             .find(|k| k.kid == sealed.kid)
             .ok_or_else(|| SecretError::UnknownKey(sealed.kid.clone()))?;
         let nonce = B64.decode(&sealed.nonce).map_err(|_| SecretError::Open)?;
-        let ciphertext = B64.decode(&sealed.ciphertext).map_err(|_| SecretError::Open)?;
+        let ciphertext = B64
+            .decode(&sealed.ciphertext)
+            .map_err(|_| SecretError::Open)?;
         if nonce.len() != 12 {
             return Err(SecretError::Open);
         }
@@ -273,8 +275,16 @@ mod tests {
     fn a_sealed_value_opens_only_in_its_context() {
         let ring = ring();
         let sealed = ring.seal("server:1:token", "s3cret");
-        assert_eq!(ring.open("server:1:token", &sealed).unwrap().expose_secret(), "s3cret");
-        assert!(matches!(ring.open("server:2:token", &sealed), Err(SecretError::Open)));
+        assert_eq!(
+            ring.open("server:1:token", &sealed)
+                .unwrap()
+                .expose_secret(),
+            "s3cret"
+        );
+        assert!(matches!(
+            ring.open("server:2:token", &sealed),
+            Err(SecretError::Open)
+        ));
         assert!(!format!("{sealed:?}").contains(&sealed.ciphertext));
     }
 
@@ -287,12 +297,16 @@ mod tests {
         assert_eq!(rotated.open("c", &sealed).unwrap().expose_secret(), "v");
         assert_ne!(rotated.seal("c", "v").kid, sealed.kid);
         let other = ring();
-        assert!(matches!(other.open("c", &sealed), Err(SecretError::UnknownKey(_))));
+        assert!(matches!(
+            other.open("c", &sealed),
+            Err(SecretError::UnknownKey(_))
+        ));
     }
 
     #[test]
     fn a_short_key_is_refused() {
-        let err = Keyring::from_base64(&SecretString::from(B64.encode([0u8; 16])), &[]).unwrap_err();
+        let err =
+            Keyring::from_base64(&SecretString::from(B64.encode([0u8; 16])), &[]).unwrap_err();
         assert!(err.to_string().contains("32 bytes"));
     }
 

@@ -14,7 +14,9 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header::HeaderName};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
 use serde::Deserialize;
 use tracing::Instrument;
 
@@ -47,8 +49,9 @@ fn default_filter() -> String {
 
 /// Installs the global tracing subscriber. Call once from `main`, never from tests.
 pub fn init_logging(config: &LogConfig) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.filter)
-        .map_err(|e| anyhow::anyhow!("log.filter {:?} is not a valid filter: {e}", config.filter))?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.filter).map_err(|e| {
+        anyhow::anyhow!("log.filter {:?} is not a valid filter: {e}", config.filter)
+    })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stdout);
@@ -79,7 +82,11 @@ fn acceptable_request_id(value: &HeaderValue) -> Option<String> {
 }
 
 /// Middleware: assigns the request id, opens the request span, records metrics.
-pub async fn observe(State(metrics): State<HttpMetrics>, mut request: Request, next: Next) -> Response {
+pub async fn observe(
+    State(metrics): State<HttpMetrics>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let request_id = request
         .headers()
         .get(REQUEST_ID_HEADER)
@@ -184,7 +191,10 @@ pub fn metrics_router(registry: Registry) -> axum::Router {
                     return crate::error::ApiError::internal().into_response();
                 }
                 (
-                    [(axum::http::header::CONTENT_TYPE, encoder.format_type().to_owned())],
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        encoder.format_type().to_owned(),
+                    )],
                     buffer,
                 )
                     .into_response()

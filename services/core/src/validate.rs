@@ -69,7 +69,10 @@ pub fn text(field: &str, value: &str, min: usize, max: usize) -> Result<String, 
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\t')
     {
-        return Err(FieldError::new(field, "must not contain control characters"));
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(trimmed.to_owned())
 }

@@ -1,1 +1,15 @@
-pub fn placeholder() {}
+//! mcpgw registry: the catalog of MCP servers with owners, risk, lifecycle and approval, an
+//! audit trail, and the official MCP Registry read API.
+//!
+//! The binary in `main.rs` is thin: it parses the command line, loads config and calls
+//! [`app::start`]. Tests call the same function on `127.0.0.1:0`.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod keys;
+pub mod service;
+pub mod store;

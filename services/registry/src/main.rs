@@ -1,1 +1,203 @@
-fn main() {}
+//! `registry`: run the mcpgw registry, check its config, or mint a break-glass admin key.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use registry::app;
+use registry::config::RegistryConfig;
+
+#[derive(Parser)]
+#[command(
+    name = "registry",
+    version,
+    about = "mcpgw registry: the catalog of MCP servers"
+)]
+struct Cli {
+    /// A TOML file with settings over the embedded defaults (see docs/CONFIGURATION.md).
+    #[arg(long, short, env = "MCPGW_REGISTRY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Load and validate the configuration, print a summary, and exit.
+    #[arg(long)]
+    check_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Create a new admin API key directly in the store and print it (break-glass access).
+    AdminKey {
+        #[arg(long, default_value = "break-glass admin")]
+        name: String,
+    },
+    /// Exit 0 if the registry at the configured address answers /health (for container
+    /// health checks).
+    Healthcheck,
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Openapi)) {
+        println!(
+            "{}",
+            registry::api::openapi()
+                .to_pretty_json()
+                .unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let config = match RegistryConfig::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.check_config {
+        println!(
+            "configuration OK: listen={} metrics={} store={} stage={:?} egress(loopback={}, private={})",
+            config.listen,
+            config.metrics_listen,
+            config.store_url().split(':').next().unwrap_or(""),
+            config.stage,
+            config.egress.allow_loopback,
+            config.egress.allow_private
+        );
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Some(Command::AdminKey { name }) => admin_key(config, &name).await,
+            Some(Command::Healthcheck) => healthcheck(&config).await,
+            _ => serve(config).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: RegistryConfig) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    mcpgw_core::telemetry::init_logging(&config.log)?;
+    let key_file = config.bootstrap.admin_key_file.clone();
+    let running = app::start(config).await?;
+    if let Some(key) = &running.bootstrap_key {
+        announce_bootstrap_key(key, running.addr, &key_file)?;
+    }
+    eprintln!(
+        "mcpgw registry listening on http://{} (metrics on http://{}/metrics, API docs at /api/v1/openapi.json)",
+        running.addr, running.metrics_addr
+    );
+    if let Some(demo) = running.demo_addr {
+        eprintln!("demo MCP server: http://{demo}/mcp (registered as \"demo\")");
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.stop().await;
+    Ok(())
+}
+
+fn announce_bootstrap_key(key: &str, addr: std::net::SocketAddr, file: &str) -> anyhow::Result<()> {
+    if !file.is_empty() {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut f = options
+            .open(file)
+            .map_err(|e| anyhow::anyhow!("writing bootstrap.admin_key_file {file}: {e}"))?;
+        writeln!(f, "{key}")?;
+    }
+    eprintln!();
+    eprintln!("  ┌─ bootstrap admin API key (shown once; store it now) ─────────────────");
+    eprintln!("  │ {key}");
+    eprintln!("  │ try: curl -H 'Authorization: Bearer {key}' http://{addr}/api/v1/servers");
+    eprintln!("  │ lost it? run `registry admin-key` with the same config for a new one");
+    eprintln!("  └──────────────────────────────────────────────────────────────────────");
+    eprintln!();
+    Ok(())
+}
+
+async fn admin_key(config: RegistryConfig, name: &str) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let keyring = app::load_keyring(&config).await?;
+    let state = app::build_state(config, keyring).await?;
+    let key = state
+        .registry
+        .create_admin_key(name)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{key}");
+    Ok(())
+}
+
+async fn healthcheck(config: &RegistryConfig) -> anyhow::Result<()> {
+    let mut addr = config.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let mut stream = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("no answer from {addr} within 3 s"))??;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(
+            format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+    let mut response = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        stream.read_to_end(&mut response),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("/health did not finish within 3 s"))??;
+    if response.starts_with(b"HTTP/1.1 200") {
+        Ok(())
+    } else {
+        anyhow::bail!("/health did not answer 200")
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

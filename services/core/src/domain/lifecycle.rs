@@ -15,7 +15,17 @@ use crate::auth::Permission;
 use crate::time::Timestamp;
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Lifecycle {
@@ -70,9 +80,9 @@ impl Lifecycle {
         use Lifecycle::*;
         match (self, to) {
             (Draft, Submitted) | (Submitted, Draft) => Some(Permission::LifecycleSubmit),
-            (Submitted, SecurityReview) | (SecurityReview, ApprovedDev) | (SecurityReview, Draft) => {
-                Some(Permission::LifecycleReview)
-            }
+            (Submitted, SecurityReview)
+            | (SecurityReview, ApprovedDev)
+            | (SecurityReview, Draft) => Some(Permission::LifecycleReview),
             (ApprovedDev, ApprovedProd) => Some(Permission::LifecycleApproveProd),
             (ApprovedDev, Deprecated) | (ApprovedProd, Deprecated) => {
                 Some(Permission::LifecycleDeprecate)
@@ -147,11 +157,21 @@ mod tests {
 
     #[test]
     fn skipping_review_or_leaving_retired_is_impossible() {
-        assert_eq!(Lifecycle::Draft.transition_permission(Lifecycle::ApprovedProd), None);
-        assert_eq!(Lifecycle::Submitted.transition_permission(Lifecycle::ApprovedDev), None);
+        assert_eq!(
+            Lifecycle::Draft.transition_permission(Lifecycle::ApprovedProd),
+            None
+        );
+        assert_eq!(
+            Lifecycle::Submitted.transition_permission(Lifecycle::ApprovedDev),
+            None
+        );
         assert!(Lifecycle::Retired.next_states().is_empty());
         for state in Lifecycle::ALL {
-            assert_eq!(state.transition_permission(state), None, "{state} -> itself");
+            assert_eq!(
+                state.transition_permission(state),
+                None,
+                "{state} -> itself"
+            );
         }
     }
 

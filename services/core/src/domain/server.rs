@@ -21,16 +21,42 @@ use crate::validate::{self, FieldError};
 
 /// Path segments that the gateway and registry use themselves.
 const RESERVED_PATHS: &[&str] = &[
-    "api", "mcp", "sse", "messages", "message", "health", "ready", "metrics", "admin", "auth",
-    "login", "logout", "oauth", "oauth2", "validate", "static", "assets", "ui", "console",
-    "openapi", "docs", "well-known", "v0", "v01", "registry", "gateway", "internal",
+    "api",
+    "mcp",
+    "sse",
+    "messages",
+    "message",
+    "health",
+    "ready",
+    "metrics",
+    "admin",
+    "auth",
+    "login",
+    "logout",
+    "oauth",
+    "oauth2",
+    "validate",
+    "static",
+    "assets",
+    "ui",
+    "console",
+    "openapi",
+    "docs",
+    "well-known",
+    "v0",
+    "v01",
+    "registry",
+    "gateway",
+    "internal",
 ];
 
 /// The URL segment a server is served under: `https://gateway/{path}/mcp`.
 ///
 /// 2–64 characters: lowercase letters, digits and single hyphens, starting with a letter and
 /// not ending with a hyphen; not one of the segments the platform reserves.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 #[schema(value_type = String, pattern = "^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){1,63}$", example = "weather")]
 pub struct ServerPath(String);
@@ -59,7 +85,9 @@ impl ServerPath {
             ));
         }
         if RESERVED_PATHS.contains(&text) {
-            return Err(format!("{text:?} is reserved by the platform; choose another path"));
+            return Err(format!(
+                "{text:?} is reserved by the platform; choose another path"
+            ));
         }
         Ok(Self(text.to_owned()))
     }
@@ -91,7 +119,9 @@ impl std::fmt::Display for ServerPath {
 // ---------------------------------------------------------------------------------------------
 // Governance
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Environment {
     #[default]
@@ -175,9 +205,10 @@ pub struct Governance {
 impl Governance {
     fn validate(&self) -> Result<Governance, FieldError> {
         let g = |f: &str| format!("governance.{f}");
-        let required_scopes = validate::list(&g("required_scopes"), &self.required_scopes, 32, |f, s| {
-            validate::identifier(f, s, 128, "._:/-")
-        })?;
+        let required_scopes =
+            validate::list(&g("required_scopes"), &self.required_scopes, 32, |f, s| {
+                validate::identifier(f, s, 128, "._:/-")
+            })?;
         let version = validate::optional_text(&g("version"), self.version.as_deref(), 64)?;
         if let Some(v) = &version
             && v.contains(char::is_whitespace)
@@ -233,8 +264,8 @@ fn web_url(field: &str, text: &str) -> Result<Url, FieldError> {
     if text.len() > 2048 {
         return Err(FieldError::new(field, "must be at most 2048 characters"));
     }
-    let url = Url::parse(text)
-        .map_err(|e| FieldError::new(field, format!("is not a valid URL: {e}")))?;
+    let url =
+        Url::parse(text).map_err(|e| FieldError::new(field, format!("is not a valid URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(FieldError::new(
             field,
@@ -352,10 +383,26 @@ pub mod limits {
 /// Headers that must not be set per server: hop-by-hop, framing, MCP session headers, and
 /// `authorization` (use `upstream_auth`).
 const FORBIDDEN_HEADERS: &[&str] = &[
-    "authorization", "host", "content-length", "content-type", "transfer-encoding",
-    "connection", "upgrade", "te", "trailer", "keep-alive", "proxy-authorization",
-    "proxy-connection", "mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-name",
-    "last-event-id", "accept", "x-request-id", "cookie",
+    "authorization",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-connection",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "mcp-method",
+    "mcp-name",
+    "last-event-id",
+    "accept",
+    "x-request-id",
+    "cookie",
 ];
 
 /// A spec that passed every check that needs no network.
@@ -403,9 +450,10 @@ fn secret(field: &str, value: &Option<String>) -> Result<Option<String>, FieldEr
             field,
             format!("must be at most {} bytes", limits::SECRET),
         )),
-        Some(v) if v.bytes().any(|b| b.is_ascii_control()) => {
-            Err(FieldError::new(field, "must not contain control characters"))
-        }
+        Some(v) if v.bytes().any(|b| b.is_ascii_control()) => Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        )),
         Some(v) => Ok(Some(v.clone())),
     }
 }
@@ -424,7 +472,9 @@ fn header_name(field: &str, name: &str) -> Result<String, FieldError> {
     if FORBIDDEN_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
         return Err(FieldError::new(
             field,
-            format!("{name:?} cannot be set per server (hop-by-hop, framing or auth header; use upstream_auth for credentials)"),
+            format!(
+                "{name:?} cannot be set per server (hop-by-hop, framing or auth header; use upstream_auth for credentials)"
+            ),
         ));
     }
     Ok(lower)
@@ -480,7 +530,10 @@ impl ServerSpec {
                         ));
                     }
                     if out.insert(name, v.clone()).is_some() {
-                        return Err(FieldError::new(field, "is given twice (header names ignore case)"));
+                        return Err(FieldError::new(
+                            field,
+                            "is given twice (header names ignore case)",
+                        ));
                     }
                 }
                 Some(out)
@@ -543,7 +596,10 @@ impl ServerSpec {
                             if v.len() > limits::ENV_VALUE || v.contains('\0') {
                                 return Err(FieldError::new(
                                     field,
-                                    format!("must be at most {} bytes without NUL", limits::ENV_VALUE),
+                                    format!(
+                                        "must be at most {} bytes without NUL",
+                                        limits::ENV_VALUE
+                                    ),
                                 ));
                             }
                         }
@@ -584,7 +640,11 @@ impl ServerSpec {
                         }
                     })
                 })?,
-                audience: validate::optional_text("upstream_auth.audience", audience.as_deref(), 512)?,
+                audience: validate::optional_text(
+                    "upstream_auth.audience",
+                    audience.as_deref(),
+                    512,
+                )?,
             },
             UpstreamAuthSpec::AwsSigv4 {
                 service,
@@ -593,7 +653,11 @@ impl ServerSpec {
             } => UpstreamAuthSpec::AwsSigv4 {
                 service: validate::identifier("upstream_auth.service", service, 64, "-_.")?,
                 region: validate::identifier("upstream_auth.region", region, 32, "-")?,
-                role_arn: match validate::optional_text("upstream_auth.role_arn", role_arn.as_deref(), 2048)? {
+                role_arn: match validate::optional_text(
+                    "upstream_auth.role_arn",
+                    role_arn.as_deref(),
+                    2048,
+                )? {
                     Some(arn) if !arn.starts_with("arn:") => {
                         return Err(FieldError::new(
                             "upstream_auth.role_arn",
@@ -853,7 +917,11 @@ impl ServerRecord {
                     _ => None,
                 };
                 UpstreamAuth::Oauth2ClientCredentials {
-                    client_secret: seal_or_keep("upstream_auth.client_secret", client_secret, kept)?,
+                    client_secret: seal_or_keep(
+                        "upstream_auth.client_secret",
+                        client_secret,
+                        kept,
+                    )?,
                     token_url,
                     client_id,
                     scopes,
@@ -880,7 +948,9 @@ impl ServerRecord {
             description: self.description.clone(),
             tags: self.tags.clone(),
             endpoint: match &self.endpoint {
-                Endpoint::StreamableHttp { url } => EndpointSpec::StreamableHttp { url: url.clone() },
+                Endpoint::StreamableHttp { url } => {
+                    EndpointSpec::StreamableHttp { url: url.clone() }
+                }
                 Endpoint::Sse { url } => EndpointSpec::Sse { url: url.clone() },
                 Endpoint::Stdio { command, args, .. } => EndpointSpec::Stdio {
                     command: command.clone(),
@@ -964,7 +1034,9 @@ impl ServerRecord {
             description: self.description.clone(),
             tags: self.tags.clone(),
             endpoint: match &self.endpoint {
-                Endpoint::StreamableHttp { url } => EndpointView::StreamableHttp { url: url.clone() },
+                Endpoint::StreamableHttp { url } => {
+                    EndpointView::StreamableHttp { url: url.clone() }
+                }
                 Endpoint::Sse { url } => EndpointView::Sse { url: url.clone() },
                 Endpoint::Stdio { command, args, env } => EndpointView::Stdio {
                     command: command.clone(),
@@ -1070,7 +1142,20 @@ mod tests {
         for ok in ["weather", "fin-info", "a1", "x-2-y"] {
             assert!(ServerPath::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a", "Weather", "1abc", "ab-", "a--b", "a_b", "a/b", "api", "mcp", "..", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "a",
+            "Weather",
+            "1abc",
+            "ab-",
+            "a--b",
+            "a_b",
+            "a/b",
+            "api",
+            "mcp",
+            "..",
+            &"a".repeat(65),
+        ] {
             assert!(ServerPath::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -1083,25 +1168,48 @@ mod tests {
             "custom_headers": {"X-Tenant": "acme"}
         }));
         let mut rec = ServerRecord::create(s.validate().unwrap(), &ring, "alice", true).unwrap();
-        let UpstreamAuth::Bearer { token } = &rec.upstream_auth else { panic!() };
-        assert_eq!(rec.open_secret(&ring, "upstream_auth.token", token).unwrap(), "tok-123");
+        let UpstreamAuth::Bearer { token } = &rec.upstream_auth else {
+            panic!()
+        };
+        assert_eq!(
+            rec.open_secret(&ring, "upstream_auth.token", token)
+                .unwrap(),
+            "tok-123"
+        );
         let stored = serde_json::to_string(&rec).unwrap();
         assert!(!stored.contains("tok-123") && !stored.contains("acme"));
         let view = serde_json::to_string(&rec.view(DeploymentStage::NonProduction)).unwrap();
-        assert!(!view.contains("tok-123") && !view.contains("ciphertext"), "{view}");
+        assert!(
+            !view.contains("tok-123") && !view.contains("ciphertext"),
+            "{view}"
+        );
         assert!(view.contains("x-tenant"));
 
         // An update that omits the token keeps it; one that changes the kind must give one.
         let mut update = rec.to_spec();
         update.name = "Weather 2".into();
         rec.apply_spec(update.validate().unwrap(), &ring).unwrap();
-        let UpstreamAuth::Bearer { token } = &rec.upstream_auth else { panic!() };
-        assert_eq!(rec.open_secret(&ring, "upstream_auth.token", token).unwrap(), "tok-123");
+        let UpstreamAuth::Bearer { token } = &rec.upstream_auth else {
+            panic!()
+        };
+        assert_eq!(
+            rec.open_secret(&ring, "upstream_auth.token", token)
+                .unwrap(),
+            "tok-123"
+        );
         assert_eq!(rec.custom_headers.len(), 1);
         let mut update = rec.to_spec();
-        update.upstream_auth = UpstreamAuthSpec::ApiKey { header: "X-Key".into(), key: None };
-        let err = rec.apply_spec(update.validate().unwrap(), &ring).unwrap_err();
-        assert!(matches!(err, ApplyError::Field(ref f) if f.field == "upstream_auth.key"), "{err}");
+        update.upstream_auth = UpstreamAuthSpec::ApiKey {
+            header: "X-Key".into(),
+            key: None,
+        };
+        let err = rec
+            .apply_spec(update.validate().unwrap(), &ring)
+            .unwrap_err();
+        assert!(
+            matches!(err, ApplyError::Field(ref f) if f.field == "upstream_auth.key"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1109,14 +1217,38 @@ mod tests {
         let cases = [
             (json!({"name": ""}), "name"),
             (json!({"tags": ["ok", "Not OK"]}), "tags[1]"),
-            (json!({"endpoint": {"transport": "sse", "url": "ftp://x/"}}), "endpoint.url"),
-            (json!({"custom_headers": {"Host": "x"}}), "custom_headers.Host"),
-            (json!({"custom_headers": {"X-A": "line\nbreak"}}), "custom_headers.X-A"),
-            (json!({"governance": {"owner_team": " "}}), "governance.owner_team"),
-            (json!({"governance": {"owner_team": "t", "required_scopes": ["Bad Scope"]}}), "governance.required_scopes[0]"),
-            (json!({"upstream_auth": {"type": "bearer", "token": ""}}), "upstream_auth.token"),
-            (json!({"upstream_auth": {"type": "aws_sigv4", "service": "s", "region": "us-east-1", "role_arn": "nope"}}), "upstream_auth.role_arn"),
-            (json!({"endpoint": {"transport": "stdio", "command": "uvx", "env": {"1BAD": "x"}}}), "endpoint.env.1BAD"),
+            (
+                json!({"endpoint": {"transport": "sse", "url": "ftp://x/"}}),
+                "endpoint.url",
+            ),
+            (
+                json!({"custom_headers": {"Host": "x"}}),
+                "custom_headers.Host",
+            ),
+            (
+                json!({"custom_headers": {"X-A": "line\nbreak"}}),
+                "custom_headers.X-A",
+            ),
+            (
+                json!({"governance": {"owner_team": " "}}),
+                "governance.owner_team",
+            ),
+            (
+                json!({"governance": {"owner_team": "t", "required_scopes": ["Bad Scope"]}}),
+                "governance.required_scopes[0]",
+            ),
+            (
+                json!({"upstream_auth": {"type": "bearer", "token": ""}}),
+                "upstream_auth.token",
+            ),
+            (
+                json!({"upstream_auth": {"type": "aws_sigv4", "service": "s", "region": "us-east-1", "role_arn": "nope"}}),
+                "upstream_auth.role_arn",
+            ),
+            (
+                json!({"endpoint": {"transport": "stdio", "command": "uvx", "env": {"1BAD": "x"}}}),
+                "endpoint.env.1BAD",
+            ),
         ];
         for (extra, field) in cases {
             let err = spec(extra.clone()).validate().unwrap_err();

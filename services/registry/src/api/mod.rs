@@ -1,0 +1,185 @@
+//! The registry's HTTP surface: `/api/v1` (REST, described by `/api/v1/openapi.json`),
+//! `/v0.1` (the official MCP Registry read API), and `/health`, `/ready`.
+//!
+//! Routes are registered through `utoipa-axum`, so the OpenAPI document is generated from the
+//! same handlers that serve the requests and cannot drift from them.
+
+pub mod audit;
+pub mod catalog;
+pub mod extract;
+pub mod keys;
+pub mod servers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::IntoResponse;
+use mcpgw_core::error::ApiError;
+use mcpgw_core::telemetry::{RequestId, observe};
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::service::RequestContext;
+
+/// The request context (request id) of the current request.
+pub struct Ctx(pub RequestContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Ctx(RequestContext {
+            request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
+        }))
+    }
+}
+
+struct SecurityAddon;
+
+impl Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("mcpgw API key (mcpgw_<id>.<secret>)")
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "mcpgw registry API",
+        description = "The catalog of MCP servers: registration, governance lifecycle, tools, API keys and audit. Errors use one envelope: {\"code\", \"detail\", \"field\"} (see docs/API.md).",
+        version = env!("CARGO_PKG_VERSION"),
+    ),
+    modifiers(&SecurityAddon),
+    components(schemas(mcpgw_core::error::ErrorBody)),
+    tags(
+        (name = "servers", description = "Registered MCP servers"),
+        (name = "api-keys", description = "API keys and the current caller"),
+        (name = "audit", description = "Audit trail"),
+        (name = "catalog", description = "Official MCP Registry API (v0.1), read-only"),
+        (name = "operations", description = "Liveness and readiness"),
+    )
+)]
+struct ApiDoc;
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Status {
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Status)))]
+async fn health() -> Json<Status> {
+    Json(Status {
+        status: "ok".to_owned(),
+        store: None,
+    })
+}
+
+/// Readiness: the store answers within 2 s.
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    responses((status = 200, body = Status), (status = 503, body = mcpgw_core::error::ErrorBody)))]
+async fn ready(State(state): State<AppState>) -> axum::response::Response {
+    let store = &state.registry.store;
+    match tokio::time::timeout(Duration::from_secs(2), store.ping()).await {
+        Ok(Ok(())) => Json(Status {
+            status: "ready".to_owned(),
+            store: Some(store.backend().to_owned()),
+        })
+        .into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check: store unreachable");
+            ApiError::unavailable(format!("the {} store is unreachable", store.backend()))
+                .into_response()
+        }
+        Err(_) => ApiError::unavailable(format!(
+            "the {} store did not answer within 2 s",
+            store.backend()
+        ))
+        .into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found(
+        "route_not_found",
+        "no such endpoint; see /api/v1/openapi.json",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not support that method; see /api/v1/openapi.json",
+    )
+}
+
+/// The OpenAPI document, generated from the handlers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    build(None).1
+}
+
+fn build(state: Option<AppState>) -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    let _ = state;
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(servers::create, servers::list))
+        .routes(routes!(
+            servers::get,
+            servers::replace,
+            servers::patch,
+            servers::delete
+        ))
+        .routes(routes!(servers::toggle))
+        .routes(routes!(servers::transition))
+        .routes(routes!(servers::tools, servers::set_tools))
+        .routes(routes!(keys::create, keys::list))
+        .routes(routes!(keys::revoke))
+        .routes(routes!(keys::me))
+        .routes(routes!(audit::list))
+        .routes(routes!(catalog::list))
+        .routes(routes!(catalog::versions))
+        .routes(routes!(catalog::version))
+        .routes(routes!(health))
+        .routes(routes!(ready))
+        .split_for_parts()
+}
+
+/// The complete router with its middleware.
+pub fn router(state: AppState) -> axum::Router {
+    let (router, api) = build(Some(state.clone()));
+    let api = Arc::new(api);
+    router
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let api = api.clone();
+                async move { Json(api.as_ref().clone()) }
+            }),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            observe,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,177 @@
+//! Wiring: config → store, keyring, egress policy → the router, served on real sockets.
+//!
+//! `main` and the integration tests call the same [`start`], so tests run the real service.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use mcpgw_core::egress::EgressPolicy;
+use mcpgw_core::secrets::{Keyring, fetch_from_secrets_manager};
+use mcpgw_core::telemetry::{HttpMetrics, metrics_router};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::auth::{ApiKeyAuthenticator, AuthChain};
+use crate::config::RegistryConfig;
+use crate::service::Registry;
+use crate::{api, demo, store};
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub auth: Arc<AuthChain>,
+    pub config: Arc<RegistryConfig>,
+    pub metrics: HttpMetrics,
+}
+
+/// Loads the key that seals upstream credentials, from wherever the config says.
+pub async fn load_keyring(config: &RegistryConfig) -> anyhow::Result<Keyring> {
+    let s = &config.secrets;
+    let primary = if !s.encryption_key.expose_secret().is_empty() {
+        s.encryption_key.clone()
+    } else if !s.encryption_key_file.is_empty() {
+        let text = std::fs::read_to_string(&s.encryption_key_file).with_context(|| {
+            format!(
+                "reading secrets.encryption_key_file {}",
+                s.encryption_key_file
+            )
+        })?;
+        SecretString::from(text.trim().to_owned())
+    } else if !s.encryption_key_secret_id.is_empty() {
+        fetch_from_secrets_manager(&s.aws, &s.encryption_key_secret_id, None)
+            .await
+            .context("loading secrets.encryption_key_secret_id")?
+    } else {
+        Keyring::load_or_create_file(&config.data_dir.join("registry.key"))
+            .context("creating the local encryption key in data_dir")?
+    };
+    Keyring::from_base64(&primary, &s.previous_encryption_keys).context("secrets.encryption_key")
+}
+
+/// Builds the application state: opens the store (creating indexes / running migrations).
+pub async fn build_state(config: RegistryConfig, keyring: Keyring) -> anyhow::Result<AppState> {
+    let url = config.store_url();
+    let store = store::open(&url, &config.store)
+        .await
+        .with_context(|| format!("opening the {} store", url.split(':').next().unwrap_or("")))?;
+    let registry = Arc::new(Registry {
+        store,
+        keyring: Arc::new(keyring),
+        egress: EgressPolicy::new(config.egress),
+        stage: config.stage,
+    });
+    let auth = Arc::new(AuthChain {
+        authenticators: vec![Box::new(ApiKeyAuthenticator {
+            registry: registry.clone(),
+        })],
+    });
+    Ok(AppState {
+        registry,
+        auth,
+        config: Arc::new(config),
+        metrics: HttpMetrics::new("mcpgw_registry"),
+    })
+}
+
+/// A running registry.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    /// The bootstrap admin key, when this start created it (first start only).
+    pub bootstrap_key: Option<String>,
+    pub demo_addr: Option<SocketAddr>,
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, and waits for the servers.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "binding {what} to {addr}; is another process using the port? change it in the config"
+        )
+    })
+}
+
+fn spawn_server(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "server stopped with an error");
+        }
+    })
+}
+
+/// Binds the listeners, opens the store, bootstraps, and serves until [`Running::stop`].
+pub async fn start(config: RegistryConfig) -> anyhow::Result<Running> {
+    let listener = bind(config.listen, "listen").await?;
+    let metrics_listener = bind(config.metrics_listen, "metrics_listen").await?;
+    let keyring = load_keyring(&config).await?;
+    let state = build_state(config, keyring).await?;
+    let bootstrap_key = state
+        .registry
+        .ensure_bootstrap_key()
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the bootstrap admin key: {e}"))?;
+    let (shutdown, stop) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let addr = listener.local_addr()?;
+    let metrics_addr = metrics_listener.local_addr()?;
+    let mut demo_addr = None;
+    if state.config.demo.enabled {
+        let demo_listener = bind(state.config.demo.listen, "demo.listen").await?;
+        let bound = demo_listener.local_addr()?;
+        tasks.push(spawn_server(demo_listener, demo::router(), stop.clone()));
+        demo::register(&state.registry, bound).await;
+        demo_addr = Some(bound);
+    }
+    tasks.push(spawn_server(
+        listener,
+        api::router(state.clone()),
+        stop.clone(),
+    ));
+    tasks.push(spawn_server(
+        metrics_listener,
+        metrics_router(state.metrics.registry.clone()),
+        stop,
+    ));
+    tracing::info!(
+        listen = %addr,
+        metrics = %metrics_addr,
+        store = state.registry.store.backend(),
+        stage = ?state.config.stage,
+        "registry started"
+    );
+    Ok(Running {
+        addr,
+        metrics_addr,
+        bootstrap_key,
+        demo_addr,
+        state,
+        shutdown,
+        tasks,
+    })
+}

@@ -1,0 +1,111 @@
+//! Turning a request into a [`Principal`].
+//!
+//! Authenticators form a chain; the first that recognises the credential decides. Today the
+//! chain holds API keys; the auth issue adds JWTs (with IdP groups → scopes → permissions) by
+//! adding an authenticator, without touching a handler. Client-supplied identity headers
+//! (`X-User`, `X-Groups`, …) are never read.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use mcpgw_core::auth::Principal;
+
+use crate::app::AppState;
+use crate::error::RegistryError;
+use crate::keys;
+use crate::service::Registry;
+
+/// One way of recognising a caller.
+#[async_trait]
+pub trait Authenticator: Send + Sync {
+    /// `Ok(None)`: not my kind of credential; `Err`: mine, and refused.
+    async fn authenticate(&self, credential: &str) -> Result<Option<Principal>, RegistryError>;
+}
+
+/// API keys stored in the registry.
+pub struct ApiKeyAuthenticator {
+    pub registry: Arc<Registry>,
+}
+
+#[async_trait]
+impl Authenticator for ApiKeyAuthenticator {
+    async fn authenticate(&self, credential: &str) -> Result<Option<Principal>, RegistryError> {
+        if !credential.starts_with(keys::PREFIX) {
+            return Ok(None);
+        }
+        self.registry.authenticate_key(credential).await.map(Some)
+    }
+}
+
+/// The credential a request presents: `Authorization: Bearer …` or `X-API-Key: …`.
+fn credential(headers: &HeaderMap) -> Result<Option<String>, RegistryError> {
+    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
+        let text = value.to_str().unwrap_or("");
+        let (scheme, token) = text.split_once(' ').unwrap_or((text, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+            return Err(RegistryError::Unauthenticated(
+                "the Authorization header must be `Bearer <token>`".to_owned(),
+            ));
+        }
+        return Ok(Some(token.trim().to_owned()));
+    }
+    if let Some(value) = headers.get("x-api-key") {
+        return Ok(Some(value.to_str().unwrap_or("").trim().to_owned()));
+    }
+    Ok(None)
+}
+
+pub struct AuthChain {
+    pub authenticators: Vec<Box<dyn Authenticator>>,
+}
+
+impl AuthChain {
+    pub async fn identify(&self, headers: &HeaderMap) -> Result<Option<Principal>, RegistryError> {
+        let Some(credential) = credential(headers)? else {
+            return Ok(None);
+        };
+        for a in &self.authenticators {
+            if let Some(p) = a.authenticate(&credential).await? {
+                return Ok(Some(p));
+            }
+        }
+        Err(RegistryError::Unauthenticated(
+            "the credential is not recognised; send an mcpgw API key as `Authorization: Bearer mcpgw_…`".to_owned(),
+        ))
+    }
+}
+
+/// An authenticated caller; rejects the request with 401 otherwise.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = RegistryError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match state.auth.identify(&parts.headers).await? {
+            Some(p) => Ok(Caller(p)),
+            None => Err(RegistryError::Unauthenticated(
+                "this endpoint needs credentials: send `Authorization: Bearer <API key>`"
+                    .to_owned(),
+            )),
+        }
+    }
+}
+
+/// A caller if credentials were sent; bad credentials are still refused.
+pub struct MaybeCaller(pub Option<Principal>);
+
+impl FromRequestParts<AppState> for MaybeCaller {
+    type Rejection = RegistryError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(MaybeCaller(state.auth.identify(&parts.headers).await?))
+    }
+}

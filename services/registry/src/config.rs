@@ -1,0 +1,199 @@
+//! The registry's configuration: embedded defaults (`config/default.toml`), then an optional
+//! file, then `MCPGW_REGISTRY_*` environment variables. See `docs/CONFIGURATION.md`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use mcpgw_core::config::{ConfigError, load, load_from_str};
+use mcpgw_core::domain::DeploymentStage;
+use mcpgw_core::egress::EgressConfig;
+use mcpgw_core::secrets::SecretsManagerConfig;
+use mcpgw_core::telemetry::LogConfig;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+pub const ENV_PREFIX: &str = "MCPGW_REGISTRY_";
+pub const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    pub listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub stage: DeploymentStage,
+    pub gateway_public_url: String,
+    pub catalog_namespace: String,
+    pub anonymous_catalog: bool,
+    pub max_body_bytes: usize,
+    pub store: StoreConfig,
+    pub log: LogConfig,
+    pub egress: EgressConfig,
+    pub secrets: SecretsConfig,
+    pub bootstrap: BootstrapConfig,
+    pub demo: DemoConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqliteSync {
+    Full,
+    Normal,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub url: String,
+    pub pool_size: u32,
+    pub sqlite_synchronous: SqliteSync,
+    pub mongo_database: String,
+    pub mongo_server_selection_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    pub encryption_key: SecretString,
+    pub encryption_key_file: String,
+    pub encryption_key_secret_id: String,
+    pub previous_encryption_keys: Vec<SecretString>,
+    pub aws: SecretsManagerConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapConfig {
+    pub admin_key_file: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+}
+
+impl RegistryConfig {
+    /// Loads defaults, the optional file and the environment, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let config: Self = load(DEFAULTS, file, ENV_PREFIX)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Defaults plus TOML text; no environment. For tests.
+    pub fn from_toml(overrides: &str) -> Result<Self, ConfigError> {
+        let config: Self = load_from_str(DEFAULTS, overrides, ENV_PREFIX)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The store URL, defaulting to a SQLite file in the data directory.
+    pub fn store_url(&self) -> String {
+        if self.store.url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("registry.db").display())
+        } else {
+            self.store.url.clone()
+        }
+    }
+
+    /// Cross-field rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let key = |k: &str, m: &str| ConfigError::key(ENV_PREFIX, k, m);
+        let url = self.store_url();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("mongodb://")
+            || url.starts_with("mongodb+srv://"))
+        {
+            return Err(key(
+                "store.url",
+                "must start with sqlite:, mongodb:// or mongodb+srv://",
+            ));
+        }
+        if self.store.pool_size == 0 || self.store.pool_size > 256 {
+            return Err(key("store.pool_size", "must be between 1 and 256"));
+        }
+        if self.store.mongo_database.is_empty() {
+            return Err(key("store.mongo_database", "must not be empty"));
+        }
+        if self.listen == self.metrics_listen && self.listen.port() != 0 {
+            return Err(key(
+                "metrics_listen",
+                "must differ from listen: metrics are served on their own port",
+            ));
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.max_body_bytes) {
+            return Err(key("max_body_bytes", "must be between 1024 and 67108864"));
+        }
+        match url::Url::parse(&self.gateway_public_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ => {
+                return Err(key(
+                    "gateway_public_url",
+                    "must be an http(s) URL such as https://gateway.example.com",
+                ));
+            }
+        }
+        let ns = &self.catalog_namespace;
+        if ns.is_empty()
+            || ns.len() > 100
+            || !ns
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        {
+            return Err(key(
+                "catalog_namespace",
+                "must be reverse-DNS style: letters, digits, '.' and '-'",
+            ));
+        }
+        let sources = [
+            !self.secrets.encryption_key.expose_secret().is_empty(),
+            !self.secrets.encryption_key_file.is_empty(),
+            !self.secrets.encryption_key_secret_id.is_empty(),
+        ];
+        if sources.iter().filter(|s| **s).count() > 1 {
+            return Err(key(
+                "secrets.encryption_key",
+                "give only one of encryption_key, encryption_key_file and encryption_key_secret_id",
+            ));
+        }
+        if self.demo.enabled && self.demo.listen == self.listen {
+            return Err(key("demo.listen", "must differ from listen"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_defaults_are_valid() {
+        let c = RegistryConfig::from_toml("").unwrap();
+        assert!(c.store_url().starts_with("sqlite://"));
+        assert_eq!(c.stage, DeploymentStage::NonProduction);
+    }
+
+    #[test]
+    fn cross_field_rules_name_the_key_and_env_var() {
+        let err = RegistryConfig::from_toml("[store]\nurl = \"postgres://x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("store.url") && err.contains("MCPGW_REGISTRY_STORE__URL"),
+            "{err}"
+        );
+        let err = RegistryConfig::from_toml(
+            "[secrets]\nencryption_key = \"a\"\nencryption_key_file = \"b\"",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("only one"), "{err}");
+        let err = RegistryConfig::from_toml("stage = \"prod\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("stage"), "{err}");
+    }
+}

@@ -1,0 +1,169 @@
+//! A small MCP server for local evaluation, run inside the registry process when
+//! `demo.enabled` is set, and registered at first start as the server `demo`.
+//!
+//! Registration goes through the same service calls as any client (validation, egress policy,
+//! audit), walks the lifecycle to `approved_dev` so a non-production gateway routes it, and
+//! records its tools from a real `tools/list` over Streamable HTTP.
+
+use std::net::SocketAddr;
+
+use mcpgw_core::auth::Principal;
+use mcpgw_core::domain::{EndpointSpec, Governance, Lifecycle, ServerPath, ServerSpec, ToolSpec};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{ServerCapabilities, ServerConfig};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{
+    StreamableHttpClientTransport, StreamableHttpServerConfig, StreamableHttpService,
+};
+use rmcp::{ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
+
+use crate::service::{Registry, RequestContext};
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct EchoArgs {
+    /// Text to send back.
+    pub text: String,
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct AddArgs {
+    pub a: f64,
+    pub b: f64,
+}
+
+#[derive(Clone)]
+pub struct DemoServer {
+    tool_router: ToolRouter<Self>,
+}
+
+impl Default for DemoServer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[tool_router]
+impl DemoServer {
+    pub fn new() -> Self {
+        Self {
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    #[tool(
+        description = "Echo the input text back",
+        annotations(read_only_hint = true)
+    )]
+    fn echo(&self, Parameters(EchoArgs { text }): Parameters<EchoArgs>) -> String {
+        text
+    }
+
+    #[tool(description = "Add two numbers", annotations(read_only_hint = true))]
+    fn add(&self, Parameters(AddArgs { a, b }): Parameters<AddArgs>) -> String {
+        (a + b).to_string()
+    }
+
+    #[tool(
+        description = "The current time in UTC (RFC 3339)",
+        annotations(read_only_hint = true)
+    )]
+    fn current_time(&self) -> String {
+        mcpgw_core::time::Timestamp::now().to_string()
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for DemoServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_instructions("mcpgw demo server: echo, add, current_time")
+    }
+}
+
+/// The demo server's HTTP routes (`/mcp`).
+pub fn router() -> axum::Router {
+    let service: StreamableHttpService<DemoServer, LocalSessionManager> =
+        StreamableHttpService::new(
+            || Ok(DemoServer::new()),
+            Default::default(),
+            StreamableHttpServerConfig::default(),
+        );
+    axum::Router::new().nest_service("/mcp", service)
+}
+
+/// Lists the tools of a Streamable HTTP MCP server.
+pub async fn list_tools(url: &str) -> anyhow::Result<Vec<ToolSpec>> {
+    let client = ().serve(StreamableHttpClientTransport::from_uri(url.to_owned())).await?;
+    let tools = client.list_all_tools().await;
+    let _ = client.cancel().await;
+    tools?
+        .iter()
+        .map(|t| {
+            let value = serde_json::to_value(t)?;
+            ToolSpec::from_mcp(&value).map_err(anyhow::Error::from)
+        })
+        .collect()
+}
+
+/// Registers the demo server unless it exists; failures are logged, never fatal.
+pub async fn register(registry: &Registry, addr: SocketAddr) {
+    if let Err(e) = try_register(registry, addr).await {
+        tracing::warn!(error = %e, "could not register the demo MCP server");
+    }
+}
+
+async fn try_register(registry: &Registry, addr: SocketAddr) -> anyhow::Result<()> {
+    let system = Principal::system("demo");
+    let ctx = RequestContext::default();
+    let path = ServerPath::parse("demo").map_err(anyhow::Error::msg)?;
+    if registry.store.get_server(&path).await?.is_some() {
+        return Ok(());
+    }
+    let url = format!("http://{addr}/mcp");
+    let spec = ServerSpec {
+        path: Some("demo".to_owned()),
+        name: "Demo MCP server".to_owned(),
+        description: "A small MCP server built into the registry for local evaluation: echo, add, current_time.".to_owned(),
+        tags: vec!["demo".to_owned()],
+        endpoint: EndpointSpec::StreamableHttp { url: url.clone() },
+        upstream_auth: Default::default(),
+        custom_headers: None,
+        governance: Governance {
+            business_capability: Some("Platform evaluation".to_owned()),
+            owner_team: "mcpgw".to_owned(),
+            technical_owner: None,
+            environment: Default::default(),
+            risk_level: mcpgw_core::domain::RiskLevel::Low,
+            data_classification: mcpgw_core::domain::DataClassification::Public,
+            required_scopes: vec![],
+            version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+            health_check_endpoint: None,
+            license: Some("Apache-2.0".to_owned()),
+            provider: None,
+        },
+    };
+    registry.create_server(&system, &ctx, spec).await?;
+    for to in [
+        Lifecycle::Submitted,
+        Lifecycle::SecurityReview,
+        Lifecycle::ApprovedDev,
+    ] {
+        registry
+            .transition(
+                &system,
+                &ctx,
+                &path,
+                to,
+                "demo server registered at first start",
+                None,
+            )
+            .await?;
+    }
+    let tools = list_tools(&url).await?;
+    let record = registry
+        .set_tools(&system, &ctx, &path, tools, None)
+        .await?;
+    tracing::info!(url = %url, tools = record.tools.len(), "registered the demo MCP server");
+    Ok(())
+}

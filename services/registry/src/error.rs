@@ -1,0 +1,182 @@
+//! Every error the registry can answer with, mapped to the HTTP envelope in one place.
+//!
+//! The match in [`RegistryError::to_api`] is exhaustive on purpose: a new variant does not
+//! compile until someone decides its status and code (and documents it in `docs/API.md`).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use mcpgw_core::auth::MissingPermission;
+use mcpgw_core::domain::Lifecycle;
+use mcpgw_core::egress::EgressError;
+use mcpgw_core::error::ApiError;
+use mcpgw_core::secrets::SecretError;
+use mcpgw_core::validate::FieldError;
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error(transparent)]
+    Forbidden(#[from] MissingPermission),
+    #[error("{0}")]
+    ForbiddenGrant(String),
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    #[error("egress check failed for {field}: {error}")]
+    Egress { field: String, error: EgressError },
+    #[error("no server is registered at path {0:?}")]
+    ServerNotFound(String),
+    #[error("a server is already registered at path {0:?}")]
+    ServerExists(String),
+    #[error("the server changed since revision {expected}; it is now at revision {current}")]
+    StaleRevision { expected: u64, current: u64 },
+    #[error("cannot move from {from} to {to}")]
+    InvalidTransition {
+        from: Lifecycle,
+        to: Lifecycle,
+        allowed: Vec<Lifecycle>,
+    },
+    #[error("cannot delete a server in {0}")]
+    DeleteBlocked(Lifecycle),
+    #[error("no active API key with id {0:?}")]
+    ApiKeyNotFound(String),
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("payload too large")]
+    PayloadTooLarge(usize),
+    #[error("invalid query parameter {}: {}", .0.field, .0.message)]
+    InvalidQuery(FieldError),
+    #[error("malformed JSON")]
+    MalformedJson {
+        field: Option<String>,
+        detail: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
+
+impl RegistryError {
+    pub fn to_api(&self) -> ApiError {
+        use RegistryError as E;
+        match self {
+            E::Unauthenticated(detail) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", detail.clone())
+            }
+            E::Forbidden(missing) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", missing.to_string())
+            }
+            E::ForbiddenGrant(detail) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail.clone())
+            }
+            E::Invalid(field) => {
+                ApiError::invalid_field(field.field.clone(), field.message.clone())
+            }
+            E::Egress { field, error } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "egress_denied",
+                format!("{field}: {error}"),
+            )
+            .with_field(field.clone()),
+            E::ServerNotFound(_) => ApiError::not_found("server_not_found", self.to_string()),
+            E::ServerExists(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "server_exists",
+                format!("{self}; choose another path or update the existing server"),
+            )
+            .with_field("path"),
+            E::StaleRevision { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "revision_conflict",
+                format!("{self}; read it again and retry your change against the new revision"),
+            ),
+            E::InvalidTransition { allowed, .. } => {
+                let allowed: Vec<&str> = allowed.iter().map(|l| l.as_str()).collect();
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "invalid_transition",
+                    format!(
+                        "{self}; allowed from here: {}",
+                        if allowed.is_empty() {
+                            "none (final state)".to_owned()
+                        } else {
+                            allowed.join(", ")
+                        }
+                    ),
+                )
+                .with_field("to")
+            }
+            E::DeleteBlocked(state) => ApiError::new(
+                StatusCode::CONFLICT,
+                "server_in_use",
+                format!(
+                    "cannot delete a server in {state}: deprecate it, then retire it (the lifecycle keeps the trail), or delete it while it is a draft"
+                ),
+            ),
+            E::ApiKeyNotFound(_) => ApiError::not_found("api_key_not_found", self.to_string()),
+            E::UnsupportedMediaType => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ),
+            E::PayloadTooLarge(limit) => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the request body exceeds the limit of {limit} bytes"),
+            ),
+            E::InvalidQuery(f) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("query parameter {}: {}", f.field, f.message),
+            )
+            .with_field(f.field.clone()),
+            E::MalformedJson { field, detail } => {
+                let e = ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", detail.clone());
+                match field {
+                    Some(f) => e.with_field(f.clone()),
+                    None => e,
+                }
+            }
+            E::Store(StoreError::Unavailable(msg)) => {
+                tracing::error!(error = %msg, "store unavailable");
+                ApiError::unavailable("the registry's database is unreachable; retry shortly")
+            }
+            E::Store(StoreError::NotFound) => ApiError::not_found("not_found", "not found"),
+            E::Store(StoreError::Conflict(msg)) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", msg.clone())
+            }
+            E::Store(StoreError::StaleRevision { current }) => ApiError::new(
+                StatusCode::CONFLICT,
+                "revision_conflict",
+                format!("the resource is now at revision {current}; read it again and retry"),
+            ),
+            E::Store(StoreError::Internal(msg)) => {
+                tracing::error!(error = %msg, "store error");
+                ApiError::internal()
+            }
+            E::Secret(e) => {
+                tracing::error!(error = %e, "secret handling failed");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl IntoResponse for RegistryError {
+    fn into_response(self) -> Response {
+        let api = self.to_api();
+        let mut response = api.into_response();
+        if matches!(self, RegistryError::Unauthenticated(_)) {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"mcpgw-registry\""),
+            );
+        }
+        response
+    }
+}
+
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;

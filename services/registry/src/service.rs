@@ -1,0 +1,619 @@
+//! The registry's operations, independent of HTTP: every entry point (REST today; the UI and
+//! the registry's own MCP tools later) calls these, so the rules are enforced once.
+//!
+//! Each mutation: checks the caller's permission, validates the input (including the egress
+//! policy for URLs), builds the new record, and hands record plus audit entry to the store in
+//! one call, conditional on the revision it read.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use mcpgw_core::auth::{Permission, Principal};
+use mcpgw_core::domain::tool::validate_tools;
+use mcpgw_core::domain::{
+    ApplyError, DeploymentStage, Lifecycle, LifecycleEvent, ServerPath, ServerRecord, ServerSpec,
+    ToolSpec, ValidSpec,
+};
+use mcpgw_core::egress::EgressPolicy;
+use mcpgw_core::secrets::Keyring;
+use mcpgw_core::time::Timestamp;
+use mcpgw_core::validate::{self, FieldError};
+use serde_json::{Value, json};
+
+use crate::error::{RegistryError, Result};
+use crate::keys;
+use crate::store::{
+    ApiKeyRecord, AuditFilter, AuditRecord, RegistryStore, ServerFilter, StoreError,
+};
+
+/// Facts about the request a mutation came from, for the audit trail.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub request_id: Option<String>,
+}
+
+pub struct Registry {
+    pub store: Arc<dyn RegistryStore>,
+    pub keyring: Arc<Keyring>,
+    pub egress: EgressPolicy,
+    pub stage: DeploymentStage,
+}
+
+/// A page of results and the cursor of the next page, if any.
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+fn audit(
+    caller: &Principal,
+    ctx: &RequestContext,
+    action: &str,
+    resource_type: &str,
+    resource_id: &str,
+    before: Option<u64>,
+    after: Option<u64>,
+    details: Value,
+) -> AuditRecord {
+    AuditRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        at: Timestamp::now(),
+        request_id: ctx.request_id.clone(),
+        actor: caller.subject.clone(),
+        actor_kind: caller.kind,
+        action: action.to_owned(),
+        resource_type: resource_type.to_owned(),
+        resource_id: resource_id.to_owned(),
+        revision_before: before,
+        revision_after: after,
+        details,
+    }
+}
+
+fn apply_error(e: ApplyError) -> RegistryError {
+    match e {
+        ApplyError::Field(f) => RegistryError::Invalid(f),
+        ApplyError::Secret(s) => RegistryError::Secret(s),
+    }
+}
+
+/// RFC 7396 JSON merge patch.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(entries) => {
+            if !target.is_object() {
+                *target = Value::Object(Default::default());
+            }
+            let map = target.as_object_mut().expect("made an object above");
+            for (key, value) in entries {
+                if value.is_null() {
+                    map.remove(key);
+                } else {
+                    merge_patch(map.entry(key.clone()).or_insert(Value::Null), value);
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+/// Top-level spec fields that differ, for the audit trail (values are not recorded: they may
+/// be large, and credentials are write-only anyway).
+fn changed_fields(before: &ServerRecord, after: &ServerRecord) -> Vec<String> {
+    let b = serde_json::to_value(before.to_spec()).unwrap_or_default();
+    let a = serde_json::to_value(after.to_spec()).unwrap_or_default();
+    let mut changed: BTreeSet<String> = BTreeSet::new();
+    if let (Some(b), Some(a)) = (b.as_object(), a.as_object()) {
+        for key in b.keys().chain(a.keys()) {
+            if b.get(key) != a.get(key) {
+                changed.insert(key.clone());
+            }
+        }
+    }
+    if before.upstream_auth != after.upstream_auth {
+        changed.insert("upstream_auth".to_owned());
+    }
+    if before.custom_headers != after.custom_headers {
+        changed.insert("custom_headers".to_owned());
+    }
+    if before.endpoint != after.endpoint {
+        changed.insert("endpoint".to_owned());
+    }
+    changed.into_iter().collect()
+}
+
+pub fn parse_path(text: &str) -> Result<ServerPath> {
+    ServerPath::parse(text).map_err(|m| FieldError::new("path", m).into())
+}
+
+impl Registry {
+    async fn check_egress(&self, spec: &ValidSpec) -> Result<()> {
+        for (field, url) in spec.urls_to_check() {
+            self.egress
+                .check_url(&url)
+                .await
+                .map_err(|error| RegistryError::Egress { field, error })?;
+        }
+        Ok(())
+    }
+
+    async fn validate(&self, caller: &Principal, spec: &ServerSpec) -> Result<ValidSpec> {
+        let valid = spec.validate()?;
+        if valid.is_stdio() {
+            caller.require(Permission::ServersStdio)?;
+        }
+        self.check_egress(&valid).await?;
+        Ok(valid)
+    }
+
+    async fn load(&self, path: &ServerPath) -> Result<ServerRecord> {
+        self.store
+            .get_server(path)
+            .await?
+            .ok_or_else(|| RegistryError::ServerNotFound(path.to_string()))
+    }
+
+    fn check_revision(record: &ServerRecord, expected: Option<u64>) -> Result<u64> {
+        match expected {
+            Some(e) if e != record.revision => Err(RegistryError::StaleRevision {
+                expected: e,
+                current: record.revision,
+            }),
+            _ => Ok(record.revision),
+        }
+    }
+
+    fn store_error(e: StoreError, path: &ServerPath, expected: u64) -> RegistryError {
+        match e {
+            StoreError::StaleRevision { current } => {
+                RegistryError::StaleRevision { expected, current }
+            }
+            StoreError::NotFound => RegistryError::ServerNotFound(path.to_string()),
+            other => other.into(),
+        }
+    }
+
+    /// Writes `next` (revision already bumped) in place of a record read at `expected`.
+    async fn commit(&self, next: &ServerRecord, expected: u64, entry: AuditRecord) -> Result<()> {
+        self.store
+            .update_server(next, expected, &entry)
+            .await
+            .map_err(|e| Self::store_error(e, &next.path, expected))
+    }
+
+    fn bump(record: &mut ServerRecord, caller: &Principal) {
+        record.revision += 1;
+        record.updated_at = Timestamp::now();
+        record.updated_by = caller.subject.clone();
+    }
+
+    pub async fn create_server(
+        &self,
+        caller: &Principal,
+        ctx: &RequestContext,
+        spec: ServerSpec,
+    ) -> Result<ServerRecord> {
+        caller.require(Permission::ServersCreate)?;
+        if spec.path.is_none() {
+            return Err(FieldError::new("path", "is required").into());
+        }
+        let valid = self.validate(caller, &spec).await?;
+        let record = ServerRecord::create(valid, &self.keyring, &caller.subject, true)
+            .map_err(apply_error)?;
+        let entry = audit(
+            caller,
+            ctx,
+            "server.create",
+            "server",
+            record.path.as_str(),
+            None,
+            Some(record.revision),
+            json!({"name": record.name, "transport": transport_name(&record)}),
+        );
+        match self.store.insert_server(&record, &entry).await {
+            Ok(()) => Ok(record),
+            Err(StoreError::Conflict(_)) => {
+                Err(RegistryError::ServerExists(record.path.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn get_server(&self, caller: &Principal, path: &ServerPath) -> Result<ServerRecord> {
+        caller.require(Permission::ServersRead)?;
+        self.load(path).await
+    }
+
+    pub async fn list_servers(
+        &self,
+        caller: &Principal,
+        filter: &ServerFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<ServerRecord>> {
+        caller.require(Permission::ServersRead)?;
+        let mut items = self.store.list_servers(filter, after, limit + 1).await?;
+        let next = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|r| r.path.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    pub async fn replace_server(
+        &self,
+        caller: &Principal,
+        ctx: &RequestContext,
+        path: &ServerPath,
+        spec: ServerSpec,
+        expected: Option<u64>,
+    ) -> Result<ServerRecord> {
+        caller.require(Permission::ServersUpdate)?;
+        let current = self.load(path).await?;
+        let read_at = Self::check_revision(&current, expected)?;
+        let valid = self.validate(caller, &spec).await?;
+        let mut next = current.clone();
+        next.apply_spec(valid, &self.keyring).map_err(apply_error)?;
+        Self::bump(&mut next, caller);
+        let entry = audit(
+            caller,
+            ctx,
+            "server.update",
+            "server",
+            path.as_str(),
+            Some(read_at),
+            Some(next.revision),
+            json!({"changed": changed_fields(&current, &next)}),
+        );
+        self.commit(&next, read_at, entry).await?;
+        Ok(next)
+    }
+
+    /// Applies a JSON merge patch to the writable fields (credentials are write-only: a patch
+    /// that does not mention one keeps it).
+    pub async fn patch_server(
+        &self,
+        caller: &Principal,
+        ctx: &RequestContext,
+        path: &ServerPath,
+        patch: Value,
+        expected: Option<u64>,
+    ) -> Result<ServerRecord> {
+        caller.require(Permission::ServersUpdate)?;
+        if !patch.is_object() {
+            return Err(RegistryError::MalformedJson {
+                field: None,
+                detail: "a merge patch must be a JSON object".to_owned(),
+            });
+        }
+        let current = self.load(path).await?;
+        Self::check_revision(&current, expected)?;
+        let mut merged = serde_json::to_value(current.to_spec())
+            .map_err(|e| StoreError::Internal(format!("serializing a spec: {e}")))?;
+        merge_patch(&mut merged, &patch);
+        let spec: ServerSpec = crate::api::extract::parse_json_value(merged)?;
+        self.replace_server(caller, ctx, path, spec, Some(current.revision))
+            .await
+    }
+
+    pub async fn delete_server(
+        &self,
+        caller: &Principal,
+        ctx: &RequestContext,
+        path: &ServerPath,
+        expected: Option<u64>,
+    ) -> Result<()> {
+        caller.require(Permission::ServersDelete)?;
+        let current = self.load(path).await?;
+        let read_at = Self::check_revision(&current, expected)?;
+        if current.lifecycle.blocks_delete() {
+            return Err(RegistryError::DeleteBlocked(current.lifecycle));
+        }
+        let entry = audit(
+            caller,
+            ctx,
+            "server.delete",
+            "server",
+            path.as_str(),
+            Some(read_at),
+            None,
+            json!({"name": current.name, "lifecycle": current.lifecycle}),
+        );
+        self.store
+            .delete_server(path, read_at, &entry)
+            .await
+            .map_err(|e| Self::store_error(e, path, read_at))
+    }
+
+    pub async fn set_enabled(
+        &self,
+        caller: &Principal,
+        ctx: &RequestContext,
+        path: &ServerPath,
+        enabled: bool,
+        expected: Option<u64>,
+    ) -> Result<ServerRecord> {
+        caller.require(Permission::ServersToggle)?;
+        let current = self.load(path).await?;
+        let read_at = Self::check_revision(&current, expected)?;
+        if current.enabled == enabled {
+            return Ok(current);
+        }
+        let mut next = current.clone();
+        next.enabled = enabled;
+        Self::bump(&mut next, caller);
+        let entry = audit(
+            caller,
+            ctx,
+            "server.toggle",
+            "server",
+            path.as_str(),
+            Some(read_at),
+            Some(next.revision),
+            json!({"enabled": enabled}),
+        );
+        self.commit(&next, read_at, entry).await?;
+        Ok(next)
+    }
+
+    pub async fn transition(
+        &self,
+        caller: &Principal,
+        ctx: &RequestContext,
+        path: &ServerPath,
+        to: Lifecycle,
+        reason: &str,
+        expected: Option<u64>,
+    ) -> Result<ServerRecord> {
+        let reason = validate::text("reason", reason, 1, mcpgw_core::domain::limits::REASON)?;
+        let current = self.load(path).await?;
+        let from = current.lifecycle;
+        let permission =
+            from.transition_permission(to)
+                .ok_or_else(|| RegistryError::InvalidTransition {
+                    from,
+                    to,
+                    allowed: from.next_states(),
+                })?;
+        caller.require(permission)?;
+        let read_at = Self::check_revision(&current, expected)?;
+        let mut next = current.clone();
+        next.lifecycle = to;
+        Self::bump(&mut next, caller);
+        next.lifecycle_history.push(LifecycleEvent {
+            from,
+            to,
+            actor: caller.subject.clone(),
+            reason: reason.clone(),
+            at: next.updated_at,
+        });
+        let entry = audit(
+            caller,
+            ctx,
+            "server.lifecycle",
+            "server",
+            path.as_str(),
+            Some(read_at),
+            Some(next.revision),
+            json!({"from": from, "to": to, "reason": reason}),
+        );
+        self.commit(&next, read_at, entry).await?;
+        Ok(next)
+    }
+
+    pub async fn set_tools(
+        &self,
+        caller: &Principal,
+        ctx: &RequestContext,
+        path: &ServerPath,
+        tools: Vec<ToolSpec>,
+        expected: Option<u64>,
+    ) -> Result<ServerRecord> {
+        caller.require(Permission::ServersUpdate)?;
+        let tools = validate_tools("tools", tools)?;
+        let current = self.load(path).await?;
+        let read_at = Self::check_revision(&current, expected)?;
+        let mut next = current.clone();
+        next.tools = tools;
+        Self::bump(&mut next, caller);
+        let hashes: serde_json::Map<String, Value> = next
+            .tools
+            .iter()
+            .map(|t| (t.name().to_owned(), Value::String(t.content_hash.clone())))
+            .collect();
+        let entry = audit(
+            caller,
+            ctx,
+            "server.tools",
+            "server",
+            path.as_str(),
+            Some(read_at),
+            Some(next.revision),
+            json!({"tool_hashes": hashes}),
+        );
+        self.commit(&next, read_at, entry).await?;
+        Ok(next)
+    }
+
+    // ---- API keys --------------------------------------------------------------------------
+
+    /// Mints a key with at most the caller's own permissions. Returns the record and the only
+    /// copy of the plain key.
+    pub async fn create_api_key(
+        &self,
+        caller: &Principal,
+        ctx: &RequestContext,
+        name: &str,
+        permissions: Vec<Permission>,
+        expires_at: Option<Timestamp>,
+    ) -> Result<keys::MintedKey> {
+        caller.require(Permission::ApiKeysManage)?;
+        let name = validate::text("name", name, 1, 128)?;
+        if permissions.is_empty() {
+            return Err(
+                FieldError::new("permissions", "must grant at least one permission").into(),
+            );
+        }
+        if let Some(p) = permissions.iter().find(|p| !caller.has(**p)) {
+            return Err(RegistryError::ForbiddenGrant(format!(
+                "a key cannot grant `{p}`, which its creator does not have"
+            )));
+        }
+        if let Some(at) = expires_at
+            && at <= Timestamp::now()
+        {
+            return Err(FieldError::new("expires_at", "must be in the future").into());
+        }
+        let permissions: Vec<Permission> = permissions
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let minted = keys::mint(None, &name, permissions, &caller.subject, expires_at);
+        let entry = audit(
+            caller,
+            ctx,
+            "api_key.create",
+            "api_key",
+            &minted.record.id,
+            None,
+            None,
+            json!({"name": name, "permissions": minted.record.permissions}),
+        );
+        self.store.insert_api_key(&minted.record, &entry).await?;
+        Ok(minted)
+    }
+
+    /// Creates the first admin key unless one was created before. Returns the plain key only
+    /// when this call created it.
+    pub async fn ensure_bootstrap_key(&self) -> Result<Option<String>> {
+        let system = Principal::system("bootstrap");
+        let minted = keys::mint(
+            Some(keys::BOOTSTRAP_ID),
+            "bootstrap admin",
+            Permission::ALL.to_vec(),
+            &system.subject,
+            None,
+        );
+        let entry = audit(
+            &system,
+            &RequestContext::default(),
+            "api_key.create",
+            "api_key",
+            keys::BOOTSTRAP_ID,
+            None,
+            None,
+            json!({"name": "bootstrap admin", "permissions": "all"}),
+        );
+        match self.store.insert_api_key(&minted.record, &entry).await {
+            Ok(()) => Ok(Some(minted.plain)),
+            Err(StoreError::Conflict(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A break-glass admin key, minted by an operator with access to the store's config.
+    pub async fn create_admin_key(&self, name: &str) -> Result<String> {
+        let system = Principal::system("cli");
+        let minted = self
+            .create_api_key(
+                &system,
+                &RequestContext::default(),
+                name,
+                Permission::ALL.to_vec(),
+                None,
+            )
+            .await?;
+        Ok(minted.plain)
+    }
+
+    pub async fn list_api_keys(&self, caller: &Principal) -> Result<Vec<ApiKeyRecord>> {
+        caller.require(Permission::ApiKeysManage)?;
+        Ok(self.store.list_api_keys().await?)
+    }
+
+    pub async fn revoke_api_key(
+        &self,
+        caller: &Principal,
+        ctx: &RequestContext,
+        id: &str,
+    ) -> Result<()> {
+        caller.require(Permission::ApiKeysManage)?;
+        let entry = audit(
+            caller,
+            ctx,
+            "api_key.revoke",
+            "api_key",
+            id,
+            None,
+            None,
+            json!({}),
+        );
+        match self
+            .store
+            .revoke_api_key(id, Timestamp::now(), &entry)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(StoreError::NotFound) => Err(RegistryError::ApiKeyNotFound(id.to_owned())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The principal behind a presented API key, or why it is refused.
+    pub async fn authenticate_key(&self, presented: &str) -> Result<Principal> {
+        let refuse = || {
+            RegistryError::Unauthenticated("the API key is invalid, expired or revoked".to_owned())
+        };
+        let (id, secret) = keys::parse(presented).ok_or_else(refuse)?;
+        let record = self.store.get_api_key(id).await?.ok_or_else(refuse)?;
+        if keys::verify(&record, secret, Timestamp::now()) {
+            Ok(keys::principal(&record))
+        } else {
+            Err(refuse())
+        }
+    }
+
+    pub async fn list_audit(
+        &self,
+        caller: &Principal,
+        filter: &AuditFilter,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<AuditRecord>> {
+        caller.require(Permission::AuditRead)?;
+        let mut items = self.store.list_audit(filter, before, limit + 1).await?;
+        let next = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|r| r.id.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+}
+
+fn transport_name(r: &ServerRecord) -> &'static str {
+    match r.endpoint {
+        mcpgw_core::domain::Endpoint::StreamableHttp { .. } => "streamable-http",
+        mcpgw_core::domain::Endpoint::Sse { .. } => "sse",
+        mcpgw_core::domain::Endpoint::Stdio { .. } => "stdio",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        let mut target = json!({"a": "b", "c": {"d": "e", "f": "g"}});
+        merge_patch(&mut target, &json!({"a": "z", "c": {"f": null}}));
+        assert_eq!(target, json!({"a": "z", "c": {"d": "e"}}));
+        let mut target = json!({"a": [1, 2]});
+        merge_patch(&mut target, &json!({"a": [3]}));
+        assert_eq!(target, json!({"a": [3]}));
+    }
+}

@@ -1,0 +1,217 @@
+//! Storage of the registry, behind one trait with two implementations:
+//! MongoDB/DocumentDB ([`mongo`]) for production and SQLite ([`sqlite`]) as the embedded
+//! default. The backend is chosen by URL scheme (`mongodb://`, `mongodb+srv://`, `sqlite://`).
+//!
+//! Rules every backend keeps (the behaviour suite in `tests/it` checks them on both):
+//! - A call that returns `Ok` has made its write durable: SQLite commits with
+//!   `synchronous=FULL` in WAL mode; MongoDB writes with `w: majority, j: true`.
+//! - A mutation and its audit record are written in one transaction: both or neither.
+//! - Updates are conditional on the revision the caller read; a mismatch is
+//!   [`StoreError::StaleRevision`] and changes nothing.
+//! - Driver errors are mapped with intent: duplicate key → `Conflict`, unreachable →
+//!   `Unavailable`; anything else is `Internal` and carries the driver's message for the log.
+//! - Lists are ordered by a unique key and paginated by "after this key" cursors, so pages are
+//!   stable while servers are added or removed.
+
+pub mod mongo;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use mcpgw_core::auth::{Permission, PrincipalKind};
+use mcpgw_core::domain::{Environment, Lifecycle, ServerPath, ServerRecord};
+use mcpgw_core::time::Timestamp;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("already exists: {0}")]
+    Conflict(String),
+    #[error("stale revision: the stored revision is {current}")]
+    StaleRevision { current: u64 },
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage error: {0}")]
+    Internal(String),
+}
+
+/// Filters for listing servers; all given filters must match.
+#[derive(Debug, Clone, Default)]
+pub struct ServerFilter {
+    pub enabled: Option<bool>,
+    pub lifecycle: Option<Vec<Lifecycle>>,
+    pub tag: Option<String>,
+    pub owner_team: Option<String>,
+    pub environment: Option<Environment>,
+    /// Case-insensitive substring of path, name, description or tags.
+    pub text: Option<String>,
+    pub updated_since: Option<Timestamp>,
+}
+
+impl ServerFilter {
+    /// The same predicate the backends evaluate, for tests and in-memory checks.
+    pub fn matches(&self, r: &ServerRecord) -> bool {
+        self.enabled.is_none_or(|e| r.enabled == e)
+            && self
+                .lifecycle
+                .as_ref()
+                .is_none_or(|l| l.contains(&r.lifecycle))
+            && self.tag.as_ref().is_none_or(|t| r.tags.contains(t))
+            && self
+                .owner_team
+                .as_ref()
+                .is_none_or(|o| &r.governance.owner_team == o)
+            && self
+                .environment
+                .is_none_or(|e| r.governance.environment == e)
+            && self
+                .text
+                .as_ref()
+                .is_none_or(|t| r.search_text().contains(&t.to_lowercase()))
+            && self.updated_since.is_none_or(|u| r.updated_at >= u)
+    }
+}
+
+/// An API key as stored: only a hash of its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ApiKeyRecord {
+    /// Public identifier, the part of the key before the secret.
+    pub id: String,
+    pub name: String,
+    /// SHA-256 of the secret part, hex. Keys are 256-bit random values, so a fast hash is
+    /// enough; no password stretching is needed.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    #[schema(ignore)]
+    pub secret_hash: String,
+    pub permissions: Vec<Permission>,
+    pub created_by: String,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// One audit record: who changed what, from which revision to which.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditRecord {
+    /// Time-ordered unique id (UUIDv7).
+    pub id: String,
+    pub at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Subject of the principal.
+    pub actor: String,
+    pub actor_kind: PrincipalKind,
+    /// E.g. `server.create`, `server.lifecycle`, `api_key.revoke`.
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_before: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_after: Option<u64>,
+    /// Action-specific facts (never secrets), e.g. the lifecycle transition and reason.
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+/// Filters for reading the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+}
+
+#[async_trait]
+pub trait RegistryStore: Send + Sync {
+    /// `sqlite` or `mongodb`.
+    fn backend(&self) -> &'static str;
+
+    /// Succeeds when the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Inserts a new server; `Conflict` when the path exists.
+    async fn insert_server(
+        &self,
+        record: &ServerRecord,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+
+    async fn get_server(&self, path: &ServerPath) -> Result<Option<ServerRecord>, StoreError>;
+
+    /// Servers matching `filter`, ordered by path, starting after the path `after`.
+    async fn list_servers(
+        &self,
+        filter: &ServerFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ServerRecord>, StoreError>;
+
+    /// Replaces a server if the stored revision is `expected_revision`.
+    async fn update_server(
+        &self,
+        record: &ServerRecord,
+        expected_revision: u64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes a server if the stored revision is `expected_revision`.
+    async fn delete_server(
+        &self,
+        path: &ServerPath,
+        expected_revision: u64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+
+    /// Inserts an API key; `Conflict` when the id exists.
+    async fn insert_api_key(
+        &self,
+        key: &ApiKeyRecord,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+
+    async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    /// Marks a key revoked; `NotFound` when it does not exist or is already revoked.
+    async fn revoke_api_key(
+        &self,
+        id: &str,
+        at: Timestamp,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+
+    /// Audit records matching `filter`, newest first, older than the id `before`.
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+}
+
+/// Opens the store a URL names.
+pub async fn open(
+    url: &str,
+    settings: &crate::config::StoreConfig,
+) -> Result<Arc<dyn RegistryStore>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url, settings).await?))
+    } else if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") {
+        Ok(Arc::new(mongo::MongoStore::open(url, settings).await?))
+    } else {
+        Err(StoreError::Internal(format!(
+            "store.url must start with sqlite:, mongodb:// or mongodb+srv:// (got {:?})",
+            url.split(':').next().unwrap_or_default()
+        )))
+    }
+}

@@ -1,0 +1,487 @@
+//! The production store: MongoDB API (Amazon DocumentDB in AWS, MongoDB in tests).
+//!
+//! Settings chosen to work on DocumentDB: retryable writes off (DocumentDB does not support
+//! them), `w: majority, j: true` on every write, majority reads, and transactions for a
+//! mutation plus its audit record (DocumentDB 4.0+ supports them; so does a single-node
+//! replica set).
+//!
+//! Each server is one document: `_id` is the path; the fields lists filter on are top-level
+//! copies; the full record is JSON text in `doc`. Tool input schemas routinely contain keys
+//! such as `$schema` or keys with dots, which DocumentDB refuses as field names; keeping the
+//! record as text sidesteps that and keeps both backends byte-identical.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::TryStreamExt;
+use mcpgw_core::domain::{ServerPath, ServerRecord};
+use mcpgw_core::time::Timestamp;
+use mongodb::bson::{Bson, Document, doc};
+use mongodb::error::{Error as MongoError, ErrorKind, WriteFailure};
+use mongodb::options::{Acknowledgment, ClientOptions, IndexOptions, ReadConcern, WriteConcern};
+use mongodb::{Client, ClientSession, Collection, IndexModel};
+
+use super::{ApiKeyRecord, AuditFilter, AuditRecord, RegistryStore, ServerFilter, StoreError};
+use crate::config::StoreConfig;
+
+pub struct MongoStore {
+    client: Client,
+    servers: Collection<Document>,
+    api_keys: Collection<Document>,
+    audit: Collection<Document>,
+}
+
+/// Raised inside a transaction callback to abort it with a precise outcome.
+#[derive(Debug)]
+enum Abort {
+    Stale(u64),
+    Missing,
+}
+
+fn map_err(e: MongoError) -> StoreError {
+    if let Some(abort) = e.get_custom::<Abort>() {
+        return match abort {
+            Abort::Stale(current) => StoreError::StaleRevision { current: *current },
+            Abort::Missing => StoreError::NotFound,
+        };
+    }
+    match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(we)) if we.code == 11000 => {
+            StoreError::Conflict(we.message.clone())
+        }
+        ErrorKind::Command(ce) if ce.code == 11000 => StoreError::Conflict(ce.message.clone()),
+        ErrorKind::ServerSelection { .. }
+        | ErrorKind::Io(_)
+        | ErrorKind::ConnectionPoolCleared { .. } => StoreError::Unavailable(e.to_string()),
+        _ => {
+            if e.to_string().contains("E11000") {
+                StoreError::Conflict(e.to_string())
+            } else {
+                StoreError::Internal(e.to_string())
+            }
+        }
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Internal(format!("serializing: {e}")))
+}
+
+fn from_doc<T: serde::de::DeserializeOwned>(d: &Document) -> Result<T, StoreError> {
+    let text = d
+        .get_str("doc")
+        .map_err(|e| StoreError::Internal(format!("a stored document has no doc field: {e}")))?;
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Internal(format!("a stored document does not parse: {e}")))
+}
+
+fn server_doc(r: &ServerRecord) -> Result<Document, StoreError> {
+    Ok(doc! {
+        "_id": r.path.as_str(),
+        "id": r.id.to_string(),
+        "revision": r.revision as i64,
+        "enabled": r.enabled,
+        "lifecycle": r.lifecycle.as_str(),
+        "tags": r.tags.clone(),
+        "owner_team": &r.governance.owner_team,
+        "environment": r.governance.environment.as_str(),
+        "search_text": r.search_text(),
+        "updated_at": r.updated_at.to_canonical(),
+        "doc": to_json(r)?,
+    })
+}
+
+fn audit_doc(a: &AuditRecord) -> Result<Document, StoreError> {
+    Ok(doc! {
+        "_id": &a.id,
+        "at": a.at.to_canonical(),
+        "actor": &a.actor,
+        "action": &a.action,
+        "resource_type": &a.resource_type,
+        "resource_id": &a.resource_id,
+        "doc": to_json(a)?,
+    })
+}
+
+fn escape_regex(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    for c in text.chars() {
+        if "\\^$.|?*+()[]{}".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl MongoStore {
+    pub async fn open(url: &str, settings: &StoreConfig) -> Result<Self, StoreError> {
+        let mut options = ClientOptions::parse(url).await.map_err(|e| {
+            StoreError::Internal(format!("store.url is not a valid MongoDB URL: {e}"))
+        })?;
+        options.app_name = Some("mcpgw-registry".to_owned());
+        options.retry_writes = Some(false);
+        options.write_concern = Some(
+            WriteConcern::builder()
+                .w(Acknowledgment::Majority)
+                .journal(true)
+                .build(),
+        );
+        options.read_concern = Some(ReadConcern::majority());
+        options.server_selection_timeout = Some(Duration::from_millis(
+            settings.mongo_server_selection_timeout_ms,
+        ));
+        options.max_pool_size = Some(settings.pool_size.max(1) * 4);
+        let client = Client::with_options(options).map_err(map_err)?;
+        let db = client.database(&settings.mongo_database);
+        let store = Self {
+            servers: db.collection("servers"),
+            api_keys: db.collection("api_keys"),
+            audit: db.collection("audit"),
+            client,
+        };
+        store.ensure_indexes().await?;
+        Ok(store)
+    }
+
+    /// Creates the collections' indexes; safe to run on every start.
+    pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
+        let index = |keys: Document, name: &str, unique: bool| {
+            IndexModel::builder()
+                .keys(keys)
+                .options(
+                    IndexOptions::builder()
+                        .name(name.to_owned())
+                        .unique(unique)
+                        .build(),
+                )
+                .build()
+        };
+        self.servers
+            .create_indexes(vec![
+                index(doc! {"id": 1}, "id_unique", true),
+                index(doc! {"lifecycle": 1, "_id": 1}, "lifecycle_path", false),
+                index(doc! {"enabled": 1, "_id": 1}, "enabled_path", false),
+                index(doc! {"tags": 1, "_id": 1}, "tags_path", false),
+                index(doc! {"owner_team": 1, "_id": 1}, "owner_path", false),
+                index(doc! {"environment": 1, "_id": 1}, "environment_path", false),
+                index(doc! {"updated_at": 1}, "updated_at", false),
+            ])
+            .await
+            .map_err(map_err)?;
+        self.audit
+            .create_indexes(vec![
+                index(
+                    doc! {"resource_type": 1, "resource_id": 1, "_id": -1},
+                    "resource",
+                    false,
+                ),
+                index(doc! {"actor": 1, "_id": -1}, "actor", false),
+                index(doc! {"action": 1, "_id": -1}, "action", false),
+                index(doc! {"at": 1}, "at", false),
+            ])
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn session(&self) -> Result<ClientSession, StoreError> {
+        self.client.start_session().await.map_err(map_err)
+    }
+
+    /// Fails the transaction with the precise reason a conditional write matched nothing.
+    async fn why_unmatched(
+        servers: &Collection<Document>,
+        session: &mut ClientSession,
+        path: &str,
+    ) -> MongoError {
+        match servers
+            .find_one(doc! {"_id": path})
+            .projection(doc! {"revision": 1})
+            .session(session)
+            .await
+        {
+            Ok(Some(d)) => {
+                MongoError::custom(Abort::Stale(d.get_i64("revision").unwrap_or(0) as u64))
+            }
+            Ok(None) => MongoError::custom(Abort::Missing),
+            Err(e) => e,
+        }
+    }
+}
+
+#[async_trait]
+impl RegistryStore for MongoStore {
+    fn backend(&self) -> &'static str {
+        "mongodb"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.client
+            .database("admin")
+            .run_command(doc! {"ping": 1})
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
+    async fn insert_server(
+        &self,
+        record: &ServerRecord,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let server = server_doc(record)?;
+        let entry = audit_doc(audit)?;
+        let (servers, audits) = (self.servers.clone(), self.audit.clone());
+        let mut session = self.session().await?;
+        session
+            .start_transaction()
+            .and_run2(async move |s| {
+                servers.insert_one(server.clone()).session(&mut *s).await?;
+                audits.insert_one(entry.clone()).session(&mut *s).await?;
+                Ok(())
+            })
+            .await
+            .map_err(map_err)
+    }
+
+    async fn get_server(&self, path: &ServerPath) -> Result<Option<ServerRecord>, StoreError> {
+        let found = self
+            .servers
+            .find_one(doc! {"_id": path.as_str()})
+            .projection(doc! {"doc": 1})
+            .await
+            .map_err(map_err)?;
+        found.as_ref().map(from_doc).transpose()
+    }
+
+    async fn list_servers(
+        &self,
+        filter: &ServerFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ServerRecord>, StoreError> {
+        let mut query = Document::new();
+        if let Some(enabled) = filter.enabled {
+            query.insert("enabled", enabled);
+        }
+        if let Some(states) = &filter.lifecycle {
+            let list: Vec<Bson> = states.iter().map(|s| Bson::from(s.as_str())).collect();
+            query.insert("lifecycle", doc! {"$in": list});
+        }
+        if let Some(tag) = &filter.tag {
+            query.insert("tags", tag.as_str());
+        }
+        if let Some(owner) = &filter.owner_team {
+            query.insert("owner_team", owner.as_str());
+        }
+        if let Some(env) = filter.environment {
+            query.insert("environment", env.as_str());
+        }
+        if let Some(text) = &filter.text {
+            query.insert(
+                "search_text",
+                doc! {"$regex": escape_regex(&text.to_lowercase())},
+            );
+        }
+        if let Some(since) = filter.updated_since {
+            query.insert("updated_at", doc! {"$gte": since.to_canonical()});
+        }
+        if let Some(after) = after {
+            query.insert("_id", doc! {"$gt": after});
+        }
+        let cursor = self
+            .servers
+            .find(query)
+            .projection(doc! {"doc": 1})
+            .sort(doc! {"_id": 1})
+            .limit(limit as i64)
+            .await
+            .map_err(map_err)?;
+        let docs: Vec<Document> = cursor.try_collect().await.map_err(map_err)?;
+        docs.iter().map(from_doc).collect()
+    }
+
+    async fn update_server(
+        &self,
+        record: &ServerRecord,
+        expected_revision: u64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let server = server_doc(record)?;
+        let entry = audit_doc(audit)?;
+        let path = record.path.as_str().to_owned();
+        let (servers, audits) = (self.servers.clone(), self.audit.clone());
+        let mut session = self.session().await?;
+        session
+            .start_transaction()
+            .and_run2(async move |s| {
+                let done = servers
+                    .replace_one(
+                        doc! {"_id": &path, "revision": expected_revision as i64},
+                        server.clone(),
+                    )
+                    .session(&mut *s)
+                    .await?;
+                if done.matched_count == 0 {
+                    return Err(Self::why_unmatched(&servers, s, &path).await);
+                }
+                audits.insert_one(entry.clone()).session(&mut *s).await?;
+                Ok(())
+            })
+            .await
+            .map_err(map_err)
+    }
+
+    async fn delete_server(
+        &self,
+        path: &ServerPath,
+        expected_revision: u64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let entry = audit_doc(audit)?;
+        let path = path.as_str().to_owned();
+        let (servers, audits) = (self.servers.clone(), self.audit.clone());
+        let mut session = self.session().await?;
+        session
+            .start_transaction()
+            .and_run2(async move |s| {
+                let done = servers
+                    .delete_one(doc! {"_id": &path, "revision": expected_revision as i64})
+                    .session(&mut *s)
+                    .await?;
+                if done.deleted_count == 0 {
+                    return Err(Self::why_unmatched(&servers, s, &path).await);
+                }
+                audits.insert_one(entry.clone()).session(&mut *s).await?;
+                Ok(())
+            })
+            .await
+            .map_err(map_err)
+    }
+
+    async fn insert_api_key(
+        &self,
+        key: &ApiKeyRecord,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let key_doc = doc! {"_id": &key.id, "revoked": false, "doc": to_json(key)?};
+        let entry = audit_doc(audit)?;
+        let (keys, audits) = (self.api_keys.clone(), self.audit.clone());
+        let mut session = self.session().await?;
+        session
+            .start_transaction()
+            .and_run2(async move |s| {
+                keys.insert_one(key_doc.clone()).session(&mut *s).await?;
+                audits.insert_one(entry.clone()).session(&mut *s).await?;
+                Ok(())
+            })
+            .await
+            .map_err(map_err)
+    }
+
+    async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let found = self
+            .api_keys
+            .find_one(doc! {"_id": id})
+            .await
+            .map_err(map_err)?;
+        found.as_ref().map(from_doc).transpose()
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let cursor = self
+            .api_keys
+            .find(doc! {})
+            .sort(doc! {"_id": 1})
+            .await
+            .map_err(map_err)?;
+        let docs: Vec<Document> = cursor.try_collect().await.map_err(map_err)?;
+        docs.iter().map(from_doc).collect()
+    }
+
+    async fn revoke_api_key(
+        &self,
+        id: &str,
+        at: Timestamp,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let entry = audit_doc(audit)?;
+        let id = id.to_owned();
+        let (keys, audits) = (self.api_keys.clone(), self.audit.clone());
+        let mut session = self.session().await?;
+        session
+            .start_transaction()
+            .and_run2(async move |s| {
+                let Some(found) = keys
+                    .find_one(doc! {"_id": &id, "revoked": false})
+                    .session(&mut *s)
+                    .await?
+                else {
+                    return Err(MongoError::custom(Abort::Missing));
+                };
+                let mut key: ApiKeyRecord = from_doc(&found).map_err(MongoError::custom)?;
+                key.revoked_at = Some(at);
+                let text = serde_json::to_string(&key).map_err(MongoError::custom)?;
+                keys.update_one(
+                    doc! {"_id": &id, "revoked": false},
+                    doc! {"$set": {"revoked": true, "doc": text}},
+                )
+                .session(&mut *s)
+                .await?;
+                audits.insert_one(entry.clone()).session(&mut *s).await?;
+                Ok(())
+            })
+            .await
+            .map_err(map_err)
+    }
+
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut query = Document::new();
+        for (field, value) in [
+            ("actor", &filter.actor),
+            ("action", &filter.action),
+            ("resource_type", &filter.resource_type),
+            ("resource_id", &filter.resource_id),
+        ] {
+            if let Some(v) = value {
+                query.insert(field, v.as_str());
+            }
+        }
+        let mut at = Document::new();
+        if let Some(since) = filter.since {
+            at.insert("$gte", since.to_canonical());
+        }
+        if let Some(until) = filter.until {
+            at.insert("$lt", until.to_canonical());
+        }
+        if !at.is_empty() {
+            query.insert("at", at);
+        }
+        if let Some(before) = before {
+            query.insert("_id", doc! {"$lt": before});
+        }
+        let cursor = self
+            .audit
+            .find(query)
+            .sort(doc! {"_id": -1})
+            .limit(limit as i64)
+            .await
+            .map_err(map_err)?;
+        let docs: Vec<Document> = cursor.try_collect().await.map_err(map_err)?;
+        docs.iter().map(from_doc).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn regex_metacharacters_are_escaped() {
+        assert_eq!(super::escape_regex("a.b*(c)"), "a\\.b\\*\\(c\\)");
+    }
+}

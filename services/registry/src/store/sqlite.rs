@@ -1,0 +1,404 @@
+//! The embedded default store: SQLite through `sqlx`, in WAL mode.
+//!
+//! Writes go through a pool of exactly one connection, so writers queue in the application
+//! instead of failing with `SQLITE_BUSY`; reads use a separate pool and never block on writes
+//! (WAL). `synchronous` defaults to FULL: a commit is on disk before the call returns, so an
+//! acknowledged write survives a power loss, not only a process crash.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mcpgw_core::domain::{ServerPath, ServerRecord};
+use mcpgw_core::time::Timestamp;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+
+use super::{ApiKeyRecord, AuditFilter, AuditRecord, RegistryStore, ServerFilter, StoreError};
+use crate::config::{SqliteSync, StoreConfig};
+
+pub struct SqliteStore {
+    reads: SqlitePool,
+    writes: SqlitePool,
+}
+
+fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(db.message().to_owned())
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Internal(e.to_string()),
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Internal(format!("serializing: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Internal(format!("a stored document does not parse: {e}")))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database and runs migrations.
+    pub async fn open(url: &str, settings: &StoreConfig) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Internal(format!("store.url is not a valid SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match settings.sqlite_synchronous {
+                SqliteSync::Full => SqliteSynchronous::Full,
+                SqliteSync::Normal => SqliteSynchronous::Normal,
+            })
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .map(|p| p.split('?').next().unwrap_or(p))
+            && let Some(dir) = std::path::Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", dir.display())))?;
+        }
+        let writes = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await
+            .map_err(map_err)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&writes)
+            .await
+            .map_err(|e| StoreError::Internal(format!("migrating the SQLite schema: {e}")))?;
+        let reads = SqlitePoolOptions::new()
+            .max_connections(settings.pool_size.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(map_err)?;
+        Ok(Self { reads, writes })
+    }
+
+    async fn begin(&self) -> Result<Transaction<'_, Sqlite>, StoreError> {
+        self.writes.begin().await.map_err(map_err)
+    }
+
+    async fn write_audit(
+        tx: &mut Transaction<'_, Sqlite>,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit (id, at, actor, action, resource_type, resource_id, doc)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&audit.id)
+        .bind(audit.at.to_canonical())
+        .bind(&audit.actor)
+        .bind(&audit.action)
+        .bind(&audit.resource_type)
+        .bind(&audit.resource_id)
+        .bind(to_json(audit)?)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn write_tags(
+        tx: &mut Transaction<'_, Sqlite>,
+        record: &ServerRecord,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM server_tags WHERE path = ?")
+            .bind(record.path.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        for tag in &record.tags {
+            sqlx::query("INSERT INTO server_tags (path, tag) VALUES (?, ?)")
+                .bind(record.path.as_str())
+                .bind(tag)
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    async fn current_revision(
+        tx: &mut Transaction<'_, Sqlite>,
+        path: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        let row = sqlx::query("SELECT revision FROM servers WHERE path = ?")
+            .bind(path)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        Ok(row.map(|r| r.get::<i64, _>(0) as u64))
+    }
+}
+
+#[async_trait]
+impl RegistryStore for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reads)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
+    async fn insert_server(
+        &self,
+        record: &ServerRecord,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO servers (path, id, revision, enabled, lifecycle, owner_team, environment,
+                                  search_text, updated_at, doc)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(record.path.as_str())
+        .bind(record.id.to_string())
+        .bind(record.revision as i64)
+        .bind(record.enabled)
+        .bind(record.lifecycle.as_str())
+        .bind(&record.governance.owner_team)
+        .bind(record.governance.environment.as_str())
+        .bind(record.search_text())
+        .bind(record.updated_at.to_canonical())
+        .bind(to_json(record)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        Self::write_tags(&mut tx, record).await?;
+        Self::write_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_server(&self, path: &ServerPath) -> Result<Option<ServerRecord>, StoreError> {
+        let row = sqlx::query("SELECT doc FROM servers WHERE path = ?")
+            .bind(path.as_str())
+            .fetch_optional(&self.reads)
+            .await
+            .map_err(map_err)?;
+        row.map(|r| from_json(r.get::<&str, _>(0))).transpose()
+    }
+
+    async fn list_servers(
+        &self,
+        filter: &ServerFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ServerRecord>, StoreError> {
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT s.doc FROM servers s WHERE 1=1");
+        if let Some(enabled) = filter.enabled {
+            q.push(" AND s.enabled = ").push_bind(enabled);
+        }
+        if let Some(states) = &filter.lifecycle {
+            q.push(" AND s.lifecycle IN (");
+            let mut sep = q.separated(", ");
+            for s in states {
+                sep.push_bind(s.as_str());
+            }
+            q.push(")");
+        }
+        if let Some(tag) = &filter.tag {
+            q.push(" AND EXISTS (SELECT 1 FROM server_tags t WHERE t.path = s.path AND t.tag = ")
+                .push_bind(tag.clone())
+                .push(")");
+        }
+        if let Some(owner) = &filter.owner_team {
+            q.push(" AND s.owner_team = ").push_bind(owner.clone());
+        }
+        if let Some(env) = filter.environment {
+            q.push(" AND s.environment = ").push_bind(env.as_str());
+        }
+        if let Some(text) = &filter.text {
+            // instr() is a plain substring test: no LIKE wildcards to escape.
+            q.push(" AND instr(s.search_text, ")
+                .push_bind(text.to_lowercase())
+                .push(") > 0");
+        }
+        if let Some(since) = filter.updated_since {
+            q.push(" AND s.updated_at >= ")
+                .push_bind(since.to_canonical());
+        }
+        if let Some(after) = after {
+            q.push(" AND s.path > ").push_bind(after.to_owned());
+        }
+        q.push(" ORDER BY s.path LIMIT ").push_bind(limit as i64);
+        let rows = q.build().fetch_all(&self.reads).await.map_err(map_err)?;
+        rows.iter()
+            .map(|r| from_json(r.get::<&str, _>(0)))
+            .collect()
+    }
+
+    async fn update_server(
+        &self,
+        record: &ServerRecord,
+        expected_revision: u64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE servers SET revision = ?, enabled = ?, lifecycle = ?, owner_team = ?,
+                    environment = ?, search_text = ?, updated_at = ?, doc = ?
+             WHERE path = ? AND revision = ?",
+        )
+        .bind(record.revision as i64)
+        .bind(record.enabled)
+        .bind(record.lifecycle.as_str())
+        .bind(&record.governance.owner_team)
+        .bind(record.governance.environment.as_str())
+        .bind(record.search_text())
+        .bind(record.updated_at.to_canonical())
+        .bind(to_json(record)?)
+        .bind(record.path.as_str())
+        .bind(expected_revision as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return match Self::current_revision(&mut tx, record.path.as_str()).await? {
+                Some(current) => Err(StoreError::StaleRevision { current }),
+                None => Err(StoreError::NotFound),
+            };
+        }
+        Self::write_tags(&mut tx, record).await?;
+        Self::write_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn delete_server(
+        &self,
+        path: &ServerPath,
+        expected_revision: u64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM servers WHERE path = ? AND revision = ?")
+            .bind(path.as_str())
+            .bind(expected_revision as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return match Self::current_revision(&mut tx, path.as_str()).await? {
+                Some(current) => Err(StoreError::StaleRevision { current }),
+                None => Err(StoreError::NotFound),
+            };
+        }
+        Self::write_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn insert_api_key(
+        &self,
+        key: &ApiKeyRecord,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO api_keys (id, revoked_at, doc) VALUES (?, NULL, ?)")
+            .bind(&key.id)
+            .bind(to_json(key)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        Self::write_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let row = sqlx::query("SELECT doc FROM api_keys WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reads)
+            .await
+            .map_err(map_err)?;
+        row.map(|r| from_json(r.get::<&str, _>(0))).transpose()
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let rows = sqlx::query("SELECT doc FROM api_keys ORDER BY id")
+            .fetch_all(&self.reads)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|r| from_json(r.get::<&str, _>(0)))
+            .collect()
+    }
+
+    async fn revoke_api_key(
+        &self,
+        id: &str,
+        at: Timestamp,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT doc FROM api_keys WHERE id = ? AND revoked_at IS NULL")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let Some(row) = row else {
+            return Err(StoreError::NotFound);
+        };
+        let mut key: ApiKeyRecord = from_json(row.get::<&str, _>(0))?;
+        key.revoked_at = Some(at);
+        sqlx::query("UPDATE api_keys SET revoked_at = ?, doc = ? WHERE id = ?")
+            .bind(at.to_canonical())
+            .bind(to_json(&key)?)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        Self::write_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT doc FROM audit WHERE 1=1");
+        for (column, value) in [
+            ("actor", &filter.actor),
+            ("action", &filter.action),
+            ("resource_type", &filter.resource_type),
+            ("resource_id", &filter.resource_id),
+        ] {
+            if let Some(v) = value {
+                q.push(format!(" AND {column} = ")).push_bind(v.clone());
+            }
+        }
+        if let Some(since) = filter.since {
+            q.push(" AND at >= ").push_bind(since.to_canonical());
+        }
+        if let Some(until) = filter.until {
+            q.push(" AND at < ").push_bind(until.to_canonical());
+        }
+        if let Some(before) = before {
+            q.push(" AND id < ").push_bind(before.to_owned());
+        }
+        q.push(" ORDER BY id DESC LIMIT ").push_bind(limit as i64);
+        let rows = q.build().fetch_all(&self.reads).await.map_err(map_err)?;
+        rows.iter()
+            .map(|r| from_json(r.get::<&str, _>(0)))
+            .collect()
+    }
+}
