@@ -56,16 +56,17 @@ pub fn load<T: DeserializeOwned>(
     extract(figment, env_prefix)
 }
 
-/// Loads `T` from the embedded defaults plus TOML text, ignoring the environment (for tests and
-/// for `--check-config` of a given file).
+/// Loads `T` from the embedded defaults plus layers of TOML text (later layers win), ignoring
+/// the environment. For tests, which pass config in and never set environment variables.
 pub fn load_from_str<T: DeserializeOwned>(
     defaults_toml: &str,
-    overrides_toml: &str,
+    layers: &[&str],
     env_prefix: &str,
 ) -> Result<T, ConfigError> {
-    let figment = Figment::new()
-        .merge(Toml::string(defaults_toml))
-        .merge(Toml::string(overrides_toml));
+    let mut figment = Figment::new().merge(Toml::string(defaults_toml));
+    for layer in layers {
+        figment = figment.merge(Toml::string(layer));
+    }
     extract(figment, env_prefix)
 }
 
@@ -116,23 +117,24 @@ mod tests {
 
     #[test]
     fn overrides_win_over_defaults() {
-        let s: Sample = load_from_str(DEFAULTS, "[store]\npool_size = 9\n", "MCPGW_T_").unwrap();
+        let s: Sample = load_from_str(DEFAULTS, &["[store]\npool_size = 9\n"], "MCPGW_T_").unwrap();
         assert_eq!(s.store.pool_size, 9);
         assert_eq!(s.listen, "127.0.0.1:1");
     }
 
     #[test]
     fn a_bad_value_names_the_key_and_the_env_var() {
-        let err = load_from_str::<Sample>(DEFAULTS, "[store]\npool_size = \"many\"\n", "MCPGW_T_")
-            .unwrap_err()
-            .to_string();
+        let err =
+            load_from_str::<Sample>(DEFAULTS, &["[store]\npool_size = \"many\"\n"], "MCPGW_T_")
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("`store.pool_size`"), "{err}");
         assert!(err.contains("MCPGW_T_STORE__POOL_SIZE"), "{err}");
     }
 
     #[test]
     fn an_unknown_key_is_refused() {
-        let err = load_from_str::<Sample>(DEFAULTS, "[store]\npool_sise = 3\n", "MCPGW_T_")
+        let err = load_from_str::<Sample>(DEFAULTS, &["[store]\npool_sise = 3\n"], "MCPGW_T_")
             .unwrap_err()
             .to_string();
         assert!(err.contains("pool_sise"), "{err}");

@@ -125,6 +125,28 @@ fn spawn_server(
     })
 }
 
+/// Writes the bootstrap key to `bootstrap.admin_key_file` (mode 0600), if one is configured.
+/// Done before serving, so that a ready registry always has its key file.
+fn write_key_file(file: &str, key: &str) -> anyhow::Result<()> {
+    if file.is_empty() {
+        return Ok(());
+    }
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options
+        .open(file)
+        .with_context(|| format!("writing bootstrap.admin_key_file {file}"))?;
+    writeln!(f, "{key}")?;
+    f.sync_all()?;
+    Ok(())
+}
+
 /// Binds the listeners, opens the store, bootstraps, and serves until [`Running::stop`].
 pub async fn start(config: RegistryConfig) -> anyhow::Result<Running> {
     let listener = bind(config.listen, "listen").await?;
@@ -136,6 +158,9 @@ pub async fn start(config: RegistryConfig) -> anyhow::Result<Running> {
         .ensure_bootstrap_key()
         .await
         .map_err(|e| anyhow::anyhow!("creating the bootstrap admin key: {e}"))?;
+    if let Some(key) = &bootstrap_key {
+        write_key_file(&state.config.bootstrap.admin_key_file, key)?;
+    }
     let (shutdown, stop) = watch::channel(false);
     let mut tasks = Vec::new();
     let addr = listener.local_addr()?;

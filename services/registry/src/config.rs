@@ -84,7 +84,12 @@ impl RegistryConfig {
 
     /// Defaults plus TOML text; no environment. For tests.
     pub fn from_toml(overrides: &str) -> Result<Self, ConfigError> {
-        let config: Self = load_from_str(DEFAULTS, overrides, ENV_PREFIX)?;
+        Self::from_toml_layers(&[overrides])
+    }
+
+    /// Defaults plus layers of TOML text, later layers winning; no environment. For tests.
+    pub fn from_toml_layers(layers: &[&str]) -> Result<Self, ConfigError> {
+        let config: Self = load_from_str(DEFAULTS, layers, ENV_PREFIX)?;
         config.validate()?;
         Ok(config)
     }

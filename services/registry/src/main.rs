@@ -99,10 +99,9 @@ fn main() -> ExitCode {
 async fn serve(config: RegistryConfig) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     mcpgw_core::telemetry::init_logging(&config.log)?;
-    let key_file = config.bootstrap.admin_key_file.clone();
     let running = app::start(config).await?;
     if let Some(key) = &running.bootstrap_key {
-        announce_bootstrap_key(key, running.addr, &key_file)?;
+        announce_bootstrap_key(key, running.addr);
     }
     eprintln!(
         "mcpgw registry listening on http://{} (metrics on http://{}/metrics, API docs at /api/v1/openapi.json)",
@@ -117,21 +116,7 @@ async fn serve(config: RegistryConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn announce_bootstrap_key(key: &str, addr: std::net::SocketAddr, file: &str) -> anyhow::Result<()> {
-    if !file.is_empty() {
-        use std::io::Write;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut f = options
-            .open(file)
-            .map_err(|e| anyhow::anyhow!("writing bootstrap.admin_key_file {file}: {e}"))?;
-        writeln!(f, "{key}")?;
-    }
+fn announce_bootstrap_key(key: &str, addr: std::net::SocketAddr) {
     eprintln!();
     eprintln!("  ┌─ bootstrap admin API key (shown once; store it now) ─────────────────");
     eprintln!("  │ {key}");
@@ -139,7 +124,6 @@ fn announce_bootstrap_key(key: &str, addr: std::net::SocketAddr, file: &str) -> 
     eprintln!("  │ lost it? run `registry admin-key` with the same config for a new one");
     eprintln!("  └──────────────────────────────────────────────────────────────────────");
     eprintln!();
-    Ok(())
 }
 
 async fn admin_key(config: RegistryConfig, name: &str) -> anyhow::Result<()> {

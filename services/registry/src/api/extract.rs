@@ -61,11 +61,15 @@ fn describe(path: &serde_path_to_error::Path, message: &str) -> (Option<String>,
     }
     if message.starts_with("missing field") || message.starts_with("unknown field") {
         if let Some(name) = backticked(message) {
-            field = if field.is_empty() {
-                name
-            } else {
-                format!("{field}.{name}")
-            };
+            // serde_path_to_error already ends the path with an unknown field's name.
+            let already_named = field == name || field.ends_with(&format!(".{name}"));
+            if !already_named {
+                field = if field.is_empty() {
+                    name
+                } else {
+                    format!("{field}.{name}")
+                };
+            }
         }
     }
     // serde reports positions in the whole document; they add nothing to a field path.
@@ -76,22 +80,22 @@ fn describe(path: &serde_path_to_error::Path, message: &str) -> (Option<String>,
     ((!field.is_empty()).then_some(field), message.to_owned())
 }
 
-/// Parses JSON bytes into `T`; syntax errors → 400 `invalid_json`, shape errors → 422
-/// `invalid_request` naming the field.
+/// Parses JSON bytes into `T`. Syntax errors and bodies that are not a JSON object → 400
+/// `invalid_json`; shape errors → 422 `invalid_request` naming the field.
 pub fn parse_json_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RegistryError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let inner = e.inner();
-        if inner.is_syntax() || inner.is_eof() {
-            RegistryError::MalformedJson {
-                field: None,
-                detail: format!("the body is not valid JSON: {inner}"),
-            }
-        } else {
-            let (field, message) = describe(e.path(), &inner.to_string());
-            FieldError::new(field.unwrap_or_else(|| "body".to_owned()), message).into()
-        }
-    })
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| RegistryError::MalformedJson {
+            field: None,
+            detail: format!("the body is not valid JSON: {e}"),
+        })?;
+    if !value.is_object() {
+        // serde would read an array positionally into a struct; say what is expected instead.
+        return Err(RegistryError::MalformedJson {
+            field: None,
+            detail: "the body must be a JSON object".to_owned(),
+        });
+    }
+    parse_json_value(value)
 }
 
 /// Deserializes an already parsed value with the same error rules.

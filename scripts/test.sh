@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs and starts the real components the tests
+# talk to (MongoDB as a single-node replica set, the AWS Secrets Manager emulator), checks
+# formatting and lints, runs every test on both storage backends, then stops what it started.
+# Idempotent; caches live in $MCPGW_CACHE_DIR (default ~/.cache/mcpgw), so a second run is fast.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib.sh
+
+need_rust() {
+  command -v cargo >/dev/null || die "cargo is not installed; install Rust 1.94 or newer (rustup) and re-run"
+  local v
+  v=$(rustc --version | awk '{print $2}')
+  if [[ $(printf '%s\n1.94.0\n' "$v" | sort -V | head -n1) != 1.94.0 ]]; then
+    die "rustc $v is too old: this workspace needs 1.94 or newer (rustup update stable)"
+  fi
+  for c in rustfmt clippy; do
+    cargo $([[ $c == rustfmt ]] && echo fmt || echo clippy) --version >/dev/null 2>&1 ||
+      die "cargo $c is missing: rustup component add $c"
+  done
+}
+
+need_rust
+log "installing test dependencies (cached after the first run)"
+scripts/deps/mongodb.sh install
+scripts/deps/moto.sh install
+
+started=()
+cleanup() {
+  for dep in "${started[@]}"; do scripts/deps/"$dep".sh stop || true; done
+}
+trap cleanup EXIT
+MCPGW_TEST_MONGODB_URL=$(scripts/deps/mongodb.sh start); started+=(mongodb)
+MCPGW_TEST_MOTO_URL=$(scripts/deps/moto.sh start); started+=(moto)
+export MCPGW_TEST_MONGODB_URL MCPGW_TEST_MOTO_URL
+
+log "cargo fmt --check"
+cargo fmt --all -- --check || die "formatting differs: run 'make fmt' and commit"
+
+log "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "static checks of docs and deployment files"
+scripts/check-static.sh
+
+log "cargo test (SQLite and MongoDB backends)"
+cargo test --workspace --locked

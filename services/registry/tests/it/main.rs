@@ -1,0 +1,13 @@
+//! Integration tests of the registry: the real service on real sockets, on real SQLite and
+//! real MongoDB (started by `scripts/test.sh`; see `helpers::mongo_url`).
+//!
+//! Behaviour tests are written once and run on both backends through `both_backends!`.
+
+mod helpers;
+
+mod api_keys;
+mod bad_input;
+mod catalog;
+mod durability;
+mod secrets;
+mod servers;
