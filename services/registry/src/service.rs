@@ -45,28 +45,29 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
-fn audit(
-    caller: &Principal,
-    ctx: &RequestContext,
-    action: &str,
-    resource_type: &str,
-    resource_id: &str,
-    before: Option<u64>,
-    after: Option<u64>,
+/// What a mutation changed, for its audit record.
+struct Change<'a> {
+    action: &'a str,
+    resource_type: &'a str,
+    resource_id: &'a str,
+    revision_before: Option<u64>,
+    revision_after: Option<u64>,
     details: Value,
-) -> AuditRecord {
+}
+
+fn audit(caller: &Principal, ctx: &RequestContext, change: Change<'_>) -> AuditRecord {
     AuditRecord {
         id: uuid::Uuid::now_v7().to_string(),
         at: Timestamp::now(),
         request_id: ctx.request_id.clone(),
         actor: caller.subject.clone(),
         actor_kind: caller.kind,
-        action: action.to_owned(),
-        resource_type: resource_type.to_owned(),
-        resource_id: resource_id.to_owned(),
-        revision_before: before,
-        revision_after: after,
-        details,
+        action: change.action.to_owned(),
+        resource_type: change.resource_type.to_owned(),
+        resource_id: change.resource_id.to_owned(),
+        revision_before: change.revision_before,
+        revision_after: change.revision_after,
+        details: change.details,
     }
 }
 
@@ -203,12 +204,14 @@ impl Registry {
         let entry = audit(
             caller,
             ctx,
-            "server.create",
-            "server",
-            record.path.as_str(),
-            None,
-            Some(record.revision),
-            json!({"name": record.name, "transport": transport_name(&record)}),
+            Change {
+                action: "server.create",
+                resource_type: "server",
+                resource_id: record.path.as_str(),
+                revision_before: None,
+                revision_after: Some(record.revision),
+                details: json!({"name": record.name, "transport": transport_name(&record)}),
+            },
         );
         match self.store.insert_server(&record, &entry).await {
             Ok(()) => Ok(record),
@@ -260,12 +263,14 @@ impl Registry {
         let entry = audit(
             caller,
             ctx,
-            "server.update",
-            "server",
-            path.as_str(),
-            Some(read_at),
-            Some(next.revision),
-            json!({"changed": changed_fields(&current, &next)}),
+            Change {
+                action: "server.update",
+                resource_type: "server",
+                resource_id: path.as_str(),
+                revision_before: Some(read_at),
+                revision_after: Some(next.revision),
+                details: json!({"changed": changed_fields(&current, &next)}),
+            },
         );
         self.commit(&next, read_at, entry).await?;
         Ok(next)
@@ -308,12 +313,14 @@ impl Registry {
         let entry = audit(
             caller,
             ctx,
-            "server.delete",
-            "server",
-            path.as_str(),
-            Some(read_at),
-            None,
-            json!({"name": current.name, "lifecycle": current.lifecycle}),
+            Change {
+                action: "server.delete",
+                resource_type: "server",
+                resource_id: path.as_str(),
+                revision_before: Some(read_at),
+                revision_after: None,
+                details: json!({"name": current.name, "lifecycle": current.lifecycle}),
+            },
         );
         self.store
             .delete_server(path, read_at, &entry)
@@ -341,12 +348,14 @@ impl Registry {
         let entry = audit(
             caller,
             ctx,
-            "server.toggle",
-            "server",
-            path.as_str(),
-            Some(read_at),
-            Some(next.revision),
-            json!({"enabled": enabled}),
+            Change {
+                action: "server.toggle",
+                resource_type: "server",
+                resource_id: path.as_str(),
+                revision_before: Some(read_at),
+                revision_after: Some(next.revision),
+                details: json!({"enabled": enabled}),
+            },
         );
         self.commit(&next, read_at, entry).await?;
         Ok(next)
@@ -386,12 +395,14 @@ impl Registry {
         let entry = audit(
             caller,
             ctx,
-            "server.lifecycle",
-            "server",
-            path.as_str(),
-            Some(read_at),
-            Some(next.revision),
-            json!({"from": from, "to": to, "reason": reason}),
+            Change {
+                action: "server.lifecycle",
+                resource_type: "server",
+                resource_id: path.as_str(),
+                revision_before: Some(read_at),
+                revision_after: Some(next.revision),
+                details: json!({"from": from, "to": to, "reason": reason}),
+            },
         );
         self.commit(&next, read_at, entry).await?;
         Ok(next)
@@ -420,12 +431,14 @@ impl Registry {
         let entry = audit(
             caller,
             ctx,
-            "server.tools",
-            "server",
-            path.as_str(),
-            Some(read_at),
-            Some(next.revision),
-            json!({"tool_hashes": hashes}),
+            Change {
+                action: "server.tools",
+                resource_type: "server",
+                resource_id: path.as_str(),
+                revision_before: Some(read_at),
+                revision_after: Some(next.revision),
+                details: json!({"tool_hashes": hashes}),
+            },
         );
         self.commit(&next, read_at, entry).await?;
         Ok(next)
@@ -469,12 +482,14 @@ impl Registry {
         let entry = audit(
             caller,
             ctx,
-            "api_key.create",
-            "api_key",
-            &minted.record.id,
-            None,
-            None,
-            json!({"name": name, "permissions": minted.record.permissions}),
+            Change {
+                action: "api_key.create",
+                resource_type: "api_key",
+                resource_id: &minted.record.id,
+                revision_before: None,
+                revision_after: None,
+                details: json!({"name": name, "permissions": minted.record.permissions}),
+            },
         );
         self.store.insert_api_key(&minted.record, &entry).await?;
         Ok(minted)
@@ -494,12 +509,14 @@ impl Registry {
         let entry = audit(
             &system,
             &RequestContext::default(),
-            "api_key.create",
-            "api_key",
-            keys::BOOTSTRAP_ID,
-            None,
-            None,
-            json!({"name": "bootstrap admin", "permissions": "all"}),
+            Change {
+                action: "api_key.create",
+                resource_type: "api_key",
+                resource_id: keys::BOOTSTRAP_ID,
+                revision_before: None,
+                revision_after: None,
+                details: json!({"name": "bootstrap admin", "permissions": "all"}),
+            },
         );
         match self.store.insert_api_key(&minted.record, &entry).await {
             Ok(()) => Ok(Some(minted.plain)),
@@ -538,12 +555,14 @@ impl Registry {
         let entry = audit(
             caller,
             ctx,
-            "api_key.revoke",
-            "api_key",
-            id,
-            None,
-            None,
-            json!({}),
+            Change {
+                action: "api_key.revoke",
+                resource_type: "api_key",
+                resource_id: id,
+                revision_before: None,
+                revision_after: None,
+                details: json!({}),
+            },
         );
         match self
             .store

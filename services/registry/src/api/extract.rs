@@ -59,17 +59,17 @@ fn describe(path: &serde_path_to_error::Path, message: &str) -> (Option<String>,
     if field == "." || field.is_empty() {
         field.clear();
     }
-    if message.starts_with("missing field") || message.starts_with("unknown field") {
-        if let Some(name) = backticked(message) {
-            // serde_path_to_error already ends the path with an unknown field's name.
-            let already_named = field == name || field.ends_with(&format!(".{name}"));
-            if !already_named {
-                field = if field.is_empty() {
-                    name
-                } else {
-                    format!("{field}.{name}")
-                };
-            }
+    if (message.starts_with("missing field") || message.starts_with("unknown field"))
+        && let Some(name) = backticked(message)
+    {
+        // serde_path_to_error already ends the path with an unknown field's name.
+        let already_named = field == name || field.ends_with(&format!(".{name}"));
+        if !already_named {
+            field = if field.is_empty() {
+                name
+            } else {
+                format!("{field}.{name}")
+            };
         }
     }
     // serde reports positions in the whole document; they add nothing to a field path.
@@ -273,12 +273,10 @@ mod tests {
     }
 
     fn field_of(json: &str) -> (Option<String>, String) {
-        match parse_json_bytes::<Body>(json.as_bytes())
+        let api = parse_json_bytes::<Body>(json.as_bytes())
             .unwrap_err()
-            .to_api()
-        {
-            api => (api.body.field, api.body.code),
-        }
+            .to_api();
+        (api.body.field, api.body.code)
     }
 
     #[test]

@@ -12,6 +12,16 @@ both_backends!(
     oversized_and_non_json_bodies_are_refused_before_parsing,
 );
 
+/// A request and the refusal it must get: method, path, body, status, code, field.
+type Case = (
+    Method,
+    &'static str,
+    Option<Value>,
+    StatusCode,
+    &'static str,
+    &'static str,
+);
+
 /// Everything observable: all servers and all audit records.
 async fn snapshot(app: &TestApp) -> (Value, usize) {
     (
@@ -35,7 +45,7 @@ async fn bad_input_at_every_endpoint_gets_a_clear_4xx_and_changes_nothing(backen
     app.register(server_body("weather")).await;
     let before = snapshot(&app).await;
     let base = server_body("fresh");
-    let cases: Vec<(Method, &str, Option<Value>, StatusCode, &str, &str)> = vec![
+    let cases: Vec<Case> = vec![
         // create: each field's rule
         (
             Method::POST,
