@@ -163,7 +163,7 @@ impl RegistryConfig {
                 "give only one of encryption_key, encryption_key_file and encryption_key_secret_id",
             ));
         }
-        if self.demo.enabled && self.demo.listen == self.listen {
+        if self.demo.enabled && self.demo.listen == self.listen && self.listen.port() != 0 {
             return Err(key("demo.listen", "must differ from listen"));
         }
         Ok(())

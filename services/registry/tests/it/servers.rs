@@ -23,6 +23,8 @@ both_backends!(
     tools_are_recorded_with_a_content_hash_per_tool,
     credentials_are_never_returned_and_are_sealed_at_rest,
     registration_refuses_urls_the_egress_policy_forbids,
+    a_stdio_server_needs_its_own_permission_and_its_env_is_write_only,
+    the_demo_server_is_registered_approved_for_dev_with_its_discovered_tools,
 );
 
 async fn a_registered_server_reads_back_with_its_revision_as_etag(backend: Backend) {
@@ -677,4 +679,83 @@ async fn registration_refuses_urls_the_egress_policy_forbids(backend: Backend) {
     let r = app.post("/api/v1/servers", body).await;
     assert_eq!(r.field(), "upstream_auth.token_url");
     assert_eq!(app.get("/api/v1/servers").await.body["items"], json!([]));
+}
+
+async fn a_stdio_server_needs_its_own_permission_and_its_env_is_write_only(backend: Backend) {
+    let app = spawn(backend).await;
+    let mut body = server_body("clock");
+    body["endpoint"] = json!({"transport": "stdio", "command": "uvx", "args": ["mcp-server-time"],
+                              "env": {"TZ": "UTC", "API_TOKEN": "stdio-secret-value"}});
+    let publisher = app.key_with(&["servers:read", "servers:create"]).await;
+    let r = app
+        .call_as(
+            Some(&publisher),
+            Method::POST,
+            "/api/v1/servers",
+            Some(body.clone()),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("servers:stdio"));
+    let created = app.register(body).await;
+    assert_eq!(
+        created["endpoint"],
+        json!({"transport": "stdio", "command": "uvx", "args": ["mcp-server-time"], "env_names": ["API_TOKEN", "TZ"]})
+    );
+    assert!(!created.to_string().contains("stdio-secret-value"));
+    // A patch that does not mention env keeps it.
+    let r = app
+        .call(
+            Method::PATCH,
+            "/api/v1/servers/clock",
+            Some(json!({"endpoint": {"args": ["mcp-server-time", "--local-timezone=UTC"]}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["endpoint"]["env_names"], json!(["API_TOKEN", "TZ"]));
+    assert_eq!(r.body["endpoint"]["args"][1], "--local-timezone=UTC");
+}
+
+async fn the_demo_server_is_registered_approved_for_dev_with_its_discovered_tools(
+    backend: Backend,
+) {
+    let app = spawn_with(backend, "[demo]\nenabled = true\nlisten = \"127.0.0.1:0\"").await;
+    let demo_addr = app.running.demo_addr.expect("the demo server runs");
+    let s = app.get("/api/v1/servers/demo").await.body;
+    assert_eq!(s["lifecycle"], "approved_dev");
+    assert_eq!(s["routable"], true);
+    assert_eq!(s["endpoint"]["url"], format!("http://{demo_addr}/mcp"));
+    let mut names: Vec<&str> = s["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["add", "current_time", "echo"]);
+    assert!(
+        s["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["annotations"]["readOnlyHint"] == true)
+    );
+    assert_eq!(s["lifecycle_history"].as_array().unwrap().len(), 3);
+    // The demo server answers real MCP: call a tool through the official client crate.
+    use rmcp::ServiceExt;
+    let client = ()
+        .serve(rmcp::transport::StreamableHttpClientTransport::from_uri(
+            format!("http://{demo_addr}/mcp"),
+        ))
+        .await
+        .unwrap();
+    let args = json!({"a": 2, "b": 40}).as_object().unwrap().clone();
+    let result = client
+        .call_tool(rmcp::model::CallToolRequestParams::new("add").with_arguments(args))
+        .await
+        .unwrap();
+    let text = serde_json::to_value(&result.content).unwrap().to_string();
+    assert!(text.contains("42"), "{text}");
+    let _ = client.cancel().await;
 }
