@@ -52,7 +52,8 @@ pub fn load<T: DeserializeOwned>(
         }
         figment = figment.merge(Toml::file(path));
     }
-    figment = figment.merge(Env::prefixed(env_prefix).split("__"));
+    // `<PREFIX>CONFIG` names the config file itself (read by the command line), not a key.
+    figment = figment.merge(Env::prefixed(env_prefix).split("__").ignore(&["config"]));
     extract(figment, env_prefix)
 }
 

@@ -180,13 +180,25 @@ enum Class {
     Forbidden(&'static str),
 }
 
-/// IPv4-mapped and IPv4-compatible IPv6 addresses are judged as the IPv4 address they carry.
+/// IPv4-mapped (`::ffff:a.b.c.d`) and IPv4-compatible (`::a.b.c.d`) IPv6 addresses are judged
+/// as the IPv4 address they carry (`::` and `::1` keep their IPv6 meaning).
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        },
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return IpAddr::V4(v4);
+            }
+            let s = v6.segments();
+            if s[..6].iter().all(|x| *x == 0) && !v6.is_unspecified() && !v6.is_loopback() {
+                return IpAddr::V4(Ipv4Addr::new(
+                    (s[6] >> 8) as u8,
+                    s[6] as u8,
+                    (s[7] >> 8) as u8,
+                    s[7] as u8,
+                ));
+            }
+            IpAddr::V6(v6)
+        }
         v4 => v4,
     }
 }
@@ -238,6 +250,13 @@ fn classify_v4(v4: Ipv4Addr) -> Class {
         Class::Forbidden("the broadcast address")
     } else if v4.is_multicast() || o[0] >= 240 {
         Class::Forbidden("a multicast or reserved address")
+    } else if o[0] == 192 && o[1] == 0 && (o[2] == 0 || o[2] == 2)
+        || o[0] == 198 && (o[1] & 0xfe) == 18
+        || o[0] == 198 && o[1] == 51 && o[2] == 100
+        || o[0] == 203 && o[1] == 0 && o[2] == 113
+    {
+        // IETF protocol assignments, benchmarking and documentation ranges: never real servers.
+        Class::Forbidden("a reserved address")
     } else if v4.is_loopback() {
         Class::Loopback
     } else if v4.is_private() || (o[0] == 100 && (o[1] & 0xc0) == 64) {
@@ -292,6 +311,9 @@ mod tests {
             "http://[fd00:ec2::254]/",
             "http://metadata.example/",
             "http://[::ffff:169.254.169.254]/",
+            "http://[::169.254.169.254]/",
+            "http://198.18.0.1/",
+            "http://192.0.0.8/",
             "http://169.254.10.1/",
             "http://[fe80::1]/",
             "http://0.0.0.0/",
@@ -321,6 +343,13 @@ mod tests {
         // A public name that also resolves to a private address is refused.
         assert!(strict.check_url("https://mixed.example/").await.is_err());
         assert!(strict.check_url("https://public.example/mcp").await.is_ok());
+        assert!(matches!(
+            strict.check_url("http://[::127.0.0.1]/").await,
+            Err(EgressError::NotAllowed {
+                setting: "allow_loopback",
+                ..
+            })
+        ));
         let lax = policy(true, true);
         assert!(lax.check_url("http://127.0.0.1:8080/mcp").await.is_ok());
         assert!(lax.check_url("https://mixed.example/").await.is_ok());

@@ -126,8 +126,16 @@ impl Keyring {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).map_err(err)?;
                 }
-                write_private(path, key.expose_secret()).map_err(err)?;
-                Ok(key)
+                match write_private(path, key.expose_secret()) {
+                    Ok(()) => Ok(key),
+                    // Another process created it first: use theirs.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        std::fs::read_to_string(path)
+                            .map(|t| SecretString::from(t.trim().to_owned()))
+                            .map_err(err)
+                    }
+                    Err(e) => Err(err(e)),
+                }
             }
             Err(e) => Err(err(e)),
         }

@@ -47,11 +47,15 @@ fn default_filter() -> String {
     "info".to_owned()
 }
 
+/// Parses `log.filter`, so `--check-config` can refuse a bad one before a start does.
+pub fn parse_filter(filter: &str) -> anyhow::Result<tracing_subscriber::EnvFilter> {
+    tracing_subscriber::EnvFilter::try_new(filter)
+        .map_err(|e| anyhow::anyhow!("log.filter {filter:?} is not a valid filter: {e}"))
+}
+
 /// Installs the global tracing subscriber. Call once from `main`, never from tests.
 pub fn init_logging(config: &LogConfig) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.filter).map_err(|e| {
-        anyhow::anyhow!("log.filter {:?} is not a valid filter: {e}", config.filter)
-    })?;
+    let filter = parse_filter(&config.filter)?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stdout);

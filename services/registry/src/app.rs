@@ -125,12 +125,33 @@ fn spawn_server(
     })
 }
 
-/// Writes the bootstrap key to `bootstrap.admin_key_file` (mode 0600), if one is configured.
-/// Done before serving, so that a ready registry always has its key file.
-fn write_key_file(file: &str, key: &str) -> anyhow::Result<()> {
-    if file.is_empty() {
-        return Ok(());
+/// Creates the bootstrap admin key at first start. With `bootstrap.admin_key_file` set, the key
+/// is on disk (as `<file>.pending`, mode 0600) before it is stored, and renamed once stored, so
+/// a crash at any point cannot leave a stored key that nobody has.
+async fn bootstrap(state: &AppState) -> anyhow::Result<Option<String>> {
+    let minted = state.registry.mint_bootstrap_key();
+    let file = state.config.bootstrap.admin_key_file.as_str();
+    let pending = format!("{file}.pending");
+    if !file.is_empty() {
+        write_private(&pending, &minted.plain)?;
     }
+    let stored = state
+        .registry
+        .store_bootstrap_key(&minted)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the bootstrap admin key: {e}"))?;
+    if !file.is_empty() {
+        if stored {
+            std::fs::rename(&pending, file)
+                .with_context(|| format!("moving {pending} to bootstrap.admin_key_file {file}"))?;
+        } else {
+            let _ = std::fs::remove_file(&pending);
+        }
+    }
+    Ok(stored.then_some(minted.plain))
+}
+
+fn write_private(file: &str, key: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -139,9 +160,9 @@ fn write_key_file(file: &str, key: &str) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut f = options
-        .open(file)
-        .with_context(|| format!("writing bootstrap.admin_key_file {file}"))?;
+    let mut f = options.open(file).with_context(|| {
+        format!("writing {file} (bootstrap.admin_key_file); is its directory writable?")
+    })?;
     writeln!(f, "{key}")?;
     f.sync_all()?;
     Ok(())
@@ -153,14 +174,7 @@ pub async fn start(config: RegistryConfig) -> anyhow::Result<Running> {
     let metrics_listener = bind(config.metrics_listen, "metrics_listen").await?;
     let keyring = load_keyring(&config).await?;
     let state = build_state(config, keyring).await?;
-    let bootstrap_key = state
-        .registry
-        .ensure_bootstrap_key()
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the bootstrap admin key: {e}"))?;
-    if let Some(key) = &bootstrap_key {
-        write_key_file(&state.config.bootstrap.admin_key_file, key)?;
-    }
+    let bootstrap_key = bootstrap(&state).await?;
     let (shutdown, stop) = watch::channel(false);
     let mut tasks = Vec::new();
     let addr = listener.local_addr()?;

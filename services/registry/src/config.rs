@@ -157,6 +157,14 @@ impl RegistryConfig {
             !self.secrets.encryption_key_file.is_empty(),
             !self.secrets.encryption_key_secret_id.is_empty(),
         ];
+        if !sources.iter().any(|s| *s) && !url.starts_with("sqlite:") {
+            return Err(key(
+                "secrets.encryption_key_secret_id",
+                "a shared store (MongoDB/DocumentDB) needs one credential-sealing key for every replica: \
+                 set secrets.encryption_key_secret_id (AWS Secrets Manager), secrets.encryption_key or \
+                 secrets.encryption_key_file; only the embedded SQLite default generates a local key",
+            ));
+        }
         if sources.iter().filter(|s| **s).count() > 1 {
             return Err(key(
                 "secrets.encryption_key",
@@ -165,6 +173,12 @@ impl RegistryConfig {
         }
         if self.demo.enabled && self.demo.listen == self.listen && self.listen.port() != 0 {
             return Err(key("demo.listen", "must differ from listen"));
+        }
+        if self.demo.enabled && !self.egress.allow_loopback {
+            return Err(key(
+                "demo.enabled",
+                "the demo server is registered at a loopback URL, which needs egress.allow_loopback = true",
+            ));
         }
         Ok(())
     }
@@ -200,5 +214,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("stage"), "{err}");
+        let err = RegistryConfig::from_toml("[store]\nurl = \"mongodb://db:27017\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("encryption_key_secret_id"), "{err}");
+        assert!(
+            RegistryConfig::from_toml(
+                "[store]\nurl = \"mongodb://db:27017\"\n[secrets]\nencryption_key_secret_id = \"k\""
+            )
+            .is_ok()
+        );
+        let err = RegistryConfig::from_toml("[demo]\nenabled = true")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("allow_loopback"), "{err}");
     }
 }

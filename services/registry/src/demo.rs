@@ -117,16 +117,75 @@ async fn try_register(registry: &Registry, addr: SocketAddr) -> anyhow::Result<(
     let system = Principal::system("demo");
     let ctx = RequestContext::default();
     let path = ServerPath::parse("demo").map_err(anyhow::Error::msg)?;
-    if registry.store.get_server(&path).await?.is_some() {
-        return Ok(());
+    let host = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    let url = format!("http://{host}/mcp");
+    let endpoint = EndpointSpec::StreamableHttp { url: url.clone() };
+    // Each step below is skipped when already done, so a start that stopped half-way through
+    // (or a changed demo.listen) is completed by the next one.
+    let mut record = match registry.store.get_server(&path).await? {
+        None => {
+            registry
+                .create_server(&system, &ctx, spec(endpoint))
+                .await?
+        }
+        Some(existing) if existing.created_by != system.subject => {
+            tracing::warn!(
+                "a server named \"demo\" exists and was not made by the demo; leaving it alone"
+            );
+            return Ok(());
+        }
+        Some(existing) => {
+            let mut wanted = existing.to_spec();
+            if wanted.endpoint != endpoint {
+                wanted.endpoint = endpoint;
+                registry
+                    .replace_server(&system, &ctx, &path, wanted, Some(existing.revision))
+                    .await?
+            } else {
+                existing
+            }
+        }
+    };
+    for to in [
+        Lifecycle::Submitted,
+        Lifecycle::SecurityReview,
+        Lifecycle::ApprovedDev,
+    ] {
+        if record.lifecycle.transition_permission(to).is_some() && record.lifecycle < to {
+            record = registry
+                .transition(
+                    &system,
+                    &ctx,
+                    &path,
+                    to,
+                    "demo server registered at start",
+                    None,
+                )
+                .await?;
+        }
     }
-    let url = format!("http://{addr}/mcp");
-    let spec = ServerSpec {
+    let tools = list_tools(&url).await?;
+    let known: Vec<&ToolSpec> = record.tools.iter().map(|t| &t.spec).collect();
+    if known != tools.iter().collect::<Vec<_>>() {
+        record = registry
+            .set_tools(&system, &ctx, &path, tools, None)
+            .await?;
+    }
+    tracing::info!(url = %url, tools = record.tools.len(), lifecycle = %record.lifecycle, "demo MCP server registered");
+    Ok(())
+}
+
+fn spec(endpoint: EndpointSpec) -> ServerSpec {
+    ServerSpec {
         path: Some("demo".to_owned()),
         name: "Demo MCP server".to_owned(),
         description: "A small MCP server built into the registry for local evaluation: echo, add, current_time.".to_owned(),
         tags: vec!["demo".to_owned()],
-        endpoint: EndpointSpec::StreamableHttp { url: url.clone() },
+        endpoint,
         upstream_auth: Default::default(),
         custom_headers: None,
         governance: Governance {
@@ -142,28 +201,5 @@ async fn try_register(registry: &Registry, addr: SocketAddr) -> anyhow::Result<(
             license: Some("Apache-2.0".to_owned()),
             provider: None,
         },
-    };
-    registry.create_server(&system, &ctx, spec).await?;
-    for to in [
-        Lifecycle::Submitted,
-        Lifecycle::SecurityReview,
-        Lifecycle::ApprovedDev,
-    ] {
-        registry
-            .transition(
-                &system,
-                &ctx,
-                &path,
-                to,
-                "demo server registered at first start",
-                None,
-            )
-            .await?;
     }
-    let tools = list_tools(&url).await?;
-    let record = registry
-        .set_tools(&system, &ctx, &path, tools, None)
-        .await?;
-    tracing::info!(url = %url, tools = record.tools.len(), "registered the demo MCP server");
-    Ok(())
 }

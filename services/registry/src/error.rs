@@ -146,7 +146,12 @@ impl RegistryError {
             }
             E::Store(StoreError::NotFound) => ApiError::not_found("not_found", "not found"),
             E::Store(StoreError::Conflict(msg)) => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", msg.clone())
+                tracing::warn!(error = %msg, "unexpected uniqueness conflict");
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    "the resource already exists; retry the request",
+                )
             }
             E::Store(StoreError::StaleRevision { current }) => ApiError::new(
                 StatusCode::CONFLICT,

@@ -58,18 +58,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if cli.check_config {
-        println!(
-            "configuration OK: listen={} metrics={} store={} stage={:?} egress(loopback={}, private={})",
-            config.listen,
-            config.metrics_listen,
-            config.store_url().split(':').next().unwrap_or(""),
-            config.stage,
-            config.egress.allow_loopback,
-            config.egress.allow_private
-        );
-        return ExitCode::SUCCESS;
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -80,7 +68,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let check_config = cli.check_config;
     let result = runtime.block_on(async move {
+        if check_config {
+            return check(&config).await;
+        }
         match cli.command {
             Some(Command::AdminKey { name }) => admin_key(config, &name).await,
             Some(Command::Healthcheck) => healthcheck(&config).await,
@@ -94,6 +86,35 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--check-config`: everything a start would refuse, without starting (the key is loaded
+/// only when one is configured, so the check creates no files).
+async fn check(config: &RegistryConfig) -> anyhow::Result<()> {
+    mcpgw_core::telemetry::parse_filter(&config.log.filter)?;
+    let s = &config.secrets;
+    let key_configured = !secrecy::ExposeSecret::expose_secret(&s.encryption_key).is_empty()
+        || !s.encryption_key_file.is_empty()
+        || !s.encryption_key_secret_id.is_empty();
+    if key_configured {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        app::load_keyring(config).await?;
+    }
+    println!(
+        "configuration OK: listen={} metrics={} store={} stage={:?} egress(loopback={}, private={}) key={}",
+        config.listen,
+        config.metrics_listen,
+        config.store_url().split(':').next().unwrap_or(""),
+        config.stage,
+        config.egress.allow_loopback,
+        config.egress.allow_private,
+        if key_configured {
+            "loaded"
+        } else {
+            "generated in data_dir at first start"
+        }
+    );
+    Ok(())
 }
 
 async fn serve(config: RegistryConfig) -> anyhow::Result<()> {

@@ -98,6 +98,33 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+/// Credential maps (`custom_headers`, `endpoint.env`) are write-only, so a patch cannot merge
+/// into them: a patch names the complete new map, or `null` to remove them all.
+fn write_only_maps(patch: &Value, merged: &mut Value) -> Result<()> {
+    for pointer in ["/custom_headers", "/endpoint/env"] {
+        let field = pointer.trim_start_matches('/').replace('/', ".");
+        match patch.pointer(pointer) {
+            Some(Value::Null) => {
+                let (parent, key) = pointer.rsplit_once('/').expect("pointer has a parent");
+                if let Some(obj) = merged.pointer_mut(parent).and_then(Value::as_object_mut) {
+                    obj.insert(key[..].to_owned(), Value::Object(Default::default()));
+                }
+            }
+            Some(Value::Object(map)) => {
+                if let Some((name, _)) = map.iter().find(|(_, v)| v.is_null()) {
+                    return Err(FieldError::new(
+                        format!("{field}.{name}"),
+                        format!("{field} is write-only and cannot be merged: send the complete set, or null to remove all"),
+                    )
+                    .into());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Top-level spec fields that differ, for the audit trail (values are not recorded: they may
 /// be large, and credentials are write-only anyway).
 fn changed_fields(before: &ServerRecord, after: &ServerRecord) -> Vec<String> {
@@ -292,6 +319,7 @@ impl Registry {
         let mut merged = serde_json::to_value(current.to_spec())
             .map_err(|e| StoreError::Internal(format!("serializing a spec: {e}")))?;
         merge_patch(&mut merged, &patch);
+        write_only_maps(&patch, &mut merged)?;
         let spec: ServerSpec = crate::api::extract::parse_json_value(merged)?;
         self.replace_server(caller, ctx, path, spec, Some(current.revision))
             .await
@@ -495,17 +523,21 @@ impl Registry {
         Ok(minted)
     }
 
-    /// Creates the first admin key unless one was created before. Returns the plain key only
-    /// when this call created it.
-    pub async fn ensure_bootstrap_key(&self) -> Result<Option<String>> {
-        let system = Principal::system("bootstrap");
-        let minted = keys::mint(
+    /// A new bootstrap admin key, not yet stored (see [`Registry::store_bootstrap_key`]).
+    pub fn mint_bootstrap_key(&self) -> keys::MintedKey {
+        keys::mint(
             Some(keys::BOOTSTRAP_ID),
             "bootstrap admin",
             Permission::ALL.to_vec(),
-            &system.subject,
+            &Principal::system("bootstrap").subject,
             None,
-        );
+        )
+    }
+
+    /// Stores the bootstrap key unless one was stored before (by this or another replica:
+    /// the fixed id makes the second insert a conflict). Returns whether this call stored it.
+    pub async fn store_bootstrap_key(&self, minted: &keys::MintedKey) -> Result<bool> {
+        let system = Principal::system("bootstrap");
         let entry = audit(
             &system,
             &RequestContext::default(),
@@ -519,8 +551,8 @@ impl Registry {
             },
         );
         match self.store.insert_api_key(&minted.record, &entry).await {
-            Ok(()) => Ok(Some(minted.plain)),
-            Err(StoreError::Conflict(_)) => Ok(None),
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
             Err(e) => Err(e.into()),
         }
     }
@@ -552,6 +584,17 @@ impl Registry {
         id: &str,
     ) -> Result<()> {
         caller.require(Permission::ApiKeysManage)?;
+        let key = self
+            .store
+            .get_api_key(id)
+            .await?
+            .filter(|k| k.revoked_at.is_none())
+            .ok_or_else(|| RegistryError::ApiKeyNotFound(id.to_owned()))?;
+        if let Some(p) = key.permissions.iter().find(|p| !caller.has(**p)) {
+            return Err(RegistryError::ForbiddenGrant(format!(
+                "cannot revoke a key that holds `{p}`, which the caller does not have"
+            )));
+        }
         let entry = audit(
             caller,
             ctx,

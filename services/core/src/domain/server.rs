@@ -242,11 +242,14 @@ impl Governance {
             data_classification: self.data_classification,
             required_scopes: dedup(required_scopes),
             version,
-            health_check_endpoint: validate::optional_text(
+            health_check_endpoint: match validate::optional_text(
                 &g("health_check_endpoint"),
                 self.health_check_endpoint.as_deref(),
                 2048,
-            )?,
+            )? {
+                None => None,
+                Some(u) => Some(web_url(&g("health_check_endpoint"), &u)?.to_string()),
+            },
             license: validate::optional_text(&g("license"), self.license.as_deref(), 64)?,
             provider,
         })

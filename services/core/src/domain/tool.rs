@@ -91,7 +91,7 @@ impl ToolSpec {
         ];
         let object = value
             .as_object()
-            .ok_or_else(|| FieldError::new("tool", "must be a JSON object"))?;
+            .ok_or_else(|| FieldError::new("", "must be a JSON object"))?;
         let mut kept: serde_json::Map<String, Value> = object
             .iter()
             .filter(|(k, _)| KNOWN.contains(&k.as_str()))
@@ -107,7 +107,7 @@ impl ToolSpec {
         }
         kept.retain(|_, v| !v.is_null());
         serde_json::from_value(Value::Object(kept))
-            .map_err(|e| FieldError::new("tool", format!("is not a valid MCP tool: {e}")))
+            .map_err(|e| FieldError::new("", format!("is not a valid MCP tool: {e}")))
     }
 
     /// Validates the definition and computes its hash.
@@ -263,6 +263,19 @@ mod tests {
             a.content_hash
         );
         assert!(a.is_read_only());
+    }
+
+    #[test]
+    fn mcp_tool_objects_with_extra_fields_are_read() {
+        let value = json!({
+            "name": "t", "inputSchema": {"type": "object"}, "icons": [{"src": "x"}],
+            "_meta": {"k": 1}, "execution": {"taskSupport": "optional"},
+            "annotations": {"readOnlyHint": true, "futureHint": 3}
+        });
+        let spec = ToolSpec::from_mcp(&value).unwrap();
+        assert_eq!(spec.annotations.read_only_hint, Some(true));
+        assert!(ToolSpec::from_mcp(&json!("t")).is_err());
+        assert!(ToolSpec::from_mcp(&json!({"name": 3, "inputSchema": {}})).is_err());
     }
 
     #[test]

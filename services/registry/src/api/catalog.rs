@@ -6,7 +6,7 @@
 //! upstream: internal addresses do not leak, and clients always go through policy.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::response::IntoResponse;
 use mcpgw_core::auth::Permission;
 use mcpgw_core::domain::{DeploymentStage, Lifecycle, ServerPath, ServerRecord};
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use super::extract::{Params, encode_cursor};
+use super::extract::{ApiPath, Params, encode_cursor};
 use crate::app::AppState;
 use crate::auth::MaybeCaller;
 use crate::error::{RegistryError, Result};
@@ -113,8 +113,9 @@ fn entry(state: &AppState, r: &ServerRecord) -> CatalogEntry {
 
 fn check_access(state: &AppState, caller: &MaybeCaller) -> Result<()> {
     match &caller.0 {
+        // A public catalog is public to every caller, with or without a key.
+        _ if state.config.anonymous_catalog => Ok(()),
         Some(p) => Ok(p.require(Permission::ServersRead)?),
-        None if state.config.anonymous_catalog => Ok(()),
         None => Err(RegistryError::Unauthenticated(
             "the catalog needs credentials here: send `Authorization: Bearer <API key>`".to_owned(),
         )),
@@ -125,7 +126,7 @@ fn check_access(state: &AppState, caller: &MaybeCaller) -> Result<()> {
 #[utoipa::path(get, path = "/v0.1/servers", tag = "catalog",
     params(
         ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query, description = "1–100 (default 30)"),
-        ("search" = Option<String>, Query, description = "Case-insensitive substring of name or description"),
+        ("search" = Option<String>, Query, description = "Case-insensitive substring of path, name, description or tags"),
         ("updated_since" = Option<String>, Query, description = "RFC 3339"),
         ("version" = Option<String>, Query, description = "Only `latest` (each server has one version here)"),
         ("include_deleted" = Option<bool>, Query),
@@ -212,7 +213,7 @@ pub struct VersionList {
 pub async fn versions(
     State(state): State<AppState>,
     caller: MaybeCaller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<impl IntoResponse> {
     check_access(&state, &caller)?;
     let record = find(&state, &name).await?;
@@ -232,7 +233,7 @@ pub async fn versions(
 pub async fn version(
     State(state): State<AppState>,
     caller: MaybeCaller,
-    Path((name, version)): Path<(String, String)>,
+    ApiPath((name, version)): ApiPath<(String, String)>,
 ) -> Result<impl IntoResponse> {
     check_access(&state, &caller)?;
     let record = find(&state, &name).await?;

@@ -41,9 +41,16 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             return Err(RegistryError::UnsupportedMediaType);
         }
         let limit = state.config.max_body_bytes;
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|_| RegistryError::PayloadTooLarge(limit))?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                RegistryError::PayloadTooLarge(limit)
+            } else {
+                RegistryError::MalformedJson {
+                    field: None,
+                    detail: format!("the body could not be read: {}", rejection.body_text()),
+                }
+            }
+        })?;
         parse_json_bytes(&bytes).map(ApiJson)
     }
 }
@@ -216,6 +223,28 @@ impl FromRequestParts<AppState> for Params {
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
         // Endpoints re-parse with their own allow-list; this form accepts none.
         Params::parse(parts.uri.query(), &[])
+    }
+}
+
+/// Path parameters; a malformed one (bad percent-encoding) is refused in the envelope.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiPath<T> {
+    type Rejection = RegistryError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|rejection| {
+                FieldError::new(
+                    "path",
+                    format!("is not a valid path parameter: {}", rejection.body_text()),
+                )
+                .into()
+            })
     }
 }
 

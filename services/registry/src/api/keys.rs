@@ -1,7 +1,7 @@
 //! `/api/v1/api-keys` and `/api/v1/me`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use mcpgw_core::auth::{Permission, Principal, Role};
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::Ctx;
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::Result;
@@ -108,7 +108,7 @@ pub async fn revoke(
     State(state): State<AppState>,
     Caller(caller): Caller,
     ctx: Ctx,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse> {
     state.registry.revoke_api_key(&caller, &ctx.0, &id).await?;
     Ok(StatusCode::NO_CONTENT)

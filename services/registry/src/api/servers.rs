@@ -1,7 +1,7 @@
 //! `/api/v1/servers`: the catalog of MCP servers.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use mcpgw_core::domain::{
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::Ctx;
-use super::extract::{ApiJson, Params, encode_cursor, etag, if_match};
+use super::extract::{ApiJson, ApiPath, Params, encode_cursor, etag, if_match};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::Result;
@@ -55,10 +55,13 @@ pub struct TransitionRequest {
     pub reason: String,
 }
 
+/// Tools as a `tools/list` result gives them; fields this registry does not model (`icons`,
+/// `_meta`, …) are accepted and dropped.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ToolsRequest {
-    pub tools: Vec<ToolSpec>,
+    #[schema(value_type = Vec<ToolSpec>)]
+    pub tools: Vec<serde_json::Value>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -161,7 +164,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(path): Path<String>,
+    ApiPath(path): ApiPath<String>,
 ) -> Result<impl IntoResponse> {
     let path = parse_path(&path)?;
     let record = state.registry.get_server(&caller, &path).await?;
@@ -180,7 +183,7 @@ pub async fn replace(
     State(state): State<AppState>,
     Caller(caller): Caller,
     ctx: Ctx,
-    Path(path): Path<String>,
+    ApiPath(path): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(spec): ApiJson<ServerSpec>,
 ) -> Result<impl IntoResponse> {
@@ -205,7 +208,7 @@ pub async fn patch(
     State(state): State<AppState>,
     Caller(caller): Caller,
     ctx: Ctx,
-    Path(path): Path<String>,
+    ApiPath(path): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<serde_json::Value>,
 ) -> Result<impl IntoResponse> {
@@ -228,7 +231,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Caller(caller): Caller,
     ctx: Ctx,
-    Path(path): Path<String>,
+    ApiPath(path): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse> {
     let path = parse_path(&path)?;
@@ -250,7 +253,7 @@ pub async fn toggle(
     State(state): State<AppState>,
     Caller(caller): Caller,
     ctx: Ctx,
-    Path(path): Path<String>,
+    ApiPath(path): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<ToggleRequest>,
 ) -> Result<impl IntoResponse> {
@@ -274,7 +277,7 @@ pub async fn transition(
     State(state): State<AppState>,
     Caller(caller): Caller,
     ctx: Ctx,
-    Path(path): Path<String>,
+    ApiPath(path): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<TransitionRequest>,
 ) -> Result<impl IntoResponse> {
@@ -295,7 +298,7 @@ pub async fn transition(
 pub async fn tools(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(path): Path<String>,
+    ApiPath(path): ApiPath<String>,
 ) -> Result<impl IntoResponse> {
     let path = parse_path(&path)?;
     let record = state.registry.get_server(&caller, &path).await?;
@@ -319,15 +322,21 @@ pub async fn set_tools(
     State(state): State<AppState>,
     Caller(caller): Caller,
     ctx: Ctx,
-    Path(path): Path<String>,
+    ApiPath(path): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<ToolsRequest>,
 ) -> Result<impl IntoResponse> {
     let path = parse_path(&path)?;
     let expected = if_match(&headers)?;
+    let tools = body
+        .tools
+        .iter()
+        .enumerate()
+        .map(|(i, t)| ToolSpec::from_mcp(t).map_err(|e| e.within(&format!("tools[{i}]"))))
+        .collect::<Result<Vec<_>, _>>()?;
     let record = state
         .registry
-        .set_tools(&caller, &ctx.0, &path, body.tools, expected)
+        .set_tools(&caller, &ctx.0, &path, tools, expected)
         .await?;
     Ok((
         [etag(record.revision)],

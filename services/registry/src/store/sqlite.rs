@@ -151,12 +151,15 @@ impl RegistryStore for SqliteStore {
         "sqlite"
     }
 
+    /// Both pools answer: a stuck writer makes the store unready too.
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.reads)
-            .await
-            .map(|_| ())
-            .map_err(map_err)
+        for pool in [&self.reads, &self.writes] {
+            sqlx::query("SELECT 1")
+                .execute(pool)
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(())
     }
 
     async fn insert_server(

@@ -69,6 +69,23 @@ async fn a_key_grants_at_most_its_creators_permissions_and_stops_working_when_re
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.body["detail"].as_str().unwrap().contains("cannot grant"));
 
+    // Nor revoke a key stronger than itself (the bootstrap admin key).
+    let r = app
+        .call_as(
+            Some(&manager),
+            Method::DELETE,
+            "/api/v1/api-keys/bootstrap",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    assert_eq!(
+        app.get("/api/v1/me").await.status,
+        StatusCode::OK,
+        "the admin key still works"
+    );
+
     let listed = app.get("/api/v1/api-keys").await.body;
     let ids: Vec<&str> = listed["items"]
         .as_array()

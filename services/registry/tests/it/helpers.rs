@@ -40,9 +40,17 @@ pub fn backend_toml(backend: Backend, dir: &TempDir) -> String {
             unique_name("it")
         ),
     };
+    // A shared store needs a configured sealing key; the embedded default makes its own.
+    let secrets = match backend {
+        Backend::Sqlite => String::new(),
+        Backend::Mongo => format!(
+            "[secrets]\nencryption_key = \"{}\"\n",
+            secrecy::ExposeSecret::expose_secret(&mcpgw_core::secrets::Keyring::generate_base64())
+        ),
+    };
     format!(
         "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\ndata_dir = \"{data_dir}\"\n\
-         [store]\n{store}\n[egress]\nallow_loopback = true\n"
+         [store]\n{store}\n[egress]\nallow_loopback = true\n{secrets}"
     )
 }
 
@@ -277,6 +285,11 @@ impl Process {
                 env.push((
                     "MCPGW_REGISTRY_STORE__MONGO_DATABASE".to_owned(),
                     unique_name("kill"),
+                ));
+                let key = mcpgw_core::secrets::Keyring::generate_base64();
+                env.push((
+                    "MCPGW_REGISTRY_SECRETS__ENCRYPTION_KEY".to_owned(),
+                    secrecy::ExposeSecret::expose_secret(&key).to_owned(),
                 ));
             }
         }

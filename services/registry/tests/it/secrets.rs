@@ -135,6 +135,28 @@ async fn a_missing_secret_stops_the_start_with_a_clear_error() {
 }
 
 #[tokio::test]
+async fn the_config_file_can_be_named_by_an_environment_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("registry.toml");
+    std::fs::write(&file, "anonymous_catalog = true\n").unwrap();
+    let mut env = Process::env_for(Backend::Sqlite, dir.path());
+    env.push(("MCPGW_REGISTRY_CONFIG".into(), file.display().to_string()));
+    let mut process = Process::start(env, dir.path());
+    process.wait_ready().await;
+    let r = reqwest::get(format!("{}/v0.1/servers", process.base))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the file's anonymous_catalog applies"
+    );
+    assert!(dir.path().join("admin.key").exists());
+    assert!(!dir.path().join("admin.key.pending").exists());
+    process.kill9().await;
+}
+
+#[tokio::test]
 async fn a_bad_config_value_exits_with_code_2_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let mut env = Process::env_for(Backend::Sqlite, dir.path());

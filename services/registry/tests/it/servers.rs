@@ -265,6 +265,34 @@ async fn a_patch_changes_only_the_named_fields_and_keeps_credentials(backend: Ba
         json!({"type": "api_key", "header": "x-api-key"})
     );
     assert_eq!(r.body["custom_header_names"], json!(["x-tenant"]));
+    // Write-only maps are replaced whole, never merged; null removes them all.
+    let r = app
+        .call(
+            Method::PATCH,
+            "/api/v1/servers/weather",
+            Some(json!({"custom_headers": {"X-Tenant": null}})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "custom_headers.X-Tenant")
+    );
+    let r = app
+        .call(
+            Method::PATCH,
+            "/api/v1/servers/weather",
+            Some(json!({"custom_headers": {"X-Region": "eu"}})),
+        )
+        .await;
+    assert_eq!(r.body["custom_header_names"], json!(["x-region"]));
+    let r = app
+        .call(
+            Method::PATCH,
+            "/api/v1/servers/weather",
+            Some(json!({"custom_headers": null})),
+        )
+        .await;
+    assert_eq!(r.body["custom_header_names"], json!([]));
     let record = app
         .running
         .state
@@ -576,7 +604,8 @@ async fn tools_are_recorded_with_a_content_hash_per_tool(backend: Backend) {
          "inputSchema": {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
                          "properties": {"city": {"type": "string"}, "a.b": {"type": "string"}}},
          "annotations": {"readOnlyHint": true}},
-        {"name": "alert", "description": "Create an alert", "inputSchema": {"type": "object"}}
+        {"name": "alert", "description": "Create an alert", "inputSchema": {"type": "object"},
+         "icons": [{"src": "https://example.com/i.png"}], "_meta": {"vendor": "x"}}
     ]});
     let r = app
         .call(
@@ -758,4 +787,26 @@ async fn the_demo_server_is_registered_approved_for_dev_with_its_discovered_tool
     let text = serde_json::to_value(&result.content).unwrap().to_string();
     assert!(text.contains("42"), "{text}");
     let _ = client.cancel().await;
+    // A restart with the demo on another port repairs the URL and keeps the approval.
+    let config = app.running.state.config.as_ref().clone();
+    app.running.stop().await;
+    let again = registry::app::start(config).await.unwrap();
+    let new_addr = again.demo_addr.unwrap();
+    let record = again
+        .state
+        .registry
+        .store
+        .get_server(&mcpgw_core::domain::ServerPath::parse("demo").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        record.endpoint,
+        mcpgw_core::domain::Endpoint::StreamableHttp {
+            url: format!("http://{new_addr}/mcp")
+        }
+    );
+    assert_eq!(record.lifecycle, mcpgw_core::domain::Lifecycle::ApprovedDev);
+    assert_eq!(record.lifecycle_history.len(), 3);
+    again.stop().await;
 }
