@@ -25,13 +25,18 @@ log "installing test dependencies (cached after the first run)"
 scripts/deps/mongodb.sh install
 scripts/deps/moto.sh install
 
+# Stop at the end only what this run started; an instance that was already running (a
+# developer's) is reused and left running.
 started=()
 cleanup() {
   for dep in "${started[@]}"; do scripts/deps/"$dep".sh stop || true; done
 }
 trap cleanup EXIT
-MCPGW_TEST_MONGODB_URL=$(scripts/deps/mongodb.sh start); started+=(mongodb)
-MCPGW_TEST_MOTO_URL=$(scripts/deps/moto.sh start); started+=(moto)
+for dep in mongodb moto; do
+  scripts/deps/"$dep".sh url >/dev/null 2>&1 || started+=("$dep")
+done
+MCPGW_TEST_MONGODB_URL=$(scripts/deps/mongodb.sh start)
+MCPGW_TEST_MOTO_URL=$(scripts/deps/moto.sh start)
 export MCPGW_TEST_MONGODB_URL MCPGW_TEST_MOTO_URL
 
 log "cargo fmt --check"
