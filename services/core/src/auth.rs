@@ -53,10 +53,16 @@ pub enum Permission {
     AuditRead,
     #[serde(rename = "api_keys:manage")]
     ApiKeysManage,
+    /// Read scope documents and check decisions.
+    #[serde(rename = "policies:read")]
+    PoliciesRead,
+    /// Create, change, import and delete scope documents.
+    #[serde(rename = "policies:write")]
+    PoliciesWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 13] = [
+    pub const ALL: [Permission; 15] = [
         Permission::ServersRead,
         Permission::ServersCreate,
         Permission::ServersUpdate,
@@ -70,6 +76,8 @@ impl Permission {
         Permission::LifecycleRetire,
         Permission::AuditRead,
         Permission::ApiKeysManage,
+        Permission::PoliciesRead,
+        Permission::PoliciesWrite,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -87,6 +95,33 @@ impl Permission {
             Permission::LifecycleRetire => "lifecycle:retire",
             Permission::AuditRead => "audit:read",
             Permission::ApiKeysManage => "api_keys:manage",
+            Permission::PoliciesRead => "policies:read",
+            Permission::PoliciesWrite => "policies:write",
+        }
+    }
+
+    /// The UI actions of scope documents (`ui_permissions`) that grant this permission, in the
+    /// anchor system's vocabulary plus one action per lifecycle step. `change_lifecycle_status`
+    /// (the anchor's single lifecycle action) grants every step.
+    pub fn ui_actions(&self) -> &'static [&'static str] {
+        match self {
+            Permission::ServersRead => &["list_service"],
+            Permission::ServersCreate => &["register_service"],
+            Permission::ServersUpdate => &["modify_service"],
+            Permission::ServersDelete => &["delete_service"],
+            Permission::ServersToggle => &["toggle_service"],
+            Permission::ServersStdio => &["register_stdio_service"],
+            Permission::LifecycleSubmit => &["submit_service", "change_lifecycle_status"],
+            Permission::LifecycleReview => &["review_service", "change_lifecycle_status"],
+            Permission::LifecycleApproveProd => {
+                &["approve_prod_service", "change_lifecycle_status"]
+            }
+            Permission::LifecycleDeprecate => &["deprecate_service", "change_lifecycle_status"],
+            Permission::LifecycleRetire => &["retire_service", "change_lifecycle_status"],
+            Permission::AuditRead => &["read_audit"],
+            Permission::ApiKeysManage => &["manage_api_keys"],
+            Permission::PoliciesRead => &["read_policies"],
+            Permission::PoliciesWrite => &["manage_policies"],
         }
     }
 }
@@ -137,6 +172,7 @@ impl Role {
                 LifecycleReview,
                 LifecycleApproveProd,
                 AuditRead,
+                PoliciesRead,
             ],
             Role::Operator => &[
                 ServersRead,
@@ -144,6 +180,7 @@ impl Role {
                 LifecycleDeprecate,
                 LifecycleRetire,
                 AuditRead,
+                PoliciesRead,
             ],
             Role::Viewer => &[ServersRead],
         };

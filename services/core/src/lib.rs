@@ -10,7 +10,12 @@ pub mod config;
 pub mod domain;
 pub mod egress;
 pub mod error;
+pub mod policy;
 pub mod secrets;
+pub mod signing;
 pub mod telemetry;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod time;
+pub mod token;
 pub mod validate;

@@ -14,10 +14,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::auth::{ApiKeyAuthenticator, AuthChain};
+use crate::auth::{ApiKeyAuthenticator, AuthChain, Authenticator, JwtAuthenticator};
 use crate::config::RegistryConfig;
-use crate::service::Registry;
+use crate::service::{PolicyCache, Registry};
 use crate::{api, demo, store};
+use mcpgw_core::token::TokenValidator;
+use std::time::Duration;
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
@@ -63,12 +65,20 @@ pub async fn build_state(config: RegistryConfig, keyring: Keyring) -> anyhow::Re
         keyring: Arc::new(keyring),
         egress: EgressPolicy::new(config.egress),
         stage: config.stage,
+        policy_cache: PolicyCache::new(Duration::from_secs(config.auth.policy_cache_seconds)),
     });
-    let auth = Arc::new(AuthChain {
-        authenticators: vec![Box::new(ApiKeyAuthenticator {
+    let mut authenticators: Vec<Box<dyn Authenticator>> = vec![Box::new(ApiKeyAuthenticator {
+        registry: registry.clone(),
+    })];
+    if !config.auth.issuers.is_empty() {
+        let validator = TokenValidator::new(config.auth.issuers.clone(), Default::default())
+            .context("auth.issuers")?;
+        authenticators.push(Box::new(JwtAuthenticator {
+            validator: Arc::new(validator),
             registry: registry.clone(),
-        })],
-    });
+        }));
+    }
+    let auth = Arc::new(AuthChain { authenticators });
     Ok(AppState {
         registry,
         auth,

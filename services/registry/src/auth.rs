@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use mcpgw_core::auth::Principal;
+use mcpgw_core::auth::{Permission, Principal, PrincipalKind};
+use mcpgw_core::policy::{Identity, UiGrant};
 
 use crate::app::AppState;
 use crate::error::RegistryError;
@@ -37,6 +38,55 @@ impl Authenticator for ApiKeyAuthenticator {
             return Ok(None);
         }
         self.registry.authenticate_key(credential).await.map(Some)
+    }
+}
+
+/// Bearer JWTs from trusted issuers (Keycloak realms, the auth-server, any OIDC IdP). The
+/// token's groups and scopes select scope documents; their `ui_permissions` granted on `all`
+/// become the principal's permissions (see `Permission::ui_actions`).
+pub struct JwtAuthenticator {
+    pub validator: Arc<mcpgw_core::token::TokenValidator>,
+    pub registry: Arc<Registry>,
+}
+
+#[async_trait]
+impl Authenticator for JwtAuthenticator {
+    async fn authenticate(&self, credential: &str) -> Result<Option<Principal>, RegistryError> {
+        if credential.starts_with(keys::PREFIX) || credential.split('.').count() != 3 {
+            return Ok(None);
+        }
+        let token = self
+            .validator
+            .validate(credential)
+            .await
+            .map_err(|e| RegistryError::InvalidToken(e.to_string()))?;
+        let policy = self.registry.compiled_policy().await?;
+        let identity = Identity::new(token.groups.clone(), token.scopes.clone());
+        let caller = policy.caller(&identity);
+        let permissions = Permission::ALL
+            .into_iter()
+            .filter(|p| {
+                p.ui_actions()
+                    .iter()
+                    .any(|a| caller.ui_grant(a) == UiGrant::All)
+            })
+            .collect();
+        let (kind, display_name) = match &token.username {
+            Some(name) => (PrincipalKind::User, name.clone()),
+            None => (
+                PrincipalKind::Service,
+                token
+                    .client_id
+                    .clone()
+                    .unwrap_or_else(|| token.subject.clone()),
+            ),
+        };
+        Ok(Some(Principal {
+            subject: format!("jwt:{}", token.subject),
+            display_name,
+            kind,
+            permissions,
+        }))
     }
 }
 
@@ -73,7 +123,7 @@ impl AuthChain {
             }
         }
         Err(RegistryError::Unauthenticated(
-            "the credential is not recognised; send an mcpgw API key as `Authorization: Bearer mcpgw_…`".to_owned(),
+            "the credential is not recognised: send an mcpgw API key or an access token from a trusted issuer as `Authorization: Bearer …`".to_owned(),
         ))
     }
 }

@@ -30,6 +30,7 @@ pub struct RegistryConfig {
     pub log: LogConfig,
     pub egress: EgressConfig,
     pub secrets: SecretsConfig,
+    pub auth: AuthConfig,
     pub bootstrap: BootstrapConfig,
     pub demo: DemoConfig,
 }
@@ -59,6 +60,13 @@ pub struct SecretsConfig {
     pub encryption_key_secret_id: String,
     pub previous_encryption_keys: Vec<SecretString>,
     pub aws: SecretsManagerConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub issuers: Vec<mcpgw_core::token::IssuerConfig>,
+    pub policy_cache_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -173,6 +181,14 @@ impl RegistryConfig {
         }
         if self.demo.enabled && self.demo.listen == self.listen && self.listen.port() != 0 {
             return Err(key("demo.listen", "must differ from listen"));
+        }
+        if self.auth.policy_cache_seconds > 3600 {
+            return Err(key("auth.policy_cache_seconds", "must be at most 3600"));
+        }
+        if let Err(e) =
+            mcpgw_core::token::TokenValidator::new(self.auth.issuers.clone(), Default::default())
+        {
+            return Err(key("auth.issuers", &e.to_string()));
         }
         if self.demo.enabled && !self.egress.allow_loopback {
             return Err(key(

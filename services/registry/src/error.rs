@@ -42,6 +42,12 @@ pub enum RegistryError {
     DeleteBlocked(Lifecycle),
     #[error("no active API key with id {0:?}")]
     ApiKeyNotFound(String),
+    #[error("no scope document is named {0:?}")]
+    ScopeNotFound(String),
+    #[error("{0}")]
+    MalformedYaml(String),
+    #[error("{0}")]
+    InvalidToken(String),
     #[error("unsupported media type")]
     UnsupportedMediaType,
     #[error("payload too large")]
@@ -117,6 +123,13 @@ impl RegistryError {
                 ),
             ),
             E::ApiKeyNotFound(_) => ApiError::not_found("api_key_not_found", self.to_string()),
+            E::ScopeNotFound(_) => ApiError::not_found("scope_not_found", self.to_string()),
+            E::MalformedYaml(detail) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_yaml", detail.clone())
+            }
+            E::InvalidToken(detail) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", detail.clone())
+            }
             E::UnsupportedMediaType => ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -174,7 +187,10 @@ impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {
         let api = self.to_api();
         let mut response = api.into_response();
-        if matches!(self, RegistryError::Unauthenticated(_)) {
+        if matches!(
+            self,
+            RegistryError::Unauthenticated(_) | RegistryError::InvalidToken(_)
+        ) {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer realm=\"mcpgw-registry\""),

@@ -15,6 +15,7 @@ use mcpgw_core::domain::{
     ToolSpec, ValidSpec,
 };
 use mcpgw_core::egress::EgressPolicy;
+use mcpgw_core::policy::{CompiledPolicy, PolicySnapshot, ScopeDocument};
 use mcpgw_core::secrets::Keyring;
 use mcpgw_core::time::Timestamp;
 use mcpgw_core::validate::{self, FieldError};
@@ -37,6 +38,55 @@ pub struct Registry {
     pub keyring: Arc<Keyring>,
     pub egress: EgressPolicy,
     pub stage: DeploymentStage,
+    pub policy_cache: PolicyCache,
+}
+
+/// The compiled policy, shared by every request of this process.
+///
+/// A change made through this process invalidates it at once; a change made by another replica
+/// is seen when the cache is older than `max_age` (the stored version is then compared, and the
+/// documents are only re-read and recompiled when it moved).
+pub struct PolicyCache {
+    max_age: std::time::Duration,
+    state: std::sync::RwLock<Option<(std::time::Instant, Arc<CompiledPolicy>)>>,
+    reload: tokio::sync::Mutex<()>,
+}
+
+impl PolicyCache {
+    pub fn new(max_age: std::time::Duration) -> Self {
+        Self {
+            max_age,
+            state: std::sync::RwLock::new(None),
+            reload: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn fresh(&self) -> Option<Arc<CompiledPolicy>> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        state
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < self.max_age)
+            .map(|(_, p)| p.clone())
+    }
+
+    pub fn invalidate(&self) {
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    pub async fn current(&self, store: &dyn RegistryStore) -> Result<Arc<CompiledPolicy>> {
+        if let Some(p) = self.fresh() {
+            return Ok(p);
+        }
+        let _one_reload_at_a_time = self.reload.lock().await;
+        if let Some(p) = self.fresh() {
+            return Ok(p);
+        }
+        let snapshot = store.policy().await?;
+        let compiled = Arc::new(snapshot.compile());
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) =
+            Some((std::time::Instant::now(), compiled.clone()));
+        Ok(compiled)
+    }
 }
 
 /// A page of results and the cursor of the next page, if any.
@@ -630,6 +680,107 @@ impl Registry {
         } else {
             Err(refuse())
         }
+    }
+
+    // ---- Policy (scope documents) -----------------------------------------------------------
+
+    /// Every scope document with the policy version.
+    pub async fn policy(&self, caller: &Principal) -> Result<PolicySnapshot> {
+        caller.require(Permission::PoliciesRead)?;
+        Ok(self.store.policy().await?)
+    }
+
+    /// Creates or replaces one scope document; returns the new policy version.
+    pub async fn put_scope(
+        &self,
+        caller: &Principal,
+        ctx: &RequestContext,
+        doc: ScopeDocument,
+    ) -> Result<u64> {
+        caller.require(Permission::PoliciesWrite)?;
+        let entry = audit(
+            caller,
+            ctx,
+            Change {
+                action: "scope.put",
+                resource_type: "scope",
+                resource_id: doc.name(),
+                revision_before: None,
+                revision_after: None,
+                details: json!({"rules": doc.server_access().len(), "groups": doc.group_mappings()}),
+            },
+        );
+        let version = self
+            .store
+            .put_scopes(std::slice::from_ref(&doc), false, &entry)
+            .await?;
+        self.policy_changed();
+        Ok(version)
+    }
+
+    /// Imports documents: merged over the stored ones, or replacing all of them.
+    pub async fn import_scopes(
+        &self,
+        caller: &Principal,
+        ctx: &RequestContext,
+        docs: &[ScopeDocument],
+        replace_all: bool,
+    ) -> Result<u64> {
+        caller.require(Permission::PoliciesWrite)?;
+        let names: Vec<&str> = docs.iter().map(|d| d.name()).collect();
+        let entry = audit(
+            caller,
+            ctx,
+            Change {
+                action: "scope.import",
+                resource_type: "scope",
+                resource_id: "*",
+                revision_before: None,
+                revision_after: None,
+                details: json!({"replace_all": replace_all, "scopes": names}),
+            },
+        );
+        let version = self.store.put_scopes(docs, replace_all, &entry).await?;
+        self.policy_changed();
+        Ok(version)
+    }
+
+    pub async fn delete_scope(
+        &self,
+        caller: &Principal,
+        ctx: &RequestContext,
+        name: &str,
+    ) -> Result<u64> {
+        caller.require(Permission::PoliciesWrite)?;
+        let entry = audit(
+            caller,
+            ctx,
+            Change {
+                action: "scope.delete",
+                resource_type: "scope",
+                resource_id: name,
+                revision_before: None,
+                revision_after: None,
+                details: json!({}),
+            },
+        );
+        match self.store.delete_scope(name, &entry).await {
+            Ok(v) => {
+                self.policy_changed();
+                Ok(v)
+            }
+            Err(StoreError::NotFound) => Err(RegistryError::ScopeNotFound(name.to_owned())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The compiled policy this process decides with, recompiled when the stored version moved.
+    pub async fn compiled_policy(&self) -> Result<Arc<CompiledPolicy>> {
+        self.policy_cache.current(self.store.as_ref()).await
+    }
+
+    fn policy_changed(&self) {
+        self.policy_cache.invalidate();
     }
 
     pub async fn list_audit(

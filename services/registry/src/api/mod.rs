@@ -8,6 +8,7 @@ pub mod audit;
 pub mod catalog;
 pub mod extract;
 pub mod keys;
+pub mod policy;
 pub mod servers;
 
 use std::sync::Arc;
@@ -71,6 +72,7 @@ impl Modify for SecurityAddon {
         (name = "servers", description = "Registered MCP servers"),
         (name = "api-keys", description = "API keys and the current caller"),
         (name = "audit", description = "Audit trail"),
+        (name = "policy", description = "Scope documents: who may call which server, method and tool"),
         (name = "catalog", description = "Official MCP Registry API (v0.1), read-only"),
         (name = "operations", description = "Liveness and readiness"),
     )
@@ -154,6 +156,10 @@ fn build(state: Option<AppState>) -> (axum::Router<AppState>, utoipa::openapi::O
         .routes(routes!(keys::revoke))
         .routes(routes!(keys::me))
         .routes(routes!(audit::list))
+        .routes(routes!(policy::list))
+        .routes(routes!(policy::import))
+        .routes(routes!(policy::get, policy::put, policy::delete))
+        .routes(routes!(policy::check))
         .routes(routes!(catalog::list))
         .routes(routes!(catalog::versions))
         .routes(routes!(catalog::version))

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use mcpgw_core::auth::{Permission, PrincipalKind};
 use mcpgw_core::domain::{Environment, Lifecycle, ServerPath, ServerRecord};
+use mcpgw_core::policy::{PolicySnapshot, ScopeDocument};
 use mcpgw_core::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -119,6 +120,13 @@ pub struct AuditRecord {
     pub details: serde_json::Value,
 }
 
+/// The audit record of a policy change, with the policy version it produced.
+pub fn with_version(audit: &AuditRecord, version: u64) -> AuditRecord {
+    let mut a = audit.clone();
+    a.revision_after = Some(version);
+    a
+}
+
 /// Filters for reading the audit log.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -189,6 +197,21 @@ pub trait RegistryStore: Send + Sync {
         at: Timestamp,
         audit: &AuditRecord,
     ) -> Result<(), StoreError>;
+
+    /// Every scope document with the policy version, read consistently.
+    async fn policy(&self) -> Result<PolicySnapshot, StoreError>;
+
+    /// Inserts or replaces `docs` (with `replace_all`, deletes every other document first) and
+    /// bumps the policy version; returns the new version.
+    async fn put_scopes(
+        &self,
+        docs: &[ScopeDocument],
+        replace_all: bool,
+        audit: &AuditRecord,
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes one scope document and bumps the version; `NotFound` when there is none.
+    async fn delete_scope(&self, name: &str, audit: &AuditRecord) -> Result<u64, StoreError>;
 
     /// Audit records matching `filter`, newest first, older than the id `before`.
     async fn list_audit(

@@ -15,13 +15,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use mcpgw_core::domain::{ServerPath, ServerRecord};
+use mcpgw_core::policy::{PolicySnapshot, ScopeDocument};
 use mcpgw_core::time::Timestamp;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::error::{Error as MongoError, ErrorKind, WriteFailure};
 use mongodb::options::{Acknowledgment, ClientOptions, IndexOptions, ReadConcern, WriteConcern};
 use mongodb::{Client, ClientSession, Collection, IndexModel};
 
-use super::{ApiKeyRecord, AuditFilter, AuditRecord, RegistryStore, ServerFilter, StoreError};
+use super::{
+    ApiKeyRecord, AuditFilter, AuditRecord, RegistryStore, ServerFilter, StoreError, with_version,
+};
 use crate::config::StoreConfig;
 
 pub struct MongoStore {
@@ -29,6 +32,8 @@ pub struct MongoStore {
     servers: Collection<Document>,
     api_keys: Collection<Document>,
     audit: Collection<Document>,
+    scopes: Collection<Document>,
+    meta: Collection<Document>,
 }
 
 /// Raised inside a transaction callback to abort it with a precise outcome.
@@ -103,6 +108,23 @@ fn audit_doc(a: &AuditRecord) -> Result<Document, StoreError> {
     })
 }
 
+/// Adds one to the policy version inside the session's transaction; returns the new value.
+async fn bump_policy(
+    meta: &Collection<Document>,
+    session: &mut ClientSession,
+) -> Result<u64, MongoError> {
+    let updated = meta
+        .find_one_and_update(
+            doc! {"_id": "policy_version"},
+            doc! {"$inc": {"value": 1_i64}},
+        )
+        .upsert(true)
+        .return_document(mongodb::options::ReturnDocument::After)
+        .session(session)
+        .await?;
+    Ok(updated.and_then(|d| d.get_i64("value").ok()).unwrap_or(1) as u64)
+}
+
 fn escape_regex(text: &str) -> String {
     let mut out = String::with_capacity(text.len() * 2);
     for c in text.chars() {
@@ -138,6 +160,8 @@ impl MongoStore {
             servers: db.collection("servers"),
             api_keys: db.collection("api_keys"),
             audit: db.collection("audit"),
+            scopes: db.collection("scopes"),
+            meta: db.collection("meta"),
             client,
         };
         store.ensure_indexes().await?;
@@ -183,6 +207,15 @@ impl MongoStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn policy_version(&self) -> Result<u64, StoreError> {
+        let found = self
+            .meta
+            .find_one(doc! {"_id": "policy_version"})
+            .await
+            .map_err(map_err)?;
+        Ok(found.and_then(|d| d.get_i64("value").ok()).unwrap_or(0) as u64)
     }
 
     async fn session(&self) -> Result<ClientSession, StoreError> {
@@ -431,6 +464,94 @@ impl RegistryStore for MongoStore {
                 .await?;
                 audits.insert_one(entry.clone()).session(&mut *s).await?;
                 Ok(())
+            })
+            .await
+            .map_err(map_err)
+    }
+
+    async fn policy(&self) -> Result<PolicySnapshot, StoreError> {
+        // The version is read before and after the documents; a change in between retries, so
+        // the snapshot's documents are exactly those of its version.
+        for _ in 0..5 {
+            let before = self.policy_version().await?;
+            let cursor = self
+                .scopes
+                .find(doc! {})
+                .sort(doc! {"_id": 1})
+                .await
+                .map_err(map_err)?;
+            let docs: Vec<Document> = cursor.try_collect().await.map_err(map_err)?;
+            if self.policy_version().await? == before {
+                return Ok(PolicySnapshot {
+                    version: before,
+                    documents: docs.iter().map(from_doc).collect::<Result<_, _>>()?,
+                });
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the policy kept changing while it was read; retry".to_owned(),
+        ))
+    }
+
+    async fn put_scopes(
+        &self,
+        docs: &[ScopeDocument],
+        replace_all: bool,
+        audit: &AuditRecord,
+    ) -> Result<u64, StoreError> {
+        let mut rows = Vec::with_capacity(docs.len());
+        for d in docs {
+            rows.push(doc! {"_id": d.name(), "doc": to_json(d)?});
+        }
+        let audit = audit.clone();
+        let (scopes, meta, audits) = (self.scopes.clone(), self.meta.clone(), self.audit.clone());
+        let mut session = self.session().await?;
+        session
+            .start_transaction()
+            .and_run2(async move |s| {
+                if replace_all {
+                    scopes.delete_many(doc! {}).session(&mut *s).await?;
+                }
+                for row in &rows {
+                    scopes
+                        .replace_one(
+                            doc! {"_id": row.get_str("_id").unwrap_or_default()},
+                            row.clone(),
+                        )
+                        .upsert(true)
+                        .session(&mut *s)
+                        .await?;
+                }
+                let version = bump_policy(&meta, s).await?;
+                let entry =
+                    audit_doc(&with_version(&audit, version)).map_err(MongoError::custom)?;
+                audits.insert_one(entry).session(&mut *s).await?;
+                Ok(version)
+            })
+            .await
+            .map_err(map_err)
+    }
+
+    async fn delete_scope(&self, name: &str, audit: &AuditRecord) -> Result<u64, StoreError> {
+        let name = name.to_owned();
+        let audit = audit.clone();
+        let (scopes, meta, audits) = (self.scopes.clone(), self.meta.clone(), self.audit.clone());
+        let mut session = self.session().await?;
+        session
+            .start_transaction()
+            .and_run2(async move |s| {
+                let done = scopes
+                    .delete_one(doc! {"_id": &name})
+                    .session(&mut *s)
+                    .await?;
+                if done.deleted_count == 0 {
+                    return Err(MongoError::custom(Abort::Missing));
+                }
+                let version = bump_policy(&meta, s).await?;
+                let entry =
+                    audit_doc(&with_version(&audit, version)).map_err(MongoError::custom)?;
+                audits.insert_one(entry).session(&mut *s).await?;
+                Ok(version)
             })
             .await
             .map_err(map_err)

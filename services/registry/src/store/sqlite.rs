@@ -10,13 +10,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mcpgw_core::domain::{ServerPath, ServerRecord};
+use mcpgw_core::policy::{PolicySnapshot, ScopeDocument};
 use mcpgw_core::time::Timestamp;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
-use super::{ApiKeyRecord, AuditFilter, AuditRecord, RegistryStore, ServerFilter, StoreError};
+use super::{
+    ApiKeyRecord, AuditFilter, AuditRecord, RegistryStore, ServerFilter, StoreError, with_version,
+};
 use crate::config::{SqliteSync, StoreConfig};
 
 pub struct SqliteStore {
@@ -130,6 +133,16 @@ impl SqliteStore {
                 .map_err(map_err)?;
         }
         Ok(())
+    }
+
+    async fn bump_policy(tx: &mut Transaction<'_, Sqlite>) -> Result<u64, StoreError> {
+        let row = sqlx::query(
+            "UPDATE meta SET value = value + 1 WHERE key = 'policy_version' RETURNING value",
+        )
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        Ok(row.get::<i64, _>(0) as u64)
     }
 
     async fn current_revision(
@@ -370,6 +383,75 @@ impl RegistryStore for SqliteStore {
             .map_err(map_err)?;
         Self::write_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)
+    }
+
+    async fn policy(&self) -> Result<PolicySnapshot, StoreError> {
+        // One read transaction: WAL gives it a consistent snapshot of both tables.
+        let mut tx = self.reads.begin().await.map_err(map_err)?;
+        let version: i64 = sqlx::query("SELECT value FROM meta WHERE key = 'policy_version'")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .get(0);
+        let rows = sqlx::query("SELECT doc FROM scopes ORDER BY name")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let documents = rows
+            .iter()
+            .map(|r| from_json(r.get::<&str, _>(0)))
+            .collect::<Result<Vec<ScopeDocument>, _>>()?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(PolicySnapshot {
+            version: version as u64,
+            documents,
+        })
+    }
+
+    async fn put_scopes(
+        &self,
+        docs: &[ScopeDocument],
+        replace_all: bool,
+        audit: &AuditRecord,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        if replace_all {
+            sqlx::query("DELETE FROM scopes")
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        for doc in docs {
+            sqlx::query(
+                "INSERT INTO scopes (name, doc) VALUES (?, ?)
+                 ON CONFLICT (name) DO UPDATE SET doc = excluded.doc",
+            )
+            .bind(doc.name())
+            .bind(to_json(doc)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        let version = Self::bump_policy(&mut tx).await?;
+        Self::write_audit(&mut tx, &with_version(audit, version)).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(version)
+    }
+
+    async fn delete_scope(&self, name: &str, audit: &AuditRecord) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM scopes WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let version = Self::bump_policy(&mut tx).await?;
+        Self::write_audit(&mut tx, &with_version(audit, version)).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(version)
     }
 
     async fn list_audit(

@@ -9,5 +9,6 @@ mod api_keys;
 mod bad_input;
 mod catalog;
 mod durability;
+mod policy;
 mod secrets;
 mod servers;

@@ -1,0 +1,499 @@
+//! Validation of bearer JWTs from trusted issuers, in-process, with a JWKS cache.
+//!
+//! Rules of this module:
+//! - Only configured issuers are trusted; the `iss` of a token picks its issuer's settings
+//!   (algorithms, audiences, token types, claim names) before anything is verified.
+//! - Algorithms come from a per-issuer allow-list of asymmetric algorithms. `none` and every
+//!   HMAC algorithm are refused outright, so a token "signed" with a public key as an HMAC
+//!   secret never verifies.
+//! - A token must name its key (`kid`). Keys come from the issuer's JWKS, fetched on first use,
+//!   refreshed when a token names an unknown `kid` (at most once per `refresh_min_interval`, so a
+//!   flood of bogus `kid`s cannot hammer the IdP) and when the cache is older than `jwks_ttl`.
+//!   A failed refresh keeps the cached keys: tokens keep validating while the IdP is down.
+//! - `exp` is required; `exp` and `nbf` are checked with a small leeway; `iss` and `aud` must
+//!   match. The token type is checked both in the header (`typ`) and, where an IdP puts it in
+//!   the payload (Keycloak's `typ: "ID"` or `"Refresh"`), there: only access tokens pass.
+//! - Nothing here logs a token.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::{Mutex, RwLock};
+
+/// Settings for one trusted issuer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// The exact `iss` value, e.g. `https://kc.example.com/realms/mcpgw`.
+    pub issuer: String,
+    /// Where the keys are; empty = from the issuer's OpenID discovery document.
+    #[serde(default)]
+    pub jwks_uri: String,
+    /// Accepted `aud` values (one must match).
+    pub audiences: Vec<String>,
+    /// Accepted signature algorithms (asymmetric only).
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<Algorithm>,
+    /// Accepted header `typ` values (case-insensitive); empty = any.
+    #[serde(default = "default_token_types")]
+    pub token_types: Vec<String>,
+    /// The claim that carries IdP groups.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+}
+
+fn default_algorithms() -> Vec<Algorithm> {
+    vec![
+        Algorithm::RS256,
+        Algorithm::RS384,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::PS384,
+        Algorithm::PS512,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ]
+}
+
+fn default_token_types() -> Vec<String> {
+    vec!["JWT".to_owned(), "at+jwt".to_owned()]
+}
+
+fn default_groups_claim() -> String {
+    "groups".to_owned()
+}
+
+/// Validator-wide settings.
+#[derive(Debug, Clone)]
+pub struct ValidatorSettings {
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway: Duration,
+    /// Least time between two JWKS fetches of one issuer.
+    pub refresh_min_interval: Duration,
+    /// Age after which cached keys are refreshed (failures keep the old keys).
+    pub jwks_ttl: Duration,
+    /// Time limit of one JWKS or discovery request.
+    pub http_timeout: Duration,
+}
+
+impl Default for ValidatorSettings {
+    fn default() -> Self {
+        Self {
+            leeway: Duration::from_secs(30),
+            refresh_min_interval: Duration::from_secs(10),
+            jwks_ttl: Duration::from_secs(600),
+            http_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a token was refused. The messages are safe to return to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is not a well-formed JWT: {0}")]
+    Malformed(String),
+    #[error("the token's issuer is not trusted here")]
+    UntrustedIssuer,
+    #[error("the token's algorithm {0} is not allowed")]
+    Algorithm(String),
+    #[error("the token names no key id (kid)")]
+    NoKeyId,
+    #[error("the token's key {0:?} is not among the issuer's keys")]
+    UnknownKey(String),
+    #[error("the issuer's keys could not be fetched: {0}")]
+    KeysUnavailable(String),
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token is not meant for this audience")]
+    Audience,
+    #[error("the token's signature does not verify")]
+    Signature,
+    #[error("the token is not an access token ({0})")]
+    TokenType(String),
+    #[error("the token lacks a required claim: {0}")]
+    MissingClaim(String),
+}
+
+/// What a valid token says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedToken {
+    pub issuer: String,
+    pub subject: String,
+    pub audiences: Vec<String>,
+    /// IdP groups, without Keycloak's leading `/` for full paths.
+    pub groups: Vec<String>,
+    /// OAuth scopes (`scope` as a space-separated string or `scp` as a list).
+    pub scopes: Vec<String>,
+    /// The OAuth client the token was issued to (`client_id`, `azp` or `cid`).
+    pub client_id: Option<String>,
+    /// `preferred_username`, `username` or `email`, for people to read.
+    pub username: Option<String>,
+    /// `jti`, for revocation.
+    pub token_id: Option<String>,
+    /// `exp`, seconds since the epoch.
+    pub expires_at: i64,
+    /// Every claim, for callers that need more.
+    pub claims: Value,
+}
+
+struct CachedKey {
+    key: DecodingKey,
+    /// The `alg` the JWK declares, if any: the header must then agree.
+    alg: Option<Algorithm>,
+}
+
+#[derive(Default)]
+struct KeyState {
+    keys: HashMap<String, Arc<CachedKey>>,
+    jwks_uri: Option<String>,
+    fetched_at: Option<Instant>,
+    last_attempt: Option<Instant>,
+    fetches: u64,
+}
+
+struct Issuer {
+    config: IssuerConfig,
+    state: RwLock<KeyState>,
+    refreshing: Mutex<()>,
+}
+
+/// Validates tokens of the configured issuers. Cheap to share behind an `Arc`.
+pub struct TokenValidator {
+    issuers: HashMap<String, Issuer>,
+    http: reqwest::Client,
+    settings: ValidatorSettings,
+}
+
+/// A configuration error in the issuer list.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct IssuerConfigError(pub String);
+
+impl TokenValidator {
+    pub fn new(
+        issuers: Vec<IssuerConfig>,
+        settings: ValidatorSettings,
+    ) -> Result<Self, IssuerConfigError> {
+        let mut map = HashMap::new();
+        for config in issuers {
+            if config.issuer.is_empty() {
+                return Err(IssuerConfigError(
+                    "an issuer has an empty `issuer`".to_owned(),
+                ));
+            }
+            if config.audiences.is_empty() {
+                return Err(IssuerConfigError(format!(
+                    "issuer {} has no audiences: tokens for any audience would pass",
+                    config.issuer
+                )));
+            }
+            if let Some(bad) = config.algorithms.iter().find(|a| is_symmetric(**a)) {
+                return Err(IssuerConfigError(format!(
+                    "issuer {}: {bad:?} is symmetric; only asymmetric algorithms are allowed",
+                    config.issuer
+                )));
+            }
+            if config.algorithms.is_empty() {
+                return Err(IssuerConfigError(format!(
+                    "issuer {} allows no algorithm",
+                    config.issuer
+                )));
+            }
+            let issuer = Issuer {
+                state: RwLock::new(KeyState {
+                    jwks_uri: (!config.jwks_uri.is_empty()).then(|| config.jwks_uri.clone()),
+                    ..Default::default()
+                }),
+                refreshing: Mutex::new(()),
+                config,
+            };
+            if map.insert(issuer.config.issuer.clone(), issuer).is_some() {
+                return Err(IssuerConfigError(
+                    "an issuer is configured twice".to_owned(),
+                ));
+            }
+        }
+        let http = reqwest::Client::builder()
+            .timeout(settings.http_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| IssuerConfigError(format!("building the HTTP client: {e}")))?;
+        Ok(Self {
+            issuers: map,
+            http,
+            settings,
+        })
+    }
+
+    /// Whether `iss` is one of the trusted issuers.
+    pub fn trusts(&self, iss: &str) -> bool {
+        self.issuers.contains_key(iss)
+    }
+
+    /// How many times the keys of `iss` were fetched (for tests and metrics).
+    pub async fn jwks_fetches(&self, iss: &str) -> u64 {
+        match self.issuers.get(iss) {
+            Some(i) => i.state.read().await.fetches,
+            None => 0,
+        }
+    }
+
+    /// Validates a compact JWT.
+    pub async fn validate(&self, token: &str) -> Result<VerifiedToken, TokenError> {
+        if token.len() > 16 * 1024 {
+            return Err(TokenError::Malformed("longer than 16 KiB".to_owned()));
+        }
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| TokenError::Malformed(format!("header: {e}")))?;
+        let unverified = unverified_claims(token)?;
+        let iss = unverified
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or_else(|| TokenError::MissingClaim("iss".to_owned()))?;
+        let issuer = self.issuers.get(iss).ok_or(TokenError::UntrustedIssuer)?;
+        let config = &issuer.config;
+        if is_symmetric(header.alg) || !config.algorithms.contains(&header.alg) {
+            return Err(TokenError::Algorithm(format!("{:?}", header.alg)));
+        }
+        if !config.token_types.is_empty() {
+            let typ = header.typ.as_deref().unwrap_or("");
+            if !config
+                .token_types
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(typ))
+            {
+                return Err(TokenError::TokenType(format!("header typ {typ:?}")));
+            }
+        }
+        let kid = header.kid.as_deref().ok_or(TokenError::NoKeyId)?;
+        let key = self.key(issuer, kid).await?;
+        if let Some(alg) = key.alg
+            && alg != header.alg
+        {
+            return Err(TokenError::Algorithm(format!(
+                "{:?} (the key is for {alg:?})",
+                header.alg
+            )));
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = self.settings.leeway.as_secs();
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&config.audiences);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        let data = jsonwebtoken::decode::<Value>(token, &key.key, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::ExpiredSignature => TokenError::Expired,
+                K::ImmatureSignature => TokenError::NotYetValid,
+                K::InvalidAudience => TokenError::Audience,
+                K::InvalidIssuer => TokenError::UntrustedIssuer,
+                K::InvalidSignature => TokenError::Signature,
+                K::MissingRequiredClaim(c) => TokenError::MissingClaim(c.clone()),
+                K::InvalidAlgorithm => TokenError::Algorithm(format!("{:?}", header.alg)),
+                _ => TokenError::Malformed(e.to_string()),
+            }
+        })?;
+        let claims = data.claims;
+        if let Some(typ) = claims.get("typ").and_then(Value::as_str)
+            && !(typ.eq_ignore_ascii_case("Bearer") || typ.eq_ignore_ascii_case("at+jwt"))
+        {
+            return Err(TokenError::TokenType(format!("claim typ {typ:?}")));
+        }
+        Ok(extract(&claims, config))
+    }
+
+    /// The key `kid` of `issuer`, refreshing the JWKS when it is unknown or stale.
+    async fn key(&self, issuer: &Issuer, kid: &str) -> Result<Arc<CachedKey>, TokenError> {
+        {
+            let state = issuer.state.read().await;
+            let fresh = state
+                .fetched_at
+                .is_some_and(|t| t.elapsed() < self.settings.jwks_ttl);
+            if let Some(k) = state.keys.get(kid)
+                && fresh
+            {
+                return Ok(k.clone());
+            }
+        }
+        // One refresh at a time per issuer; others wait and then look again.
+        let _guard = issuer.refreshing.lock().await;
+        let may_fetch = {
+            let state = issuer.state.read().await;
+            let stale = state
+                .fetched_at
+                .is_none_or(|t| t.elapsed() >= self.settings.jwks_ttl);
+            let missing = !state.keys.contains_key(kid);
+            let allowed = state
+                .last_attempt
+                .is_none_or(|t| t.elapsed() >= self.settings.refresh_min_interval);
+            (stale || missing) && allowed
+        };
+        let mut fetch_error = None;
+        if may_fetch && let Err(e) = self.refresh(issuer).await {
+            tracing::warn!(issuer = %issuer.config.issuer, error = %e, "JWKS refresh failed; keeping cached keys");
+            fetch_error = Some(e);
+        }
+        let state = issuer.state.read().await;
+        match state.keys.get(kid) {
+            Some(k) => Ok(k.clone()),
+            None if state.keys.is_empty() => Err(fetch_error
+                .unwrap_or_else(|| TokenError::KeysUnavailable("no keys fetched yet".to_owned()))),
+            None => Err(TokenError::UnknownKey(kid.to_owned())),
+        }
+    }
+
+    async fn refresh(&self, issuer: &Issuer) -> Result<(), TokenError> {
+        let jwks_uri = {
+            let mut state = issuer.state.write().await;
+            state.last_attempt = Some(Instant::now());
+            state.jwks_uri.clone()
+        };
+        let jwks_uri = match jwks_uri {
+            Some(u) => u,
+            None => {
+                let discovered = self.discover(&issuer.config.issuer).await?;
+                issuer.state.write().await.jwks_uri = Some(discovered.clone());
+                discovered
+            }
+        };
+        let set: JwkSet = self
+            .http
+            .get(&jwks_uri)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| TokenError::KeysUnavailable(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| TokenError::KeysUnavailable(format!("the JWKS does not parse: {e}")))?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            let Some(kid) = jwk.common.key_id.clone() else {
+                continue;
+            };
+            if matches!(
+                jwk.common.public_key_use,
+                Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
+            ) {
+                continue;
+            }
+            let alg = jwk
+                .common
+                .key_algorithm
+                .and_then(|a| a.to_string().parse::<Algorithm>().ok());
+            match DecodingKey::from_jwk(jwk) {
+                Ok(key) => {
+                    keys.insert(kid, Arc::new(CachedKey { key, alg }));
+                }
+                Err(e) => {
+                    tracing::debug!(kid = %kid, error = %e, "skipping a JWK this validator cannot use")
+                }
+            }
+        }
+        let mut state = issuer.state.write().await;
+        state.keys = keys;
+        state.fetched_at = Some(Instant::now());
+        state.fetches += 1;
+        Ok(())
+    }
+
+    async fn discover(&self, issuer: &str) -> Result<String, TokenError> {
+        #[derive(Deserialize)]
+        struct Discovery {
+            jwks_uri: String,
+        }
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        let d: Discovery = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| TokenError::KeysUnavailable(format!("discovery: {e}")))?
+            .json()
+            .await
+            .map_err(|e| TokenError::KeysUnavailable(format!("discovery document: {e}")))?;
+        Ok(d.jwks_uri)
+    }
+}
+
+fn is_symmetric(alg: Algorithm) -> bool {
+    matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+}
+
+/// The payload, not yet verified: only used to pick the issuer's settings.
+fn unverified_claims(token: &str) -> Result<Value, TokenError> {
+    let mut parts = token.split('.');
+    let (Some(_), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed(
+            "expected three dot-separated parts".to_owned(),
+        ));
+    };
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| TokenError::Malformed("the payload is not base64url".to_owned()))?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|_| TokenError::Malformed("the payload is not JSON".to_owned()))?;
+    if !value.is_object() {
+        return Err(TokenError::Malformed(
+            "the payload is not a JSON object".to_owned(),
+        ));
+    }
+    Ok(value)
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn extract(claims: &Value, config: &IssuerConfig) -> VerifiedToken {
+    let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
+    let mut scopes = strings(claims.get("scope"));
+    scopes.extend(strings(claims.get("scp")));
+    VerifiedToken {
+        issuer: config.issuer.clone(),
+        subject: text("sub").unwrap_or_default(),
+        audiences: strings(claims.get("aud")),
+        groups: strings(claims.get(&config.groups_claim))
+            .into_iter()
+            .map(|g| g.trim_start_matches('/').to_owned())
+            .collect(),
+        scopes,
+        client_id: text("client_id")
+            .or_else(|| text("azp"))
+            .or_else(|| text("cid")),
+        username: text("preferred_username")
+            .or_else(|| text("username"))
+            .or_else(|| text("email")),
+        token_id: text("jti"),
+        expires_at: claims.get("exp").and_then(Value::as_i64).unwrap_or(0),
+        claims: claims.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
