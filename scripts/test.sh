@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs and starts the real components the tests
-# talk to (MongoDB as a single-node replica set, the AWS Secrets Manager emulator), checks
+# talk to (MongoDB as a single-node replica set, the AWS Secrets Manager emulator, PostgreSQL,
+# Keycloak on PostgreSQL, a second OIDC provider), checks
 # formatting and lints, runs every test on both storage backends, then stops what it started.
 # Idempotent; caches live in $MCPGW_CACHE_DIR (default ~/.cache/mcpgw), so a second run is fast.
 set -euo pipefail
@@ -22,8 +23,7 @@ need_rust() {
 
 need_rust
 log "installing test dependencies (cached after the first run)"
-scripts/deps/mongodb.sh install
-scripts/deps/moto.sh install
+for dep in mongodb moto postgres keycloak oidc; do scripts/deps/"$dep".sh install; done
 
 # Stop at the end only what this run started; an instance that was already running (a
 # developer's) is reused and left running.
@@ -32,12 +32,19 @@ cleanup() {
   for dep in "${started[@]}"; do scripts/deps/"$dep".sh stop || true; done
 }
 trap cleanup EXIT
-for dep in mongodb moto; do
+# Keycloak needs PostgreSQL, so it is stopped first; PostgreSQL last.
+for dep in oidc keycloak moto mongodb postgres; do
   scripts/deps/"$dep".sh url >/dev/null 2>&1 || started+=("$dep")
 done
 MCPGW_TEST_MONGODB_URL=$(scripts/deps/mongodb.sh start)
 MCPGW_TEST_MOTO_URL=$(scripts/deps/moto.sh start)
-export MCPGW_TEST_MONGODB_URL MCPGW_TEST_MOTO_URL
+MCPGW_TEST_POSTGRES_URL=$(scripts/deps/postgres.sh start)
+log "starting Keycloak (about 20 s, or 90 s on a new database)"
+MCPGW_TEST_KEYCLOAK_URL=$(scripts/deps/keycloak.sh start)
+MCPGW_TEST_KEYCLOAK_ADMIN_PASSWORD=$(scripts/deps/keycloak.sh admin-password)
+MCPGW_TEST_OIDC_URL=$(scripts/deps/oidc.sh start)
+export MCPGW_TEST_MONGODB_URL MCPGW_TEST_MOTO_URL MCPGW_TEST_POSTGRES_URL MCPGW_TEST_KEYCLOAK_URL \
+  MCPGW_TEST_KEYCLOAK_ADMIN_PASSWORD MCPGW_TEST_OIDC_URL
 
 log "cargo fmt --check"
 cargo fmt --all -- --check || die "formatting differs: run 'make fmt' and commit"
