@@ -66,6 +66,9 @@ pub async fn build_state(config: RegistryConfig, keyring: Keyring) -> anyhow::Re
         egress: EgressPolicy::new(config.egress),
         stage: config.stage,
         policy_cache: PolicyCache::new(Duration::from_secs(config.auth.policy_cache_seconds)),
+        key_cache: crate::keys::KeyCache::new(Duration::from_secs(
+            config.auth.api_key_cache_seconds,
+        )),
     });
     let mut authenticators: Vec<Box<dyn Authenticator>> = vec![Box::new(ApiKeyAuthenticator {
         registry: registry.clone(),

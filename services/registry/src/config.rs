@@ -67,6 +67,7 @@ pub struct SecretsConfig {
 pub struct AuthConfig {
     pub issuers: Vec<mcpgw_core::token::IssuerConfig>,
     pub policy_cache_seconds: u64,
+    pub api_key_cache_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -184,6 +185,12 @@ impl RegistryConfig {
         }
         if self.auth.policy_cache_seconds > 3600 {
             return Err(key("auth.policy_cache_seconds", "must be at most 3600"));
+        }
+        if self.auth.api_key_cache_seconds > 300 {
+            return Err(key(
+                "auth.api_key_cache_seconds",
+                "must be at most 300 (it delays revocations made through other replicas)",
+            ));
         }
         if let Err(e) =
             mcpgw_core::token::TokenValidator::new(self.auth.issuers.clone(), Default::default())

@@ -84,6 +84,55 @@ pub fn verify(record: &ApiKeyRecord, secret: &str, now: Timestamp) -> bool {
     matches && record.revoked_at.is_none() && record.expires_at.is_none_or(|e| e > now)
 }
 
+/// Recently read key records, so that a request does not cost a store read for its key.
+///
+/// The secret is still checked against the record on every request; only the record is cached.
+/// A revocation made through this replica applies at once (it removes the entry); one made
+/// through another replica applies within the time to live.
+pub struct KeyCache {
+    ttl: std::time::Duration,
+    entries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, ApiKeyRecord)>>,
+}
+
+/// Most records kept; past it the cache starts over (ids are not attacker-chosen: unknown ids are
+/// never cached).
+const KEY_CACHE_LIMIT: usize = 10_000;
+
+impl KeyCache {
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            ttl,
+            entries: Default::default(),
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<ApiKeyRecord> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(id)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, r)| r.clone())
+    }
+
+    pub fn put(&self, record: &ApiKeyRecord) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= KEY_CACHE_LIMIT {
+            entries.clear();
+        }
+        entries.insert(record.id.clone(), (std::time::Instant::now(), record.clone()));
+    }
+
+    pub fn remove(&self, id: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+}
+
 /// The principal a valid key stands for.
 pub fn principal(record: &ApiKeyRecord) -> Principal {
     Principal {

@@ -39,6 +39,7 @@ pub struct Registry {
     pub egress: EgressPolicy,
     pub stage: DeploymentStage,
     pub policy_cache: PolicyCache,
+    pub key_cache: keys::KeyCache,
 }
 
 /// The compiled policy, shared by every request of this process.
@@ -657,11 +658,12 @@ impl Registry {
                 details: json!({}),
             },
         );
-        match self
+        let result = self
             .store
             .revoke_api_key(id, Timestamp::now(), &entry)
-            .await
-        {
+            .await;
+        self.key_cache.remove(id);
+        match result {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound) => Err(RegistryError::ApiKeyNotFound(id.to_owned())),
             Err(e) => Err(e.into()),
@@ -674,7 +676,14 @@ impl Registry {
             RegistryError::Unauthenticated("the API key is invalid, expired or revoked".to_owned())
         };
         let (id, secret) = keys::parse(presented).ok_or_else(refuse)?;
-        let record = self.store.get_api_key(id).await?.ok_or_else(refuse)?;
+        let record = match self.key_cache.get(id) {
+            Some(r) => r,
+            None => {
+                let r = self.store.get_api_key(id).await?.ok_or_else(refuse)?;
+                self.key_cache.put(&r);
+                r
+            }
+        };
         if keys::verify(&record, secret, Timestamp::now()) {
             Ok(keys::principal(&record))
         } else {
