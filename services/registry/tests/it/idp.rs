@@ -305,3 +305,65 @@ async fn a_second_oidc_provider_works_through_the_generic_path_with_token_scopes
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
+
+/// The classic key-confusion attack against real Keycloak keys: take the realm's published RSA
+/// public key (as the PEM an attacker would), use it as an HS256 secret, and forge claims.
+#[tokio::test]
+async fn hs256_signed_with_keycloaks_rsa_public_key_is_refused() {
+    use aws_lc_rs::encoding::AsDer;
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+    let kc = KeycloakAdmin::connect().await;
+    let realm = realm(&kc, "mcpgw-registry").await;
+    let issuer = format!("{}/realms/{realm}", kc.base);
+    let app = registry_trusting(&issuer, "mcpgw-registry", publishers_scope()).await;
+    let jwks: Value = reqwest::get(format!("{issuer}/protocol/openid-connect/certs"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rsa = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kty"] == "RSA" && k["use"] == "sig")
+        .expect("an RSA signing key");
+    let n = URL_SAFE_NO_PAD.decode(rsa["n"].as_str().unwrap()).unwrap();
+    let e = URL_SAFE_NO_PAD.decode(rsa["e"].as_str().unwrap()).unwrap();
+    let der = aws_lc_rs::rsa::PublicKeyComponents { n, e }
+        .as_der()
+        .unwrap();
+    let pem = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        STANDARD.encode(der.as_ref())
+    );
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({"iss": issuer, "sub": "attacker", "aud": "mcpgw-registry", "exp": now + 300,
+                        "typ": "Bearer", "groups": ["registry-publishers"]});
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = rsa["kid"].as_str().map(str::to_owned);
+    for secret in [pem.as_bytes(), der.as_ref()] {
+        let forged = jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret),
+        )
+        .unwrap();
+        let r = app
+            .call_as(Some(&forged), Method::GET, "/api/v1/me", None, &[])
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::UNAUTHORIZED, "invalid_token"),
+            "{:?}",
+            r.body
+        );
+        assert!(
+            r.body["detail"].as_str().unwrap().contains("HS256"),
+            "{:?}",
+            r.body
+        );
+    }
+}
