@@ -91,7 +91,8 @@ pub fn verify(record: &ApiKeyRecord, secret: &str, now: Timestamp) -> bool {
 /// through another replica applies within the time to live.
 pub struct KeyCache {
     ttl: std::time::Duration,
-    entries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, ApiKeyRecord)>>,
+    entries:
+        std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, ApiKeyRecord)>>,
 }
 
 /// Most records kept; past it the cache starts over (ids are not attacker-chosen: unknown ids are
@@ -122,7 +123,10 @@ impl KeyCache {
         if entries.len() >= KEY_CACHE_LIMIT {
             entries.clear();
         }
-        entries.insert(record.id.clone(), (std::time::Instant::now(), record.clone()));
+        entries.insert(
+            record.id.clone(),
+            (std::time::Instant::now(), record.clone()),
+        );
     }
 
     pub fn remove(&self, id: &str) {
