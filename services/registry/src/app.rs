@@ -69,6 +69,14 @@ pub async fn build_state(config: RegistryConfig, keyring: Keyring) -> anyhow::Re
         key_cache: crate::keys::KeyCache::new(Duration::from_secs(
             config.auth.api_key_cache_seconds,
         )),
+        catalog: match (config.store.catalog_cache_ms, url.starts_with("sqlite:")) {
+            (0, _) => None,
+            // The registry is the only writer of its SQLite file: writes alone invalidate.
+            (_, true) => Some(crate::catalog::CatalogCache::new(None)),
+            (ms, false) => Some(crate::catalog::CatalogCache::new(Some(
+                Duration::from_millis(ms),
+            ))),
+        },
     });
     let mut authenticators: Vec<Box<dyn Authenticator>> = vec![Box::new(ApiKeyAuthenticator {
         registry: registry.clone(),

@@ -50,6 +50,7 @@ pub struct StoreConfig {
     pub sqlite_synchronous: SqliteSync,
     pub mongo_database: String,
     pub mongo_server_selection_timeout_ms: u64,
+    pub catalog_cache_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

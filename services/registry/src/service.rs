@@ -40,6 +40,8 @@ pub struct Registry {
     pub stage: DeploymentStage,
     pub policy_cache: PolicyCache,
     pub key_cache: keys::KeyCache,
+    /// Lists and filters are answered from memory; `None` reads the store every time.
+    pub catalog: Option<crate::catalog::CatalogCache>,
 }
 
 /// The compiled policy, shared by every request of this process.
@@ -254,10 +256,13 @@ impl Registry {
 
     /// Writes `next` (revision already bumped) in place of a record read at `expected`.
     async fn commit(&self, next: &ServerRecord, expected: u64, entry: AuditRecord) -> Result<()> {
-        self.store
+        let result = self
+            .store
             .update_server(next, expected, &entry)
             .await
-            .map_err(|e| Self::store_error(e, &next.path, expected))
+            .map_err(|e| Self::store_error(e, &next.path, expected));
+        self.catalog_changed();
+        result
     }
 
     fn bump(record: &mut ServerRecord, caller: &Principal) {
@@ -291,7 +296,9 @@ impl Registry {
                 details: json!({"name": record.name, "transport": transport_name(&record)}),
             },
         );
-        match self.store.insert_server(&record, &entry).await {
+        let result = self.store.insert_server(&record, &entry).await;
+        self.catalog_changed();
+        match result {
             Ok(()) => Ok(record),
             Err(StoreError::Conflict(_)) => {
                 Err(RegistryError::ServerExists(record.path.to_string()))
@@ -311,9 +318,22 @@ impl Registry {
         filter: &ServerFilter,
         after: Option<&str>,
         limit: u32,
-    ) -> Result<Page<ServerRecord>> {
+    ) -> Result<Page<Arc<ServerRecord>>> {
         caller.require(Permission::ServersRead)?;
-        let mut items = self.store.list_servers(filter, after, limit + 1).await?;
+        let mut items = match &self.catalog {
+            Some(cache) => {
+                cache
+                    .list(self.store.as_ref(), filter, after, limit + 1)
+                    .await?
+            }
+            None => self
+                .store
+                .list_servers(filter, after, limit + 1)
+                .await?
+                .into_iter()
+                .map(Arc::new)
+                .collect(),
+        };
         let next = if items.len() > limit as usize {
             items.truncate(limit as usize);
             items.last().map(|r| r.path.to_string())
@@ -401,10 +421,13 @@ impl Registry {
                 details: json!({"name": current.name, "lifecycle": current.lifecycle}),
             },
         );
-        self.store
+        let result = self
+            .store
             .delete_server(path, read_at, &entry)
             .await
-            .map_err(|e| Self::store_error(e, path, read_at))
+            .map_err(|e| Self::store_error(e, path, read_at));
+        self.catalog_changed();
+        result
     }
 
     pub async fn set_enabled(
@@ -786,6 +809,14 @@ impl Registry {
     /// The compiled policy this process decides with, recompiled when the stored version moved.
     pub async fn compiled_policy(&self) -> Result<Arc<CompiledPolicy>> {
         self.policy_cache.current(self.store.as_ref()).await
+    }
+
+    /// Every write attempt invalidates (even a failed one may have committed before an error
+    /// came back from the store).
+    fn catalog_changed(&self) {
+        if let Some(c) = &self.catalog {
+            c.invalidate();
+        }
     }
 
     fn policy_changed(&self) {

@@ -53,8 +53,13 @@ pub struct ServerFilter {
 }
 
 impl ServerFilter {
-    /// The same predicate the backends evaluate, for tests and in-memory checks.
+    /// The same predicate the backends evaluate, for the in-memory catalog.
     pub fn matches(&self, r: &ServerRecord) -> bool {
+        self.matches_with_text(r, &r.search_text())
+    }
+
+    /// [`ServerFilter::matches`] with the record's search text computed beforehand.
+    pub fn matches_with_text(&self, r: &ServerRecord, search_text: &str) -> bool {
         self.enabled.is_none_or(|e| r.enabled == e)
             && self
                 .lifecycle
@@ -71,7 +76,7 @@ impl ServerFilter {
             && self
                 .text
                 .as_ref()
-                .is_none_or(|t| r.search_text().contains(&t.to_lowercase()))
+                .is_none_or(|t| search_text.contains(&t.to_lowercase()))
             && self.updated_since.is_none_or(|u| r.updated_at >= u)
     }
 }

@@ -810,3 +810,44 @@ async fn the_demo_server_is_registered_approved_for_dev_with_its_discovered_tool
     assert_eq!(record.lifecycle_history.len(), 3);
     again.stop().await;
 }
+
+/// Two replicas on one MongoDB: a list on one sees a write made through the other within
+/// `store.catalog_cache_ms`; a replica sees its own writes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_sees_another_replicas_writes_within_the_catalog_cache_time() {
+    let a = spawn_with(Backend::Mongo, "[store]\ncatalog_cache_ms = 300").await;
+    let mut config_b = a.running.state.config.as_ref().clone();
+    config_b.listen = "127.0.0.1:0".parse().unwrap();
+    config_b.metrics_listen = "127.0.0.1:0".parse().unwrap();
+    let b = registry::app::start(config_b).await.unwrap();
+    let list_b = || async {
+        let r: serde_json::Value = a
+            .client
+            .get(format!("http://{}/api/v1/servers", b.addr))
+            .bearer_auth(&a.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["items"].as_array().unwrap().len()
+    };
+    assert_eq!(list_b().await, 0);
+    a.register(server_body("one")).await;
+    assert_eq!(
+        a.get("/api/v1/servers").await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "own write at once"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(
+        list_b().await,
+        1,
+        "the other replica's write after the cache time"
+    );
+    b.stop().await;
+}
