@@ -2,13 +2,16 @@
 SHELL := /usr/bin/env bash
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt build check-config openapi bench
+.PHONY: help run run-auth test lint fmt build check-config openapi bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 run: ## Run the registry on embedded defaults (SQLite, demo MCP server); prints an admin key at first start
 	$(CARGO) run -p registry -- --config services/registry/config/local.toml
+
+run-auth: ## Run the auth-server on embedded defaults (SQLite, local admin; password printed once)
+	$(CARGO) run -p auth-server -- --config services/auth-server/config/local.toml
 
 test: ## Run every check and test (installs and starts MongoDB and the Secrets Manager emulator)
 	scripts/test.sh

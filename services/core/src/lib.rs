@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod egress;
 pub mod error;
+pub mod input;
 pub mod policy;
 pub mod secrets;
 pub mod signing;

@@ -271,6 +271,89 @@ pub async fn secrets_manager_client(
     aws_sdk_secretsmanager::Client::new(&loader.load().await)
 }
 
+/// Where one secret comes from: inline in the config, a file, or AWS Secrets Manager.
+///
+/// At most one of the three may be set ([`SecretSource::check`]); none set means "not
+/// configured", and the service decides what that means (a generated local key, no password).
+/// In TOML: `[store.password]` with `value`, `file` or `secret_id`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSource {
+    /// The secret itself (prefer `file` or `secret_id`: config files and environments leak).
+    #[serde(default = "empty_secret")]
+    pub value: SecretString,
+    /// A file whose contents (trimmed) are the secret, e.g. a mounted container secret.
+    #[serde(default)]
+    pub file: String,
+    /// Name or ARN of an AWS Secrets Manager secret whose string value is the secret.
+    #[serde(default)]
+    pub secret_id: String,
+}
+
+fn empty_secret() -> SecretString {
+    SecretString::from(String::new())
+}
+
+impl Default for SecretSource {
+    fn default() -> Self {
+        Self {
+            value: empty_secret(),
+            file: String::new(),
+            secret_id: String::new(),
+        }
+    }
+}
+
+impl SecretSource {
+    /// How many of `value`, `file` and `secret_id` are set.
+    fn set_count(&self) -> usize {
+        [
+            !self.value.expose_secret().is_empty(),
+            !self.file.is_empty(),
+            !self.secret_id.is_empty(),
+        ]
+        .iter()
+        .filter(|s| **s)
+        .count()
+    }
+
+    /// Whether any source is set.
+    pub fn is_configured(&self) -> bool {
+        self.set_count() > 0
+    }
+
+    /// Refuses more than one source, so it is never unclear which one is used.
+    pub fn check(&self) -> Result<(), String> {
+        if self.set_count() > 1 {
+            return Err("give only one of value, file and secret_id".to_owned());
+        }
+        Ok(())
+    }
+
+    /// Reads the secret from wherever it is configured; `None` when nothing is.
+    pub async fn resolve(
+        &self,
+        aws: &SecretsManagerConfig,
+    ) -> Result<Option<SecretString>, SecretError> {
+        if !self.value.expose_secret().is_empty() {
+            return Ok(Some(self.value.clone()));
+        }
+        if !self.file.is_empty() {
+            let text = std::fs::read_to_string(&self.file).map_err(|source| SecretError::File {
+                path: self.file.clone(),
+                source,
+            })?;
+            return Ok(Some(SecretString::from(text.trim().to_owned())));
+        }
+        if !self.secret_id.is_empty() {
+            return fetch_from_secrets_manager(aws, &self.secret_id, None)
+                .await
+                .map(Some);
+        }
+        Ok(None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,5 +414,28 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[tokio::test]
+    async fn a_secret_source_reads_its_one_configured_place() {
+        let none = SecretSource::default();
+        assert!(!none.is_configured());
+        let aws = SecretsManagerConfig::default();
+        assert!(none.resolve(&aws).await.unwrap().is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        std::fs::write(&path, "s3cret\n").unwrap();
+        let file = SecretSource {
+            file: path.display().to_string(),
+            ..Default::default()
+        };
+        let got = file.resolve(&aws).await.unwrap().unwrap();
+        assert_eq!(got.expose_secret(), "s3cret");
+        let both = SecretSource {
+            value: SecretString::from("inline-secret"),
+            ..file
+        };
+        assert!(both.check().is_err());
+        assert!(!format!("{both:?}").contains("inline-secret"));
     }
 }

@@ -1,0 +1,223 @@
+//! Request extractors: the caller's session (with the CSRF rule), administrators, JSON bodies,
+//! query parameters, the request id and the client's address.
+//!
+//! The CSRF rule lives in [`Session`]: for any method other than GET, HEAD and OPTIONS, a
+//! cookie-authenticated request must carry `X-CSRF-Token` equal to the session's token.
+//! Handlers cannot forget it, because the session is only available through this extractor.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
+use mcpgw_core::input::{self, Params};
+use mcpgw_core::telemetry::RequestId;
+use serde::de::DeserializeOwned;
+
+use crate::app::AppState;
+use crate::error::AuthError;
+use crate::session::csrf_matches;
+use crate::store::SessionRecord;
+
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The request id of the current request.
+pub struct Ctx(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Ctx(parts
+            .extensions
+            .get::<RequestId>()
+            .map(|r| r.0.clone())))
+    }
+}
+
+impl Ctx {
+    pub fn id(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+/// The caller's live session (401 without one; 403 on a mutation without the CSRF token).
+pub struct Session {
+    /// The session id from the cookie (needed to end it).
+    pub id: String,
+    pub record: SessionRecord,
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Looks up the session a request's cookie names, without the CSRF rule (for HTML pages,
+/// which check a form field instead).
+pub async fn session_of(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Session>, AuthError> {
+    let Some(id) = state.sessions.id_from(headers) else {
+        return Ok(None);
+    };
+    Ok(state
+        .sessions
+        .find(&id)
+        .await?
+        .map(|record| Session { id, record }))
+}
+
+impl FromRequestParts<AppState> for Session {
+    type Rejection = AuthError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let session = session_of(state, &parts.headers).await?.ok_or_else(|| {
+            AuthError::Unauthenticated(
+                "log in first: this endpoint needs a session (sign in at /login)".to_owned(),
+            )
+        })?;
+        if !is_safe(&parts.method) {
+            let sent = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !csrf_matches(sent, &session.record.csrf_token) {
+                return Err(AuthError::CsrfFailed);
+            }
+        }
+        Ok(session)
+    }
+}
+
+/// A session of a member of one of `admin_groups` (403 otherwise).
+pub struct Admin(pub Session);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = AuthError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let session = Session::from_request_parts(parts, state).await?;
+        if !state.is_admin(&session.record.groups) {
+            return Err(AuthError::Forbidden(
+                "this endpoint is for administrators (members of admin_groups)".to_owned(),
+            ));
+        }
+        Ok(Admin(session))
+    }
+}
+
+/// A JSON body, parsed with precise errors.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = AuthError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        if !input::is_json(req.headers()) {
+            return Err(AuthError::UnsupportedMediaType);
+        }
+        let limit = state.config.max_body_bytes;
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                AuthError::PayloadTooLarge(limit)
+            } else {
+                AuthError::MalformedJson {
+                    field: None,
+                    detail: format!("the body could not be read: {}", rejection.body_text()),
+                }
+            }
+        })?;
+        Ok(ApiJson(input::parse_json_bytes(&bytes)?))
+    }
+}
+
+/// Path parameters; a malformed one (bad percent-encoding) is refused in the envelope.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiPath<T> {
+    type Rejection = AuthError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|rejection| {
+                AuthError::Invalid(mcpgw_core::validate::FieldError::new(
+                    "path",
+                    format!("is not a valid path parameter: {}", rejection.body_text()),
+                ))
+            })
+    }
+}
+
+/// Parses the query with an endpoint's list of parameters.
+pub fn params(parts_query: Option<&str>, allowed: &[&str]) -> Result<Params, AuthError> {
+    Ok(Params::parse(parts_query, allowed)?)
+}
+
+/// The client's address: the TCP peer, or with `login.trusted_proxy_hops = N` the address the
+/// N-th proxy from us saw (X-Forwarded-For is client-controlled except for the entries our own
+/// proxies appended, which are the last N).
+pub fn client_address(parts_headers: &HeaderMap, peer: Option<SocketAddr>, hops: usize) -> String {
+    let peer_ip = peer.map(|p| p.ip());
+    if hops > 0 {
+        let entries: Vec<&str> = parts_headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect();
+        if entries.len() >= hops
+            && let Ok(ip) = entries[entries.len() - hops].parse::<IpAddr>()
+        {
+            return ip.to_string();
+        }
+    }
+    peer_ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
+
+/// The TCP peer of the request, when served with connect info.
+pub struct Peer(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn the_client_address_trusts_only_our_own_proxies() {
+        let peer: SocketAddr = "10.0.0.5:4000".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 203.0.113.9"),
+        );
+        assert_eq!(client_address(&h, Some(peer), 0), "10.0.0.5");
+        assert_eq!(client_address(&h, Some(peer), 1), "203.0.113.9");
+        assert_eq!(client_address(&h, Some(peer), 2), "6.6.6.6");
+        assert_eq!(client_address(&h, Some(peer), 3), "10.0.0.5");
+        h.insert("x-forwarded-for", HeaderValue::from_static("not-an-ip"));
+        assert_eq!(client_address(&h, Some(peer), 1), "10.0.0.5");
+    }
+}

@@ -1,0 +1,564 @@
+//! The browser pages: `/login` (form and POST), `/logout`, and `/` (who am I).
+//!
+//! Rules of these pages:
+//! - Plain HTML, no script; every value is HTML-escaped; answers carry `Cache-Control:
+//!   no-store`, a restrictive `Content-Security-Policy` and `X-Frame-Options: DENY`.
+//! - The login form is protected against login CSRF with a double-submit token: `GET /login`
+//!   sets a short-lived `SameSite=Strict` cookie and puts the same random value in the form.
+//! - Every failed password login answers the same words and status whatever went wrong (no
+//!   such user, disabled, wrong password, malformed input), and costs the same argon2 work.
+//! - Failures are counted per username and per client address in the store (so every
+//!   replica sees them); past `login.max_failures_*` in `login.failure_window_seconds`, logins
+//!   answer 429 with `Retry-After` before any password is checked.
+//! - A successful login always creates a new session id and deletes the browser's old session.
+//! - `return_to` may only name a path on this site or an origin in `allowed_return_origins`.
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Duration;
+use mcpgw_core::input::Params;
+use mcpgw_core::time::Timestamp;
+use secrecy::{ExposeSecret, SecretString};
+use std::collections::HashMap;
+
+use super::extract::{Ctx, Peer, client_address, session_of};
+use crate::app::AppState;
+use crate::config::parse_origin;
+use crate::error::AuthError;
+use crate::local::{MAX_PASSWORD_BYTES, Username};
+use crate::scope::scopes_for_groups;
+use crate::session::{LoginIdentity, cookie_values, csrf_matches};
+use crate::store::AuditRecord;
+
+const LOGIN_FORM_COOKIE_SECURE: &str = "__Host-mcpgw_login";
+const LOGIN_FORM_COOKIE_PLAIN: &str = "mcpgw_login";
+/// Largest login or logout form accepted.
+const MAX_FORM_BYTES: usize = 8 * 1024;
+const GENERIC_FAILURE: &str = "Invalid username or password.";
+
+/// HTML-escapes text for element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// An HTML page with the security headers every page carries.
+pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem}}\
+         label{{display:block;margin:.75rem 0 .25rem}}input{{width:100%;padding:.4rem}}\
+         button{{margin-top:1rem;padding:.5rem 1rem}}.error{{color:#b00020}}</style></head>\
+         <body><h1>{}</h1>{body}</body></html>",
+        escape(title),
+        escape(title)
+    );
+    let mut response = (status, html).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+pub(super) fn redirect(to: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Checks `return_to`: a path on this site (`/x`, not `//x`) or a URL on an allowed origin.
+/// Returns where to send the browser.
+pub fn safe_return_to(state: &AppState, text: Option<&str>) -> Result<String, String> {
+    let Some(text) = text.filter(|t| !t.is_empty()) else {
+        return Ok("/".to_owned());
+    };
+    if text.len() > 2048 || text.chars().any(|c| c.is_control() || c == '\\') {
+        return Err(
+            "return_to must be at most 2048 characters without control characters or backslashes"
+                .to_owned(),
+        );
+    }
+    if text.starts_with('/') && !text.starts_with("//") {
+        return Ok(text.to_owned());
+    }
+    let allowed = url::Url::parse(text).ok().and_then(|u| {
+        let origin = parse_origin(&u.origin().ascii_serialization())?;
+        let ours = parse_origin(&state.public_url)?;
+        let listed = state
+            .config
+            .allowed_return_origins
+            .iter()
+            .filter_map(|o| parse_origin(o))
+            .any(|o| o == origin);
+        (origin == ours || listed).then(|| u.to_string())
+    });
+    allowed.ok_or_else(|| {
+        "return_to must be a path on this site or a URL on an origin in allowed_return_origins"
+            .to_owned()
+    })
+}
+
+fn form_cookie_name(state: &AppState) -> &'static str {
+    if state.config.session.cookie_secure {
+        LOGIN_FORM_COOKIE_SECURE
+    } else {
+        LOGIN_FORM_COOKIE_PLAIN
+    }
+}
+
+fn form_cookie(state: &AppState, value: &str, max_age: u32) -> HeaderValue {
+    let secure = if state.config.session.cookie_secure {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
+        form_cookie_name(state)
+    ))
+    .expect("a base64url value makes a valid header")
+}
+
+fn random_value() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// The login form, with a fresh form token in a cookie and a hidden field.
+fn login_form(
+    state: &AppState,
+    status: StatusCode,
+    return_to: &str,
+    error: Option<&str>,
+) -> Response {
+    let token = random_value();
+    let error = error
+        .map(|e| {
+            format!(
+                "<p class=\"error\" id=\"error\" role=\"alert\">{}</p>",
+                escape(e)
+            )
+        })
+        .unwrap_or_default();
+    let local = if state.passwords.is_some() {
+        format!(
+            "<form method=\"post\" action=\"/login\">\
+             <input type=\"hidden\" name=\"form_token\" value=\"{}\">\
+             <input type=\"hidden\" name=\"return_to\" value=\"{}\">\
+             <label for=\"username\">Username</label>\
+             <input id=\"username\" name=\"username\" autocomplete=\"username\" required autofocus>\
+             <label for=\"password\">Password</label>\
+             <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
+             <button type=\"submit\">Sign in</button></form>",
+            escape(&token),
+            escape(return_to)
+        )
+    } else {
+        String::new()
+    };
+    let providers: String = state
+        .oidc
+        .list()
+        .iter()
+        .map(|(id, name)| {
+            let href = format!(
+                "/login/oidc/{}?return_to={}",
+                id,
+                url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>()
+            );
+            format!(
+                "<p><a class=\"provider\" href=\"{}\">Sign in with {}</a></p>",
+                escape(&href),
+                escape(name)
+            )
+        })
+        .collect();
+    let mut response = page(
+        status,
+        "Sign in to mcpgw",
+        &format!("{error}{providers}{local}"),
+    );
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, form_cookie(state, &token, 600));
+    response
+}
+
+pub(super) fn bad_request_page(message: &str) -> Response {
+    page(
+        StatusCode::BAD_REQUEST,
+        "Bad request",
+        &format!("<p class=\"error\">{}</p>", escape(message)),
+    )
+}
+
+/// `GET /login`: the sign-in form.
+pub async fn login_page(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let params = match Params::parse(query.as_deref(), &["return_to"]) {
+        Ok(p) => p,
+        Err(e) => return bad_request_page(&e.to_string()),
+    };
+    match safe_return_to(&state, params.text("return_to")) {
+        Ok(to) => login_form(&state, StatusCode::OK, &to, None),
+        Err(message) => bad_request_page(&message),
+    }
+}
+
+/// Reads an urlencoded form: each of `allowed` at most once, nothing else.
+fn parse_form(
+    headers: &HeaderMap,
+    body: &[u8],
+    allowed: &[&str],
+) -> Result<HashMap<String, String>, String> {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err("send the form as application/x-www-form-urlencoded".to_owned());
+    }
+    if body.len() > MAX_FORM_BYTES {
+        return Err(format!("the form is larger than {MAX_FORM_BYTES} bytes"));
+    }
+    let mut map = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        if !allowed.contains(&k.as_ref()) {
+            return Err(format!("unknown form field {k:?}"));
+        }
+        if map.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(format!("the form field {k:?} is given more than once"));
+        }
+    }
+    Ok(map)
+}
+
+fn retry_page(state: &AppState, return_to: &str, wait: u64) -> Response {
+    let mut response = login_form(
+        state,
+        StatusCode::TOO_MANY_REQUESTS,
+        return_to,
+        Some("Too many failed sign-in attempts. Wait a while, then try again."),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    response
+}
+
+/// `POST /login`: checks the password and starts a session.
+pub async fn login_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match login_submit_inner(&state, &ctx, peer, &headers, &body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn login_submit_inner(
+    state: &AppState,
+    ctx: &Ctx,
+    peer: Option<std::net::SocketAddr>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, AuthError> {
+    let Some(passwords) = state.passwords.clone() else {
+        return Ok(bad_request_page("password sign-in is disabled here"));
+    };
+    let form = match parse_form(
+        headers,
+        body,
+        &["username", "password", "form_token", "return_to"],
+    ) {
+        Ok(f) => f,
+        Err(m) => return Ok(bad_request_page(&m)),
+    };
+    let return_to = match safe_return_to(state, form.get("return_to").map(String::as_str)) {
+        Ok(to) => to,
+        Err(m) => return Ok(bad_request_page(&m)),
+    };
+    let sent_token = form.get("form_token").map(String::as_str).unwrap_or("");
+    let cookie_ok = cookie_values(headers, form_cookie_name(state))
+        .iter()
+        .any(|c| csrf_matches(sent_token, c));
+    if !cookie_ok {
+        return Ok(login_form(
+            state,
+            StatusCode::BAD_REQUEST,
+            &return_to,
+            Some("The sign-in form expired. Please try again."),
+        ));
+    }
+    let username_text = form.get("username").map(String::as_str).unwrap_or("");
+    let password = SecretString::from(form.get("password").cloned().unwrap_or_default());
+    let username = Username::parse(username_text.trim()).ok();
+    let client = client_address(headers, peer, state.config.login.trusted_proxy_hops);
+    let user_key = format!(
+        "user:{}",
+        username.as_ref().map_or("(invalid)", |u| u.as_str())
+    );
+    let client_key = format!("client:{client}");
+
+    // The attempt limit, before any password is checked.
+    let login = &state.config.login;
+    let window = Duration::seconds(login.failure_window_seconds as i64);
+    let now = Timestamp::now();
+    let since = Timestamp::from_datetime(now.as_datetime() - window);
+    for (key, max) in [
+        (&user_key, login.max_failures_per_user),
+        (&client_key, login.max_failures_per_client),
+    ] {
+        let (count, oldest) = state.store.login_failures(key, since).await?;
+        if count >= u64::from(max) {
+            let free_at = oldest.unwrap_or(now).as_datetime() + window;
+            let wait = (free_at - now.as_datetime()).num_seconds().max(1) as u64;
+            state
+                .auth_metrics
+                .logins
+                .with_label_values(&["local", "limited"])
+                .inc();
+            return Ok(retry_page(state, &return_to, wait));
+        }
+    }
+
+    let user = match &username {
+        Some(u) => state.store.get_user(u.as_str()).await?,
+        None => None,
+    };
+    let usable = user.filter(|u| !u.disabled);
+    let too_long = password.expose_secret().len() > MAX_PASSWORD_BYTES;
+    let candidate = if too_long {
+        SecretString::from(String::new())
+    } else {
+        password
+    };
+    let verified = passwords
+        .verify(candidate, usable.as_ref().map(|u| u.password_hash.clone()))
+        .await
+        && !too_long;
+    let Some(user) = usable.filter(|_| verified) else {
+        state
+            .store
+            .record_login_failure(&[user_key.clone(), client_key.clone()], now)
+            .await?;
+        let audit = AuditRecord::new(
+            "anonymous",
+            ctx.id(),
+            "login.failure",
+            "user",
+            username.as_ref().map_or("(invalid)", |u| u.as_str()),
+            serde_json::json!({"provider": "local", "client": client}),
+        );
+        state.store.insert_audit(&audit).await?;
+        state
+            .auth_metrics
+            .logins
+            .with_label_values(&["local", "failure"])
+            .inc();
+        return Ok(login_form(
+            state,
+            StatusCode::UNAUTHORIZED,
+            &return_to,
+            Some(GENERIC_FAILURE),
+        ));
+    };
+
+    state.store.clear_login_failures(&user_key).await?;
+    let who = LoginIdentity {
+        subject: format!("local:{}", user.username),
+        username: user.username.clone(),
+        provider: "local".to_owned(),
+        groups: user.groups.clone(),
+    };
+    let scopes = scopes_for_groups(&state.config.group_scopes, &who.groups);
+    let previous = state.sessions.id_from(headers);
+    let (id, _) = state
+        .sessions
+        .create(&who, scopes, None, previous.as_deref(), ctx.id())
+        .await?;
+    state
+        .auth_metrics
+        .logins
+        .with_label_values(&["local", "success"])
+        .inc();
+    let mut response = redirect(&return_to);
+    let h = response.headers_mut();
+    h.append(header::SET_COOKIE, state.sessions.set_cookie(&id));
+    h.append(header::SET_COOKIE, form_cookie(state, "", 0));
+    Ok(response)
+}
+
+/// `GET /`: who is signed in, with a sign-out button.
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match session_of(&state, &headers).await {
+        Ok(Some(s)) => {
+            let r = &s.record;
+            let list = |items: &[String]| {
+                if items.is_empty() {
+                    "none".to_owned()
+                } else {
+                    items
+                        .iter()
+                        .map(|i| escape(i))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            };
+            page(
+                StatusCode::OK,
+                "mcpgw",
+                &format!(
+                    "<p>Signed in as <strong id=\"username\">{}</strong> ({}).</p>\
+                     <p>Groups: {}</p><p>Scopes: {}</p>\
+                     <p>Mint tokens for agents with <code>POST /api/v1/tokens</code>.</p>\
+                     <form method=\"post\" action=\"/logout\">\
+                     <input type=\"hidden\" name=\"csrf_token\" value=\"{}\">\
+                     <button type=\"submit\">Sign out</button></form>",
+                    escape(&r.username),
+                    escape(&r.provider),
+                    list(&r.groups),
+                    list(&r.scopes),
+                    escape(&r.csrf_token)
+                ),
+            )
+        }
+        Ok(None) => redirect("/login"),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /logout`: a confirmation form (a link cannot sign anyone out by itself).
+pub async fn logout_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match session_of(&state, &headers).await {
+        Ok(Some(s)) => page(
+            StatusCode::OK,
+            "Sign out",
+            &format!(
+                "<p>Sign out {}?</p><form method=\"post\" action=\"/logout\">\
+                 <input type=\"hidden\" name=\"csrf_token\" value=\"{}\">\
+                 <button type=\"submit\">Sign out</button></form>",
+                escape(&s.record.username),
+                escape(&s.record.csrf_token)
+            ),
+        ),
+        Ok(None) => redirect("/login"),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /logout`: ends the session. Needs the session's CSRF token, as the form field
+/// `csrf_token` or the `X-CSRF-Token` header. Without a session it just goes to `/login`.
+pub async fn logout_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let session = match session_of(&state, &headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            let mut r = redirect("/login");
+            r.headers_mut()
+                .append(header::SET_COOKIE, state.sessions.clear_cookie());
+            return r;
+        }
+        Err(e) => return e.into_response(),
+    };
+    let header_token = headers
+        .get(super::extract::CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (sent, return_to) = if body.is_empty() {
+        (header_token, None)
+    } else {
+        match parse_form(&headers, &body, &["csrf_token", "return_to"]) {
+            Ok(mut f) => (
+                f.remove("csrf_token").or(header_token),
+                f.remove("return_to"),
+            ),
+            Err(m) => return bad_request_page(&m),
+        }
+    };
+    if !csrf_matches(sent.as_deref().unwrap_or(""), &session.record.csrf_token) {
+        return AuthError::CsrfFailed.into_response();
+    }
+    let to = match safe_return_to(&state, return_to.as_deref()) {
+        Ok(to) if return_to.is_some() => to,
+        Ok(_) => "/login".to_owned(),
+        Err(m) => return bad_request_page(&m),
+    };
+    if let Err(e) = state
+        .sessions
+        .end(&session.id, &session.record, ctx.id())
+        .await
+    {
+        return AuthError::from(e).into_response();
+    }
+    // A session from an OIDC provider ends there too (RP-initiated logout, id_token_hint).
+    let mut to = to;
+    if let Some(sealed) = &session.record.id_token
+        && let Ok(id_token) = state.keyring.open(
+            &super::oidc::id_token_context(&session.record.subject),
+            sealed,
+        )
+        && let Some(url) = state
+            .oidc
+            .end_session_url(&session.record.provider, id_token.expose_secret())
+            .await
+    {
+        to = url;
+    }
+    let mut r = redirect(&to);
+    r.headers_mut()
+        .append(header::SET_COOKIE, state.sessions.clear_cookie());
+    r
+}

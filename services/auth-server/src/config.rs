@@ -1,0 +1,650 @@
+//! The auth-server's configuration: embedded defaults (`config/default.toml`), then an optional
+//! file, then `MCPGW_AUTH_*` environment variables. Every key is described in the defaults file;
+//! [`AuthConfig::validate`] holds the cross-field rules, each naming the key and its variable.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use mcpgw_core::config::{ConfigError, load, load_from_str};
+use mcpgw_core::secrets::{SecretSource, SecretsManagerConfig};
+use mcpgw_core::telemetry::LogConfig;
+use mcpgw_core::token::IssuerConfig;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use crate::scope::Scope;
+
+pub const ENV_PREFIX: &str = "MCPGW_AUTH_";
+pub const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Empty = `http://<listen>`; see [`AuthConfig::public_url`].
+    pub public_url: String,
+    pub allowed_return_origins: Vec<String>,
+    pub admin_groups: Vec<String>,
+    pub max_body_bytes: usize,
+    pub group_scopes: BTreeMap<String, Vec<String>>,
+    pub store: StoreConfig,
+    pub session: SessionConfig,
+    pub login: LoginConfig,
+    pub local: LocalConfig,
+    pub oidc: OidcConfig,
+    pub tokens: TokensConfig,
+    pub keys: KeysConfig,
+    pub validate: ValidateConfig,
+    pub resource: ResourceConfig,
+    pub secrets: SecretsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqliteSync {
+    Full,
+    Normal,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub url: String,
+    pub pool_size: u32,
+    pub sqlite_synchronous: SqliteSync,
+    pub password: SecretSource,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    pub cookie_secure: bool,
+    pub ttl_seconds: u64,
+    pub idle_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginConfig {
+    pub max_failures_per_user: u32,
+    pub max_failures_per_client: u32,
+    pub failure_window_seconds: u64,
+    pub trusted_proxy_hops: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalConfig {
+    pub enabled: bool,
+    pub bootstrap_admin: String,
+    pub bootstrap_password_file: String,
+    pub password_hash: PasswordHashConfig,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordHashConfig {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    pub providers: Vec<OidcProviderConfig>,
+}
+
+/// One OIDC identity provider, found by discovery from its issuer URL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProviderConfig {
+    /// Short id: in URLs (`/login/oidc/<id>`) and subjects (`<id>:<sub>`).
+    pub id: String,
+    /// Shown on the login page.
+    pub name: String,
+    /// The issuer; discovery reads `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    /// None configured = a public client (PKCE only).
+    #[serde(default)]
+    pub client_secret: SecretSource,
+    #[serde(default = "default_oidc_scopes")]
+    pub scopes: Vec<String>,
+    /// The ID token claim that lists the user's groups.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// Where the provider sends the browser after RP-initiated logout (must be registered
+    /// there); empty = the provider's own page.
+    #[serde(default)]
+    pub post_logout_redirect_uri: String,
+}
+
+fn default_oidc_scopes() -> Vec<String> {
+    vec![
+        "openid".to_owned(),
+        "profile".to_owned(),
+        "email".to_owned(),
+    ]
+}
+
+fn default_groups_claim() -> String {
+    "groups".to_owned()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensConfig {
+    pub audience: String,
+    pub default_ttl_seconds: u64,
+    pub max_ttl_seconds: u64,
+    pub mints_per_hour: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    pub rotation_period_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateConfig {
+    pub issuers: Vec<IssuerConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceConfig {
+    pub url: String,
+    pub authorization_servers: Vec<String>,
+    pub scopes_supported: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    pub encryption_key: SecretString,
+    pub encryption_key_file: String,
+    pub encryption_key_secret_id: String,
+    pub previous_encryption_keys: Vec<SecretString>,
+    pub aws: SecretsManagerConfig,
+}
+
+impl SecretsConfig {
+    /// Whether a sealing key is configured (else the SQLite default generates one).
+    pub fn key_configured(&self) -> bool {
+        !self.encryption_key.expose_secret().is_empty()
+            || !self.encryption_key_file.is_empty()
+            || !self.encryption_key_secret_id.is_empty()
+    }
+}
+
+/// The storage backend a URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl AuthConfig {
+    /// Loads defaults, the optional file and the environment, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let config: Self = load(DEFAULTS, file, ENV_PREFIX)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Defaults plus layers of TOML text, later layers winning; no environment. For tests.
+    pub fn from_toml_layers(layers: &[&str]) -> Result<Self, ConfigError> {
+        let config: Self = load_from_str(DEFAULTS, layers, ENV_PREFIX)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Defaults plus TOML text; no environment. For tests.
+    pub fn from_toml(overrides: &str) -> Result<Self, ConfigError> {
+        Self::from_toml_layers(&[overrides])
+    }
+
+    /// The store URL, defaulting to a SQLite file in the data directory.
+    pub fn store_url(&self) -> String {
+        if self.store.url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("auth.db").display())
+        } else {
+            self.store.url.clone()
+        }
+    }
+
+    pub fn backend(&self) -> Option<Backend> {
+        let url = self.store_url();
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+
+    /// The public base URL without a trailing slash. With `public_url` empty it is derived from
+    /// `bound` (the address actually listened on, which differs from `listen` for port 0).
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        if self.public_url.is_empty() {
+            let mut addr = bound;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{addr}")
+        } else {
+            self.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+
+    /// Every scope some group holds, sorted and without repeats.
+    pub fn all_scopes(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.group_scopes.values().flatten().cloned().collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// Cross-field rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let key = |k: &str, m: &str| ConfigError::key(ENV_PREFIX, k, m);
+        let Some(backend) = self.backend() else {
+            return Err(key(
+                "store.url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            ));
+        };
+        if self.store.pool_size == 0 || self.store.pool_size > 256 {
+            return Err(key("store.pool_size", "must be between 1 and 256"));
+        }
+        if let Err(e) = self.store.password.check() {
+            return Err(key("store.password", &e));
+        }
+        if backend == Backend::Sqlite && self.store.password.is_configured() {
+            return Err(key(
+                "store.password",
+                "is for PostgreSQL; the SQLite store has no password",
+            ));
+        }
+        if self.listen == self.metrics_listen && self.listen.port() != 0 {
+            return Err(key(
+                "metrics_listen",
+                "must differ from listen: metrics are served on their own port",
+            ));
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
+            return Err(key("max_body_bytes", "must be between 1024 and 16777216"));
+        }
+        let public = self.public_url(self.listen);
+        let public_url = match Url::parse(&public) {
+            Ok(u)
+                if matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+                    && u.username().is_empty() =>
+            {
+                u
+            }
+            _ => {
+                return Err(key(
+                    "public_url",
+                    "must be an http(s) base URL such as https://auth.example.com",
+                ));
+            }
+        };
+        if public_url.path() != "/" {
+            return Err(key(
+                "public_url",
+                "must have no path: the session cookie and the OAuth metadata live at the root",
+            ));
+        }
+        let loopback = is_loopback_host(&public_url);
+        if public_url.scheme() == "http" && !loopback {
+            return Err(key(
+                "public_url",
+                "must be https unless it is a loopback address (local use)",
+            ));
+        }
+        if !self.session.cookie_secure && !loopback {
+            return Err(key(
+                "session.cookie_secure",
+                "may only be false when public_url is a loopback address (local use over plain HTTP)",
+            ));
+        }
+        for (i, origin) in self.allowed_return_origins.iter().enumerate() {
+            if parse_origin(origin).is_none() {
+                return Err(key(
+                    &format!("allowed_return_origins[{i}]"),
+                    "must be an origin such as https://registry.example.com (scheme, host and optional port; no path)",
+                ));
+            }
+        }
+        if self.admin_groups.is_empty() || self.admin_groups.iter().any(|g| g.trim().is_empty()) {
+            return Err(key(
+                "admin_groups",
+                "must name at least one group, none empty",
+            ));
+        }
+        for (group, scopes) in &self.group_scopes {
+            for (i, s) in scopes.iter().enumerate() {
+                if let Err(e) = Scope::parse(s) {
+                    return Err(key(&format!("group_scopes.{group}[{i}]"), &e));
+                }
+            }
+        }
+        for (i, s) in self.resource.scopes_supported.iter().enumerate() {
+            if let Err(e) = Scope::parse(s) {
+                return Err(key(&format!("resource.scopes_supported[{i}]"), &e));
+            }
+        }
+        let s = &self.session;
+        if !(60..=30 * 86_400).contains(&s.ttl_seconds) {
+            return Err(key("session.ttl_seconds", "must be between 60 and 2592000"));
+        }
+        if s.idle_timeout_seconds < 60 || s.idle_timeout_seconds > s.ttl_seconds {
+            return Err(key(
+                "session.idle_timeout_seconds",
+                "must be at least 60 and at most session.ttl_seconds",
+            ));
+        }
+        let l = &self.login;
+        if l.max_failures_per_user == 0 || l.max_failures_per_client == 0 {
+            return Err(key(
+                "login.max_failures_per_user",
+                "both login failure limits must be at least 1",
+            ));
+        }
+        if !(1..=86_400).contains(&l.failure_window_seconds) {
+            return Err(key(
+                "login.failure_window_seconds",
+                "must be between 1 and 86400",
+            ));
+        }
+        if l.trusted_proxy_hops > 10 {
+            return Err(key("login.trusted_proxy_hops", "must be at most 10"));
+        }
+        if self.local.enabled {
+            if let Err(e) = crate::local::Username::parse(&self.local.bootstrap_admin) {
+                return Err(key("local.bootstrap_admin", &e.message));
+            }
+            let h = self.local.password_hash;
+            if h.memory_kib < 1024 || h.memory_kib > 1024 * 1024 {
+                return Err(key(
+                    "local.password_hash.memory_kib",
+                    "must be between 1024 and 1048576",
+                ));
+            }
+            if !(1..=10).contains(&h.iterations) {
+                return Err(key(
+                    "local.password_hash.iterations",
+                    "must be between 1 and 10",
+                ));
+            }
+            if !(1..=16).contains(&h.parallelism) {
+                return Err(key(
+                    "local.password_hash.parallelism",
+                    "must be between 1 and 16",
+                ));
+            }
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for (i, p) in self.oidc.providers.iter().enumerate() {
+            let k = |field: &str| format!("oidc.providers[{i}].{field}");
+            if mcpgw_core::validate::identifier("id", &p.id, 32, "-").is_err() || p.id == "local" {
+                return Err(key(
+                    &k("id"),
+                    "must be 1-32 lowercase letters, digits and '-', and not \"local\"",
+                ));
+            }
+            if !ids.insert(p.id.as_str()) {
+                return Err(key(&k("id"), "is used by two providers"));
+            }
+            if p.name.trim().is_empty() || p.name.len() > 100 {
+                return Err(key(&k("name"), "must be 1-100 characters"));
+            }
+            match Url::parse(&p.issuer) {
+                Ok(u)
+                    if u.scheme() == "https" || (u.scheme() == "http" && is_loopback_host(&u)) => {}
+                _ => {
+                    return Err(key(
+                        &k("issuer"),
+                        "must be an https URL (http only on loopback), such as https://kc.example.com/realms/mcpgw",
+                    ));
+                }
+            }
+            if p.client_id.trim().is_empty() {
+                return Err(key(&k("client_id"), "must not be empty"));
+            }
+            if let Err(e) = p.client_secret.check() {
+                return Err(key(&k("client_secret"), &e));
+            }
+            if !p.scopes.iter().any(|s| s == "openid") {
+                return Err(key(&k("scopes"), "must include openid"));
+            }
+            if let Some(bad) = p.scopes.iter().find(|s| Scope::parse(s).is_err()) {
+                return Err(key(&k("scopes"), &format!("{bad:?} is not a scope")));
+            }
+            if p.groups_claim.trim().is_empty() {
+                return Err(key(&k("groups_claim"), "must not be empty"));
+            }
+            if !p.post_logout_redirect_uri.is_empty()
+                && !matches!(Url::parse(&p.post_logout_redirect_uri), Ok(u) if matches!(u.scheme(), "http" | "https"))
+            {
+                return Err(key(
+                    &k("post_logout_redirect_uri"),
+                    "must be an http(s) URL",
+                ));
+            }
+        }
+        if !self.local.enabled && self.oidc.providers.is_empty() {
+            return Err(key(
+                "local.enabled",
+                "nobody could sign in: enable the local provider or configure oidc.providers",
+            ));
+        }
+        let t = &self.tokens;
+        if t.audience.trim().is_empty() {
+            return Err(key("tokens.audience", "must not be empty"));
+        }
+        if !(60..=7 * 86_400).contains(&t.max_ttl_seconds) {
+            return Err(key(
+                "tokens.max_ttl_seconds",
+                "must be between 60 and 604800 (a week)",
+            ));
+        }
+        if t.default_ttl_seconds < 60 || t.default_ttl_seconds > t.max_ttl_seconds {
+            return Err(key(
+                "tokens.default_ttl_seconds",
+                "must be at least 60 and at most tokens.max_ttl_seconds",
+            ));
+        }
+        if t.mints_per_hour == 0 || t.mints_per_hour > 10_000 {
+            return Err(key("tokens.mints_per_hour", "must be between 1 and 10000"));
+        }
+        let period = self.keys.rotation_period_seconds;
+        if period != 0 && period < 3600 {
+            return Err(key(
+                "keys.rotation_period_seconds",
+                "must be 0 (rotate only on demand) or at least 3600",
+            ));
+        }
+        if let Err(e) = mcpgw_core::token::TokenValidator::new(
+            self.validate.issuers.clone(),
+            Default::default(),
+        ) {
+            return Err(key("validate.issuers", &e.to_string()));
+        }
+        if self
+            .validate
+            .issuers
+            .iter()
+            .any(|i| i.issuer.trim_end_matches('/') == public)
+        {
+            return Err(key(
+                "validate.issuers",
+                "must not list the auth-server itself: its own tokens are always accepted (and checked against the revocation ledger)",
+            ));
+        }
+        match Url::parse(&self.resource.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => {
+                return Err(key(
+                    "resource.url",
+                    "must be the gateway's http(s) base URL, such as https://gateway.example.com",
+                ));
+            }
+        }
+        for (i, a) in self.resource.authorization_servers.iter().enumerate() {
+            match Url::parse(a) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => {
+                    return Err(key(
+                        &format!("resource.authorization_servers[{i}]"),
+                        "must be an issuer URL such as https://kc.example.com/realms/mcpgw",
+                    ));
+                }
+            }
+        }
+        let sources = [
+            !self.secrets.encryption_key.expose_secret().is_empty(),
+            !self.secrets.encryption_key_file.is_empty(),
+            !self.secrets.encryption_key_secret_id.is_empty(),
+        ];
+        if sources.iter().filter(|s| **s).count() > 1 {
+            return Err(key(
+                "secrets.encryption_key",
+                "give only one of encryption_key, encryption_key_file and encryption_key_secret_id",
+            ));
+        }
+        if backend == Backend::Postgres && !self.secrets.key_configured() {
+            return Err(key(
+                "secrets.encryption_key_secret_id",
+                "a shared store (PostgreSQL) needs one key for every replica to seal signing keys: \
+                 set secrets.encryption_key_secret_id (AWS Secrets Manager), secrets.encryption_key or \
+                 secrets.encryption_key_file; only the embedded SQLite default generates a local key",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// Parses an origin (`https://host[:port]`, nothing else) into its canonical form.
+pub fn parse_origin(text: &str) -> Option<String> {
+    let url = Url::parse(text).ok()?;
+    let bare = matches!(url.path(), "" | "/")
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || !bare {
+        return None;
+    }
+    Some(url.origin().ascii_serialization())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_defaults_are_valid() {
+        let c = AuthConfig::from_toml("").unwrap();
+        assert!(c.store_url().starts_with("sqlite://"));
+        assert_eq!(c.backend(), Some(Backend::Sqlite));
+        assert_eq!(
+            c.public_url("0.0.0.0:7870".parse().unwrap()),
+            "http://127.0.0.1:7870"
+        );
+    }
+
+    #[test]
+    fn the_local_profile_is_valid() {
+        let local = include_str!("../config/local.toml");
+        let c = AuthConfig::from_toml(local).unwrap();
+        assert!(!c.session.cookie_secure);
+    }
+
+    fn error_of(toml: &str) -> String {
+        AuthConfig::from_toml(toml).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn cross_field_rules_name_the_key_and_env_var() {
+        let err = error_of("[store]\nurl = \"mongodb://x\"");
+        assert!(
+            err.contains("store.url") && err.contains("MCPGW_AUTH_STORE__URL"),
+            "{err}"
+        );
+        let err = error_of("[store]\nurl = \"postgres://db/auth\"");
+        assert!(err.contains("encryption_key_secret_id"), "{err}");
+        assert!(
+            AuthConfig::from_toml(
+                "[store]\nurl = \"postgres://db/auth\"\n[secrets]\nencryption_key_secret_id = \"k\""
+            )
+            .is_ok()
+        );
+        let err =
+            error_of("public_url = \"https://auth.example.com\"\n[session]\ncookie_secure = false");
+        assert!(err.contains("MCPGW_AUTH_SESSION__COOKIE_SECURE"), "{err}");
+        let err = error_of("public_url = \"http://auth.example.com\"");
+        assert!(err.contains("must be https"), "{err}");
+        let err = error_of("public_url = \"https://auth.example.com/sub\"");
+        assert!(err.contains("no path"), "{err}");
+        let err = error_of("[tokens]\ndefault_ttl_seconds = 90000");
+        assert!(err.contains("tokens.default_ttl_seconds"), "{err}");
+        let err = error_of("allowed_return_origins = [\"https://x.example.com/path\"]");
+        assert!(err.contains("allowed_return_origins[0]"), "{err}");
+        let err = error_of("[group_scopes]\nteam = [\"has space\"]");
+        assert!(err.contains("group_scopes.team[0]"), "{err}");
+        let err = error_of("[store.password]\nvalue = \"x\"\nfile = \"y\"");
+        assert!(err.contains("only one"), "{err}");
+        let err = error_of("[keys]\nrotation_period_seconds = 10");
+        assert!(err.contains("keys.rotation_period_seconds"), "{err}");
+        let err = error_of(
+            "[[oidc.providers]]\nid = \"kc\"\nname = \"KC\"\nissuer = \"http://kc.example.com\"\nclient_id = \"c\"",
+        );
+        assert!(err.contains("oidc.providers[0].issuer"), "{err}");
+        let err = error_of(
+            "[[oidc.providers]]\nid = \"local\"\nname = \"KC\"\nissuer = \"https://kc.example.com\"\nclient_id = \"c\"",
+        );
+        assert!(err.contains("oidc.providers[0].id"), "{err}");
+        let err = error_of("[local]\nenabled = false");
+        assert!(err.contains("nobody could sign in"), "{err}");
+        let err = error_of("[local]\nbootstrap_admin = \"Bad Name\"");
+        assert!(err.contains("local.bootstrap_admin"), "{err}");
+    }
+
+    #[test]
+    fn origins_are_canonical_and_bare() {
+        assert_eq!(
+            parse_origin("https://Registry.Example.com:443").as_deref(),
+            Some("https://registry.example.com")
+        );
+        assert_eq!(
+            parse_origin("http://127.0.0.1:7860/").as_deref(),
+            Some("http://127.0.0.1:7860")
+        );
+        assert!(parse_origin("https://x.example.com/a").is_none());
+        assert!(parse_origin("javascript:alert(1)").is_none());
+        assert!(parse_origin("https://u@x.example.com").is_none());
+    }
+}

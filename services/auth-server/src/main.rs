@@ -1,0 +1,215 @@
+//! `auth-server`: run the mcpgw auth-server, check its config, or reset a local password.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use auth_server::app;
+use auth_server::config::AuthConfig;
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
+
+#[derive(Parser)]
+#[command(
+    name = "auth-server",
+    version,
+    about = "mcpgw auth-server: login, sessions, token vending, /validate"
+)]
+struct Cli {
+    /// A TOML file with settings over the embedded defaults (see services/auth-server/config/default.toml).
+    #[arg(long, short, env = "MCPGW_AUTH_CONFIG")]
+    config: Option<PathBuf>,
+    /// Load and validate the configuration, print a summary, and exit.
+    #[arg(long)]
+    check_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve (the default).
+    Serve,
+    /// Set a new generated password for a local user and print it (break-glass access).
+    ResetPassword {
+        #[arg(long, default_value = "admin")]
+        username: String,
+    },
+    /// Exit 0 if the auth-server at the configured address answers /health (for container
+    /// health checks).
+    Healthcheck,
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Openapi)) {
+        println!(
+            "{}",
+            auth_server::api::openapi()
+                .to_pretty_json()
+                .unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let config = match AuthConfig::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let check_config = cli.check_config;
+    let result = runtime.block_on(async move {
+        if check_config {
+            return check(&config).await;
+        }
+        match cli.command {
+            Some(Command::ResetPassword { username }) => reset_password(config, &username).await,
+            Some(Command::Healthcheck) => healthcheck(&config).await,
+            _ => serve(config).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--check-config`: everything a start would refuse, without starting (secrets are read only
+/// when configured, so the check creates no files).
+async fn check(config: &AuthConfig) -> anyhow::Result<()> {
+    mcpgw_core::telemetry::parse_filter(&config.log.filter)?;
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let key_configured = config.secrets.key_configured();
+    if key_configured {
+        app::load_keyring(config).await?;
+    }
+    if config.store.password.is_configured() {
+        config
+            .store
+            .password
+            .resolve(&config.secrets.aws)
+            .await
+            .map_err(|e| anyhow::anyhow!("store.password: {e}"))?;
+    }
+    for p in &config.oidc.providers {
+        if p.client_secret.is_configured() {
+            p.client_secret
+                .resolve(&config.secrets.aws)
+                .await
+                .map_err(|e| anyhow::anyhow!("oidc provider {}: client_secret: {e}", p.id))?;
+        }
+    }
+    println!(
+        "configuration OK: listen={} metrics={} public_url={} store={} local_users={} oidc_providers={} trusted_issuers={} key={}",
+        config.listen,
+        config.metrics_listen,
+        config.public_url(config.listen),
+        config.store_url().split(':').next().unwrap_or(""),
+        config.local.enabled,
+        config.oidc.providers.len(),
+        config.validate.issuers.len(),
+        if key_configured {
+            "loaded"
+        } else {
+            "generated in data_dir at first start"
+        }
+    );
+    Ok(())
+}
+
+async fn serve(config: AuthConfig) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    mcpgw_core::telemetry::init_logging(&config.log)?;
+    let running = app::start(config).await?;
+    if let Some(password) = &running.bootstrap_password {
+        let local = &running.state.config.local;
+        eprintln!();
+        eprintln!("  ┌─ bootstrap administrator (password shown once; store it now) ────────");
+        eprintln!("  │ username: {}", local.bootstrap_admin);
+        eprintln!("  │ password: {}", password.expose_secret());
+        eprintln!("  │ sign in at {}/login", running.public_url);
+        eprintln!("  │ lost it? run `auth-server reset-password` with the same config");
+        eprintln!("  └──────────────────────────────────────────────────────────────────────");
+        eprintln!();
+    }
+    eprintln!(
+        "mcpgw auth-server listening on http://{} (public {}; metrics on http://{}/metrics; API docs at /api/v1/openapi.json)",
+        running.addr, running.public_url, running.metrics_addr
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.stop().await;
+    Ok(())
+}
+
+async fn reset_password(config: AuthConfig, username: &str) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let keyring = app::load_keyring(&config).await?;
+    let public_url = config.public_url(config.listen);
+    let state = app::build_state(config, keyring, public_url).await?;
+    let password = app::reset_password(&state, username).await?;
+    println!("{}", password.expose_secret());
+    Ok(())
+}
+
+async fn healthcheck(config: &AuthConfig) -> anyhow::Result<()> {
+    let mut addr = config.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let mut stream = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("no answer from {addr} within 3 s"))??;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(
+            format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+    let mut response = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        stream.read_to_end(&mut response),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("/health did not finish within 3 s"))??;
+    if response.starts_with(b"HTTP/1.1 200") {
+        Ok(())
+    } else {
+        anyhow::bail!("/health did not answer 200")
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

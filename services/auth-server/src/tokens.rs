@@ -1,0 +1,259 @@
+//! Token vending: a logged-in user mints a short-lived access token for an agent.
+//!
+//! Rules of this module:
+//! - A token is an RFC 9068 JWT access token (`typ: at+jwt`), ES256, signed with the current
+//!   key, with `iss` = the auth-server's public URL and `aud` = `tokens.audience` (the gateway).
+//! - Its scopes are a subset of the minting user's session scopes; its lifetime is
+//!   `tokens.default_ttl_seconds` unless asked, never more than `tokens.max_ttl_seconds`.
+//! - Every mint is recorded in the ledger with an audit record in one transaction, and counts
+//!   against `tokens.mints_per_hour` for the user, all replicas together. The token itself is
+//!   returned once and never stored or logged.
+//! - Our own tokens are verified here (signature with a published key, `iss`, `aud`, `exp`,
+//!   `typ`) and must be in the ledger and not revoked.
+
+use chrono::Duration;
+use jsonwebtoken::{Algorithm, Validation};
+use mcpgw_core::time::Timestamp;
+use mcpgw_core::token::{TokenError, VerifiedToken};
+use mcpgw_core::validate::FieldError;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::app::AppState;
+use crate::error::{AuthError, Result};
+use crate::scope::{ScopeRefusal, requested_subset};
+use crate::store::{AuditRecord, MintLimit, MintOutcome, SessionRecord, VendedToken};
+
+/// The JWT `typ` of vended tokens (RFC 9068).
+pub const TOKEN_TYPE: &str = "at+jwt";
+/// The `client_id` claim of vended tokens (RFC 9068 requires one).
+pub const CLIENT_ID: &str = "mcpgw-token-vending";
+/// Longest description accepted.
+pub const MAX_DESCRIPTION: usize = 200;
+
+/// `POST /api/v1/tokens`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MintRequest {
+    /// Scopes for the token; each must be one you hold.
+    pub scopes: Vec<String>,
+    /// Lifetime in seconds (60 to `tokens.max_ttl_seconds`; default `tokens.default_ttl_seconds`).
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
+    /// What the token is for (shown in your token list), up to 200 characters.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// The claims of a vended token.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub nbf: i64,
+    pub jti: String,
+    pub client_id: String,
+    /// The token's whole authority: a subset of the user's scopes. Vended tokens carry no
+    /// `groups`: a policy that adds up groups and scopes would otherwise hand the agent
+    /// everything the user holds, and the narrowing would narrow nothing.
+    pub scope: String,
+    pub preferred_username: String,
+}
+
+/// A minted token: the JWT (shown once) and its ledger entry.
+pub struct Minted {
+    pub token: String,
+    pub record: VendedToken,
+}
+
+/// Checks a mint request, records it and signs the token.
+pub async fn mint(
+    state: &AppState,
+    session: &SessionRecord,
+    request: MintRequest,
+    request_id: Option<&str>,
+) -> Result<Minted> {
+    let config = &state.config.tokens;
+    let scopes = match requested_subset("scopes", &request.scopes, &session.scopes) {
+        Ok(s) => s,
+        Err(ScopeRefusal::Invalid(e)) => return Err(e.into()),
+        Err(ScopeRefusal::NotHeld { field, scope }) => {
+            return Err(AuthError::ScopeNotGranted { field, scope });
+        }
+    };
+    let ttl = request.ttl_seconds.unwrap_or(config.default_ttl_seconds);
+    if ttl < 60 || ttl > config.max_ttl_seconds {
+        return Err(FieldError::new(
+            "ttl_seconds",
+            format!(
+                "must be between 60 and {} (got {ttl})",
+                config.max_ttl_seconds
+            ),
+        )
+        .into());
+    }
+    let description = mcpgw_core::validate::optional_text(
+        "description",
+        request.description.as_deref(),
+        MAX_DESCRIPTION,
+    )?;
+    let now = Timestamp::now();
+    let expires_at = Timestamp::from_datetime(now.as_datetime() + Duration::seconds(ttl as i64));
+    let record = VendedToken {
+        jti: uuid::Uuid::new_v4().to_string(),
+        subject: session.subject.clone(),
+        username: session.username.clone(),
+        scopes,
+        audience: config.audience.clone(),
+        description,
+        issued_at: now,
+        expires_at,
+        revoked_at: None,
+    };
+    let key = state.keys.current().await?;
+    let claims = Claims {
+        iss: state.public_url.to_string(),
+        sub: record.subject.clone(),
+        aud: record.audience.clone(),
+        exp: expires_at.as_datetime().timestamp(),
+        iat: now.as_datetime().timestamp(),
+        nbf: now.as_datetime().timestamp(),
+        jti: record.jti.clone(),
+        client_id: CLIENT_ID.to_owned(),
+        scope: record.scopes.join(" "),
+        preferred_username: record.username.clone(),
+    };
+    let token = key.sign(&claims, TOKEN_TYPE)?;
+    let audit = AuditRecord::new(
+        &session.subject,
+        request_id,
+        "token.mint",
+        "vended_token",
+        &record.jti,
+        serde_json::json!({
+            "scopes": record.scopes,
+            "audience": record.audience,
+            "ttl_seconds": ttl,
+            "expires_at": record.expires_at,
+            "kid": key.kid(),
+            "description": record.description,
+        }),
+    );
+    let window_start = Timestamp::from_datetime(now.as_datetime() - Duration::seconds(3600));
+    let limit = MintLimit {
+        max: config.mints_per_hour,
+        since: window_start,
+    };
+    match state
+        .store
+        .insert_vended_token(&record, limit, &audit)
+        .await?
+    {
+        MintOutcome::Recorded => {
+            state.auth_metrics.tokens_minted.inc();
+            Ok(Minted { token, record })
+        }
+        MintOutcome::Limited { oldest } => {
+            state.auth_metrics.mints_limited.inc();
+            let free_at = oldest.as_datetime() + Duration::seconds(3600);
+            let wait = (free_at - now.as_datetime()).num_seconds().max(1) as u64;
+            Err(AuthError::RateLimited {
+                retry_after_seconds: wait,
+            })
+        }
+    }
+}
+
+/// Verifies a token the auth-server vended: signature, issuer, audience, lifetime, type, and
+/// the ledger (present, not revoked). The outer error is ours (the store is down); the inner
+/// one says why the token is refused, in words safe to return.
+pub async fn verify_own(state: &AppState, token: &str) -> Result<Result<VerifiedToken, String>> {
+    let header = match jsonwebtoken::decode_header(token) {
+        Ok(h) => h,
+        Err(e) => {
+            return Ok(Err(
+                TokenError::Malformed(format!("header: {e}")).to_string()
+            ));
+        }
+    };
+    if header.alg != Algorithm::ES256 {
+        return Ok(Err(
+            TokenError::Algorithm(format!("{:?}", header.alg)).to_string()
+        ));
+    }
+    let typ = header.typ.as_deref().unwrap_or("");
+    if !typ.eq_ignore_ascii_case(TOKEN_TYPE) {
+        return Ok(Err(
+            TokenError::TokenType(format!("header typ {typ:?}")).to_string()
+        ));
+    }
+    let Some(kid) = header.kid.as_deref() else {
+        return Ok(Err(TokenError::NoKeyId.to_string()));
+    };
+    let Some(key) = state.keys.verifying_key(kid).await? else {
+        return Ok(Err(TokenError::UnknownKey(kid.to_owned()).to_string()));
+    };
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.leeway = 30;
+    validation.validate_nbf = true;
+    validation.set_issuer(&[state.public_url.as_ref()]);
+    validation.set_audience(&[&state.config.tokens.audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    let claims = match jsonwebtoken::decode::<Value>(token, &key, &validation) {
+        Ok(data) => data.claims,
+        Err(e) => {
+            use jsonwebtoken::errors::ErrorKind as K;
+            let refused = match e.kind() {
+                K::ExpiredSignature => TokenError::Expired,
+                K::ImmatureSignature => TokenError::NotYetValid,
+                K::InvalidAudience => TokenError::Audience,
+                K::InvalidIssuer => TokenError::UntrustedIssuer,
+                K::InvalidSignature => TokenError::Signature,
+                K::MissingRequiredClaim(c) => TokenError::MissingClaim(c.clone()),
+                _ => TokenError::Malformed(e.to_string()),
+            };
+            return Ok(Err(refused.to_string()));
+        }
+    };
+    let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
+    let Some(jti) = text("jti") else {
+        return Ok(Err(TokenError::MissingClaim("jti".to_owned()).to_string()));
+    };
+    match state.store.get_vended_token(&jti).await? {
+        None => {
+            return Ok(Err(
+                "the token is not in the auth-server's ledger".to_owned()
+            ));
+        }
+        Some(t) if t.revoked_at.is_some() => {
+            return Ok(Err("the token has been revoked".to_owned()));
+        }
+        Some(_) => {}
+    }
+    let list = |k: &str| -> Vec<String> {
+        match claims.get(k) {
+            Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    Ok(Ok(VerifiedToken {
+        issuer: state.public_url.to_string(),
+        subject: text("sub").unwrap_or_default(),
+        audiences: list("aud"),
+        groups: list("groups"),
+        scopes: list("scope"),
+        client_id: text("client_id"),
+        username: text("preferred_username"),
+        token_id: Some(jti),
+        expires_at: claims.get("exp").and_then(Value::as_i64).unwrap_or(0),
+        claims: claims.clone(),
+    }))
+}

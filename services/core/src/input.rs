@@ -1,0 +1,263 @@
+//! Parsing of request input that every service's API shares: JSON bodies and query parameters,
+//! with errors that name the field at fault.
+//!
+//! Each service wraps these in its own axum extractors (which know its body limit and error
+//! type) and converts [`InputError`] into its error enum. The rules:
+//! - a JSON body must be sent as `application/json` (or `application/*+json`) and be a JSON
+//!   object; syntax errors are `MalformedJson` (400), shape errors `Invalid` (422) naming the
+//!   JSON path (`governance.owner_team`, `scopes[2]`), unknown fields included when the target
+//!   type denies them;
+//! - query parameters outside an endpoint's list, repeated ones and values over 1 KiB are
+//!   refused (`InvalidQuery`, 400), naming the parameter.
+
+use std::collections::BTreeMap;
+
+use axum::http::{HeaderMap, header};
+use serde::de::DeserializeOwned;
+
+use crate::time::Timestamp;
+use crate::validate::FieldError;
+
+/// Why request input was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("the body must be sent as JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("{detail}")]
+    MalformedJson {
+        field: Option<String>,
+        detail: String,
+    },
+    #[error(transparent)]
+    Invalid(FieldError),
+    #[error("query parameter {}: {}", .0.field, .0.message)]
+    InvalidQuery(FieldError),
+}
+
+/// Whether the request declares a JSON body.
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            let mime = v
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+fn backticked(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let end = start + message[start..].find('`')?;
+    Some(message[start..end].to_owned())
+}
+
+fn describe(path: &serde_path_to_error::Path, message: &str) -> (Option<String>, String) {
+    let mut field = path.to_string();
+    if field == "." || field.is_empty() {
+        field.clear();
+    }
+    if (message.starts_with("missing field") || message.starts_with("unknown field"))
+        && let Some(name) = backticked(message)
+    {
+        // serde_path_to_error already ends the path with an unknown field's name.
+        let already_named = field == name || field.ends_with(&format!(".{name}"));
+        if !already_named {
+            field = if field.is_empty() {
+                name
+            } else {
+                format!("{field}.{name}")
+            };
+        }
+    }
+    // serde reports positions in the whole document; they add nothing to a field path.
+    let message = match message.find(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    };
+    ((!field.is_empty()).then_some(field), message.to_owned())
+}
+
+/// Parses JSON bytes into `T`: syntax errors and non-objects are `MalformedJson`, shape errors
+/// `Invalid` naming the field.
+pub fn parse_json_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, InputError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| InputError::MalformedJson {
+            field: None,
+            detail: format!("the body is not valid JSON: {e}"),
+        })?;
+    if !value.is_object() {
+        // serde would read an array positionally into a struct; say what is expected instead.
+        return Err(InputError::MalformedJson {
+            field: None,
+            detail: "the body must be a JSON object".to_owned(),
+        });
+    }
+    parse_json_value(value)
+}
+
+/// Deserializes an already parsed value with the same error rules.
+pub fn parse_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, InputError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let (field, message) = describe(e.path(), &e.inner().to_string());
+        InputError::Invalid(FieldError::new(
+            field.unwrap_or_else(|| "body".to_owned()),
+            message,
+        ))
+    })
+}
+
+/// Query parameters, each at most once; names outside the endpoint's list are refused.
+#[derive(Debug, Clone, Default)]
+pub struct Params(BTreeMap<String, String>);
+
+impl Params {
+    pub fn parse(query: Option<&str>, allowed: &[&str]) -> Result<Self, InputError> {
+        let mut map = BTreeMap::new();
+        for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            if !allowed.contains(&k.as_ref()) {
+                let supported = if allowed.is_empty() {
+                    "none".to_owned()
+                } else {
+                    allowed.join(", ")
+                };
+                return Err(Self::bad(
+                    &k,
+                    format!("is not supported here; supported: {supported}"),
+                ));
+            }
+            if v.len() > 1024 {
+                return Err(Self::bad(&k, "must be at most 1024 bytes"));
+            }
+            if map.insert(k.to_string(), v.to_string()).is_some() {
+                return Err(Self::bad(&k, "is given more than once"));
+            }
+        }
+        Ok(Self(map))
+    }
+
+    fn bad(name: &str, message: impl Into<String>) -> InputError {
+        InputError::InvalidQuery(FieldError::new(name, message))
+    }
+
+    /// The value of `name`; an empty value counts as absent.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn limit(&self, name: &str, max: u32, default: u32) -> Result<u32, InputError> {
+        match self.text(name) {
+            None => Ok(default),
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                _ => Err(Self::bad(
+                    name,
+                    format!("must be a whole number from 1 to {max} (got {v:?})"),
+                )),
+            },
+        }
+    }
+
+    pub fn timestamp(&self, name: &str) -> Result<Option<Timestamp>, InputError> {
+        self.text(name)
+            .map(|v| {
+                Timestamp::parse(v).map_err(|_| {
+                    Self::bad(
+                        name,
+                        format!(
+                            "must be an RFC 3339 timestamp such as 2026-01-31T12:00:00Z (got {v:?})"
+                        ),
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    /// The value of `name` checked by `parse`, whose error message is reported for `name`.
+    pub fn parsed<T>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, InputError> {
+        self.text(name)
+            .map(|v| parse(v).map_err(|m| Self::bad(name, m)))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(
+        dead_code,
+        reason = "only the errors of deserializing it are looked at"
+    )]
+    struct Body {
+        name: String,
+        inner: Inner,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(
+        dead_code,
+        reason = "only the errors of deserializing it are looked at"
+    )]
+    struct Inner {
+        count: u32,
+    }
+
+    fn field_of(json: &str) -> Option<String> {
+        match parse_json_bytes::<Body>(json.as_bytes()).unwrap_err() {
+            InputError::Invalid(e) => Some(e.field),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        assert_eq!(
+            field_of(r#"{"name": 1, "inner": {"count": 1}}"#).as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            field_of(r#"{"name": "x", "inner": {"count": -1}}"#).as_deref(),
+            Some("inner.count")
+        );
+        assert_eq!(field_of(r#"{"name": "x"}"#).as_deref(), Some("inner"));
+        assert_eq!(
+            field_of(r#"{"name": "x", "inner": {"count": 1, "extra": 2}}"#).as_deref(),
+            Some("inner.extra")
+        );
+        assert!(matches!(
+            parse_json_bytes::<Body>(b"[1]"),
+            Err(InputError::MalformedJson { .. })
+        ));
+    }
+
+    #[test]
+    fn query_parameters_are_listed_single_and_bounded() {
+        assert!(Params::parse(Some("a=1&a=2"), &["a"]).is_err());
+        assert!(Params::parse(Some("b=1"), &["a"]).is_err());
+        let p = Params::parse(
+            Some("limit=5&since=2026-01-01T00:00:00Z"),
+            &["limit", "since"],
+        )
+        .unwrap();
+        assert_eq!(p.limit("limit", 10, 1).unwrap(), 5);
+        assert!(p.timestamp("since").unwrap().is_some());
+        let p = Params::parse(Some("limit=50"), &["limit"]).unwrap();
+        assert!(p.limit("limit", 10, 1).is_err());
+    }
+}
