@@ -182,6 +182,32 @@ impl Params {
             .transpose()
     }
 
+    pub fn bool(&self, name: &str) -> Result<Option<bool>, InputError> {
+        match self.text(name) {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(other) => Err(Self::bad(
+                name,
+                format!("must be true or false (got {other:?})"),
+            )),
+        }
+    }
+
+    /// An opaque cursor made by [`encode_cursor`]: the key of the last item of a page.
+    pub fn cursor(&self, name: &str) -> Result<Option<String>, InputError> {
+        self.text(name)
+            .map(|v| {
+                decode_cursor(v).ok_or_else(|| {
+                    Self::bad(
+                        name,
+                        "is not a cursor this API issued; pass next_cursor back unchanged",
+                    )
+                })
+            })
+            .transpose()
+    }
+
     /// The value of `name` checked by `parse`, whose error message is reported for `name`.
     pub fn parsed<T>(
         &self,
@@ -192,6 +218,23 @@ impl Params {
             .map(|v| parse(v).map_err(|m| Self::bad(name, m)))
             .transpose()
     }
+}
+
+/// An opaque page cursor holding the key of the last item returned.
+pub fn encode_cursor(key: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("k:{key}"))
+}
+
+fn decode_cursor(text: &str) -> Option<String> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()?;
+    let s = String::from_utf8(raw).ok()?;
+    s.strip_prefix("k:")
+        .map(str::to_owned)
+        .filter(|k| k.len() <= 256)
 }
 
 #[cfg(test)]
