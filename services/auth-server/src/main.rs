@@ -59,34 +59,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let check_config = cli.check_config;
-    let result = runtime.block_on(async move {
+    mcpgw_core::serve::run(async move {
         if check_config {
             return check(&config).await;
         }
         match cli.command {
             Some(Command::ResetPassword { username }) => reset_password(config, &username).await,
-            Some(Command::Healthcheck) => healthcheck(&config).await,
+            Some(Command::Healthcheck) => mcpgw_core::serve::healthcheck(config.listen).await,
             _ => serve(config).await,
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 /// `--check-config`: everything a start would refuse, without starting (secrets are read only
@@ -151,7 +134,7 @@ async fn serve(config: AuthConfig) -> anyhow::Result<()> {
         "mcpgw auth-server listening on http://{} (public {}; metrics on http://{}/metrics; API docs at /api/v1/openapi.json)",
         running.addr, running.public_url, running.metrics_addr
     );
-    shutdown_signal().await;
+    mcpgw_core::serve::shutdown_signal().await;
     tracing::info!("shutting down");
     running.stop().await;
     Ok(())
@@ -165,51 +148,4 @@ async fn reset_password(config: AuthConfig, username: &str) -> anyhow::Result<()
     let password = app::reset_password(&state, username).await?;
     println!("{}", password.expose_secret());
     Ok(())
-}
-
-async fn healthcheck(config: &AuthConfig) -> anyhow::Result<()> {
-    let mut addr = config.listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let mut stream = tokio::time::timeout(
-        std::time::Duration::from_secs(3),
-        tokio::net::TcpStream::connect(addr),
-    )
-    .await
-    .map_err(|_| anyhow::anyhow!("no answer from {addr} within 3 s"))??;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    stream
-        .write_all(
-            format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await?;
-    let mut response = Vec::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(3),
-        stream.read_to_end(&mut response),
-    )
-    .await
-    .map_err(|_| anyhow::anyhow!("/health did not finish within 3 s"))??;
-    if response.starts_with(b"HTTP/1.1 200") {
-        Ok(())
-    } else {
-        anyhow::bail!("/health did not answer 200")
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

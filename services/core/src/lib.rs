@@ -13,6 +13,7 @@ pub mod error;
 pub mod input;
 pub mod policy;
 pub mod secrets;
+pub mod serve;
 pub mod signing;
 pub mod telemetry;
 #[cfg(feature = "test-support")]

@@ -128,24 +128,6 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     })
 }
 
-fn spawn_server(
-    listener: TcpListener,
-    router: axum::Router,
-    mut stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "server stopped with an error");
-        }
-    })
-}
-
 /// Creates the bootstrap admin key at first start. With `bootstrap.admin_key_file` set, the key
 /// is on disk (as `<file>.pending`, mode 0600) before it is stored, and renamed once stored, so
 /// a crash at any point cannot leave a stored key that nobody has.
@@ -204,16 +186,20 @@ pub async fn start(config: RegistryConfig) -> anyhow::Result<Running> {
     if state.config.demo.enabled {
         let demo_listener = bind(state.config.demo.listen, "demo.listen").await?;
         let bound = demo_listener.local_addr()?;
-        tasks.push(spawn_server(demo_listener, demo::router(), stop.clone()));
+        tasks.push(mcpgw_core::serve::spawn_server(
+            demo_listener,
+            demo::router(),
+            stop.clone(),
+        ));
         demo::register(&state.registry, bound).await;
         demo_addr = Some(bound);
     }
-    tasks.push(spawn_server(
+    tasks.push(mcpgw_core::serve::spawn_server(
         listener,
         api::router(state.clone()),
         stop.clone(),
     ));
-    tasks.push(spawn_server(
+    tasks.push(mcpgw_core::serve::spawn_server(
         metrics_listener,
         metrics_router(state.metrics.registry.clone()),
         stop,

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{any, get};
 use mcpgw_core::error::ApiError;
@@ -116,21 +115,6 @@ async fn ready(State(state): State<AppState>) -> axum::response::Response {
     }
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found(
-        "route_not_found",
-        "no such endpoint; see /api/v1/openapi.json",
-    )
-}
-
-async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this endpoint does not support that method; see /api/v1/openapi.json",
-    )
-}
-
 /// The OpenAPI document, generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     build().1
@@ -189,8 +173,8 @@ pub fn router(state: AppState) -> axum::Router {
                 async move { Json(api.as_ref().clone()) }
             }),
         )
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(mcpgw_core::serve::not_found)
+        .method_not_allowed_fallback(mcpgw_core::serve::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),

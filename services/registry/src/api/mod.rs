@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::IntoResponse;
 use mcpgw_core::error::ApiError;
@@ -119,21 +118,6 @@ async fn ready(State(state): State<AppState>) -> axum::response::Response {
     }
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found(
-        "route_not_found",
-        "no such endpoint; see /api/v1/openapi.json",
-    )
-}
-
-async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this endpoint does not support that method; see /api/v1/openapi.json",
-    )
-}
-
 /// The OpenAPI document, generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     build(None).1
@@ -180,8 +164,8 @@ pub fn router(state: AppState) -> axum::Router {
                 async move { Json(api.as_ref().clone()) }
             }),
         )
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(mcpgw_core::serve::not_found)
+        .method_not_allowed_fallback(mcpgw_core::serve::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
