@@ -9,6 +9,8 @@
 # services/registry/examples/bench.rs against it, and stops it. Tunables (environment):
 #   BENCH_SERVERS=1000  BENCH_CONCURRENCY=50  BENCH_REQUESTS=5000  BENCH_BACKENDS="sqlite mongodb"
 #   BENCH_OUT=docs/performance.md
+#   BENCH_REGISTRY_ENV="MCPGW_REGISTRY_X=1 …"  extra registry settings, recorded in the report
+#     (e.g. MCPGW_REGISTRY_STORE__CATALOG_CACHE_MS=0 measures lists served by the store itself)
 # Everything binds and connects to 127.0.0.1 only.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,6 +23,10 @@ CONCURRENCY=${BENCH_CONCURRENCY:-50}
 REQUESTS=${BENCH_REQUESTS:-5000}
 BACKENDS=${BENCH_BACKENDS:-sqlite mongodb}
 OUT=${BENCH_OUT:-$ROOT/docs/performance.md}
+read -ra EXTRA_ENV <<<"${BENCH_REGISTRY_ENV:-}"
+for kv in "${EXTRA_ENV[@]}"; do
+  [[ $kv =~ ^MCPGW_REGISTRY_[A-Z0-9_]+=.*$ ]] || die "BENCH_REGISTRY_ENV: '$kv' is not MCPGW_REGISTRY_NAME=value"
+done
 SECTION="## Registry: registration and list (issue 2)"
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET_DIR/release/registry
@@ -95,7 +101,7 @@ busy_pct() {
   a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
   sleep 3
   b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
-  awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2]; printf "%.0f", t > 0 ? 100 * (y[1] - x[1]) / t : 0 }'
+  awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2]; printf "%.0f", (t > 0 ? 100 * (y[1] - x[1]) / t : 0) }'
 }
 
 # wait_quiet: numbers from a machine that is also compiling are noise. Wait (up to 20 min)
@@ -167,7 +173,7 @@ run_backend() {
     MCPGW_REGISTRY_BOOTSTRAP__ADMIN_KEY_FILE=$key_file \
     MCPGW_REGISTRY_LOG__FILTER=warn \
     MCPGW_REGISTRY_SECRETS__ENCRYPTION_KEY_FILE=$seal_file \
-    "$BIN" serve >"$WORK/$name.log" 2>&1 &
+    env "${EXTRA_ENV[@]}" "$BIN" serve >"$WORK/$name.log" 2>&1 &
   REG_PID=$!
 
   # /health can answer a moment before main() writes the key file: wait for both.
@@ -258,6 +264,10 @@ reg_ratio() { awk -v n="$SERVERS" -v w="$1" 'BEGIN { if (w + 0 > 0) printf "%.0f
     "generator (\`services/registry/examples/bench.rs\`) runs on the same machine and shares" \
     "its cores. Every request answered 2xx; each list scenario's result was checked once" \
     "before it was timed. Latencies in ms; \`wall s\` is the scenario's elapsed time."
+  if ((${#EXTRA_ENV[@]})); then
+    echo
+    echo "Registry settings changed for this run: \`${EXTRA_ENV[*]}\`."
+  fi
   [[ -z $QUIET_NOTE ]] || { echo; echo "$QUIET_NOTE"; }
   echo
   for b in $BACKENDS; do
