@@ -6,6 +6,7 @@
 mod helpers;
 
 mod binary;
+mod keycloak;
 mod login;
 mod oidc;
 mod ops;

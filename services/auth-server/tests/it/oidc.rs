@@ -52,7 +52,22 @@ fn resolve(base: &str, location: &str) -> String {
 /// Starts a login at the auth-server and walks the provider's pages as a browser would, up to
 /// the redirect back to the auth-server. Returns that callback path (with its query).
 async fn sign_in_at_provider(app: &TestApp, b: &Browser, password: &str) -> String {
-    let r = b.get("/login/oidc/second?return_to=/api/v1/me").await;
+    sign_in_with(app, b, "second", "alice", password).await
+}
+
+/// [`sign_in_at_provider`] for any configured provider and user: follows the provider's
+/// redirects, fills its login form (any provider whose form posts `username` and `password`,
+/// Keycloak's included) and stops at the redirect back to the auth-server.
+pub(crate) async fn sign_in_with(
+    app: &TestApp,
+    b: &Browser,
+    provider: &str,
+    username: &str,
+    password: &str,
+) -> String {
+    let r = b
+        .get(&format!("/login/oidc/{provider}?return_to=/api/v1/me"))
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
     let mut location = r.header("location").unwrap();
     let idp = Browser::new("");
@@ -71,11 +86,12 @@ async fn sign_in_at_provider(app: &TestApp, b: &Browser, password: &str) -> Stri
             .split("action=\"")
             .nth(1)
             .and_then(|s| s.split('"').next())
+            .map(|a| a.replace("&amp;", "&"))
             .unwrap_or_else(|| panic!("a login form at the provider: {}", r.text));
         let r = idp
             .post_form(
-                &resolve(&location, action),
-                &[("username", "alice"), ("password", password)],
+                &resolve(&location, &action),
+                &[("username", username), ("password", password)],
             )
             .await;
         assert!(r.status.is_redirection(), "{}", r.text);
