@@ -324,10 +324,39 @@ async fn a_revoked_token_is_listed_for_gateways(backend: Backend) {
     let m = mint_ok(&b, json!({"scopes": ["mcp-registry-admin"]})).await;
     let keep = mint_ok(&b, json!({"scopes": ["mcp-registry-admin"]})).await;
     let jti = m["jti"].as_str().unwrap();
+    // A consumer (registry, gateway) validating with core's validator and the revocation list.
+    let issuer: IssuerConfig = serde_json::from_value(json!({
+        "issuer": app.running.public_url,
+        "audiences": ["mcp-gateway"],
+        "revocations_url": format!("{}/api/v1/revocations", app.running.public_url),
+    }))
+    .unwrap();
+    let consumer = TokenValidator::new(
+        vec![issuer],
+        ValidatorSettings {
+            revocation_refresh: Duration::ZERO,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let token = m["access_token"].as_str().unwrap();
+    consumer
+        .validate(token)
+        .await
+        .expect("valid before the revocation");
     let r = b
         .api(Method::DELETE, &format!("/api/v1/tokens/{jti}"), None)
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert_eq!(
+        consumer.validate(token).await,
+        Err(mcpgw_core::token::TokenError::Revoked),
+        "the consumer honours the revocation"
+    );
+    consumer
+        .validate(keep["access_token"].as_str().unwrap())
+        .await
+        .expect("other tokens stay valid");
     let r = b
         .api(Method::DELETE, &format!("/api/v1/tokens/{jti}"), None)
         .await;

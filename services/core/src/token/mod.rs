@@ -47,6 +47,10 @@ pub struct IssuerConfig {
     /// The claim that carries IdP groups.
     #[serde(default = "default_groups_claim")]
     pub groups_claim: String,
+    /// Where the issuer lists revoked token ids (the auth-server's `/api/v1/revocations`);
+    /// empty = the issuer revokes nothing early. With it set, tokens must carry a `jti`.
+    #[serde(default)]
+    pub revocations_url: String,
 }
 
 fn default_algorithms() -> Vec<Algorithm> {
@@ -82,6 +86,9 @@ pub struct ValidatorSettings {
     pub jwks_ttl: Duration,
     /// Time limit of one JWKS or discovery request.
     pub http_timeout: Duration,
+    /// Age after which an issuer's revocation list is fetched again (on the next token). A
+    /// failed fetch keeps the last list: revocations then apply once the issuer answers again.
+    pub revocation_refresh: Duration,
 }
 
 impl Default for ValidatorSettings {
@@ -91,6 +98,7 @@ impl Default for ValidatorSettings {
             refresh_min_interval: Duration::from_secs(10),
             jwks_ttl: Duration::from_secs(600),
             http_timeout: Duration::from_secs(5),
+            revocation_refresh: Duration::from_secs(2),
         }
     }
 }
@@ -122,6 +130,8 @@ pub enum TokenError {
     TokenType(String),
     #[error("the token lacks a required claim: {0}")]
     MissingClaim(String),
+    #[error("the token has been revoked")]
+    Revoked,
 }
 
 /// What a valid token says.
@@ -161,10 +171,21 @@ struct KeyState {
     fetches: u64,
 }
 
+/// Revoked token ids of one issuer, with their expiry (they leave the list when expired).
+#[derive(Default)]
+struct Revoked {
+    ids: HashMap<String, i64>,
+    /// What the issuer said its list was current as of; sent back as `since`.
+    as_of: Option<String>,
+    fetched_at: Option<Instant>,
+}
+
 struct Issuer {
     config: IssuerConfig,
     state: RwLock<KeyState>,
     refreshing: Mutex<()>,
+    revoked: RwLock<Revoked>,
+    fetching_revocations: Mutex<()>,
 }
 
 /// Validates tokens of the configured issuers. Cheap to share behind an `Arc`.
@@ -203,6 +224,15 @@ impl TokenValidator {
                     config.issuer
                 )));
             }
+            if !config.revocations_url.is_empty()
+                && !config.revocations_url.starts_with("http://")
+                && !config.revocations_url.starts_with("https://")
+            {
+                return Err(IssuerConfigError(format!(
+                    "issuer {}: revocations_url must be an http(s) URL",
+                    config.issuer
+                )));
+            }
             if config.algorithms.is_empty() {
                 return Err(IssuerConfigError(format!(
                     "issuer {} allows no algorithm",
@@ -215,6 +245,8 @@ impl TokenValidator {
                     ..Default::default()
                 }),
                 refreshing: Mutex::new(()),
+                revoked: RwLock::new(Revoked::default()),
+                fetching_revocations: Mutex::new(()),
                 config,
             };
             if map.insert(issuer.config.issuer.clone(), issuer).is_some() {
@@ -310,7 +342,80 @@ impl TokenValidator {
         {
             return Err(TokenError::TokenType(format!("claim typ {typ:?}")));
         }
-        Ok(extract(&claims, config))
+        let verified = extract(&claims, config);
+        if !config.revocations_url.is_empty() {
+            let jti = verified
+                .token_id
+                .as_deref()
+                .ok_or_else(|| TokenError::MissingClaim("jti".to_owned()))?;
+            if self.is_revoked(issuer, jti).await {
+                return Err(TokenError::Revoked);
+            }
+        }
+        Ok(verified)
+    }
+
+    /// Whether `jti` is on the issuer's revocation list, fetching the list when it is older
+    /// than `revocation_refresh` (one fetch at a time).
+    async fn is_revoked(&self, issuer: &Issuer, jti: &str) -> bool {
+        let stale = |r: &Revoked| {
+            r.fetched_at
+                .is_none_or(|t| t.elapsed() >= self.settings.revocation_refresh)
+        };
+        if stale(&*issuer.revoked.read().await) {
+            let _one_fetch = issuer.fetching_revocations.lock().await;
+            if stale(&*issuer.revoked.read().await)
+                && let Err(e) = self.fetch_revocations(issuer).await
+            {
+                tracing::warn!(issuer = %issuer.config.issuer, error = %e, "fetching revocations failed; using the last list");
+                // Try again after the interval, not on every request.
+                issuer.revoked.write().await.fetched_at = Some(Instant::now());
+            }
+        }
+        issuer.revoked.read().await.ids.contains_key(jti)
+    }
+
+    async fn fetch_revocations(&self, issuer: &Issuer) -> Result<(), TokenError> {
+        #[derive(Deserialize)]
+        struct Item {
+            jti: String,
+            expires_at: String,
+        }
+        #[derive(Deserialize)]
+        struct List {
+            as_of: String,
+            items: Vec<Item>,
+        }
+        let since = issuer.revoked.read().await.as_of.clone();
+        let mut url = url::Url::parse(&issuer.config.revocations_url)
+            .map_err(|e| TokenError::KeysUnavailable(format!("revocations_url: {e}")))?;
+        if let Some(since) = &since {
+            url.query_pairs_mut().append_pair("since", since);
+        }
+        let list: List = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| TokenError::KeysUnavailable(format!("revocations: {e}")))?
+            .json()
+            .await
+            .map_err(|e| TokenError::KeysUnavailable(format!("revocation list: {e}")))?;
+        let now = chrono::Utc::now().timestamp();
+        let mut revoked = issuer.revoked.write().await;
+        for item in list.items {
+            let exp = chrono::DateTime::parse_from_rfc3339(&item.expires_at)
+                .map(|t| t.timestamp())
+                .unwrap_or(i64::MAX);
+            revoked.ids.insert(item.jti, exp);
+        }
+        revoked
+            .ids
+            .retain(|_, exp| *exp > now - self.settings.leeway.as_secs() as i64);
+        revoked.as_of = Some(list.as_of);
+        revoked.fetched_at = Some(Instant::now());
+        Ok(())
     }
 
     /// The key `kid` of `issuer`, refreshing the JWKS when it is unknown or stale.

@@ -72,6 +72,7 @@ fn validator(idp: &Idp, settings: ValidatorSettings) -> TokenValidator {
             algorithms: default_algorithms(),
             token_types: default_token_types(),
             groups_claim: "groups".to_owned(),
+            revocations_url: String::new(),
         }],
         settings,
     )
@@ -305,6 +306,7 @@ fn symmetric_algorithms_and_empty_audiences_are_refused_in_config() {
         algorithms: vec![Algorithm::HS256],
         token_types: vec![],
         groups_claim: "groups".to_owned(),
+        revocations_url: String::new(),
     };
     assert!(TokenValidator::new(vec![base.clone()], ValidatorSettings::default()).is_err());
     let no_aud = IssuerConfig {
