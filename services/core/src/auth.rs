@@ -5,7 +5,7 @@
 //! only ask `principal.require(Permission::X)`. Adding a new kind of credential or a new
 //! group → scope → permission mapping therefore changes the authenticators, not the handlers.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -207,7 +207,12 @@ pub struct Principal {
     /// Human-readable name for logs and the audit trail.
     pub display_name: String,
     pub kind: PrincipalKind,
+    /// Permissions held for every resource.
     pub permissions: BTreeSet<Permission>,
+    /// Permissions held only for the named servers (paths), from scope documents that grant a
+    /// UI action on some servers rather than `all`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scoped: BTreeMap<Permission, BTreeSet<String>>,
 }
 
 /// The caller lacks a permission.
@@ -223,6 +228,7 @@ impl Principal {
             display_name: name.to_owned(),
             kind: PrincipalKind::System,
             permissions: Permission::ALL.into_iter().collect(),
+            scoped: BTreeMap::new(),
         }
     }
 
@@ -235,6 +241,33 @@ impl Principal {
             Ok(())
         } else {
             Err(MissingPermission(permission))
+        }
+    }
+
+    /// Whether the caller holds `permission` for the server at `path`.
+    pub fn has_for(&self, permission: Permission, path: &str) -> bool {
+        self.has(permission)
+            || self
+                .scoped
+                .get(&permission)
+                .is_some_and(|paths| paths.contains(path))
+    }
+
+    pub fn require_for(&self, permission: Permission, path: &str) -> Result<(), MissingPermission> {
+        if self.has_for(permission, path) {
+            Ok(())
+        } else {
+            Err(MissingPermission(permission))
+        }
+    }
+
+    /// `None` when the caller holds `permission` everywhere; otherwise the servers it holds it
+    /// for (possibly none).
+    pub fn limited_to(&self, permission: Permission) -> Option<BTreeSet<String>> {
+        if self.has(permission) {
+            None
+        } else {
+            Some(self.scoped.get(&permission).cloned().unwrap_or_default())
         }
     }
 }
@@ -260,7 +293,18 @@ mod tests {
             display_name: "u".into(),
             kind: PrincipalKind::User,
             permissions: Role::Viewer.permissions(),
+            scoped: BTreeMap::from([(
+                Permission::ServersToggle,
+                BTreeSet::from(["weather".to_owned()]),
+            )]),
         };
+        assert!(p.has_for(Permission::ServersToggle, "weather"));
+        assert!(!p.has_for(Permission::ServersToggle, "finance"));
+        assert_eq!(p.limited_to(Permission::ServersRead), None);
+        assert_eq!(
+            p.limited_to(Permission::ServersDelete),
+            Some(BTreeSet::new())
+        );
         assert!(p.require(Permission::ServersRead).is_ok());
         assert_eq!(
             p.require(Permission::ServersCreate),

@@ -63,14 +63,25 @@ impl Authenticator for JwtAuthenticator {
         let policy = self.registry.compiled_policy().await?;
         let identity = Identity::new(token.groups.clone(), token.scopes.clone());
         let caller = policy.caller(&identity);
-        let permissions = Permission::ALL
-            .into_iter()
-            .filter(|p| {
-                p.ui_actions()
-                    .iter()
-                    .any(|a| caller.ui_grant(a) == UiGrant::All)
-            })
-            .collect();
+        // A permission is held everywhere when one of its UI actions is granted on `all`, else
+        // for the servers its actions name.
+        let mut permissions = std::collections::BTreeSet::new();
+        let mut scoped = std::collections::BTreeMap::new();
+        for p in Permission::ALL {
+            let mut paths = std::collections::BTreeSet::new();
+            let mut everywhere = false;
+            for action in p.ui_actions() {
+                match caller.ui_grant(action) {
+                    UiGrant::All => everywhere = true,
+                    UiGrant::Only(set) => paths.extend(set),
+                }
+            }
+            if everywhere {
+                permissions.insert(p);
+            } else if !paths.is_empty() {
+                scoped.insert(p, paths);
+            }
+        }
         let (kind, display_name) = match &token.username {
             Some(name) => (PrincipalKind::User, name.clone()),
             None => (
@@ -86,6 +97,7 @@ impl Authenticator for JwtAuthenticator {
             display_name,
             kind,
             permissions,
+            scoped,
         }))
     }
 }

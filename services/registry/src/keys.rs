@@ -144,6 +144,7 @@ pub fn principal(record: &ApiKeyRecord) -> Principal {
         display_name: record.name.clone(),
         kind: PrincipalKind::ApiKey,
         permissions: record.permissions.iter().copied().collect(),
+        scoped: Default::default(),
     }
 }
 

@@ -277,10 +277,10 @@ impl Registry {
         ctx: &RequestContext,
         spec: ServerSpec,
     ) -> Result<ServerRecord> {
-        caller.require(Permission::ServersCreate)?;
-        if spec.path.is_none() {
+        let Some(path) = spec.path.as_deref() else {
             return Err(FieldError::new("path", "is required").into());
-        }
+        };
+        caller.require_for(Permission::ServersCreate, path)?;
         let valid = self.validate(caller, &spec).await?;
         let record = ServerRecord::create(valid, &self.keyring, &caller.subject, true)
             .map_err(apply_error)?;
@@ -308,8 +308,21 @@ impl Registry {
     }
 
     pub async fn get_server(&self, caller: &Principal, path: &ServerPath) -> Result<ServerRecord> {
-        caller.require(Permission::ServersRead)?;
+        Self::require_read(caller, path)?;
         self.load(path).await
+    }
+
+    /// A caller that may read some servers gets "not found" for the others, so it learns
+    /// nothing about servers it may not see; one that may read none gets "forbidden".
+    fn require_read(caller: &Principal, path: &ServerPath) -> Result<()> {
+        match caller.limited_to(Permission::ServersRead) {
+            None => Ok(()),
+            Some(paths) if paths.contains(path.as_str()) => Ok(()),
+            Some(paths) if paths.is_empty() => {
+                Err(mcpgw_core::auth::MissingPermission(Permission::ServersRead).into())
+            }
+            Some(_) => Err(RegistryError::ServerNotFound(path.to_string())),
+        }
     }
 
     pub async fn list_servers(
@@ -319,7 +332,24 @@ impl Registry {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Page<Arc<ServerRecord>>> {
-        caller.require(Permission::ServersRead)?;
+        let limited = caller.limited_to(Permission::ServersRead);
+        if limited.as_ref().is_some_and(|p| p.is_empty()) {
+            caller.require(Permission::ServersRead)?;
+        }
+        let scoped_filter;
+        let filter = match limited {
+            None => filter,
+            Some(paths) => {
+                scoped_filter = ServerFilter {
+                    paths: Some(match &filter.paths {
+                        Some(asked) => asked.intersection(&paths).cloned().collect(),
+                        None => paths,
+                    }),
+                    ..filter.clone()
+                };
+                &scoped_filter
+            }
+        };
         let mut items = match &self.catalog {
             Some(cache) => {
                 cache
@@ -351,7 +381,7 @@ impl Registry {
         spec: ServerSpec,
         expected: Option<u64>,
     ) -> Result<ServerRecord> {
-        caller.require(Permission::ServersUpdate)?;
+        caller.require_for(Permission::ServersUpdate, path.as_str())?;
         let current = self.load(path).await?;
         let read_at = Self::check_revision(&current, expected)?;
         let valid = self.validate(caller, &spec).await?;
@@ -384,7 +414,7 @@ impl Registry {
         patch: Value,
         expected: Option<u64>,
     ) -> Result<ServerRecord> {
-        caller.require(Permission::ServersUpdate)?;
+        caller.require_for(Permission::ServersUpdate, path.as_str())?;
         let current = self.load(path).await?;
         Self::check_revision(&current, expected)?;
         let mut merged = serde_json::to_value(current.to_spec())
@@ -403,7 +433,7 @@ impl Registry {
         path: &ServerPath,
         expected: Option<u64>,
     ) -> Result<()> {
-        caller.require(Permission::ServersDelete)?;
+        caller.require_for(Permission::ServersDelete, path.as_str())?;
         let current = self.load(path).await?;
         let read_at = Self::check_revision(&current, expected)?;
         if current.lifecycle.blocks_delete() {
@@ -438,7 +468,7 @@ impl Registry {
         enabled: bool,
         expected: Option<u64>,
     ) -> Result<ServerRecord> {
-        caller.require(Permission::ServersToggle)?;
+        caller.require_for(Permission::ServersToggle, path.as_str())?;
         let current = self.load(path).await?;
         let read_at = Self::check_revision(&current, expected)?;
         if current.enabled == enabled {
@@ -482,7 +512,7 @@ impl Registry {
                     to,
                     allowed: from.next_states(),
                 })?;
-        caller.require(permission)?;
+        caller.require_for(permission, path.as_str())?;
         let read_at = Self::check_revision(&current, expected)?;
         let mut next = current.clone();
         next.lifecycle = to;
@@ -518,7 +548,7 @@ impl Registry {
         tools: Vec<ToolSpec>,
         expected: Option<u64>,
     ) -> Result<ServerRecord> {
-        caller.require(Permission::ServersUpdate)?;
+        caller.require_for(Permission::ServersUpdate, path.as_str())?;
         let tools = validate_tools("tools", tools)?;
         let current = self.load(path).await?;
         let read_at = Self::check_revision(&current, expected)?;

@@ -139,6 +139,7 @@ pub async fn list(
         })?,
         text: p.text("q").map(str::to_owned),
         updated_since: None,
+        paths: None,
     };
     let limit = p.limit("limit", 200, 50)?;
     let cursor = p.cursor("cursor")?;

@@ -50,6 +50,8 @@ pub struct ServerFilter {
     /// Case-insensitive substring of path, name, description or tags.
     pub text: Option<String>,
     pub updated_since: Option<Timestamp>,
+    /// Only these paths (a caller allowed to read some servers only).
+    pub paths: Option<std::collections::BTreeSet<String>>,
 }
 
 impl ServerFilter {
@@ -78,6 +80,10 @@ impl ServerFilter {
                 .as_ref()
                 .is_none_or(|t| search_text.contains(&t.to_lowercase()))
             && self.updated_since.is_none_or(|u| r.updated_at >= u)
+            && self
+                .paths
+                .as_ref()
+                .is_none_or(|p| p.contains(r.path.as_str()))
     }
 }
 

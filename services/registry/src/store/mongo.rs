@@ -320,8 +320,16 @@ impl RegistryStore for MongoStore {
         if let Some(since) = filter.updated_since {
             query.insert("updated_at", doc! {"$gte": since.to_canonical()});
         }
+        let mut id = Document::new();
+        if let Some(paths) = &filter.paths {
+            let list: Vec<Bson> = paths.iter().map(|p| Bson::from(p.as_str())).collect();
+            id.insert("$in", list);
+        }
         if let Some(after) = after {
-            query.insert("_id", doc! {"$gt": after});
+            id.insert("$gt", after);
+        }
+        if !id.is_empty() {
+            query.insert("_id", id);
         }
         let cursor = self
             .servers

@@ -253,6 +253,18 @@ impl RegistryStore for SqliteStore {
             q.push(" AND s.updated_at >= ")
                 .push_bind(since.to_canonical());
         }
+        if let Some(paths) = &filter.paths {
+            if paths.is_empty() {
+                q.push(" AND 0");
+            } else {
+                q.push(" AND s.path IN (");
+                let mut sep = q.separated(", ");
+                for p in paths {
+                    sep.push_bind(p.clone());
+                }
+                q.push(")");
+            }
+        }
         if let Some(after) = after {
             q.push(" AND s.path > ").push_bind(after.to_owned());
         }

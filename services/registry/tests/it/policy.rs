@@ -12,6 +12,7 @@ both_backends!(
     a_bad_scope_document_is_refused_naming_the_path_and_changes_nothing,
     a_jwt_caller_gets_the_permissions_its_groups_scope_documents_grant,
     invalid_tokens_are_refused_with_401,
+    ui_permissions_granted_on_named_servers_apply_to_those_servers_only,
 );
 
 async fn import(app: &TestApp, content_type: &str, body: &str, mode: &str) -> (StatusCode, Value) {
@@ -338,5 +339,81 @@ async fn invalid_tokens_are_refused_with_401(backend: Backend) {
             .await
             .status,
         StatusCode::OK
+    );
+}
+
+async fn ui_permissions_granted_on_named_servers_apply_to_those_servers_only(backend: Backend) {
+    let (app, idp) = jwt_app(backend).await;
+    for p in ["alpha", "beta", "gamma"] {
+        app.register(server_body(p)).await;
+    }
+    let doc = json!({"name": "alpha-team", "group_mappings": ["alpha-team"],
+                     "ui_permissions": {"list_service": ["/alpha", "beta"], "toggle_service": ["alpha"],
+                                        "change_lifecycle_status": ["/alpha"]}});
+    assert_eq!(
+        app.call(Method::PUT, "/api/v1/scopes/alpha-team", Some(doc))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let t = idp.sign(&idp.claims("carol", &["alpha-team"], "mcpgw-registry"));
+    let as_carol = |method: Method, path: String, body: Option<Value>| {
+        let (app, t) = (&app, t.clone());
+        async move { app.call_as(Some(&t), method, &path, body, &[]).await }
+    };
+    let me = as_carol(Method::GET, "/api/v1/me".into(), None).await;
+    assert_eq!(me.body["permissions"], json!([]));
+    assert_eq!(me.body["scoped"]["servers:read"], json!(["alpha", "beta"]));
+    let list = as_carol(Method::GET, "/api/v1/servers".into(), None).await;
+    let paths: Vec<&str> = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["alpha", "beta"]);
+    assert_eq!(
+        as_carol(Method::GET, "/api/v1/servers/beta".into(), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // A server the caller may not read looks like one that does not exist.
+    let r = as_carol(Method::GET, "/api/v1/servers/gamma".into(), None).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::NOT_FOUND, "server_not_found")
+    );
+    let r = as_carol(
+        Method::POST,
+        "/api/v1/servers/alpha/toggle".into(),
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = as_carol(
+        Method::POST,
+        "/api/v1/servers/beta/toggle".into(),
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = as_carol(
+        Method::POST,
+        "/api/v1/servers/alpha/lifecycle".into(),
+        Some(json!({"to": "submitted", "reason": "r"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = as_carol(
+        Method::POST,
+        "/api/v1/servers/beta/lifecycle".into(),
+        Some(json!({"to": "submitted", "reason": "r"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get("/api/v1/servers/beta").await.body["lifecycle"],
+        "draft"
     );
 }
