@@ -9,6 +9,8 @@
 # services/registry/examples/bench.rs against it, and stops it. Tunables (environment):
 #   BENCH_SERVERS=1000  BENCH_CONCURRENCY=50  BENCH_REQUESTS=5000  BENCH_BACKENDS="sqlite mongodb"
 #   BENCH_OUT=docs/performance.md
+#   BENCH_STORE_PATH=1  also run each backend with the in-memory catalog off
+#     (catalog_cache_ms = 0), so lists and filters are answered by the store itself
 #   BENCH_REGISTRY_ENV="MCPGW_REGISTRY_X=1 …"  extra registry settings, recorded in the report
 #     (e.g. MCPGW_REGISTRY_STORE__CATALOG_CACHE_MS=0 measures lists served by the store itself)
 # Everything binds and connects to 127.0.0.1 only.
@@ -22,6 +24,7 @@ CONCURRENCY=${BENCH_CONCURRENCY:-50}
 # scheduling hiccup does not decide its p99.
 REQUESTS=${BENCH_REQUESTS:-5000}
 BACKENDS=${BENCH_BACKENDS:-sqlite mongodb}
+STORE_PATH=${BENCH_STORE_PATH:-1}
 OUT=${BENCH_OUT:-$ROOT/docs/performance.md}
 read -ra EXTRA_ENV <<<"${BENCH_REGISTRY_ENV:-}"
 for kv in "${EXTRA_ENV[@]}"; do
@@ -130,10 +133,16 @@ field() {
     index(name, s) == 1 { v = $(c + 1); gsub(/ /, "", v); print v; exit }' "$3"
 }
 
-# run_backend NAME: start a fresh registry on NAME, bench it, stop it. Leaves
-# $WORK/NAME.md (the table) and $WORK/NAME.cpu (CPU seconds used during the bench).
+# run_backend NAME [store]: start a fresh registry on backend NAME, bench it, stop it. With
+# "store", the registry's in-memory catalog is off, so every list reads the store. Leaves
+# $WORK/ID.md (the table) and $WORK/ID.cpu (CPU used during the bench), ID being NAME or
+# NAME-store.
 run_backend() {
-  local name=$1 data=$WORK/$1 port mport url db=mcpgw_registry key_file seal_file=""
+  local name=$1 variant=${2:-}
+  local id=$name${variant:+-$variant}
+  local data=$WORK/$id port mport url db=mcpgw_registry key_file seal_file=""
+  local env_extra=("${EXTRA_ENV[@]}")
+  [[ $variant == store ]] && env_extra+=(MCPGW_REGISTRY_STORE__CATALOG_CACHE_MS=0)
   mkdir -p "$data"
   key_file=$data/admin.key
   case $name in
@@ -147,7 +156,7 @@ run_backend() {
         MONGO_STARTED=1
       fi
       url=$MONGO_URL
-      db="bench_$(date +%Y%m%d_%H%M%S)_$$"
+      db="bench_${id//-/_}_$(date +%Y%m%d_%H%M%S)_$$"
       MONGO_DB=$db
       # A shared store refuses to generate its own credential-sealing key (every replica must
       # share one), so give it a throwaway one.
@@ -160,7 +169,7 @@ run_backend() {
   mport=$(free_port)
   while [[ $mport == "$port" ]]; do mport=$(free_port); done
 
-  log "[$name] starting the registry on 127.0.0.1:$port (store ${url%%:*}${MONGO_DB:+, database $db})"
+  log "[$id] starting the registry on 127.0.0.1:$port (store ${url%%:*}${MONGO_DB:+, database $db})"
   # Inherited MCPGW_REGISTRY_* settings would make the runs incomparable: drop them.
   local v
   for v in $(compgen -e | grep '^MCPGW_REGISTRY_' || true); do unset "$v"; done
@@ -173,14 +182,14 @@ run_backend() {
     MCPGW_REGISTRY_BOOTSTRAP__ADMIN_KEY_FILE=$key_file \
     MCPGW_REGISTRY_LOG__FILTER=warn \
     MCPGW_REGISTRY_SECRETS__ENCRYPTION_KEY_FILE=$seal_file \
-    env "${EXTRA_ENV[@]}" "$BIN" serve >"$WORK/$name.log" 2>&1 &
+    env "${env_extra[@]}" "$BIN" serve >"$WORK/$id.log" 2>&1 &
   REG_PID=$!
 
   # /health can answer a moment before main() writes the key file: wait for both.
   local deadline=$((SECONDS + 60))
   until curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" && [[ -s $key_file ]]; do
-    kill -0 "$REG_PID" 2>/dev/null || die "[$name] the registry exited during startup:"$'\n'"$(tail -n 20 "$WORK/$name.log")"
-    ((SECONDS < deadline)) || die "[$name] the registry did not become healthy within 60 s:"$'\n'"$(tail -n 20 "$WORK/$name.log")"
+    kill -0 "$REG_PID" 2>/dev/null || die "[$id] the registry exited during startup:"$'\n'"$(tail -n 20 "$WORK/$id.log")"
+    ((SECONDS < deadline)) || die "[$id] the registry did not become healthy within 60 s:"$'\n'"$(tail -n 20 "$WORK/$id.log")"
     sleep 0.2
   done
   local key
@@ -193,7 +202,7 @@ run_backend() {
   [[ $name == mongodb ]] && mongod_pid=$(cat "$MCPGW_RUN_DIR/mongod.pid" 2>/dev/null || true)
   reg0=$(cpu_seconds "$REG_PID")
   [[ -n $mongod_pid ]] && mongo0=$(cpu_seconds "$mongod_pid")
-  log "[$name] benchmarking: $SERVERS servers, concurrency $CONCURRENCY, $REQUESTS requests per scenario"
+  log "[$id] benchmarking: $SERVERS servers, concurrency $CONCURRENCY, $REQUESTS requests per scenario"
   local m0 m1
   m0=$(machine_cpu)
   children_cpu
@@ -202,8 +211,8 @@ run_backend() {
   # The key goes through the environment, not argv, so it does not show in `ps`.
   MCPGW_BENCH_KEY=$key timeout 1800 "$BENCH" --url "http://127.0.0.1:$port" \
     --servers "$SERVERS" --concurrency "$CONCURRENCY" --requests "$REQUESTS" \
-    --label "$name" >"$WORK/$name.md" ||
-    die "[$name] the benchmark failed (see above); registry log: $WORK/$name.log"
+    --label "$id" >"$WORK/$id.md" ||
+    die "[$id] the benchmark failed (see above); registry log: $WORK/$id.log"
   local elapsed reg mongo=0 bench other irq steal
   elapsed=$(minus "$(now)" "$started")
   m1=$(machine_cpu)
@@ -218,16 +227,16 @@ run_backend() {
   echo "registry $reg s${mongod_pid:+, mongod $mongo s}, load generator $bench s, other processes $other s," \
     "interrupts (loopback network) $irq s, stolen by the hypervisor $steal s; in $elapsed s of wall time" \
     "on $(nproc) cores (at most $(awk -v e="$elapsed" -v n="$(nproc)" 'BEGIN { printf "%.1f", e * n }') CPU-s)" \
-    >"$WORK/$name.cpu"
+    >"$WORK/$id.cpu"
   local share
   share=$(awk -v o="$other" -v e="$elapsed" -v n="$(nproc)" 'BEGIN { printf "%.0f", 100 * o / (e * n) }')
   if ((share > 10)); then
-    log "[$name] other processes took ${share}% of the CPUs during the run; its numbers are pessimistic"
-    echo "Other processes took ${share}% of the CPUs during this run, so these numbers are pessimistic." >>"$WORK/$name.cpu"
+    log "[$id] other processes took ${share}% of the CPUs during the run; its numbers are pessimistic"
+    echo "Other processes took ${share}% of the CPUs during this run, so these numbers are pessimistic." >>"$WORK/$id.cpu"
   fi
   stop_registry
   [[ $name == mongodb ]] && drop_mongo_db
-  cat "$WORK/$name.md"
+  cat "$WORK/$id.md"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -235,7 +244,15 @@ log "building the registry and the benchmark (release). The first release build 
 (cd "$ROOT" && cargo build --release -p registry --examples --bins)
 [[ -x $BIN && -x $BENCH ]] || die "build finished but $BIN or $BENCH is missing"
 
-for b in $BACKENDS; do run_backend "$b"; done
+RUNS=()
+for b in $BACKENDS; do
+  run_backend "$b"
+  RUNS+=("$b")
+  if ((STORE_PATH)); then
+    run_backend "$b" store
+    RUNS+=("$b-store")
+  fi
+done
 
 # --- the report -------------------------------------------------------------------------------
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
@@ -263,15 +280,21 @@ reg_ratio() { awk -v n="$SERVERS" -v w="$1" 'BEGIN { if (w + 0 > 0) printf "%.0f
     "\`w:majority, j:true\`, each write in a transaction with its audit record). The load" \
     "generator (\`services/registry/examples/bench.rs\`) runs on the same machine and shares" \
     "its cores. Every request answered 2xx; each list scenario's result was checked once" \
-    "before it was timed. Latencies in ms; \`wall s\` is the scenario's elapsed time."
+    "before it was timed. Latencies in ms; \`wall s\` is the scenario's elapsed time." \
+    "By default the registry answers lists and filters from an in-memory copy of the catalog;" \
+    "the tables marked *lists read from the store* turn it off (\`catalog_cache_ms = 0\`) to" \
+    "show what each store does when the copy is cold or expired."
   if ((${#EXTRA_ENV[@]})); then
     echo
     echo "Registry settings changed for this run: \`${EXTRA_ENV[*]}\`."
   fi
   [[ -z $QUIET_NOTE ]] || { echo; echo "$QUIET_NOTE"; }
   echo
-  for b in $BACKENDS; do
-    echo "### $b"
+  for b in "${RUNS[@]}"; do
+    case $b in
+      *-store) echo "### ${b%-store}, lists read from the store" ;;
+      *) echo "### $b" ;;
+    esac
     echo
     # The bench's own header line says what the table holds; keep only the table.
     grep '^|' "$WORK/$b.md"
@@ -282,7 +305,9 @@ reg_ratio() { awk -v n="$SERVERS" -v w="$1" 'BEGIN { if (w + 0 > 0) printf "%.0f
   done
   echo "### Against the targets"
   echo
-  for b in $BACKENDS; do
+  for b in "${RUNS[@]}"; do
+    label=$b
+    [[ $b == *-store ]] && label="${b%-store}, lists read from the store"
     reg_wall=$(field "register" 4 "$WORK/$b.md")
     reg_p50=$(field "register" 6 "$WORK/$b.md")
     list_p50=$(field "list first page" 6 "$WORK/$b.md")
@@ -292,7 +317,7 @@ reg_ratio() { awk -v n="$SERVERS" -v w="$1" 'BEGIN { if (w + 0 > 0) printf "%.0f
     # and the single read), so the target is checked against every list shape, not one.
     worst=$(awk -F'|' 'NR > 2 && $2 !~ /register|whole|get one/ { v = $9 + 0; n = $2; gsub(/^ +| +$/, "", n); if (v > m) { m = v; w = n } } END { printf "%.2f ms (%s)", m, w }' \
       <(grep '^|' "$WORK/$b.md"))
-    echo "- **$b**: $SERVERS registrations in $reg_wall s (target < 10 s: $(verdict "$reg_wall" 10));" \
+    echo "- **$label**: $SERVERS registrations in $reg_wall s (target < 10 s: $(verdict "$reg_wall" 10));" \
       "list first page p99 $list_p99 ms (target < 20 ms: $(verdict "$list_p99" 20)); slowest list/filter p99 $worst." \
       "Against the anchor (Python/FastAPI registry: 5,391 s for 1,000 registrations, p50 794 ms):" \
       "registration throughput $(reg_ratio "$reg_wall")x higher; p50 $(ratio 794 "$reg_p50")x lower for" \
