@@ -509,3 +509,63 @@ async fn a_due_rotation_replaces_the_key_once(backend: Backend) {
         json!(rotated.unwrap())
     );
 }
+
+/// End to end with the real registry: it accepts a vended token (its scope names a scope
+/// document), and refuses it once the token is revoked here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_accepts_a_vended_token_and_honours_its_revocation() {
+    let app = spawn(Backend::Sqlite).await;
+    let b = app.admin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = &app.running.public_url;
+    let config = registry::config::RegistryConfig::from_toml_layers(&[&format!(
+        "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\
+         [auth]\n[[auth.issuers]]\nissuer = \"{issuer}\"\naudiences = [\"mcp-gateway\"]\n\
+         revocations_url = \"{issuer}/api/v1/revocations\"\n",
+        dir.path().display()
+    )])
+    .unwrap();
+    let reg = registry::app::start(config).await.unwrap();
+    let admin_key = reg.bootstrap_key.clone().unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", reg.addr);
+    let scope = json!({"name": "mcp-registry-admin", "ui_permissions": {"list_service": ["all"]}});
+    let r = http
+        .put(format!("{base}/api/v1/scopes/mcp-registry-admin"))
+        .bearer_auth(&admin_key)
+        .json(&scope)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let minted = mint_ok(&b, json!({"scopes": ["mcp-registry-admin"]})).await;
+    let token = minted["access_token"].as_str().unwrap().to_owned();
+    let me = |t: String| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let r = http
+                .get(format!("{base}/api/v1/me"))
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = me(token.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["permissions"], json!(["servers:read"]));
+    let jti = minted["jti"].as_str().unwrap();
+    let r = b
+        .api(Method::DELETE, &format!("/api/v1/tokens/{jti}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    // The registry fetches the revocation list at most every 2 s.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, body) = me(token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["code"], "invalid_token");
+    reg.stop().await;
+}
