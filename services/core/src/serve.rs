@@ -117,3 +117,56 @@ pub async fn method_not_allowed() -> ApiError {
         "this endpoint does not support that method; see /api/v1/openapi.json",
     )
 }
+
+/// The body of `/health` and `/ready`.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Status {
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Status)))]
+pub async fn health() -> axum::Json<Status> {
+    axum::Json(Status {
+        status: "ok".to_owned(),
+        store: None,
+    })
+}
+
+/// The `/ready` answer: 200 when `ping` succeeds within 2 s, else 503 naming the store.
+pub async fn readiness<E: std::fmt::Display>(
+    backend: &str,
+    ping: impl Future<Output = Result<(), E>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(Duration::from_secs(2), ping).await {
+        Ok(Ok(())) => axum::Json(Status {
+            status: "ready".to_owned(),
+            store: Some(backend.to_owned()),
+        })
+        .into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check: store unreachable");
+            ApiError::unavailable(format!("the {backend} store is unreachable")).into_response()
+        }
+        Err(_) => ApiError::unavailable(format!("the {backend} store did not answer within 2 s"))
+            .into_response(),
+    }
+}
+
+/// Declares the bearer security scheme `name` in an OpenAPI document.
+pub fn add_bearer_scheme(openapi: &mut utoipa::openapi::OpenApi, name: &str, format: &str) {
+    use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+    let components = openapi.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        name,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format(format)
+                .build(),
+        ),
+    );
+}

@@ -14,17 +14,12 @@ pub mod tokens;
 pub mod validate;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::response::IntoResponse;
 use axum::routing::{any, get};
-use mcpgw_core::error::ApiError;
 use mcpgw_core::telemetry::observe;
-use serde::{Deserialize, Serialize};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -34,24 +29,7 @@ struct SecurityAddon;
 
 impl Modify for SecurityAddon {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "session",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                "__Host-mcpgw_session",
-                "The session cookie set by /login (mcpgw_session when cookies are not Secure). \
-                 POST, PUT, PATCH and DELETE also need X-CSRF-Token (from /api/v1/csrf).",
-            ))),
-        );
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT access token")
-                    .build(),
-            ),
-        );
+        mcpgw_core::serve::add_bearer_scheme(openapi, "session", "JWT access token");
     }
 }
 
@@ -75,44 +53,12 @@ impl Modify for SecurityAddon {
 )]
 struct ApiDoc;
 
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct Status {
-    pub status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub store: Option<String>,
-}
-
-/// Liveness: the process answers.
-#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Status)))]
-async fn health() -> Json<Status> {
-    Json(Status {
-        status: "ok".to_owned(),
-        store: None,
-    })
-}
-
 /// Readiness: the store answers within 2 s.
 #[utoipa::path(get, path = "/ready", tag = "operations",
-    responses((status = 200, body = Status), (status = 503, body = mcpgw_core::error::ErrorBody)))]
+    responses((status = 200, body = mcpgw_core::serve::Status), (status = 503, body = mcpgw_core::error::ErrorBody)))]
 async fn ready(State(state): State<AppState>) -> axum::response::Response {
     let store = &state.store;
-    match tokio::time::timeout(Duration::from_secs(2), store.ping()).await {
-        Ok(Ok(())) => Json(Status {
-            status: "ready".to_owned(),
-            store: Some(store.backend().to_owned()),
-        })
-        .into_response(),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness check: store unreachable");
-            ApiError::unavailable(format!("the {} store is unreachable", store.backend()))
-                .into_response()
-        }
-        Err(_) => ApiError::unavailable(format!(
-            "the {} store did not answer within 2 s",
-            store.backend()
-        ))
-        .into_response(),
-    }
+    mcpgw_core::serve::readiness(store.backend(), store.ping()).await
 }
 
 /// The OpenAPI document, generated from the handlers.
@@ -134,7 +80,7 @@ fn build() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tokens::oauth_metadata))
         .routes(routes!(tokens::openid_configuration))
         .routes(routes!(validate::resource_metadata))
-        .routes(routes!(health))
+        .routes(routes!(mcpgw_core::serve::health))
         .routes(routes!(ready))
         .split_for_parts();
     // `/validate` answers every method (an auth subrequest keeps the original one; it is

@@ -12,17 +12,12 @@ pub mod policy;
 pub mod servers;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::response::IntoResponse;
-use mcpgw_core::error::ApiError;
 use mcpgw_core::telemetry::{RequestId, observe};
-use serde::{Deserialize, Serialize};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -45,15 +40,10 @@ struct SecurityAddon;
 
 impl Modify for SecurityAddon {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
+        mcpgw_core::serve::add_bearer_scheme(
+            openapi,
             "api_key",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("mcpgw API key (mcpgw_<id>.<secret>)")
-                    .build(),
-            ),
+            "mcpgw API key (mcpgw_<id>.<secret>)",
         );
     }
 }
@@ -78,44 +68,12 @@ impl Modify for SecurityAddon {
 )]
 struct ApiDoc;
 
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct Status {
-    pub status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub store: Option<String>,
-}
-
-/// Liveness: the process answers.
-#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Status)))]
-async fn health() -> Json<Status> {
-    Json(Status {
-        status: "ok".to_owned(),
-        store: None,
-    })
-}
-
 /// Readiness: the store answers within 2 s.
 #[utoipa::path(get, path = "/ready", tag = "operations",
-    responses((status = 200, body = Status), (status = 503, body = mcpgw_core::error::ErrorBody)))]
+    responses((status = 200, body = mcpgw_core::serve::Status), (status = 503, body = mcpgw_core::error::ErrorBody)))]
 async fn ready(State(state): State<AppState>) -> axum::response::Response {
     let store = &state.registry.store;
-    match tokio::time::timeout(Duration::from_secs(2), store.ping()).await {
-        Ok(Ok(())) => Json(Status {
-            status: "ready".to_owned(),
-            store: Some(store.backend().to_owned()),
-        })
-        .into_response(),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness check: store unreachable");
-            ApiError::unavailable(format!("the {} store is unreachable", store.backend()))
-                .into_response()
-        }
-        Err(_) => ApiError::unavailable(format!(
-            "the {} store did not answer within 2 s",
-            store.backend()
-        ))
-        .into_response(),
-    }
+    mcpgw_core::serve::readiness(store.backend(), store.ping()).await
 }
 
 /// The OpenAPI document, generated from the handlers.
@@ -147,7 +105,7 @@ fn build(state: Option<AppState>) -> (axum::Router<AppState>, utoipa::openapi::O
         .routes(routes!(catalog::list))
         .routes(routes!(catalog::versions))
         .routes(routes!(catalog::version))
-        .routes(routes!(health))
+        .routes(routes!(mcpgw_core::serve::health))
         .routes(routes!(ready))
         .split_for_parts()
 }
