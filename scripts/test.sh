@@ -23,7 +23,9 @@ need_rust() {
 
 need_rust
 log "installing test dependencies (cached after the first run)"
-for dep in mongodb moto postgres keycloak oidc; do scripts/deps/"$dep".sh install; done
+for dep in mongodb moto postgres keycloak oidc mcp-peers; do scripts/deps/"$dep".sh install; done
+# Where the real MCP servers and clients are (server-everything, the Inspector, the Python SDK).
+eval "$(scripts/deps/mcp-peers.sh env)"
 
 # Stop at the end only what this run started; an instance that was already running (a
 # developer's) is reused and left running.

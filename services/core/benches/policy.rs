@@ -2,10 +2,12 @@
 //!
 //! The target is under 5 µs per decision. The data is shaped like a large deployment: 2,000
 //! servers with 50 tools each, every document granting 100 distinct servers with one of a few
-//! method lists and 5–20 tools (now and then a wildcard), 300 IdP groups each mapped by a handful
-//! of documents, and callers in 1 to 5 groups. Worst cases are measured: the allowed request is
-//! granted only by the caller's last scope, and the denied ones look at every scope the caller
-//! has.
+//! method lists and 5–20 tools (now and then a wildcard), a quarter of the tool rules with
+//! `allow_write`, 300 IdP groups each mapped by a handful of documents, and callers in 1 to 5
+//! groups. Worst cases are measured: the allowed request is granted only by the caller's last
+//! scope, and the denied ones look at every scope the caller has. Writing is the union over all
+//! allowing rules, so a call that the caller's first scope allows without writing looks at every
+//! later scope too (`allowed_first_scope_no_write_5_groups`).
 //!
 //! Run with `cargo bench -p mcpgw-core --bench policy`.
 
@@ -61,6 +63,7 @@ fn documents() -> Vec<ScopeDocument> {
             let rules = (0..RULES)
                 .map(|k| {
                     let s = rule_server(d, k);
+                    let allow_write = (d + k) % 50 >= 10 && (d + k) % 4 == 0;
                     let (methods, tools): (Vec<String>, Vec<String>) = match (d + k) % 50 {
                         0 => (vec!["all".into()], vec!["all".into()]),
                         1..=9 => (READ.iter().map(|m| m.to_string()).collect(), vec![]),
@@ -75,7 +78,11 @@ fn documents() -> Vec<ScopeDocument> {
                             )
                         }
                     };
-                    AccessEntry::Rule(ServerRule::new(server(s), methods, tools).unwrap())
+                    AccessEntry::Rule(
+                        ServerRule::new(server(s), methods, tools)
+                            .unwrap()
+                            .with_allow_write(allow_write),
+                    )
                 })
                 .collect();
             // One to three groups per document: about seven documents per group.
@@ -118,6 +125,36 @@ fn last_scope_call(
     panic!("no tool granted only by {last}");
 }
 
+/// A `tools/call` the caller's first scope grants without writing, and no other scope grants
+/// with writing: the write union then looks at every later scope.
+fn first_scope_call_without_write(
+    policy: &CompiledPolicy,
+    docs: &[ScopeDocument],
+    id: &Identity,
+) -> (String, String) {
+    let caller = policy.caller(id);
+    let first = caller
+        .scope_names()
+        .next()
+        .expect("the identity has scopes");
+    let doc = docs.iter().find(|d| d.name() == first).unwrap();
+    for (_, rule) in doc.rules() {
+        if !rule.permits_tools_call() || rule.allow_write() {
+            continue;
+        }
+        for t in rule.tools() {
+            let d = caller.decide(rule.server(), "tools/call", Some(t));
+            if d.allowed
+                && !d.write_allowed
+                && d.matched.as_ref().is_some_and(|m| &*m.scope == first)
+            {
+                return (rule.server().to_owned(), t.clone());
+            }
+        }
+    }
+    panic!("no tool granted by {first} without writing");
+}
+
 /// Resident memory of this process in MiB, from `/proc/self/statm` (Linux; 0 elsewhere).
 fn resident_mib() -> f64 {
     let pages = std::fs::read_to_string("/proc/self/statm")
@@ -152,6 +189,16 @@ fn bench(c: &mut Criterion) {
 
     let (srv5, tool5) = last_scope_call(&policy, &docs, &five);
     let (srv1, tool1) = last_scope_call(&policy, &docs, &one);
+    let (srv_first, tool_first) = first_scope_call_without_write(&policy, &docs, &five);
+    let writers = policy
+        .caller(&five)
+        .scope_names()
+        .filter(|name| {
+            let doc = docs.iter().find(|d| d.name() == *name).unwrap();
+            doc.rules().any(|(_, r)| r.allow_write())
+        })
+        .count();
+    eprintln!("5-group caller: {writers} of {scopes_five} scopes have allow_write rules");
     assert!(
         policy
             .decide(&five, &srv5, "tools/call", Some(&tool5))
@@ -176,6 +223,16 @@ fn bench(c: &mut Criterion) {
                 black_box(&srv5),
                 black_box("tools/call"),
                 black_box(Some(tool5.as_str())),
+            )
+        })
+    });
+    g.bench_function("allowed_first_scope_no_write_5_groups", |b| {
+        b.iter(|| {
+            policy.decide(
+                black_box(&five),
+                black_box(&srv_first),
+                black_box("tools/call"),
+                black_box(Some(tool_first.as_str())),
             )
         })
     });
@@ -241,7 +298,15 @@ fn bench(c: &mut Criterion) {
     let allowed = policy
         .allowed_tools(&five, &srv5, listed.iter().map(String::as_str))
         .len();
-    eprintln!("allowed_tools: {allowed} of {} tools kept", listed.len());
+    let writable = {
+        let caller = policy.caller(&five);
+        let filter = caller.tool_filter(&srv5);
+        listed.iter().filter(|t| filter.allows_write(t)).count()
+    };
+    eprintln!(
+        "allowed_tools: {allowed} of {} tools kept, {writable} of them writable",
+        listed.len()
+    );
     c.bench_function("allowed_tools_50_of_a_server_5_groups", |b| {
         b.iter(|| {
             policy.allowed_tools(
@@ -249,6 +314,24 @@ fn bench(c: &mut Criterion) {
                 black_box(&srv5),
                 black_box(listed.iter().map(String::as_str)),
             )
+        })
+    });
+
+    // tools/list filtering on a write-protected server where every other tool is annotated
+    // `readOnlyHint: true`: keep the callable tools that are read-only or writable.
+    let annotated: Vec<(&str, bool)> = listed
+        .iter()
+        .enumerate()
+        .map(|(t, name)| (name.as_str(), t % 2 == 0))
+        .collect();
+    c.bench_function("tool_filter_write_protected_50_of_a_server_5_groups", |b| {
+        b.iter(|| {
+            let caller = policy.caller(black_box(&five));
+            let filter = caller.tool_filter(black_box(&srv5));
+            black_box(&annotated)
+                .iter()
+                .filter(|(t, read_only)| filter.allows(t) && (*read_only || filter.allows_write(t)))
+                .count()
         })
     });
 

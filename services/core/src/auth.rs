@@ -59,10 +59,14 @@ pub enum Permission {
     /// Create, change, import and delete scope documents.
     #[serde(rename = "policies:write")]
     PoliciesWrite,
+    /// What a gateway process needs: read the routing snapshot (sealed credentials included)
+    /// and write audit events.
+    #[serde(rename = "gateway:sync")]
+    GatewaySync,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 16] = [
         Permission::ServersRead,
         Permission::ServersCreate,
         Permission::ServersUpdate,
@@ -78,6 +82,7 @@ impl Permission {
         Permission::ApiKeysManage,
         Permission::PoliciesRead,
         Permission::PoliciesWrite,
+        Permission::GatewaySync,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -97,6 +102,7 @@ impl Permission {
             Permission::ApiKeysManage => "api_keys:manage",
             Permission::PoliciesRead => "policies:read",
             Permission::PoliciesWrite => "policies:write",
+            Permission::GatewaySync => "gateway:sync",
         }
     }
 
@@ -122,6 +128,8 @@ impl Permission {
             Permission::ApiKeysManage => &["manage_api_keys"],
             Permission::PoliciesRead => &["read_policies"],
             Permission::PoliciesWrite => &["manage_policies"],
+            // Machines only: no scope document grants it to a person.
+            Permission::GatewaySync => &[],
         }
     }
 }

@@ -77,6 +77,16 @@ pub async fn build_state(config: RegistryConfig, keyring: Keyring) -> anyhow::Re
                 Duration::from_millis(ms),
             ))),
         },
+        gateway: {
+            // Waiting polls re-check at the catalog's cache time (1 s when that cache is off),
+            // which is how they see writes made through other replicas of a shared store.
+            let every = Duration::from_millis(match config.store.catalog_cache_ms {
+                0 => 1000,
+                ms => ms,
+            });
+            let ttl = (!url.starts_with("sqlite:")).then_some(every);
+            crate::gateway::SnapshotFeed::new(config.stage, ttl, every)
+        },
     });
     let mut authenticators: Vec<Box<dyn Authenticator>> = vec![Box::new(ApiKeyAuthenticator {
         registry: registry.clone(),
@@ -113,6 +123,7 @@ pub struct Running {
 impl Running {
     /// Stops accepting, lets in-flight requests finish, and waits for the servers.
     pub async fn stop(self) {
+        self.state.registry.gateway.close();
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;

@@ -43,7 +43,7 @@ pub struct CatalogCache {
 }
 
 /// Records read per store call while loading.
-const LOAD_PAGE: u32 = 1000;
+pub const LOAD_PAGE: u32 = 1000;
 
 impl CatalogCache {
     pub fn new(ttl: Option<Duration>) -> Self {
@@ -106,6 +106,15 @@ impl CatalogCache {
             *self.state.write().unwrap_or_else(|e| e.into_inner()) = Some(loaded.clone());
         }
         Ok(loaded)
+    }
+
+    /// Every server, ordered by path (for the gateway snapshot).
+    pub async fn all(
+        &self,
+        store: &dyn RegistryStore,
+    ) -> Result<Vec<Arc<ServerRecord>>, StoreError> {
+        let loaded = self.current(store).await?;
+        Ok(loaded.entries.iter().map(|e| e.record.clone()).collect())
     }
 
     /// Servers matching `filter`, ordered by path, after the path `after`, at most `limit`.

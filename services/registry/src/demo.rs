@@ -201,5 +201,6 @@ fn spec(endpoint: EndpointSpec) -> ServerSpec {
             license: Some("Apache-2.0".to_owned()),
             provider: None,
         },
+        gateway: Default::default(),
     }
 }

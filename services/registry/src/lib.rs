@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod gateway;
 pub mod keys;
 pub mod service;
 pub mod store;

@@ -15,6 +15,7 @@ use mcpgw_core::domain::{
     ToolSpec, ValidSpec,
 };
 use mcpgw_core::egress::EgressPolicy;
+use mcpgw_core::gateway_sync::McpAuditEvent;
 use mcpgw_core::policy::{CompiledPolicy, PolicySnapshot, ScopeDocument};
 use mcpgw_core::secrets::Keyring;
 use mcpgw_core::time::Timestamp;
@@ -42,6 +43,8 @@ pub struct Registry {
     pub key_cache: keys::KeyCache,
     /// Lists and filters are answered from memory; `None` reads the store every time.
     pub catalog: Option<crate::catalog::CatalogCache>,
+    /// The routing snapshot gateways long-poll; told of every server and policy write.
+    pub gateway: crate::gateway::SnapshotFeed,
 }
 
 /// The compiled policy, shared by every request of this process.
@@ -772,12 +775,12 @@ impl Registry {
                 details: json!({"rules": doc.server_access().len(), "groups": doc.group_mappings()}),
             },
         );
-        let version = self
+        let result = self
             .store
             .put_scopes(std::slice::from_ref(&doc), false, &entry)
-            .await?;
+            .await;
         self.policy_changed();
-        Ok(version)
+        Ok(result?)
     }
 
     /// Imports documents: merged over the stored ones, or replacing all of them.
@@ -802,9 +805,9 @@ impl Registry {
                 details: json!({"replace_all": replace_all, "scopes": names}),
             },
         );
-        let version = self.store.put_scopes(docs, replace_all, &entry).await?;
+        let result = self.store.put_scopes(docs, replace_all, &entry).await;
         self.policy_changed();
-        Ok(version)
+        Ok(result?)
     }
 
     pub async fn delete_scope(
@@ -826,11 +829,10 @@ impl Registry {
                 details: json!({}),
             },
         );
-        match self.store.delete_scope(name, &entry).await {
-            Ok(v) => {
-                self.policy_changed();
-                Ok(v)
-            }
+        let result = self.store.delete_scope(name, &entry).await;
+        self.policy_changed();
+        match result {
+            Ok(v) => Ok(v),
             Err(StoreError::NotFound) => Err(RegistryError::ScopeNotFound(name.to_owned())),
             Err(e) => Err(e.into()),
         }
@@ -847,10 +849,42 @@ impl Registry {
         if let Some(c) = &self.catalog {
             c.invalidate();
         }
+        self.gateway.changed();
     }
 
+    /// Like [`Registry::catalog_changed`], after every write attempt.
     fn policy_changed(&self) {
         self.policy_cache.invalidate();
+        self.gateway.changed();
+    }
+
+    // ---- Gateways ---------------------------------------------------------------------------
+
+    /// The routing snapshot, unless its version is one of `known`: then waits up to `wait` for
+    /// it to change.
+    pub async fn gateway_snapshot(
+        &self,
+        caller: &Principal,
+        known: &[String],
+        wait: std::time::Duration,
+    ) -> Result<crate::gateway::Poll> {
+        caller.require(Permission::GatewaySync)?;
+        Ok(self
+            .gateway
+            .poll(self.store.as_ref(), self.catalog.as_ref(), known, wait)
+            .await?)
+    }
+
+    /// Stores the events a gateway reports, each id once. Returns (inserted, duplicates).
+    pub async fn record_gateway_audit(
+        &self,
+        caller: &Principal,
+        events: &[McpAuditEvent],
+    ) -> Result<(usize, usize)> {
+        caller.require(Permission::GatewaySync)?;
+        let records = crate::gateway::audit_records(events, caller)?;
+        let inserted = self.store.insert_audit_batch(&records).await?;
+        Ok((inserted, records.len().saturating_sub(inserted)))
     }
 
     pub async fn list_audit(

@@ -202,6 +202,65 @@ pub struct Governance {
     pub provider: Option<Provider>,
 }
 
+/// How gateways treat one server: write protection, argument logging and its limits.
+/// Every field has a default, so specs may omit the whole object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Write protection: tools without `readOnlyHint: true` are hidden and refused unless the
+    /// caller's matching policy rule says `allow_write` (like the AWS MCP proxy's
+    /// `--allow-write`).
+    pub read_only: bool,
+    /// Put tool-call arguments into audit events (off: arguments may carry personal data).
+    pub log_arguments: bool,
+    /// Tool calls per minute for one caller on this server (token bucket); none = the
+    /// gateway's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls_per_minute: Option<u32>,
+    /// Tool calls per minute for one caller and one tool, by tool name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tool_calls_per_minute: BTreeMap<String, u32>,
+    /// Largest tool result passed to the caller, in bytes; larger results are cut with a
+    /// notice. None = the gateway's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_result_bytes: Option<u32>,
+    /// Requests in flight to this server from one gateway process; none = the gateway's
+    /// default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+}
+
+impl GatewaySettings {
+    fn validate(&self) -> Result<GatewaySettings, FieldError> {
+        let positive = |field: &str, v: Option<u32>, max: u32| match v {
+            Some(n) if n == 0 || n > max => Err(FieldError::new(
+                format!("gateway.{field}"),
+                format!("must be between 1 and {max}"),
+            )),
+            _ => Ok(()),
+        };
+        positive("calls_per_minute", self.calls_per_minute, 1_000_000)?;
+        positive("max_result_bytes", self.max_result_bytes, 64 * 1024 * 1024)?;
+        positive("max_concurrency", self.max_concurrency, 10_000)?;
+        if self.tool_calls_per_minute.len() > limits::TOOL_LIMITS {
+            return Err(FieldError::new(
+                "gateway.tool_calls_per_minute",
+                format!("has more than {} entries", limits::TOOL_LIMITS),
+            ));
+        }
+        for (tool, n) in &self.tool_calls_per_minute {
+            let field = format!("gateway.tool_calls_per_minute.{tool}");
+            validate::text(&field, tool, 1, 128)?;
+            positive(
+                &format!("tool_calls_per_minute.{tool}"),
+                Some(*n),
+                1_000_000,
+            )?;
+        }
+        Ok(self.clone())
+    }
+}
+
 impl Governance {
     fn validate(&self) -> Result<Governance, FieldError> {
         let g = |f: &str| format!("governance.{f}");
@@ -365,6 +424,8 @@ pub struct ServerSpec {
     #[serde(default, skip_serializing)]
     pub custom_headers: Option<BTreeMap<String, String>>,
     pub governance: Governance,
+    #[serde(default)]
+    pub gateway: GatewaySettings,
 }
 
 /// Limits that apply to a spec.
@@ -381,6 +442,7 @@ pub mod limits {
     pub const ENV_VALUE: usize = 8192;
     pub const SECRET: usize = 8192;
     pub const REASON: usize = 1024;
+    pub const TOOL_LIMITS: usize = 256;
 }
 
 /// Headers that must not be set per server: hop-by-hop, framing, MCP session headers, and
@@ -419,6 +481,7 @@ pub struct ValidSpec {
     pub upstream_auth: UpstreamAuthSpec,
     pub custom_headers: Option<BTreeMap<String, String>>,
     pub governance: Governance,
+    pub gateway: GatewaySettings,
 }
 
 impl ValidSpec {
@@ -543,6 +606,7 @@ impl ServerSpec {
             }
         };
         let governance = self.governance.validate()?;
+        let gateway = self.gateway.validate()?;
         Ok(ValidSpec {
             path,
             name,
@@ -552,6 +616,7 @@ impl ServerSpec {
             upstream_auth,
             custom_headers,
             governance,
+            gateway,
         })
     }
 
@@ -750,6 +815,9 @@ pub struct ServerRecord {
     pub upstream_auth: UpstreamAuth,
     pub custom_headers: BTreeMap<String, SealedSecret>,
     pub governance: Governance,
+    /// Records stored before this field existed read as the defaults.
+    #[serde(default)]
+    pub gateway: GatewaySettings,
     pub lifecycle: Lifecycle,
     pub lifecycle_history: Vec<LifecycleEvent>,
     pub enabled: bool,
@@ -796,6 +864,7 @@ impl ServerRecord {
             upstream_auth: UpstreamAuth::None,
             custom_headers: BTreeMap::new(),
             governance: spec.governance.clone(),
+            gateway: spec.gateway.clone(),
             lifecycle: Lifecycle::Draft,
             lifecycle_history: Vec::new(),
             enabled,
@@ -826,7 +895,7 @@ impl ServerRecord {
             )
             .into());
         }
-        let ctx = |field: &str| format!("server:{}:{field}", self.id);
+        let ctx = |field: &str| Self::secret_context(self.id, field);
         self.endpoint = match spec.endpoint {
             EndpointSpec::StreamableHttp { url } => Endpoint::StreamableHttp { url },
             EndpointSpec::Sse { url } => Endpoint::Sse { url },
@@ -861,6 +930,7 @@ impl ServerRecord {
         self.description = spec.description;
         self.tags = spec.tags;
         self.governance = spec.governance;
+        self.gateway = spec.gateway;
         Ok(())
     }
 
@@ -869,7 +939,7 @@ impl ServerRecord {
         spec: UpstreamAuthSpec,
         keyring: &Keyring,
     ) -> Result<UpstreamAuth, FieldError> {
-        let ctx = |field: &str| format!("server:{}:{field}", self.id);
+        let ctx = |field: &str| Self::secret_context(self.id, field);
         let seal_or_keep = |field: &str,
                             given: Option<String>,
                             kept: Option<&SealedSecret>|
@@ -964,6 +1034,7 @@ impl ServerRecord {
             upstream_auth: self.auth_view(),
             custom_headers: None,
             governance: self.governance.clone(),
+            gateway: self.gateway.clone(),
         }
     }
 
@@ -1017,6 +1088,11 @@ impl ServerRecord {
         .to_lowercase()
     }
 
+    /// What a sealed value of record `id` is bound to: it opens only for that record and field.
+    pub fn secret_context(id: Uuid, field: &str) -> String {
+        format!("server:{id}:{field}")
+    }
+
     /// Opens a sealed credential of this record (for the gateway and health checker).
     pub fn open_secret(
         &self,
@@ -1025,7 +1101,7 @@ impl ServerRecord {
         sealed: &SealedSecret,
     ) -> Result<String, SecretError> {
         keyring
-            .open(&format!("server:{}:{field}", self.id), sealed)
+            .open(&Self::secret_context(self.id, field), sealed)
             .map(|s| s.expose_secret().to_owned())
     }
 
@@ -1050,6 +1126,7 @@ impl ServerRecord {
             upstream_auth: self.auth_view(),
             custom_header_names: self.custom_headers.keys().cloned().collect(),
             governance: self.governance.clone(),
+            gateway: self.gateway.clone(),
             lifecycle: self.lifecycle,
             next_lifecycle_states: self.lifecycle.next_states(),
             lifecycle_history: self.lifecycle_history.clone(),
@@ -1101,6 +1178,7 @@ pub struct ServerView {
     /// Names of the custom headers sent upstream (values are never returned).
     pub custom_header_names: Vec<String>,
     pub governance: Governance,
+    pub gateway: GatewaySettings,
     pub lifecycle: Lifecycle,
     /// States reachable in one transition (each needs its own permission).
     pub next_lifecycle_states: Vec<Lifecycle>,

@@ -9,6 +9,10 @@
 //! - Decisions are deterministic: scopes are tried in name order, and within a scope the rule
 //!   with the lowest `server_access` index wins, so the reported rule does not depend on storage
 //!   order or hash order.
+//! - Grants add up. Whether writing is allowed (`allow_write`, for write-protected servers) is the
+//!   union over every rule of every scope of the caller that allows the request, not a property of
+//!   the reported rule: each table entry carries a write bit beside the rule index, and after the
+//!   first allowing scope only scopes that have `allow_write` rules at all are looked at.
 //! - A [`CompiledPolicy`] is immutable, `Send + Sync`, and meant to be shared as
 //!   `Arc<CompiledPolicy>`; a new snapshot is compiled beside the old one and swapped in.
 
@@ -118,10 +122,15 @@ pub struct Decision {
     /// The rule that allowed it; `None` when denied.
     pub matched: Option<MatchedRule>,
     pub reason: DecisionReason,
+    /// Whether writing is allowed too: some rule of the caller's scopes that allows this request
+    /// has `allow_write` (any of them, not only `matched`). For `tools/call`, it says whether the
+    /// tool may be called on a server with write protection on when it is not annotated
+    /// `readOnlyHint: true`. Always false when denied.
+    pub write_allowed: bool,
 }
 
 impl Decision {
-    fn allow(scope: &Arc<str>, rule_index: u32) -> Self {
+    fn allow(scope: &Arc<str>, rule_index: u32, write_allowed: bool) -> Self {
         Self {
             allowed: true,
             matched: Some(MatchedRule {
@@ -129,6 +138,7 @@ impl Decision {
                 rule_index,
             }),
             reason: DecisionReason::Allowed,
+            write_allowed,
         }
     }
 
@@ -137,6 +147,7 @@ impl Decision {
             allowed: false,
             matched: None,
             reason,
+            write_allowed: false,
         }
     }
 }
@@ -144,6 +155,7 @@ impl Decision {
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.matched {
+            Some(rule) if self.write_allowed => write!(f, "allowed by {rule}, writes allowed"),
             Some(rule) => write!(f, "allowed by {rule}"),
             None => write!(f, "denied: {}", self.reason),
         }
@@ -223,39 +235,64 @@ impl Hasher for SymbolHasher {
 
 type SymbolMap<V> = HashMap<u32, V, BuildHasherDefault<SymbolHasher>>;
 
-/// What one scope grants on one server (or on `*`): method and tool symbol → first rule index.
+/// A grant in a [`RuleTable`]: the lowest rule index that grants a name, and in the top bit
+/// whether any rule granting it has `allow_write`. Rule indices are below
+/// [`limits::RULES_PER_DOCUMENT`](super::document::limits::RULES_PER_DOCUMENT), far from the bit.
+type Grant = u32;
+
+const WRITE: Grant = 1 << 31;
+
+fn rule_index(grant: Grant) -> u32 {
+    grant & !WRITE
+}
+
+fn writes(grant: Grant) -> bool {
+    grant & WRITE != 0
+}
+
+/// Adds rule `index` to a grant: rules are visited in index order, so the first one is the
+/// lowest; the write bit is the union.
+fn add_rule(slot: &mut Option<Grant>, index: u32, allow_write: bool) {
+    let bit = if allow_write { WRITE } else { 0 };
+    *slot = Some(slot.unwrap_or(index) | bit);
+}
+
+/// What one scope grants on one server (or on `*`): method and tool symbol → [`Grant`].
 #[derive(Debug, Default)]
 struct RuleTable {
-    methods: SymbolMap<u32>,
-    /// First rule whose methods are a wildcard.
-    any_method: Option<u32>,
+    methods: SymbolMap<Grant>,
+    /// Rules whose methods are a wildcard.
+    any_method: Option<Grant>,
     /// Tools of rules that permit `tools/call`.
-    tools: SymbolMap<u32>,
-    /// First rule permitting `tools/call` with a tool wildcard.
-    any_tool: Option<u32>,
+    tools: SymbolMap<Grant>,
+    /// Rules permitting `tools/call` with a tool wildcard.
+    any_tool: Option<Grant>,
     /// Whether any rule permits `tools/call` here (for the deny reason).
     calls: bool,
+    /// Whether any rule permitting `tools/call` here has `allow_write` (for [`ToolFilter`]).
+    call_writes: bool,
 }
 
 impl RuleTable {
-    fn method_rule(&self, method: Option<u32>) -> Option<u32> {
-        min_some(
+    fn method_rule(&self, method: Option<u32>) -> Option<Grant> {
+        merge(
             self.any_method,
             method.and_then(|m| self.methods.get(&m).copied()),
         )
     }
 
-    fn tool_rule(&self, tool: Option<u32>) -> Option<u32> {
-        min_some(
+    fn tool_rule(&self, tool: Option<u32>) -> Option<Grant> {
+        merge(
             self.any_tool,
             tool.and_then(|t| self.tools.get(&t).copied()),
         )
     }
 }
 
-fn min_some(a: Option<u32>, b: Option<u32>) -> Option<u32> {
+/// Both grants together: the lower rule index, and the write bit if either has it.
+fn merge(a: Option<Grant>, b: Option<Grant>) -> Option<Grant> {
     match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
+        (Some(a), Some(b)) => Some(rule_index(a).min(rule_index(b)) | ((a | b) & WRITE)),
         (a, None) => a,
         (None, b) => b,
     }
@@ -295,6 +332,9 @@ pub struct CompiledPolicy {
     symbols: HashMap<Box<str>, u32>,
     /// Sorted by name; a scope's index is its position.
     scopes: Vec<CompiledScope>,
+    /// By scope index: whether the scope has any rule with `allow_write`. Kept apart from
+    /// `scopes` so that the write union skips the other scopes without touching them.
+    scope_writes: Box<[bool]>,
     scope_by_name: HashMap<Box<str>, u32>,
     /// Group → indices of the scopes it maps to, ascending.
     scopes_by_group: HashMap<Box<str>, Box<[u32]>>,
@@ -341,6 +381,7 @@ impl CompiledPolicy {
         };
 
         let mut scopes = Vec::with_capacity(chosen.len());
+        let mut scope_writes = Vec::with_capacity(chosen.len());
         let mut scope_by_name = HashMap::with_capacity(chosen.len());
         let mut groups: HashMap<Box<str>, Vec<u32>> = HashMap::new();
         let mut rule_count = 0;
@@ -356,34 +397,42 @@ impl CompiledPolicy {
 
             let mut servers: SymbolMap<RuleTable> = SymbolMap::default();
             let mut any_server: Option<RuleTable> = None;
+            let mut doc_writes = false;
             for (i, rule) in doc.rules() {
                 rule_count += 1;
                 let i = u32::try_from(i).expect("rules per document are bounded");
+                assert!(i < WRITE, "rule indices stay below the write bit");
                 let key = rule.server_key();
                 let table = if key == "*" {
                     any_server.get_or_insert_with(RuleTable::default)
                 } else {
                     servers.entry(intern(key)).or_default()
                 };
-                // Rules are visited in index order, so the first insert is the lowest index.
+                let w = rule.allow_write();
+                doc_writes |= w;
+                // Rules are visited in index order, so the first one added is the lowest index.
                 for method in rule.methods() {
                     if is_wildcard(method) {
-                        table.any_method.get_or_insert(i);
+                        add_rule(&mut table.any_method, i, w);
                     } else {
-                        table.methods.entry(intern(method)).or_insert(i);
+                        let slot = table.methods.entry(intern(method)).or_insert(i);
+                        *slot |= if w { WRITE } else { 0 };
                     }
                 }
                 if rule.permits_tools_call() {
                     table.calls = true;
+                    table.call_writes |= w && !rule.tools().is_empty();
                     for tool in rule.tools() {
                         if is_wildcard(tool) {
-                            table.any_tool.get_or_insert(i);
+                            add_rule(&mut table.any_tool, i, w);
                         } else {
-                            table.tools.entry(intern(tool)).or_insert(i);
+                            let slot = table.tools.entry(intern(tool)).or_insert(i);
+                            *slot |= if w { WRITE } else { 0 };
                         }
                     }
                 }
             }
+            scope_writes.push(doc_writes);
             for table in servers.values_mut().chain(any_server.as_mut()) {
                 table.methods.shrink_to_fit();
                 table.tools.shrink_to_fit();
@@ -415,6 +464,7 @@ impl CompiledPolicy {
             version,
             symbols,
             scopes,
+            scope_writes: scope_writes.into_boxed_slice(),
             scope_by_name,
             scopes_by_group: groups
                 .into_iter()
@@ -558,28 +608,38 @@ impl<'p> Caller<'p> {
             policy.symbol(method)
         };
 
+        let grant = |table: &RuleTable| {
+            if is_call {
+                table.tool_rule(target)
+            } else {
+                table.method_rule(target)
+            }
+        };
         let mut reason = DecisionReason::NoRuleForServer;
-        for &index in &self.scopes {
+        for (at, &index) in self.scopes.iter().enumerate() {
             let scope = &policy.scopes[index as usize];
             let mut best = None;
             for table in scope.tables(server).into_iter().flatten() {
-                let rule = if is_call {
-                    if table.calls {
-                        reason = DecisionReason::ToolNotAllowed;
-                    } else if reason == DecisionReason::NoRuleForServer {
-                        reason = DecisionReason::MethodNotAllowed;
-                    }
-                    table.tool_rule(target)
-                } else {
-                    if reason == DecisionReason::NoRuleForServer {
-                        reason = DecisionReason::MethodNotAllowed;
-                    }
-                    table.method_rule(target)
-                };
-                best = min_some(best, rule);
+                if is_call && table.calls {
+                    reason = DecisionReason::ToolNotAllowed;
+                } else if reason == DecisionReason::NoRuleForServer {
+                    reason = DecisionReason::MethodNotAllowed;
+                }
+                best = merge(best, grant(table));
             }
-            if let Some(rule) = best {
-                return Decision::allow(&scope.name, rule);
+            if let Some(best) = best {
+                // Writing is the union over every allowing rule: look further only if this
+                // scope does not grant it, and only at scopes that have `allow_write` rules.
+                let write_allowed = writes(best)
+                    || self.scopes[at + 1..].iter().any(|&later| {
+                        policy.scope_writes[later as usize]
+                            && policy.scopes[later as usize]
+                                .tables(server)
+                                .into_iter()
+                                .flatten()
+                                .any(|t| grant(t).is_some_and(writes))
+                    });
+                return Decision::allow(&scope.name, rule_index(best), write_allowed);
             }
         }
         Decision::deny(reason)
@@ -591,6 +651,8 @@ impl<'p> Caller<'p> {
         let server = policy.symbol(normalize_server(server));
         let mut scopes = Vec::new();
         let mut any = None;
+        let mut any_write = false;
+        let mut some_write = false;
         let mut denied = match self.no_scope() {
             Some(decision) => decision.reason,
             None => DecisionReason::NoRuleForServer,
@@ -609,12 +671,18 @@ impl<'p> Caller<'p> {
             if any.is_none() && callable.iter().flatten().any(|t| t.any_tool.is_some()) {
                 any = Some(scopes.len());
             }
+            for table in callable.iter().flatten() {
+                some_write |= table.call_writes;
+                any_write |= table.any_tool.is_some_and(writes);
+            }
             scopes.push((scope, callable));
         }
         ToolFilter {
             policy,
             scopes,
             any,
+            any_write,
+            some_write,
             denied,
         }
     }
@@ -664,6 +732,10 @@ pub struct ToolFilter<'p> {
     scopes: Vec<(&'p CompiledScope, [Option<&'p RuleTable>; 2])>,
     /// Position in `scopes` of the first scope that grants every tool.
     any: Option<usize>,
+    /// Whether some scope grants writing to every tool (a tool wildcard with `allow_write`).
+    any_write: bool,
+    /// Whether some rule in `scopes` grants writing at all.
+    some_write: bool,
     /// The reason to give when a tool is not granted.
     denied: DecisionReason,
 }
@@ -682,6 +754,28 @@ impl ToolFilter<'_> {
             .any(|(_, tables)| tables.iter().flatten().any(|t| t.tools.contains_key(&tool)))
     }
 
+    /// Whether the tool may be called on a server with write protection on although it is not
+    /// annotated `readOnlyHint: true`: some rule that lets the tool through `tools/call` has
+    /// `allow_write`. The same answer as `decide(server, "tools/call", Some(tool)).write_allowed`;
+    /// implies [`ToolFilter::allows`].
+    pub fn allows_write(&self, tool: &str) -> bool {
+        if self.any_write {
+            return true;
+        }
+        if !self.some_write {
+            return false;
+        }
+        let Some(tool) = self.policy.symbol(tool) else {
+            return false;
+        };
+        self.scopes.iter().any(|(_, tables)| {
+            tables
+                .iter()
+                .flatten()
+                .any(|t| t.call_writes && t.tools.get(&tool).is_some_and(|&g| writes(g)))
+        })
+    }
+
     /// The decision for calling the tool, with the rule that allows it; the same answer as
     /// `decide(server, "tools/call", Some(tool))`.
     pub fn decide(&self, tool: &str) -> Decision {
@@ -689,12 +783,13 @@ impl ToolFilter<'_> {
         // Scopes after the first all-tools scope cannot come first.
         let end = self.any.map_or(self.scopes.len(), |at| at + 1);
         for (scope, tables) in &self.scopes[..end] {
-            let rule = tables
+            let grant = tables
                 .iter()
                 .flatten()
-                .fold(None, |best, t| min_some(best, t.tool_rule(symbol)));
-            if let Some(rule) = rule {
-                return Decision::allow(&scope.name, rule);
+                .fold(None, |best, t| merge(best, t.tool_rule(symbol)));
+            if let Some(grant) = grant {
+                let write_allowed = writes(grant) || self.allows_write(tool);
+                return Decision::allow(&scope.name, rule_index(grant), write_allowed);
             }
         }
         Decision::deny(self.denied)

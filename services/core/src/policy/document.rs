@@ -125,16 +125,28 @@ impl fmt::Display for PolicyNote {
 /// Which servers, methods and tools one rule grants.
 ///
 /// `server` is matched after trimming slashes (`/weather/` names `weather`); `*` matches every
-/// server. `methods` and `tools` hold names or the wildcards `*`/`all`.
+/// server. `methods` and `tools` hold names or the wildcards `*`/`all`. `allow_write` adds, on
+/// servers with write protection on (`gateway.read_only`), the tools not annotated
+/// `readOnlyHint: true`, among those the rule lets through `tools/call`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ServerRule {
     server: String,
     methods: Vec<String>,
     tools: Vec<String>,
+    /// On write-protected servers, also grant the tools this rule allows that are not
+    /// annotated `readOnlyHint: true`. Written only when true, so documents without it
+    /// round-trip unchanged.
+    #[serde(default, skip_serializing_if = "is_false")]
+    allow_write: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 impl ServerRule {
-    /// Checks and builds a rule; errors name `server`, `methods[i]` or `tools[i]`.
+    /// Checks and builds a rule, without `allow_write` (see [`ServerRule::with_allow_write`]);
+    /// errors name `server`, `methods[i]` or `tools[i]`.
     pub fn new(
         server: impl Into<String>,
         methods: Vec<String>,
@@ -152,7 +164,15 @@ impl ServerRule {
             server,
             methods,
             tools,
+            allow_write: false,
         })
+    }
+
+    /// Sets `allow_write`: on write-protected servers, the tools this rule lets through
+    /// `tools/call` are granted even when not annotated `readOnlyHint: true`.
+    pub fn with_allow_write(mut self, allow_write: bool) -> Self {
+        self.allow_write = allow_write;
+        self
     }
 
     /// The server as written (slashes included).
@@ -171,6 +191,12 @@ impl ServerRule {
 
     pub fn tools(&self) -> &[String] {
         &self.tools
+    }
+
+    /// Whether the rule also grants tools not annotated `readOnlyHint: true` on write-protected
+    /// servers.
+    pub fn allow_write(&self) -> bool {
+        self.allow_write
     }
 
     pub fn any_method(&self) -> bool {
@@ -341,7 +367,7 @@ impl ScopeDocument {
             }
             if rule.methods.is_empty() && rule.tools.is_empty() {
                 notes.push(PolicyNote::new(
-                    field,
+                    field.clone(),
                     "has no methods and no tools: it grants nothing",
                 ));
             } else if !rule.tools.is_empty() && !rule.permits_tools_call() {
@@ -349,6 +375,14 @@ impl ScopeDocument {
                     format!("{field}.tools"),
                     "tools are listed but `methods` has neither `tools/call` nor a wildcard, so \
                      these tools cannot be called (the anchor system allowed it; mcpgw does not)",
+                ));
+            }
+            if rule.allow_write && (rule.tools.is_empty() || !rule.permits_tools_call()) {
+                notes.push(PolicyNote::new(
+                    format!("{field}.allow_write"),
+                    "has no effect: it applies to the tools a rule lets through `tools/call`, and \
+                     this rule lets none through (it needs `tools/call` or a wildcard in \
+                     `methods`, and `tools`)",
                 ));
             }
         }
@@ -615,8 +649,18 @@ fn read_entry(
         None => Vec::new(),
         Some(v) => read_strings(&format!("{field}.tools"), v, limits::TOOLS_PER_RULE, true)?,
     };
+    let allow_write = match obj.get("allow_write") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(FieldError::new(
+                format!("{field}.allow_write"),
+                format!("must be true or false, not {}", type_name(other)),
+            ));
+        }
+    };
     for key in obj.keys() {
-        if !matches!(key.as_str(), "server" | "methods" | "tools") {
+        if !matches!(key.as_str(), "server" | "methods" | "tools" | "allow_write") {
             notes.push(PolicyNote::new(
                 join(field, &key_segment(key)),
                 "unknown field in a server rule, ignored",
@@ -624,7 +668,7 @@ fn read_entry(
         }
     }
     ServerRule::new(server, methods, tools)
-        .map(AccessEntry::Rule)
+        .map(|rule| AccessEntry::Rule(rule.with_allow_write(allow_write)))
         .map_err(|e| e.within(field))
 }
 

@@ -306,7 +306,7 @@ fn the_decision_reports_the_rule_that_matched() {
     );
     assert_eq!(
         serde_json::to_value(&d).unwrap(),
-        json!({"allowed": true, "reason": "allowed",
+        json!({"allowed": true, "reason": "allowed", "write_allowed": false,
                "matched": {"scope": "registry-users-lob1", "rule_index": 1}})
     );
 }
@@ -835,4 +835,341 @@ fn scope_documents_built_in_code_are_checked_too() {
     assert_eq!(err.field, "methods[0]");
     let err = ScopeDocument::new("a b", vec![], vec![], BTreeMap::new()).unwrap_err();
     assert_eq!(err.field, "name");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Write protection (`allow_write`)
+
+/// Every way a caller can be asked about writing one tool on one server must agree: `decide`,
+/// the tool filter's `decide` and its `allows_write`.
+fn write_allowed(p: &CompiledPolicy, id: &Identity, server: &str, tool: &str) -> bool {
+    let caller = p.caller(id);
+    let direct = caller.decide(server, "tools/call", Some(tool));
+    let filter = caller.tool_filter(server);
+    assert_eq!(filter.decide(tool), direct, "{server} {tool}");
+    assert_eq!(
+        filter.allows_write(tool),
+        direct.write_allowed,
+        "{server} {tool}"
+    );
+    assert_eq!(filter.allows(tool), direct.allowed, "{server} {tool}");
+    assert!(
+        direct.allowed || !direct.write_allowed,
+        "{server} {tool}: {direct:?}"
+    );
+    direct.write_allowed
+}
+
+#[test]
+fn allow_write_is_off_unless_a_rule_says_so() {
+    let p = policy();
+    let admin = groups(&["mcp-registry-admin"]);
+    let d = p.decide(&admin, "weather", "tools/call", Some("forecast"));
+    assert!(d.allowed && !d.write_allowed, "{d:?}");
+    assert!(!write_allowed(&p, &admin, "weather", "forecast"));
+    let lob1 = groups(&["registry-users-lob1"]);
+    assert!(!write_allowed(&p, &lob1, "fininfo", "quote"));
+    assert!(!write_allowed(
+        &p,
+        &lob1,
+        "currenttime",
+        "current_time_by_timezone"
+    ));
+    // Denied requests never allow writing.
+    let d = p.decide(&lob1, "currenttime", "tools/call", Some("set_system_clock"));
+    assert!(!d.allowed && !d.write_allowed);
+
+    let rule = ServerRule::new("aws", vec!["tools/call".into()], vec!["*".into()]).unwrap();
+    assert!(!rule.allow_write());
+    assert!(rule.with_allow_write(true).allow_write());
+    let read = doc(json!({"name": "s", "server_access": [
+        {"server": "aws", "methods": ["tools/call"], "tools": "*", "allow_write": false}]}));
+    assert!(!read.rules().next().unwrap().1.allow_write());
+}
+
+#[test]
+fn allow_write_grants_writing_on_the_tools_of_its_rule() {
+    let d = doc(
+        json!({"name": "aws-admins", "group_mappings": ["g"], "server_access": [
+            {"server": "aws", "methods": ["tools/list", "tools/call"], "tools": "*", "allow_write": true}
+        ]}),
+    );
+    let p = CompiledPolicy::compile(&[d], 1);
+    let id = groups(&["g"]);
+    let call = p.decide(&id, "aws", "tools/call", Some("delete_bucket"));
+    assert!(call.allowed && call.write_allowed, "{call:?}");
+    assert_eq!(
+        call.to_string(),
+        r#"allowed by scope "aws-admins" server_access[0], writes allowed"#
+    );
+    assert!(write_allowed(&p, &id, "/aws/", "never_seen_tool"));
+    // Methods other than tools/call report the rule's flag too.
+    assert!(p.decide(&id, "aws", "tools/list", None).write_allowed);
+}
+
+#[test]
+fn a_write_grant_in_one_scope_adds_to_a_read_grant_in_another() {
+    // `a-read` comes first by name and allows the call without writing; `b-write` allows the
+    // same call with writing. The reported rule stays the first one; writing is the union.
+    let read = doc(
+        json!({"name": "a-read", "group_mappings": ["readers"], "server_access": [
+            {"server": "aws", "methods": ["tools/list", "tools/call"], "tools": ["put_object", "get_object"]}
+        ]}),
+    );
+    let write = doc(
+        json!({"name": "b-write", "group_mappings": ["writers"], "server_access": [
+            {"server": "other", "methods": ["tools/call"], "tools": "*"},
+            {"server": "aws", "methods": ["tools/call"], "tools": ["put_object"], "allow_write": true}
+        ]}),
+    );
+    let unrelated = doc(json!({"name": "c-unrelated", "group_mappings": ["writers"],
+        "server_access": [{"server": "aws", "methods": ["ping"], "allow_write": true}]}));
+    for docs in [
+        vec![read.clone(), write.clone(), unrelated.clone()],
+        vec![unrelated, write, read],
+    ] {
+        let p = CompiledPolicy::compile(&docs, 1);
+        let both = groups(&["readers", "writers"]);
+        let d = p.decide(&both, "aws", "tools/call", Some("put_object"));
+        assert!(d.allowed && d.write_allowed, "{d:?}");
+        assert_eq!(
+            d.matched,
+            Some(MatchedRule {
+                scope: Arc::from("a-read"),
+                rule_index: 0
+            })
+        );
+        assert!(write_allowed(&p, &both, "aws", "put_object"));
+        // Only put_object was granted with writing.
+        assert!(!write_allowed(&p, &both, "aws", "get_object"));
+        assert!(!write_allowed(
+            &p,
+            &groups(&["readers"]),
+            "aws",
+            "put_object"
+        ));
+        assert!(write_allowed(
+            &p,
+            &groups(&["writers"]),
+            "aws",
+            "put_object"
+        ));
+        // A `ping` rule with allow_write grants writing on `ping`, not on tools.
+        assert!(p.decide(&both, "aws", "ping", None).write_allowed);
+        assert!(!p.decide(&both, "aws", "tools/list", None).write_allowed);
+    }
+}
+
+#[test]
+fn rules_of_one_scope_add_up_for_writing_too() {
+    // Rule 0 grants the tool without writing, rule 1 (a wildcard) with it; `*` rules count too.
+    let d = doc(
+        json!({"name": "s", "group_mappings": ["g"], "server_access": [
+            {"server": "aws", "methods": ["tools/call"], "tools": ["put_object"]},
+            {"server": "aws", "methods": ["tools/call"], "tools": "*", "allow_write": true},
+            {"server": "gcs", "methods": ["tools/call"], "tools": ["upload"]},
+            {"server": "*", "methods": ["tools/call"], "tools": ["upload"], "allow_write": true}
+        ]}),
+    );
+    let p = CompiledPolicy::compile(&[d], 1);
+    let id = groups(&["g"]);
+    let call = p.decide(&id, "aws", "tools/call", Some("put_object"));
+    assert_eq!(
+        (call.matched.unwrap().rule_index, call.write_allowed),
+        (0, true)
+    );
+    let call = p.decide(&id, "gcs", "tools/call", Some("upload"));
+    assert_eq!(
+        (call.matched.unwrap().rule_index, call.write_allowed),
+        (2, true)
+    );
+    assert!(write_allowed(&p, &id, "gcs", "upload"));
+    assert!(!write_allowed(&p, &id, "gcs", "download"));
+    assert!(write_allowed(&p, &id, "elsewhere", "upload"));
+}
+
+#[test]
+fn allow_write_does_not_leak_to_other_servers_tools_or_callers() {
+    let d = doc(
+        json!({"name": "s", "group_mappings": ["g"], "server_access": [
+            {"server": "aws", "methods": ["tools/call"], "tools": ["put_object"], "allow_write": true},
+            {"server": "aws", "methods": ["tools/call"], "tools": ["get_object"]},
+            {"server": "gcs", "methods": ["tools/call"], "tools": "*"},
+            {"server": "azure", "methods": ["tools/list"], "tools": "*", "allow_write": true}
+        ]}),
+    );
+    let other = doc(
+        json!({"name": "t", "group_mappings": ["h"], "server_access": [
+            {"server": "*", "methods": ["all"], "tools": "*"}
+        ]}),
+    );
+    let p = CompiledPolicy::compile(&[d.clone(), other], 1);
+    let id = groups(&["g"]);
+    assert!(write_allowed(&p, &id, "aws", "put_object"));
+    // Another tool of the same server, and the same tool on another server.
+    assert!(!write_allowed(&p, &id, "aws", "get_object"));
+    assert!(!write_allowed(&p, &id, "gcs", "put_object"));
+    assert!(!write_allowed(&p, &id, "gcs", "anything"));
+    // A rule with allow_write that does not permit tools/call grants no writing (nor calls).
+    assert!(!p.decide(&id, "azure", "tools/call", Some("x")).allowed);
+    assert!(!write_allowed(&p, &id, "azure", "x"));
+    assert!(
+        d.lint()
+            .iter()
+            .any(|n| n.field == "server_access[3].allow_write"),
+        "{:?}",
+        d.lint()
+    );
+    // Another caller whose scope allows everything, without writing.
+    let all = groups(&["h"]);
+    assert!(!write_allowed(&p, &all, "aws", "put_object"));
+    // Both: writing only where `s` grants it.
+    let both = groups(&["g", "h"]);
+    assert!(write_allowed(&p, &both, "aws", "put_object"));
+    assert!(!write_allowed(&p, &both, "aws", "delete_bucket"));
+    let listed = ["put_object", "get_object", "delete_bucket"];
+    let filter = p.caller(&both).tool_filter("aws");
+    let writable: Vec<&str> = listed
+        .into_iter()
+        .filter(|t| filter.allows_write(t))
+        .collect();
+    assert_eq!(writable, ["put_object"]);
+}
+
+#[test]
+fn documents_round_trip_with_and_without_allow_write() {
+    let plain = doc(lob1());
+    let text = serde_json::to_value(&plain).unwrap();
+    // No `allow_write` key appears when it is false: stored documents keep their form.
+    assert!(
+        text["server_access"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r.get("allow_write").is_none()),
+        "{text}"
+    );
+    assert_eq!(
+        serde_json::from_value::<ScopeDocument>(text).unwrap(),
+        plain
+    );
+
+    let written = json!({"name": "aws-admins", "group_mappings": ["aws-admins"],
+        "server_access": [
+            {"server": "aws", "methods": ["tools/call"], "tools": ["*"], "allow_write": true},
+            {"server": "aws", "methods": ["tools/list"], "tools": []}
+        ],
+        "ui_permissions": {}});
+    let with = doc(written.clone());
+    assert!(with.rules().next().unwrap().1.allow_write());
+    let text = serde_json::to_value(&with).unwrap();
+    assert_eq!(text, written);
+    let back: ScopeDocument = serde_json::from_value(text).unwrap();
+    assert_eq!(back, with);
+    // `"allow_write": false` reads as absent and is not written back.
+    let explicit = doc(json!({"name": "x", "server_access": [
+        {"server": "a", "methods": ["ping"], "allow_write": false}]}));
+    assert_eq!(
+        serde_json::to_value(&explicit).unwrap()["server_access"][0],
+        json!({"server": "a", "methods": ["ping"], "tools": []})
+    );
+
+    let snapshot = PolicySnapshot {
+        version: 5,
+        documents: vec![plain, with],
+    };
+    let back: PolicySnapshot =
+        serde_json::from_str(&serde_json::to_string(&snapshot).unwrap()).unwrap();
+    assert_eq!(back, snapshot);
+    let p = back.compile();
+    assert!(write_allowed(
+        &p,
+        &groups(&["aws-admins"]),
+        "aws",
+        "terminate"
+    ));
+}
+
+#[test]
+fn allow_write_imports_from_yaml_and_json_in_every_shape() {
+    let yaml = r#"
+_id: aws-admins
+group_mappings: [aws-admins]
+server_access:
+  - server: aws
+    methods: [initialize, tools/list, tools/call]
+    tools: "*"
+    allow_write: true
+"#;
+    let import = parse_yaml(yaml).unwrap();
+    assert!(import.notes.is_empty(), "{:?}", import.notes);
+    let p = CompiledPolicy::compile(&import.documents, 1);
+    assert!(write_allowed(
+        &p,
+        &groups(&["aws-admins"]),
+        "aws",
+        "delete_bucket"
+    ));
+
+    // The legacy scopes.yml: rules under a top-level scope key.
+    let legacy = r#"
+group_mappings:
+  ops: [aws-write, aws-read]
+aws-write:
+- server: aws
+  methods: [tools/call]
+  tools: [put_object]
+  allow_write: true
+aws-read:
+- server: aws
+  methods: [tools/list, tools/call]
+  tools: [put_object, get_object]
+"#;
+    let import = parse_yaml(legacy).unwrap();
+    assert_eq!(import.shape, ImportShape::LegacyScopes);
+    assert!(import.notes.is_empty(), "{:?}", import.notes);
+    let p = CompiledPolicy::compile(&import.documents, 1);
+    let ops = groups(&["ops"]);
+    assert!(write_allowed(&p, &ops, "aws", "put_object"));
+    assert!(!write_allowed(&p, &ops, "aws", "get_object"));
+
+    // JSON lines, as mongoexport writes them.
+    let lines = "{\"_id\": \"a\", \"server_access\": [{\"server\": \"aws\", \"methods\": \"*\", \"tools\": \"*\", \"allow_write\": true}]}\n\
+                 {\"_id\": \"b\", \"server_access\": [{\"server\": \"aws\", \"methods\": \"*\", \"tools\": \"*\"}]}\n";
+    let import = parse_json(lines).unwrap();
+    let flags: Vec<bool> = import
+        .documents
+        .iter()
+        .map(|d| d.rules().next().unwrap().1.allow_write())
+        .collect();
+    assert_eq!(flags, [true, false]);
+}
+
+#[test]
+fn a_non_boolean_allow_write_is_an_error_naming_the_field() {
+    for (value, kind) in [
+        (json!("true"), "a string"),
+        (json!(1), "a number"),
+        (json!(["yes"]), "a list"),
+    ] {
+        let (field, message) = error_of(from_value(json!([read_only_everywhere(), {
+            "name": "x",
+            "server_access": [
+                {"server": "a", "methods": ["ping"]},
+                {"server": "aws", "methods": ["tools/call"], "tools": "*", "allow_write": value}
+            ]
+        }])));
+        assert_eq!(field, "[1].server_access[1].allow_write");
+        assert_eq!(message, format!("must be true or false, not {kind}"));
+    }
+    let (field, message) = error_of(parse_yaml(
+        "aws-write:\n- server: aws\n  methods: [tools/call]\n  tools: '*'\n  allow_write: 'yes'\n",
+    ));
+    assert_eq!(field, "aws-write[0].allow_write");
+    assert!(message.contains("true or false"), "{message}");
+    // Deserializing a stored document runs the same check.
+    let err = serde_json::from_value::<ScopeDocument>(json!({"name": "x", "server_access": [
+        {"server": "a", "methods": ["tools/call"], "tools": "*", "allow_write": "no"}]}))
+    .unwrap_err();
+    assert!(err.to_string().contains("allow_write"), "{err}");
 }

@@ -355,6 +355,29 @@ impl TokenValidator {
         Ok(verified)
     }
 
+    /// Re-checks a token this validator accepted earlier (for callers that cache verified
+    /// tokens by hash): it must not have expired, and must not be on the revocation list now.
+    pub async fn recheck(&self, verified: &VerifiedToken) -> Result<(), TokenError> {
+        let now = chrono::Utc::now().timestamp();
+        if verified.expires_at + (self.settings.leeway.as_secs() as i64) < now {
+            return Err(TokenError::Expired);
+        }
+        let issuer = self
+            .issuers
+            .get(&verified.issuer)
+            .ok_or(TokenError::UntrustedIssuer)?;
+        if !issuer.config.revocations_url.is_empty() {
+            let jti = verified
+                .token_id
+                .as_deref()
+                .ok_or_else(|| TokenError::MissingClaim("jti".to_owned()))?;
+            if self.is_revoked(issuer, jti).await {
+                return Err(TokenError::Revoked);
+            }
+        }
+        Ok(())
+    }
+
     /// Whether `jti` is on the issuer's revocation list, fetching the list when it is older
     /// than `revocation_refresh` (one fetch at a time).
     async fn is_revoked(&self, issuer: &Issuer, jti: &str) -> bool {

@@ -24,7 +24,7 @@ pub struct AuditList {
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
     params(
         ("actor" = Option<String>, Query, description = "Principal subject, e.g. api_key:bootstrap"),
-        ("action" = Option<String>, Query, description = "E.g. server.create, server.lifecycle"),
+        ("action" = Option<String>, Query, description = "E.g. server.create, mcp.tool_call; a trailing * matches a prefix (mcp.*)"),
         ("resource_type" = Option<String>, Query),
         ("resource_id" = Option<String>, Query, description = "E.g. a server path"),
         ("since" = Option<String>, Query, description = "RFC 3339, inclusive"),
@@ -52,9 +52,17 @@ pub async fn list(
             "cursor",
         ],
     )?;
+    let (action, action_prefix) = match p.text("action") {
+        Some(a) => match a.strip_suffix('*') {
+            Some(prefix) => (None, Some(prefix.to_owned())),
+            None => (Some(a.to_owned()), None),
+        },
+        None => (None, None),
+    };
     let filter = AuditFilter {
         actor: p.text("actor").map(str::to_owned),
-        action: p.text("action").map(str::to_owned),
+        action,
+        action_prefix,
         resource_type: p.text("resource_type").map(str::to_owned),
         resource_id: p.text("resource_id").map(str::to_owned),
         since: p.timestamp("since")?,

@@ -20,22 +20,51 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = RegistryError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        if !mcpgw_core::input::is_json(req.headers()) {
-            return Err(RegistryError::UnsupportedMediaType);
-        }
-        let limit = state.config.max_body_bytes;
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                RegistryError::PayloadTooLarge(limit)
-            } else {
-                RegistryError::MalformedJson {
-                    field: None,
-                    detail: format!("the body could not be read: {}", rejection.body_text()),
-                }
-            }
-        })?;
+        let bytes = json_bytes(req, state.config.max_body_bytes).await?;
         Ok(ApiJson(parse_json_bytes(&bytes)?))
     }
+}
+
+/// A JSON body of at most `LIMIT` bytes (or `max_body_bytes`, if larger), for the endpoints
+/// whose bodies are larger by nature (gateway audit batches). Parsed into a JSON value only:
+/// the endpoint checks sizes before it deserializes.
+pub struct LargeJson<const LIMIT: usize>(pub serde_json::Value);
+
+impl<const LIMIT: usize> FromRequest<AppState> for LargeJson<LIMIT> {
+    type Rejection = RegistryError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let limit = LIMIT.max(state.config.max_body_bytes);
+        let bytes = json_bytes(req, limit).await?;
+        Ok(LargeJson(parse_json_bytes(&bytes)?))
+    }
+}
+
+/// The body of a request that declares JSON, at most `limit` bytes.
+async fn json_bytes(req: Request, limit: usize) -> Result<Bytes, RegistryError> {
+    use tower::{Layer, ServiceExt};
+    if !mcpgw_core::input::is_json(req.headers()) {
+        return Err(RegistryError::UnsupportedMediaType);
+    }
+    // The router's DefaultBodyLimit is `max_body_bytes`; this request's limit replaces it.
+    let read = tower::service_fn(|req: Request| async move {
+        Ok::<_, std::convert::Infallible>(Bytes::from_request(req, &()).await)
+    });
+    let read = axum::extract::DefaultBodyLimit::max(limit).layer(read);
+    let result = match read.oneshot(req).await {
+        Ok(result) => result,
+        Err(never) => match never {},
+    };
+    result.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            RegistryError::PayloadTooLarge(limit)
+        } else {
+            RegistryError::MalformedJson {
+                field: None,
+                detail: format!("the body could not be read: {}", rejection.body_text()),
+            }
+        }
+    })
 }
 
 pub use mcpgw_core::input::{Params, encode_cursor, parse_json_bytes, parse_json_value};

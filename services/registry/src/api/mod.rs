@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod catalog;
 pub mod extract;
+pub mod gateway;
 pub mod keys;
 pub mod policy;
 pub mod servers;
@@ -62,6 +63,7 @@ impl Modify for SecurityAddon {
         (name = "api-keys", description = "API keys and the current caller"),
         (name = "audit", description = "Audit trail"),
         (name = "policy", description = "Scope documents: who may call which server, method and tool"),
+        (name = "gateway", description = "What gateway processes fetch and report (permission gateway:sync)"),
         (name = "catalog", description = "Official MCP Registry API (v0.1), read-only"),
         (name = "operations", description = "Liveness and readiness"),
     )
@@ -102,6 +104,8 @@ fn build(state: Option<AppState>) -> (axum::Router<AppState>, utoipa::openapi::O
         .routes(routes!(policy::import))
         .routes(routes!(policy::get, policy::put, policy::delete))
         .routes(routes!(policy::check))
+        .routes(routes!(gateway::snapshot))
+        .routes(routes!(gateway::audit))
         .routes(routes!(catalog::list))
         .routes(routes!(catalog::versions))
         .routes(routes!(catalog::version))

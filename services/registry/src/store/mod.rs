@@ -143,6 +143,8 @@ pub fn with_version(audit: &AuditRecord, version: u64) -> AuditRecord {
 pub struct AuditFilter {
     pub actor: Option<String>,
     pub action: Option<String>,
+    /// Actions starting with this text (`mcp.` for every gateway-reported record).
+    pub action_prefix: Option<String>,
     pub resource_type: Option<String>,
     pub resource_id: Option<String>,
     pub since: Option<Timestamp>,
@@ -223,6 +225,11 @@ pub trait RegistryStore: Send + Sync {
 
     /// Deletes one scope document and bumps the version; `NotFound` when there is none.
     async fn delete_scope(&self, name: &str, audit: &AuditRecord) -> Result<u64, StoreError>;
+
+    /// Inserts audit records that arrive from outside a mutation (gateway reports), skipping
+    /// those whose id is already stored (a batch sent again after a lost answer). Returns how
+    /// many were inserted; once it returns, they are durable.
+    async fn insert_audit_batch(&self, records: &[AuditRecord]) -> Result<usize, StoreError>;
 
     /// Audit records matching `filter`, newest first, older than the id `before`.
     async fn list_audit(

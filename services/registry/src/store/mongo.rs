@@ -565,6 +565,38 @@ impl RegistryStore for MongoStore {
             .map_err(map_err)
     }
 
+    async fn insert_audit_batch(&self, records: &[AuditRecord]) -> Result<usize, StoreError> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let docs = records
+            .iter()
+            .map(audit_doc)
+            .collect::<Result<Vec<_>, _>>()?;
+        // Unordered: every record is tried; a duplicate id (11000) is a record stored before.
+        // The client's write concern (majority, journaled) applies.
+        match self.audit.insert_many(docs).ordered(false).await {
+            Ok(done) => Ok(done.inserted_ids.len()),
+            Err(e) => match e.kind.as_ref() {
+                ErrorKind::InsertMany(failure) if failure.write_concern_error.is_none() => {
+                    let errors = failure.write_errors.as_deref().unwrap_or_default();
+                    match errors.iter().find(|we| we.code != 11000) {
+                        Some(other) => Err(StoreError::Internal(format!(
+                            "inserting audit records: {} ({})",
+                            other.message, other.code
+                        ))),
+                        None => Ok(records.len() - errors.len()),
+                    }
+                }
+                ErrorKind::InsertMany(failure) => Err(StoreError::Unavailable(format!(
+                    "audit records not confirmed durable: {:?}",
+                    failure.write_concern_error
+                ))),
+                _ => Err(map_err(e)),
+            },
+        }
+    }
+
     async fn list_audit(
         &self,
         filter: &AuditFilter,
@@ -581,6 +613,14 @@ impl RegistryStore for MongoStore {
             if let Some(v) = value {
                 query.insert(field, v.as_str());
             }
+        }
+        if let Some(prefix) = &filter.action_prefix {
+            // An anchored regex without options is answered from the `action` index. (The API
+            // sets either `action` or `action_prefix`, never both.)
+            query.insert(
+                "action",
+                doc! {"$regex": format!("^{}", escape_regex(prefix))},
+            );
         }
         let mut at = Document::new();
         if let Some(since) = filter.since {

@@ -466,6 +466,34 @@ impl RegistryStore for SqliteStore {
         Ok(version)
     }
 
+    async fn insert_audit_batch(&self, records: &[AuditRecord]) -> Result<usize, StoreError> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.begin().await?;
+        let mut inserted = 0;
+        for audit in records {
+            // Only a duplicate id is skipped; any other constraint still fails the batch.
+            let done = sqlx::query(
+                "INSERT INTO audit (id, at, actor, action, resource_type, resource_id, doc)
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&audit.id)
+            .bind(audit.at.to_canonical())
+            .bind(&audit.actor)
+            .bind(&audit.action)
+            .bind(&audit.resource_type)
+            .bind(&audit.resource_id)
+            .bind(to_json(audit)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            inserted += done.rows_affected() as usize;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(inserted)
+    }
+
     async fn list_audit(
         &self,
         filter: &AuditFilter,
@@ -482,6 +510,14 @@ impl RegistryStore for SqliteStore {
             if let Some(v) = value {
                 q.push(format!(" AND {column} = ")).push_bind(v.clone());
             }
+        }
+        if let Some(prefix) = &filter.action_prefix {
+            // A range on the indexed column: every text that starts with the prefix sorts
+            // between the prefix and the prefix followed by the highest code point.
+            q.push(" AND action >= ")
+                .push_bind(prefix.clone())
+                .push(" AND action < ")
+                .push_bind(format!("{prefix}\u{10FFFF}"));
         }
         if let Some(since) = filter.since {
             q.push(" AND at >= ").push_bind(since.to_canonical());

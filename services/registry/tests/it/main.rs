@@ -9,6 +9,7 @@ mod api_keys;
 mod bad_input;
 mod catalog;
 mod durability;
+mod gateway;
 mod idp;
 mod policy;
 mod secrets;

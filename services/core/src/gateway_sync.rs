@@ -1,0 +1,250 @@
+//! The contract between the registry and its gateways: the routing snapshot gateways fetch,
+//! and the audit events they send back.
+//!
+//! The registry builds it from the catalog and the policy; gateways fetch it with a long poll
+//! (`GET /api/v1/gateway/snapshot` with `If-None-Match`), keep the last good copy on disk and
+//! serve from it when the registry is unreachable. Credentials travel and rest sealed: a
+//! gateway opens them with the same keyring as the registry, so neither the wire nor the disk
+//! copy holds a plain secret.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::domain::{
+    DeploymentStage, Endpoint, GatewaySettings, ServerPath, ServerRecord, UpstreamAuth,
+};
+use crate::policy::PolicySnapshot;
+use crate::secrets::SealedSecret;
+use crate::time::Timestamp;
+
+/// Every routable server and the policy, as of one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewaySnapshot {
+    /// A digest of everything below except `generated_at`: equal versions mean equal routing.
+    pub version: String,
+    pub generated_at: Timestamp,
+    pub stage: DeploymentStage,
+    pub servers: Vec<RouteEntry>,
+    pub policy: PolicySnapshot,
+}
+
+/// One routable server, with its credentials still sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteEntry {
+    /// Sealed values are bound to this id (`server:<id>:<field>`).
+    pub id: Uuid,
+    pub path: ServerPath,
+    pub name: String,
+    pub revision: u64,
+    pub endpoint: Endpoint,
+    pub upstream_auth: UpstreamAuth,
+    pub custom_headers: BTreeMap<String, SealedSecret>,
+    pub gateway: GatewaySettings,
+    /// Tools the registry knows of, for write protection before the gateway has seen a list.
+    pub tools: Vec<RouteTool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteTool {
+    pub name: String,
+    pub read_only: bool,
+}
+
+impl RouteEntry {
+    pub fn from_record(record: &ServerRecord) -> Self {
+        Self {
+            id: record.id,
+            path: record.path.clone(),
+            name: record.name.clone(),
+            revision: record.revision,
+            endpoint: record.endpoint.clone(),
+            upstream_auth: record.upstream_auth.clone(),
+            custom_headers: record.custom_headers.clone(),
+            gateway: record.gateway.clone(),
+            tools: record
+                .tools
+                .iter()
+                .map(|t| RouteTool {
+                    name: t.name().to_owned(),
+                    read_only: t.is_read_only(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl GatewaySnapshot {
+    /// Builds a snapshot of the routable `records` (sorted by path) and `policy`.
+    pub fn build<'r>(
+        stage: DeploymentStage,
+        records: impl IntoIterator<Item = &'r ServerRecord>,
+        policy: PolicySnapshot,
+    ) -> Self {
+        let mut servers: Vec<RouteEntry> = records
+            .into_iter()
+            .filter(|r| r.is_routable(stage))
+            .map(RouteEntry::from_record)
+            .collect();
+        servers.sort_by(|a, b| a.path.as_str().cmp(b.path.as_str()));
+        let version = digest(stage, &servers, &policy);
+        Self {
+            version,
+            generated_at: Timestamp::now(),
+            stage,
+            servers,
+            policy,
+        }
+    }
+
+    /// Whether `version` matches the content (a disk copy or a response was not altered).
+    pub fn is_consistent(&self) -> bool {
+        digest(self.stage, &self.servers, &self.policy) == self.version
+    }
+}
+
+/// One MCP request a gateway decided on: every tool call and every denied attempt.
+///
+/// Gateways log it as JSON and send it in batches to `POST /api/v1/gateway/audit`; the
+/// registry stores each id once, so a batch resent after a lost answer adds nothing twice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpAuditEvent {
+    /// Time-ordered unique id (UUIDv7), made by the gateway.
+    pub id: Uuid,
+    pub at: Timestamp,
+    pub request_id: String,
+    /// The gateway process that decided.
+    pub gateway: String,
+    /// Server path.
+    pub server: String,
+    /// JSON-RPC method.
+    pub method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// Token subject.
+    pub subject: String,
+    /// The user's name when the token carries one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The OAuth client (agent) that holds the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    pub issuer: String,
+    /// `allowed` or `denied`.
+    pub decision: AuditDecision,
+    /// Why: a policy reason (`no_matching_rule`, …), `write_protected`, `rate_limited`, ….
+    pub reason: String,
+    /// The rule that allowed it (`scope "x" server_access[2]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_rule: Option<String>,
+    /// `ok`, `tool_error`, `jsonrpc_error`, `upstream_error`, `timeout`, `cancelled`, `denied`.
+    pub status: String,
+    /// From the request reaching the gateway to the final answer leaving it.
+    pub latency_ms: f64,
+    /// Only when the server's `gateway.log_arguments` is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub arguments: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditDecision {
+    Allowed,
+    Denied,
+}
+
+/// A batch of events (at most [`MAX_AUDIT_BATCH`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpAuditBatch {
+    pub events: Vec<McpAuditEvent>,
+}
+
+pub const MAX_AUDIT_BATCH: usize = 1000;
+
+fn digest(stage: DeploymentStage, servers: &[RouteEntry], policy: &PolicySnapshot) -> String {
+    #[derive(Serialize)]
+    struct Content<'a> {
+        stage: DeploymentStage,
+        servers: &'a [RouteEntry],
+        policy: &'a PolicySnapshot,
+    }
+    let bytes = serde_json::to_vec(&Content {
+        stage,
+        servers,
+        policy,
+    })
+    .expect("a snapshot serializes");
+    let hash = Sha256::digest(&bytes);
+    hash[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Lifecycle, ServerSpec};
+    use crate::secrets::Keyring;
+
+    fn record(path: &str, lifecycle: Lifecycle, enabled: bool) -> ServerRecord {
+        let spec: ServerSpec = serde_json::from_value(serde_json::json!({
+            "path": path, "name": path,
+            "endpoint": {"transport": "streamable-http", "url": "https://example.com/mcp"},
+            "upstream_auth": {"type": "bearer", "token": "s3cret-token"},
+            "governance": {"owner_team": "t"}
+        }))
+        .unwrap();
+        let keyring = Keyring::from_base64(&Keyring::generate_base64(), &[]).unwrap();
+        let mut rec =
+            ServerRecord::create(spec.validate().unwrap(), &keyring, "t", enabled).unwrap();
+        rec.lifecycle = lifecycle;
+        rec
+    }
+
+    #[test]
+    fn only_routable_servers_sorted_and_secrets_stay_sealed() {
+        let records = [
+            record("zeta", Lifecycle::ApprovedDev, true),
+            record("alpha", Lifecycle::ApprovedDev, true),
+            record("off", Lifecycle::ApprovedDev, false),
+            record("draft", Lifecycle::Draft, true),
+        ];
+        let snap = GatewaySnapshot::build(
+            DeploymentStage::NonProduction,
+            &records,
+            PolicySnapshot {
+                version: 3,
+                documents: vec![],
+            },
+        );
+        let paths: Vec<&str> = snap.servers.iter().map(|s| s.path.as_str()).collect();
+        assert_eq!(paths, ["alpha", "zeta"]);
+        let wire = serde_json::to_string(&snap).unwrap();
+        assert!(!wire.contains("s3cret-token"), "{wire}");
+        assert!(snap.is_consistent());
+    }
+
+    #[test]
+    fn version_follows_content_not_time() {
+        let records = [record("aa", Lifecycle::ApprovedDev, true)];
+        let policy = PolicySnapshot {
+            version: 1,
+            documents: vec![],
+        };
+        let one = GatewaySnapshot::build(DeploymentStage::NonProduction, &records, policy.clone());
+        let two = GatewaySnapshot::build(DeploymentStage::NonProduction, &records, policy.clone());
+        assert_eq!(one.version, two.version);
+        let bumped = PolicySnapshot {
+            version: 2,
+            ..policy
+        };
+        let three = GatewaySnapshot::build(DeploymentStage::NonProduction, &records, bumped);
+        assert_ne!(one.version, three.version);
+        let mut tampered = one.clone();
+        tampered.servers[0].name = "other".into();
+        assert!(!tampered.is_consistent());
+    }
+}

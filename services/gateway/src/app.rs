@@ -1,0 +1,485 @@
+//! Assembly: state, routes, middleware, and the process that runs them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::{HeaderValue, StatusCode};
+use mcpgw_core::egress::EgressPolicy;
+use mcpgw_core::secrets::Keyring;
+use mcpgw_core::telemetry::metrics_router;
+use mcpgw_core::token::TokenValidator;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::audit::AuditSink;
+use crate::caller::Authenticator;
+use crate::config::GatewayConfig;
+use crate::limits::{RateLimiter, StreamCounter};
+use crate::metrics::Metrics;
+use crate::proxy;
+use crate::session::SessionSealer;
+use crate::shared::SharedSettings;
+use crate::sync::{RouteTable, Syncer};
+
+/// Everything a request handler reaches.
+pub struct Gateway {
+    pub config: GatewayConfig,
+    pub public_base: String,
+    pub instance: String,
+    pub table: Arc<RouteTable>,
+    pub auth: Authenticator,
+    pub sessions: SessionSealer,
+    /// Client for upstream MCP servers: no redirects, egress checked on every connection.
+    pub upstream_http: reqwest::Client,
+    pub metrics: Metrics,
+    pub audit: Arc<AuditSink>,
+    pub rate: RateLimiter,
+    pub streams: StreamCounter,
+    pub legacy: Arc<LegacyConnections>,
+    pub allowed_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
+}
+
+/// Open HTTP+SSE (2024-11-05) client streams of this process, by their `sessionId`.
+#[derive(Default)]
+pub struct LegacyConnections {
+    open: Mutex<HashMap<String, LegacyConnection>>,
+}
+
+pub struct LegacyConnection {
+    pub server: String,
+    pub caller: String,
+    pub tx: mpsc::Sender<Value>,
+    /// The gateway session id once the client has initialized.
+    pub session: Mutex<Option<String>>,
+}
+
+impl LegacyConnections {
+    pub fn insert(&self, id: String, conn: LegacyConnection) {
+        self.open.lock().expect("legacy").insert(id, conn);
+    }
+
+    pub fn remove(&self, id: &str) {
+        self.open.lock().expect("legacy").remove(id);
+    }
+
+    /// The stream and session of `id`, if it belongs to `server` and `caller`.
+    pub fn lookup(
+        &self,
+        id: &str,
+        server: &str,
+        caller: &str,
+    ) -> Option<(mpsc::Sender<Value>, Option<String>)> {
+        let open = self.open.lock().expect("legacy");
+        let conn = open.get(id)?;
+        if conn.server != server || conn.caller != caller {
+            return None;
+        }
+        let session = conn.session.lock().expect("legacy session").clone();
+        Some((conn.tx.clone(), session))
+    }
+
+    pub fn set_session(&self, id: &str, session: String) {
+        if let Some(conn) = self.open.lock().expect("legacy").get(id) {
+            *conn.session.lock().expect("legacy session") = Some(session);
+        }
+    }
+}
+
+/// A resolver that refuses addresses the egress policy forbids, checked at connect time, so a
+/// name that resolved to a public address at registration cannot later point inside.
+struct EgressResolver {
+    policy: Arc<EgressPolicy>,
+}
+
+impl reqwest::dns::Resolve for EgressResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = Arc::clone(&self.policy);
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| policy.check_ip(&host, a.ip()).is_ok())
+                .collect();
+            if allowed.is_empty() {
+                return Err(
+                    format!("{host} resolves only to addresses the egress policy refuses").into(),
+                );
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The upstream client. Literal IP hosts skip DNS, so they are checked in the request path
+/// as well (see [`check_literal_ip`]).
+fn upstream_client(
+    config: &GatewayConfig,
+    egress: Arc<EgressPolicy>,
+) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(config.upstream.connect_timeout())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .dns_resolver(Arc::new(EgressResolver { policy: egress }))
+        .user_agent(concat!("mcpgw-gateway/", env!("CARGO_PKG_VERSION")))
+        .build()?)
+}
+
+/// Refuses routes whose URL host is a literal IP the egress policy forbids (no resolver runs
+/// for those).
+pub fn check_literal_ip(policy: &EgressPolicy, url: &url::Url) -> Result<(), String> {
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip),
+        Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
+        _ => return Ok(()),
+    };
+    policy
+        .check_ip(&ip.to_string(), ip)
+        .map_err(|e| e.to_string())
+}
+
+async fn resolve_secret(
+    source: &mcpgw_core::secrets::SecretSource,
+    config: &GatewayConfig,
+    what: &str,
+) -> anyhow::Result<Option<SecretString>> {
+    source
+        .resolve(&config.secrets.aws)
+        .await
+        .with_context(|| format!("reading {what}"))
+}
+
+/// Builds the state (no listeners, no background tasks).
+pub async fn build(config: GatewayConfig) -> anyhow::Result<(Arc<Gateway>, Syncer)> {
+    let metrics = Metrics::new();
+    let sealing =
+        resolve_secret(&config.secrets.sealing_key, &config, "secrets.sealing_key").await?;
+    let keyring = match sealing {
+        Some(key) => Some(
+            Keyring::from_base64(&key, &[])
+                .context("secrets.sealing_key must be base64 of 32 bytes")?,
+        ),
+        None => None,
+    };
+    let session_key = match resolve_secret(
+        &config.secrets.session_key,
+        &config,
+        "secrets.session_key",
+    )
+    .await?
+    {
+        Some(k) => k,
+        None => {
+            tracing::warn!(
+                "no secrets.session_key: sessions are sealed with a key of this process only (they will not move between replicas or survive a restart)"
+            );
+            Keyring::generate_base64()
+        }
+    };
+    let session_ring = Keyring::from_base64(&session_key, &[])
+        .context("secrets.session_key must be base64 of 32 bytes")?;
+    let api_key = resolve_secret(&config.registry.api_key, &config, "registry.api_key").await?;
+    let egress = Arc::new(EgressPolicy::new(config.egress));
+    let upstream_http = upstream_client(&config, Arc::clone(&egress))?;
+    let registry_http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .build()?;
+    let validator = TokenValidator::new(config.auth.issuers.clone(), Default::default())
+        .map_err(|e| anyhow::anyhow!("auth.issuers: {e}"))?;
+    let public_base = config.public_base().to_owned();
+    let public_url = url::Url::parse(&public_base)?;
+    let mut allowed_hosts = config.allowed_hosts.clone();
+    if allowed_hosts.is_empty() {
+        allowed_hosts.push(public_url.host_str().unwrap_or("localhost").to_owned());
+        for local in ["localhost", "127.0.0.1", "[::1]"] {
+            allowed_hosts.push(local.to_owned());
+        }
+    }
+    let mut allowed_origins = config.allowed_origins.clone();
+    if allowed_origins.is_empty() {
+        allowed_origins.push(public_url.origin().ascii_serialization());
+    }
+    let table = Arc::new(RouteTable::new());
+    let audit = AuditSink::new(config.audit.queue_capacity, metrics.clone());
+    let shared = SharedSettings {
+        http: upstream_http.clone(),
+        restart_min: Duration::from_millis(config.stdio.restart_min_ms),
+        restart_max: Duration::from_millis(config.stdio.restart_max_ms),
+        start_timeout: Duration::from_millis(config.stdio.start_timeout_ms),
+        max_message_bytes: config.upstream.max_message_bytes,
+        metrics: metrics.clone(),
+    };
+    let syncer = Syncer {
+        table: Arc::clone(&table),
+        metrics: metrics.clone(),
+        http: registry_http,
+        registry_url: config.registry.url.clone(),
+        api_key: api_key.clone(),
+        snapshot_file: config.snapshot_file(),
+        poll_wait: Duration::from_secs(config.sync.poll_wait_seconds),
+        retry: Duration::from_secs(config.sync.retry_seconds),
+        keyring,
+        default_concurrency: config.upstream.max_concurrency,
+        shared,
+        egress: Arc::clone(&egress),
+        upstream_auth: mcpgw_core::upstream_auth::UpstreamAuthContext::new(
+            Default::default(),
+            Some((*egress).clone()),
+            mcpgw_core::upstream_auth::AwsIdentity::default_chain(),
+        )
+        .map_err(|e| anyhow::anyhow!("upstream credentials: {e}"))?,
+    };
+    let gateway = Gateway {
+        public_base,
+        instance: config.instance(),
+        table,
+        auth: Authenticator::new(Arc::new(validator), config.auth.token_cache_entries),
+        sessions: SessionSealer::new(session_ring, 24 * 3600),
+        upstream_http,
+        metrics,
+        audit,
+        rate: RateLimiter::default(),
+        streams: StreamCounter::default(),
+        legacy: Arc::new(LegacyConnections::default()),
+        allowed_hosts,
+        allowed_origins,
+        config,
+    };
+    Ok((Arc::new(gateway), syncer))
+}
+
+/// The MCP router with its middleware.
+pub fn router(gw: Arc<Gateway>) -> Router {
+    let limit = gw.config.max_body_bytes;
+    Router::new()
+        .route("/health", get(mcpgw_core::serve::health))
+        .route("/ready", get(ready))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(resource_metadata_root),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/{server}/mcp",
+            get(resource_metadata),
+        )
+        .route(
+            "/{server}/mcp",
+            post(proxy::post).get(proxy::get).delete(proxy::delete),
+        )
+        .route("/{server}/sse", get(proxy::sse_connect))
+        .route("/{server}/message", post(proxy::sse_message))
+        .fallback(mcpgw_core::serve::not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&gw),
+            guard_host_and_origin,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            gw.metrics.http.clone(),
+            mcpgw_core::telemetry::observe,
+        ))
+        .with_state(gw)
+}
+
+/// DNS-rebinding protection: the Host must be ours, and a browser's Origin must be allowed.
+async fn guard_host_and_origin(
+    State(gw): State<Arc<Gateway>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !host_allowed(&gw.allowed_hosts, host) {
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(json!({"code": "host_not_allowed", "detail": format!("Host {host:?} is not one this gateway serves (allowed_hosts)")})),
+        )
+            .into_response();
+    }
+    if let Some(origin) = request.headers().get(http::header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        if !gw
+            .allowed_origins
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(origin))
+        {
+            return (
+                StatusCode::FORBIDDEN,
+                axum::Json(json!({"code": "origin_not_allowed", "detail": format!("Origin {origin:?} is not allowed (allowed_origins)")})),
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// An entry with a port must match exactly; one without matches that host on any port.
+fn host_allowed(allowed: &[String], host: &str) -> bool {
+    let bare = match host.rsplit_once(':') {
+        Some((h, port))
+            if !h.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') =>
+        {
+            h
+        }
+        _ => host,
+    };
+    allowed
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(bare))
+}
+
+async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
+    if gw.table.is_loaded() {
+        axum::Json(json!({"status": "ready", "snapshot": gw.table.current().version}))
+            .into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(
+                json!({"status": "waiting for the first routing snapshot from the registry"}),
+            ),
+        )
+            .into_response()
+    }
+}
+
+fn metadata_document(gw: &Gateway, resource: String) -> Response {
+    let mut servers = gw.config.auth.authorization_servers.clone();
+    if servers.is_empty() {
+        servers = gw
+            .config
+            .auth
+            .issuers
+            .iter()
+            .map(|i| i.issuer.clone())
+            .collect();
+    }
+    let mut r = axum::Json(json!({
+        "resource": resource,
+        "authorization_servers": servers,
+        "scopes_supported": gw.config.auth.scopes_supported,
+        "bearer_methods_supported": ["header"],
+        "resource_name": "mcpgw gateway",
+    }))
+    .into_response();
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    r
+}
+
+async fn resource_metadata_root(State(gw): State<Arc<Gateway>>) -> Response {
+    metadata_document(&gw, gw.public_base.clone())
+}
+
+async fn resource_metadata(State(gw): State<Arc<Gateway>>, Path(server): Path<String>) -> Response {
+    if gw.table.current().get(&server).is_none() {
+        return mcpgw_core::serve::not_found().await.into_response();
+    }
+    metadata_document(&gw, format!("{}/{server}/mcp", gw.public_base))
+}
+
+/// A running gateway.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub state: Arc<Gateway>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving, lets requests finish, flushes audit events.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {key} {addr}: is another process using it?"))
+}
+
+/// Binds the listeners, loads the last good snapshot, starts syncing, and serves.
+pub async fn start(config: GatewayConfig) -> anyhow::Result<Running> {
+    let listener = bind(config.listen, "listen").await?;
+    let metrics_listener = bind(config.metrics_listen, "metrics_listen").await?;
+    let audit_batch = config.audit.batch_size;
+    let audit_flush = Duration::from_millis(config.audit.flush_ms);
+    let (gw, syncer) = build(config).await?;
+    syncer.load_from_disk();
+    let (shutdown, stop) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let addr = listener.local_addr()?;
+    let metrics_addr = metrics_listener.local_addr()?;
+    tasks.push(mcpgw_core::serve::spawn_server(
+        listener,
+        router(Arc::clone(&gw)),
+        stop.clone(),
+    ));
+    tasks.push(mcpgw_core::serve::spawn_server(
+        metrics_listener,
+        metrics_router(gw.metrics.http.registry.clone()),
+        stop.clone(),
+    ));
+    let registry_http = syncer.http.clone();
+    let api_key = syncer.api_key.clone();
+    tasks.push(tokio::spawn(syncer.run(stop.clone())));
+    tasks.push(tokio::spawn(Arc::clone(&gw.audit).run(
+        registry_http,
+        gw.config.registry.url.clone(),
+        api_key,
+        audit_batch,
+        audit_flush,
+        stop.clone(),
+    )));
+    // Snapshot age, refreshed every second.
+    let table = Arc::clone(&gw.table);
+    let age = gw.metrics.snapshot_age.clone();
+    let mut stop_age = stop;
+    tasks.push(tokio::spawn(async move {
+        loop {
+            age.set(table.age_seconds());
+            tokio::select! {
+                _ = stop_age.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }));
+    tracing::info!(listen = %addr, metrics = %metrics_addr, registry = %gw.config.registry.url, "gateway started");
+    Ok(Running {
+        addr,
+        metrics_addr,
+        state: gw,
+        shutdown,
+        tasks,
+    })
+}

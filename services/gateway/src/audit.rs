@@ -1,0 +1,143 @@
+//! Audit events: every tool call and every denied attempt, logged as JSON at once and sent to
+//! the registry's audit store in batches.
+//!
+//! The queue is bounded: while the registry is unreachable events wait (and are retried, with
+//! the same ids, so a batch whose answer was lost is not stored twice); when the queue is full
+//! the oldest are dropped and counted, never the request. The JSON log line is written before
+//! the event is queued, so the log (CloudWatch) always holds every event.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mcpgw_core::gateway_sync::{McpAuditBatch, McpAuditEvent};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::{Notify, watch};
+
+use crate::metrics::Metrics;
+
+pub struct AuditSink {
+    queue: Mutex<VecDeque<McpAuditEvent>>,
+    capacity: usize,
+    wake: Notify,
+    metrics: Metrics,
+}
+
+impl AuditSink {
+    pub fn new(capacity: usize, metrics: Metrics) -> Arc<Self> {
+        Arc::new(Self {
+            queue: Mutex::new(VecDeque::new()),
+            capacity,
+            wake: Notify::new(),
+            metrics,
+        })
+    }
+
+    pub fn record(&self, event: McpAuditEvent) {
+        match serde_json::to_string(&event) {
+            Ok(json) => tracing::info!(target: "mcpgw::audit", audit = %json, "mcp audit event"),
+            Err(e) => tracing::error!(error = %e, "audit event does not serialize"),
+        }
+        let mut queue = self.queue.lock().expect("audit queue");
+        if queue.len() >= self.capacity {
+            queue.pop_front();
+            self.metrics.audit_dropped.inc();
+        }
+        queue.push_back(event);
+        self.metrics.audit_queue.set(queue.len() as i64);
+        if queue.len() >= 64 {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Sends batches to the registry until `stop`; then one last attempt to flush.
+    pub async fn run(
+        self: Arc<Self>,
+        http: reqwest::Client,
+        registry_url: String,
+        api_key: Option<SecretString>,
+        batch_size: usize,
+        flush: Duration,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let url = format!(
+            "{}/api/v1/gateway/audit",
+            registry_url.trim_end_matches('/')
+        );
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let stopping = tokio::select! {
+                _ = stop.wait_for(|s| *s) => true,
+                _ = self.wake.notified() => false,
+                _ = tokio::time::sleep(flush) => false,
+            };
+            loop {
+                let batch: Vec<McpAuditEvent> = {
+                    let queue = self.queue.lock().expect("audit queue");
+                    queue.iter().take(batch_size).cloned().collect()
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                let n = batch.len();
+                let ids: std::collections::HashSet<uuid::Uuid> =
+                    batch.iter().map(|e| e.id).collect();
+                let mut request = http
+                    .post(&url)
+                    .timeout(Duration::from_secs(10))
+                    .json(&McpAuditBatch { events: batch });
+                if let Some(key) = &api_key {
+                    request = request.bearer_auth(key.expose_secret());
+                }
+                match request.send().await {
+                    Ok(r) if r.status().is_success() => {
+                        self.remove(&ids);
+                        self.metrics.audit_sent.inc_by(n as u64);
+                        backoff = Duration::from_millis(500);
+                    }
+                    Ok(r)
+                        if r.status().is_client_error()
+                            && !matches!(r.status().as_u16(), 401 | 403 | 408 | 429) =>
+                    {
+                        // Resending the same batch would be refused again and block the rest;
+                        // its events are in the log.
+                        let body = r.text().await.unwrap_or_default();
+                        tracing::error!(body = %body.chars().take(300).collect::<String>(), events = n, "the registry refused an audit batch as invalid; dropped (the events are in this log)");
+                        self.remove(&ids);
+                        self.metrics.audit_dropped.inc_by(n as u64);
+                    }
+                    Ok(r) => {
+                        let status = r.status();
+                        let body = r.text().await.unwrap_or_default();
+                        tracing::warn!(%status, body = %body.chars().take(300).collect::<String>(), "the registry refused an audit batch; will retry");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sending audit events failed; will retry");
+                        break;
+                    }
+                }
+            }
+            if stopping {
+                return;
+            }
+            if !self.queue.lock().expect("audit queue").is_empty() {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => {},
+                    _ = tokio::time::sleep(backoff) => {},
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+
+    fn remove(&self, ids: &std::collections::HashSet<uuid::Uuid>) {
+        let mut queue = self.queue.lock().expect("audit queue");
+        queue.retain(|e| !ids.contains(&e.id));
+        self.metrics.audit_queue.set(queue.len() as i64);
+    }
+
+    pub fn pending(&self) -> usize {
+        self.queue.lock().expect("audit queue").len()
+    }
+}

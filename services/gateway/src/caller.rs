@@ -1,0 +1,220 @@
+//! Who is calling: the bearer token, validated in-process, and the answers to callers that
+//! present none, a bad one, or one without the scope a request needs.
+//!
+//! Identity comes from the token alone: headers such as `X-User` are never read. Verified
+//! tokens are remembered by SHA-256 until they expire, so a busy agent does not pay for a
+//! signature check per request; expiry and the issuer's revocation list are checked every time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use mcpgw_core::policy::{Identity, ScopeDocument};
+use mcpgw_core::token::{TokenError, TokenValidator, VerifiedToken};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::session::caller_digest;
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub token: Arc<VerifiedToken>,
+    pub identity: Arc<Identity>,
+    /// Binds sessions to this caller.
+    pub digest: Arc<str>,
+}
+
+impl Caller {
+    pub fn subject(&self) -> &str {
+        &self.token.subject
+    }
+
+    /// The key of per-caller limits: issuer and subject.
+    pub fn limit_key(&self) -> &str {
+        &self.digest
+    }
+}
+
+pub struct Authenticator {
+    validator: Arc<TokenValidator>,
+    cache: Mutex<HashMap<[u8; 32], Caller>>,
+    capacity: usize,
+}
+
+/// Why a request is refused before any policy is consulted.
+#[derive(Debug)]
+pub enum AuthFailure {
+    Missing,
+    Malformed(&'static str),
+    Invalid(TokenError),
+}
+
+impl Authenticator {
+    pub fn new(validator: Arc<TokenValidator>, capacity: usize) -> Self {
+        Self {
+            validator,
+            cache: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, AuthFailure> {
+        let value = headers
+            .get(http::header::AUTHORIZATION)
+            .ok_or(AuthFailure::Missing)?;
+        let text = value
+            .to_str()
+            .map_err(|_| AuthFailure::Malformed("the Authorization header is not ASCII"))?;
+        let (scheme, token) = text.split_once(' ').unwrap_or((text, ""));
+        let token = token.trim();
+        if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+            return Err(AuthFailure::Malformed(
+                "the Authorization header must be `Bearer <access token>`",
+            ));
+        }
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let cached = self.cache.lock().expect("token cache").get(&key).cloned();
+        if let Some(caller) = cached {
+            match self.validator.recheck(&caller.token).await {
+                Ok(()) => return Ok(caller),
+                Err(e) => {
+                    self.cache.lock().expect("token cache").remove(&key);
+                    return Err(AuthFailure::Invalid(e));
+                }
+            }
+        }
+        let verified = self
+            .validator
+            .validate(token)
+            .await
+            .map_err(AuthFailure::Invalid)?;
+        let caller = Caller {
+            identity: Arc::new(Identity::new(
+                verified.groups.clone(),
+                verified.scopes.clone(),
+            )),
+            digest: caller_digest(&verified.issuer, &verified.subject).into(),
+            token: Arc::new(verified),
+        };
+        if self.capacity > 0 {
+            let mut cache = self.cache.lock().expect("token cache");
+            if cache.len() >= self.capacity {
+                // Expired entries go first; if that frees nothing, start over (cheap, rare).
+                let now = chrono::Utc::now().timestamp();
+                cache.retain(|_, c| c.token.expires_at > now);
+                if cache.len() >= self.capacity {
+                    cache.clear();
+                }
+            }
+            cache.insert(key, caller.clone());
+        }
+        Ok(caller)
+    }
+}
+
+/// Where a server's protected resource metadata is (RFC 9728, path form).
+pub fn resource_metadata_url(public_base: &str, server: Option<&str>) -> String {
+    match server {
+        Some(s) => format!("{public_base}/.well-known/oauth-protected-resource/{s}/mcp"),
+        None => format!("{public_base}/.well-known/oauth-protected-resource"),
+    }
+}
+
+fn quote(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// 401 with the challenge MCP clients use to find the authorization server.
+pub fn unauthorized(failure: &AuthFailure, metadata_url: &str) -> Response {
+    let (challenge, message) = match failure {
+        AuthFailure::Missing => (
+            format!("Bearer resource_metadata=\"{}\"", quote(metadata_url)),
+            "this endpoint needs an access token: send `Authorization: Bearer <token>`".to_owned(),
+        ),
+        AuthFailure::Malformed(why) => (
+            format!(
+                "Bearer error=\"invalid_request\", error_description=\"{}\", resource_metadata=\"{}\"",
+                quote(why),
+                quote(metadata_url)
+            ),
+            (*why).to_owned(),
+        ),
+        AuthFailure::Invalid(e) => (
+            format!(
+                "Bearer error=\"invalid_token\", error_description=\"{}\", resource_metadata=\"{}\"",
+                quote(&e.to_string()),
+                quote(metadata_url)
+            ),
+            e.to_string(),
+        ),
+    };
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(json!({"code": "unauthenticated", "detail": message})),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(http::header::WWW_AUTHENTICATE, v);
+    }
+    response
+}
+
+/// 403 naming the scopes that would allow the request (step-up), with a JSON-RPC error body
+/// when the request had an id.
+pub fn insufficient_scope(
+    scopes: &[String],
+    metadata_url: &str,
+    detail: &str,
+    id: Option<&Value>,
+) -> Response {
+    let mut challenge = "Bearer error=\"insufficient_scope\"".to_owned();
+    if !scopes.is_empty() {
+        challenge.push_str(&format!(", scope=\"{}\"", quote(&scopes.join(" "))));
+    }
+    challenge.push_str(&format!(", resource_metadata=\"{}\"", quote(metadata_url)));
+    let body = match id {
+        Some(id) => crate::jsonrpc::error_response(
+            id.clone(),
+            crate::jsonrpc::codes::INVALID_REQUEST,
+            detail,
+        ),
+        None => json!({"code": "insufficient_scope", "detail": detail}),
+    };
+    let mut response = (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(http::header::WWW_AUTHENTICATE, v);
+    }
+    response
+}
+
+/// Names of the scope documents with a rule that allows `method` (and `tool`) on `server`:
+/// what a client should ask for to be allowed (at most 20).
+pub fn scopes_granting(
+    documents: &[ScopeDocument],
+    server: &str,
+    method: &str,
+    tool: Option<&str>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for doc in documents {
+        let grants = doc.rules().any(|(_, rule)| {
+            let key = rule.server_key();
+            (key == "*" || key == server)
+                && (rule.any_method() || rule.methods().iter().any(|m| m == method))
+                && tool.is_none_or(|t| rule.any_tool() || rule.tools().iter().any(|x| x == t))
+        });
+        if grants {
+            out.push(doc.name().to_owned());
+            if out.len() == 20 {
+                break;
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,280 @@
+//! The gateway's configuration: embedded defaults (`config/default.toml`), then an optional
+//! file, then `MCPGW_GATEWAY_*` environment variables. See `docs/CONFIGURATION.md`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mcpgw_core::config::{ConfigError, load, load_from_str};
+use mcpgw_core::egress::EgressConfig;
+use mcpgw_core::secrets::{SecretSource, SecretsManagerConfig};
+use mcpgw_core::telemetry::LogConfig;
+use mcpgw_core::token::IssuerConfig;
+use serde::Deserialize;
+
+pub const ENV_PREFIX: &str = "MCPGW_GATEWAY_";
+pub const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub public_url: String,
+    pub instance_id: String,
+    pub max_body_bytes: usize,
+    pub allowed_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub registry: RegistrySource,
+    pub sync: SyncConfig,
+    pub auth: AuthConfig,
+    pub secrets: SecretsConfig,
+    pub upstream: UpstreamConfig,
+    pub stdio: StdioConfig,
+    pub limits: LimitsConfig,
+    pub audit: AuditConfig,
+    pub egress: EgressConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySource {
+    pub url: String,
+    pub api_key: SecretSource,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    pub poll_wait_seconds: u64,
+    pub retry_seconds: u64,
+    pub snapshot_file: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub issuers: Vec<IssuerConfig>,
+    pub authorization_servers: Vec<String>,
+    pub scopes_supported: Vec<String>,
+    pub token_cache_entries: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    pub sealing_key: SecretSource,
+    pub session_key: SecretSource,
+    pub aws: SecretsManagerConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub connect_timeout_ms: u64,
+    pub first_byte_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub max_concurrency: u32,
+    pub max_result_bytes: u32,
+    pub max_message_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdioConfig {
+    pub restart_min_ms: u64,
+    pub restart_max_ms: u64,
+    pub start_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub streams_per_caller: u32,
+    pub calls_per_minute: u32,
+    pub tool_calls_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    pub batch_size: usize,
+    pub flush_ms: u64,
+    pub queue_capacity: usize,
+}
+
+impl UpstreamConfig {
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+    pub fn first_byte_timeout(&self) -> Duration {
+        Duration::from_millis(self.first_byte_timeout_ms)
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+}
+
+impl GatewayConfig {
+    /// Loads defaults, the optional file and the environment, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let config: Self = load(DEFAULTS, file, ENV_PREFIX)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Defaults plus layers of TOML text, later layers winning; no environment. For tests.
+    pub fn from_toml_layers(layers: &[&str]) -> Result<Self, ConfigError> {
+        let config: Self = load_from_str(DEFAULTS, layers, ENV_PREFIX)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn snapshot_file(&self) -> PathBuf {
+        if self.sync.snapshot_file.is_empty() {
+            self.data_dir.join("snapshot.json")
+        } else {
+            PathBuf::from(&self.sync.snapshot_file)
+        }
+    }
+
+    /// The public URL without a trailing slash.
+    pub fn public_base(&self) -> &str {
+        self.public_url.trim_end_matches('/')
+    }
+
+    pub fn instance(&self) -> String {
+        if !self.instance_id.is_empty() {
+            return self.instance_id.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "gateway".to_owned());
+        format!("{host}-{}", std::process::id())
+    }
+
+    /// Cross-field rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let key = |k: &str, m: &str| ConfigError::key(ENV_PREFIX, k, m);
+        if self.listen == self.metrics_listen && self.listen.port() != 0 {
+            return Err(key(
+                "metrics_listen",
+                "must differ from listen: metrics are served on their own port",
+            ));
+        }
+        match url::Url::parse(&self.public_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+            _ => {
+                return Err(key(
+                    "public_url",
+                    "must be an http(s) URL such as https://gateway.example.com",
+                ));
+            }
+        }
+        match url::Url::parse(&self.registry.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ => {
+                return Err(key(
+                    "registry.url",
+                    "must be an http(s) URL such as http://registry:7860",
+                ));
+            }
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.max_body_bytes) {
+            return Err(key("max_body_bytes", "must be between 1024 and 67108864"));
+        }
+        if !(1..=60).contains(&self.sync.poll_wait_seconds) {
+            return Err(key("sync.poll_wait_seconds", "must be between 1 and 60"));
+        }
+        if !(1..=300).contains(&self.sync.retry_seconds) {
+            return Err(key("sync.retry_seconds", "must be between 1 and 300"));
+        }
+        for (name, source) in [
+            ("registry.api_key", &self.registry.api_key),
+            ("secrets.sealing_key", &self.secrets.sealing_key),
+            ("secrets.session_key", &self.secrets.session_key),
+        ] {
+            if let Err(e) = source.check() {
+                return Err(key(name, &e));
+            }
+        }
+        if let Err(e) =
+            mcpgw_core::token::TokenValidator::new(self.auth.issuers.clone(), Default::default())
+        {
+            return Err(key("auth.issuers", &e.to_string()));
+        }
+        let u = &self.upstream;
+        for (name, v) in [
+            ("upstream.connect_timeout_ms", u.connect_timeout_ms),
+            ("upstream.first_byte_timeout_ms", u.first_byte_timeout_ms),
+            ("upstream.idle_timeout_ms", u.idle_timeout_ms),
+        ] {
+            if !(10..=3_600_000).contains(&v) {
+                return Err(key(name, "must be between 10 and 3600000 milliseconds"));
+            }
+        }
+        if u.max_concurrency == 0 {
+            return Err(key("upstream.max_concurrency", "must be at least 1"));
+        }
+        if u.max_result_bytes < 1024 {
+            return Err(key("upstream.max_result_bytes", "must be at least 1024"));
+        }
+        if u.max_message_bytes < 65_536 {
+            return Err(key("upstream.max_message_bytes", "must be at least 65536"));
+        }
+        if self.stdio.restart_min_ms == 0 || self.stdio.restart_min_ms > self.stdio.restart_max_ms {
+            return Err(key(
+                "stdio.restart_min_ms",
+                "must be at least 1 and at most stdio.restart_max_ms",
+            ));
+        }
+        if self.limits.streams_per_caller == 0 {
+            return Err(key("limits.streams_per_caller", "must be at least 1"));
+        }
+        if self.audit.batch_size == 0
+            || self.audit.batch_size > mcpgw_core::gateway_sync::MAX_AUDIT_BATCH
+        {
+            return Err(key("audit.batch_size", "must be between 1 and 1000"));
+        }
+        if self.audit.queue_capacity < self.audit.batch_size {
+            return Err(key(
+                "audit.queue_capacity",
+                "must be at least audit.batch_size",
+            ));
+        }
+        if self.auth.token_cache_entries > 1_000_000 {
+            return Err(key("auth.token_cache_entries", "must be at most 1000000"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_bad_values_name_their_key() {
+        let c = GatewayConfig::from_toml_layers(&[]).unwrap();
+        assert_eq!(
+            c.snapshot_file(),
+            PathBuf::from("./data/gateway/snapshot.json")
+        );
+        let e = GatewayConfig::from_toml_layers(&["public_url = \"ftp://x\""]).unwrap_err();
+        assert!(e.to_string().contains("public_url"), "{e}");
+        let e = GatewayConfig::from_toml_layers(&["[sync]\npoll_wait_seconds = 0"]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("MCPGW_GATEWAY_SYNC__POLL_WAIT_SECONDS"),
+            "{e}"
+        );
+        let e =
+            GatewayConfig::from_toml_layers(&["[registry.api_key]\nvalue = \"a\"\nfile = \"b\""])
+                .unwrap_err();
+        assert!(e.to_string().contains("registry.api_key"), "{e}");
+        let e = GatewayConfig::from_toml_layers(&["nope = 1"]).unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+    }
+}

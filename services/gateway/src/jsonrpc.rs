@@ -1,0 +1,525 @@
+//! JSON-RPC messages as the gateway sees them, and the MCP protocol era of a request.
+//!
+//! The gateway does not model every MCP method: it reads what it decides on (method, tool or
+//! resource name, ids, protocol metadata) and passes the rest through untouched.
+
+use http::HeaderMap;
+use serde_json::{Map, Value, json};
+
+/// Protocol versions of the session era (`initialize`, `Mcp-Session-Id`), oldest first.
+pub const LEGACY_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+/// The newest session-era version, offered when a client asks for one we do not know.
+pub const LATEST_LEGACY: &str = "2025-11-25";
+/// Protocol versions of the stateless era (per-request metadata, `server/discover`).
+pub const MODERN_VERSIONS: &[&str] = &["2026-07-28"];
+pub const LATEST_MODERN: &str = "2026-07-28";
+
+/// `_meta` key that carries the protocol version of a stateless request.
+pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+
+pub mod codes {
+    pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// An `Mcp-*` header disagrees with the body (2026-07-28).
+    pub const HEADER_MISMATCH: i64 = -32020;
+    /// The protocol version is not one this gateway speaks (2026-07-28).
+    pub const UNSUPPORTED_VERSION: i64 = -32022;
+}
+
+/// What one JSON-RPC message is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    Request { id: Value, method: String },
+    Notification { method: String },
+    Response { id: Value },
+}
+
+/// One JSON-RPC message: the parsed object and what kind it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub body: Map<String, Value>,
+    pub kind: Kind,
+}
+
+/// What a POST carried.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    Single(Message),
+    Batch(Vec<Message>),
+}
+
+/// Why a body is not acceptable JSON-RPC, with the code to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub code: i64,
+    pub message: String,
+}
+
+impl Invalid {
+    fn new(code: i64, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+pub const MAX_BATCH: usize = 100;
+
+impl Incoming {
+    pub fn parse(bytes: &[u8]) -> Result<Incoming, Invalid> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+            Invalid::new(
+                codes::PARSE_ERROR,
+                format!("the body is not valid JSON: {e}"),
+            )
+        })?;
+        match value {
+            Value::Array(items) => {
+                if items.is_empty() {
+                    return Err(Invalid::new(codes::INVALID_REQUEST, "the batch is empty"));
+                }
+                if items.len() > MAX_BATCH {
+                    return Err(Invalid::new(
+                        codes::INVALID_REQUEST,
+                        format!("a batch holds at most {MAX_BATCH} messages"),
+                    ));
+                }
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        Message::from_value(v).map_err(|e| Invalid {
+                            message: format!("batch element {i}: {}", e.message),
+                            ..e
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Incoming::Batch)
+            }
+            other => Message::from_value(other).map(Incoming::Single),
+        }
+    }
+}
+
+impl Message {
+    pub fn from_value(value: Value) -> Result<Message, Invalid> {
+        let Value::Object(body) = value else {
+            return Err(Invalid::new(
+                codes::INVALID_REQUEST,
+                "a JSON-RPC message must be an object",
+            ));
+        };
+        if body.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+            return Err(Invalid::new(
+                codes::INVALID_REQUEST,
+                "`jsonrpc` must be \"2.0\"",
+            ));
+        }
+        let id = body.get("id").cloned();
+        if let Some(id) = &id
+            && !(id.is_string() || id.is_i64() || id.is_u64())
+        {
+            return Err(Invalid::new(
+                codes::INVALID_REQUEST,
+                "`id` must be a string or an integer",
+            ));
+        }
+        let kind = match (body.get("method"), id) {
+            (Some(Value::String(m)), Some(id)) => {
+                check_method(m)?;
+                Kind::Request {
+                    id,
+                    method: m.clone(),
+                }
+            }
+            (Some(Value::String(m)), None) => {
+                check_method(m)?;
+                Kind::Notification { method: m.clone() }
+            }
+            (Some(_), _) => {
+                return Err(Invalid::new(
+                    codes::INVALID_REQUEST,
+                    "`method` must be a string",
+                ));
+            }
+            (None, Some(id)) if body.contains_key("result") || body.contains_key("error") => {
+                Kind::Response { id }
+            }
+            (None, _) => {
+                return Err(Invalid::new(
+                    codes::INVALID_REQUEST,
+                    "a message needs `method` (request or notification) or `result`/`error` with `id` (response)",
+                ));
+            }
+        };
+        if let Some(p) = body.get("params")
+            && !(p.is_object() || p.is_array())
+        {
+            return Err(Invalid::new(
+                codes::INVALID_REQUEST,
+                "`params` must be an object or an array",
+            ));
+        }
+        Ok(Message { body, kind })
+    }
+
+    pub fn method(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Request { method, .. } | Kind::Notification { method } => Some(method),
+            Kind::Response { .. } => None,
+        }
+    }
+
+    pub fn id(&self) -> Option<&Value> {
+        match &self.kind {
+            Kind::Request { id, .. } | Kind::Response { id } => Some(id),
+            Kind::Notification { .. } => None,
+        }
+    }
+
+    pub fn params(&self) -> Option<&Map<String, Value>> {
+        self.body.get("params").and_then(Value::as_object)
+    }
+
+    /// The name a method acts on: the tool (`tools/call`), prompt (`prompts/get`) or resource
+    /// URI (`resources/read`); what `Mcp-Name` must mirror.
+    pub fn target_name(&self) -> Option<&str> {
+        let key = match self.method()? {
+            "tools/call" | "prompts/get" => "name",
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => "uri",
+            _ => return None,
+        };
+        self.params()?.get(key)?.as_str()
+    }
+
+    /// `params._meta[io.modelcontextprotocol/protocolVersion]`, set by stateless clients.
+    pub fn meta_protocol_version(&self) -> Option<&str> {
+        self.params()?
+            .get("_meta")?
+            .get(META_PROTOCOL_VERSION)?
+            .as_str()
+    }
+
+    pub fn into_value(self) -> Value {
+        Value::Object(self.body)
+    }
+}
+
+fn check_method(m: &str) -> Result<(), Invalid> {
+    if m.is_empty() || m.len() > 128 || m.chars().any(char::is_control) {
+        return Err(Invalid::new(
+            codes::INVALID_REQUEST,
+            "`method` must be 1 to 128 printable characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A JSON-RPC error response.
+pub fn error_response(id: Value, code: i64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
+pub fn result_response(id: Value, result: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+/// Which protocol era a request belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Era {
+    /// 2025-11-25 and older: `initialize`, sessions. The version is what the client sent in
+    /// `MCP-Protocol-Version` (absent before the handshake and from 2025-03-26 clients).
+    Legacy { version: Option<String> },
+    /// 2026-07-28 and newer: every request stands alone.
+    Modern { version: String },
+}
+
+/// Why a request's headers do not fit its body (2026-07-28 header validation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderProblem {
+    pub code: i64,
+    pub message: String,
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Chooses the era of a POST as the 2026-07-28 transport describes: a modern version in the
+/// header or in the body's `_meta` means stateless; anything else (an `initialize`, a session
+/// id, an older or absent version) is the session era.
+pub fn era_of(headers: &HeaderMap, incoming: &Incoming) -> Result<Era, HeaderProblem> {
+    let header_version = header(headers, "mcp-protocol-version").map(str::trim);
+    let first = match incoming {
+        Incoming::Single(m) => Some(m),
+        Incoming::Batch(_) => None,
+    };
+    let meta_version = first.and_then(Message::meta_protocol_version);
+    let is_modern = |v: &str| v >= LATEST_MODERN || MODERN_VERSIONS.contains(&v);
+    let modern = header_version.is_some_and(is_modern) || meta_version.is_some_and(is_modern);
+    if !modern {
+        if let Some(v) = header_version
+            && !LEGACY_VERSIONS.contains(&v)
+        {
+            return Err(HeaderProblem {
+                code: codes::UNSUPPORTED_VERSION,
+                message: format!(
+                    "MCP-Protocol-Version {v:?} is not supported; supported: {}",
+                    supported_versions().join(", ")
+                ),
+            });
+        }
+        return Ok(Era::Legacy {
+            version: header_version.map(str::to_owned),
+        });
+    }
+    let Some(message) = first else {
+        return Err(HeaderProblem {
+            code: codes::INVALID_REQUEST,
+            message: "stateless (2026-07-28) requests cannot be batched".into(),
+        });
+    };
+    let version = match (header_version, meta_version) {
+        (Some(h), Some(m)) if h != m => {
+            return Err(HeaderProblem {
+                code: codes::HEADER_MISMATCH,
+                message: format!(
+                    "MCP-Protocol-Version header {h:?} differs from _meta {META_PROTOCOL_VERSION} {m:?}"
+                ),
+            });
+        }
+        (Some(h), _) => h,
+        (None, Some(m)) => {
+            return Err(HeaderProblem {
+                code: codes::HEADER_MISMATCH,
+                message: format!(
+                    "the MCP-Protocol-Version header is required (the body says {m:?})"
+                ),
+            });
+        }
+        (None, None) => unreachable!("modern implies a version"),
+    };
+    if !MODERN_VERSIONS.contains(&version) {
+        return Err(HeaderProblem {
+            code: codes::UNSUPPORTED_VERSION,
+            message: format!(
+                "MCP-Protocol-Version {version:?} is not supported; supported: {}",
+                supported_versions().join(", ")
+            ),
+        });
+    }
+    check_mirrored_headers(headers, message)?;
+    Ok(Era::Modern {
+        version: version.to_owned(),
+    })
+}
+
+/// `Mcp-Method` must equal the body's method, and `Mcp-Name` the tool, prompt or resource.
+fn check_mirrored_headers(headers: &HeaderMap, message: &Message) -> Result<(), HeaderProblem> {
+    let mismatch = |message: String| HeaderProblem {
+        code: codes::HEADER_MISMATCH,
+        message,
+    };
+    let Some(method) = message.method() else {
+        return Ok(()); // a response the client sends back carries no method
+    };
+    match header(headers, "mcp-method") {
+        None => {
+            return Err(mismatch(format!(
+                "the Mcp-Method header is required ({method:?})"
+            )));
+        }
+        Some(h) if h != method => {
+            return Err(mismatch(format!(
+                "Mcp-Method header {h:?} differs from the body's method {method:?}"
+            )));
+        }
+        Some(_) => {}
+    }
+    if matches!(method, "tools/call" | "resources/read" | "prompts/get") {
+        let name = message.target_name();
+        match (header(headers, "mcp-name"), name) {
+            (None, _) => {
+                return Err(mismatch(format!(
+                    "the Mcp-Name header is required for {method}"
+                )));
+            }
+            (Some(h), Some(n)) if decode_header_value(h).as_deref() == Some(n) => {}
+            (Some(h), n) => {
+                return Err(mismatch(format!(
+                    "Mcp-Name header {h:?} differs from the body's {:?}",
+                    n.unwrap_or("")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Header values that are not plain ASCII travel as `=?base64?<b64>?=`.
+fn decode_header_value(raw: &str) -> Option<String> {
+    use base64::Engine;
+    match raw
+        .strip_prefix("=?base64?")
+        .and_then(|r| r.strip_suffix("?="))
+    {
+        Some(b64) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok()),
+        None => Some(raw.to_owned()),
+    }
+}
+
+pub fn supported_versions() -> Vec<&'static str> {
+    LEGACY_VERSIONS
+        .iter()
+        .chain(MODERN_VERSIONS)
+        .copied()
+        .collect()
+}
+
+/// The version to answer an `initialize` with: the client's if we speak it, else our latest.
+pub fn negotiate_legacy(requested: Option<&str>) -> &'static str {
+    requested
+        .and_then(|r| LEGACY_VERSIONS.iter().find(|v| **v == r))
+        .copied()
+        .unwrap_or(LATEST_LEGACY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    fn call(name: &str, meta_version: Option<&str>) -> Incoming {
+        let mut params = json!({"name": name, "arguments": {}});
+        if let Some(v) = meta_version {
+            params["_meta"] = json!({META_PROTOCOL_VERSION: v});
+        }
+        Incoming::parse(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn parses_each_kind_and_refuses_bad_shapes_with_the_reason() {
+        let m = Message::from_value(json!({"jsonrpc":"2.0","id":"a","method":"ping"})).unwrap();
+        assert_eq!(m.method(), Some("ping"));
+        let n = Message::from_value(json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
+            .unwrap();
+        assert!(matches!(n.kind, Kind::Notification { .. }));
+        let r = Message::from_value(json!({"jsonrpc":"2.0","id":3,"result":{}})).unwrap();
+        assert!(matches!(r.kind, Kind::Response { .. }));
+        for (bad, says) in [
+            (json!({"id": 1, "method": "x"}), "jsonrpc"),
+            (json!({"jsonrpc": "2.0", "id": 1.5, "method": "x"}), "`id`"),
+            (json!({"jsonrpc": "2.0", "id": 1, "method": 7}), "`method`"),
+            (json!({"jsonrpc": "2.0", "id": 1}), "needs `method`"),
+            (
+                json!({"jsonrpc": "2.0", "id": 1, "method": "x", "params": 3}),
+                "`params`",
+            ),
+        ] {
+            let e = Message::from_value(bad).unwrap_err();
+            assert!(e.message.contains(says), "{}", e.message);
+        }
+        assert_eq!(Incoming::parse(b"{").unwrap_err().code, codes::PARSE_ERROR);
+        let e = Incoming::parse(b"[]").unwrap_err();
+        assert!(e.message.contains("empty"));
+        let e = Incoming::parse(br#"[{"jsonrpc":"2.0","method":"a"}, 5]"#).unwrap_err();
+        assert!(e.message.starts_with("batch element 1"), "{}", e.message);
+    }
+
+    #[test]
+    fn era_follows_the_version_in_header_or_meta() {
+        let legacy = era_of(&headers(&[]), &call("t", None)).unwrap();
+        assert_eq!(legacy, Era::Legacy { version: None });
+        let legacy = era_of(
+            &headers(&[("mcp-protocol-version", "2025-06-18")]),
+            &call("t", None),
+        )
+        .unwrap();
+        assert!(matches!(legacy, Era::Legacy { version: Some(v) } if v == "2025-06-18"));
+        let modern = era_of(
+            &headers(&[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "t"),
+            ]),
+            &call("t", Some("2026-07-28")),
+        )
+        .unwrap();
+        assert!(matches!(modern, Era::Modern { .. }));
+        let unknown = era_of(
+            &headers(&[("mcp-protocol-version", "1999-01-01")]),
+            &call("t", None),
+        )
+        .unwrap_err();
+        assert_eq!(unknown.code, codes::UNSUPPORTED_VERSION);
+    }
+
+    #[test]
+    fn mirrored_headers_must_match_the_body() {
+        let base = [
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+        ];
+        let with = |extra: &[(&str, &str)]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(extra);
+            era_of(&headers(&all), &call("weather", Some("2026-07-28")))
+        };
+        assert!(with(&[("mcp-name", "weather")]).is_ok());
+        let e = with(&[("mcp-name", "other")]).unwrap_err();
+        assert_eq!(e.code, codes::HEADER_MISMATCH);
+        assert!(e.message.contains("\"other\""), "{}", e.message);
+        assert_eq!(with(&[]).unwrap_err().code, codes::HEADER_MISMATCH);
+        // base64-encoded names decode before the comparison
+        assert!(with(&[("mcp-name", "=?base64?d2VhdGhlcg==?=")]).is_ok());
+        let e = era_of(
+            &headers(&[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/list"),
+                ("mcp-name", "weather"),
+            ]),
+            &call("weather", Some("2026-07-28")),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("Mcp-Method"), "{}", e.message);
+        // header and _meta versions disagree
+        let e = era_of(
+            &headers(&[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+            ]),
+            &call("weather", Some("2026-09-01")),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, codes::HEADER_MISMATCH);
+    }
+
+    #[test]
+    fn negotiation_keeps_known_versions() {
+        assert_eq!(negotiate_legacy(Some("2025-03-26")), "2025-03-26");
+        assert_eq!(negotiate_legacy(Some("2030-01-01")), LATEST_LEGACY);
+        assert_eq!(negotiate_legacy(None), LATEST_LEGACY);
+    }
+}

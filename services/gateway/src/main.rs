@@ -1,0 +1,67 @@
+//! `gateway`: run the mcpgw gateway or check its config.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gateway::config::GatewayConfig;
+
+#[derive(Parser)]
+#[command(name = "gateway", version, about = "mcpgw gateway: the MCP data plane")]
+struct Cli {
+    /// A TOML file with settings over the embedded defaults (see docs/CONFIGURATION.md).
+    #[arg(long, short, env = "MCPGW_GATEWAY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Load and validate the configuration, print a summary, and exit.
+    #[arg(long)]
+    check_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve (the default).
+    Serve,
+    /// Exit 0 if the gateway at the configured address answers /health (for container
+    /// health checks).
+    Healthcheck,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match GatewayConfig::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.check_config {
+        println!(
+            "configuration ok: listen {}, metrics {}, registry {}, {} trusted issuer(s), public URL {}",
+            config.listen,
+            config.metrics_listen,
+            config.registry.url,
+            config.auth.issuers.len(),
+            config.public_url
+        );
+        return ExitCode::SUCCESS;
+    }
+    mcpgw_core::serve::run(async move {
+        match cli.command {
+            Some(Command::Healthcheck) => mcpgw_core::serve::healthcheck(config.listen).await,
+            _ => serve(config).await,
+        }
+    })
+}
+
+async fn serve(config: GatewayConfig) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    mcpgw_core::telemetry::init_logging(&config.log)?;
+    let running = gateway::app::start(config).await?;
+    mcpgw_core::serve::shutdown_signal().await;
+    tracing::info!("stopping: finishing requests in flight and flushing audit events");
+    running.stop().await;
+    Ok(())
+}

@@ -1,0 +1,637 @@
+//! Upstreams the gateway holds one session with and shares among its clients: stdio servers it
+//! runs as child processes, and servers on the deprecated HTTP+SSE transport.
+//!
+//! The gateway is the one MCP client of such an upstream (per gateway process). Client request
+//! ids are replaced by the gateway's own (and progress tokens likewise), answers are routed back
+//! by id, and notifications that belong to no request are fanned out to every listening client
+//! of the server. A client that goes away before its answer cancels the upstream work with
+//! `notifications/cancelled`. The connection is started on first use and restarted with a
+//! doubling delay when it ends; a stdio server's stderr goes to the gateway's log.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use http::HeaderMap;
+use mcpgw_core::upstream_auth::UpstreamCredentials;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::jsonrpc;
+use crate::metrics::Metrics;
+use crate::sse;
+
+/// Settings every shared upstream of a process uses.
+#[derive(Clone)]
+pub struct SharedSettings {
+    pub http: reqwest::Client,
+    pub restart_min: Duration,
+    pub restart_max: Duration,
+    pub start_timeout: Duration,
+    pub max_message_bytes: usize,
+    pub metrics: Metrics,
+}
+
+enum Transport {
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        env: Vec<(String, SecretString)>,
+    },
+    Sse {
+        url: url::Url,
+        headers: HeaderMap,
+        credentials: Option<Arc<UpstreamCredentials>>,
+    },
+}
+
+/// Why a request could not be passed to a shared upstream.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SharedError {
+    #[error("the server is not running: {0}")]
+    Unavailable(String),
+    #[error("the server's connection ended before it answered")]
+    Lost,
+}
+
+pub struct SharedUpstream {
+    server: String,
+    transport: Transport,
+    settings: SharedSettings,
+    live: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    restart: Mutex<Backoff>,
+    notifications: broadcast::Sender<Value>,
+}
+
+#[derive(Default)]
+struct Backoff {
+    failures: u32,
+    not_before: Option<Instant>,
+    last_error: String,
+}
+
+/// One live session with the upstream.
+struct Connection {
+    outgoing: mpsc::Sender<Value>,
+    pending: Mutex<HashMap<u64, PendingEntry>>,
+    next_id: AtomicU64,
+    initialize: Value,
+    closed: tokio::sync::watch::Receiver<bool>,
+    /// Ends the child process / SSE stream when the connection is dropped.
+    _guard: tokio::sync::oneshot::Sender<()>,
+}
+
+struct PendingEntry {
+    client_id: Value,
+    client_progress: Option<Value>,
+    tx: mpsc::UnboundedSender<Value>,
+}
+
+/// The messages of one request: progress notifications, then the answer (with the client's
+/// id). Dropping it before the answer cancels the request upstream.
+pub struct PendingReply {
+    pub rx: mpsc::UnboundedReceiver<Value>,
+    connection: Weak<Connection>,
+    id: u64,
+    done: bool,
+}
+
+impl PendingReply {
+    pub async fn next(&mut self) -> Option<Value> {
+        let message = self.rx.recv().await;
+        match &message {
+            Some(m) if m.get("result").is_some() || m.get("error").is_some() => self.done = true,
+            None => self.done = true,
+            _ => {}
+        }
+        message
+    }
+}
+
+impl Drop for PendingReply {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if let Some(conn) = self.connection.upgrade() {
+            conn.pending.lock().expect("pending").remove(&self.id);
+            let _ = conn.outgoing.try_send(json!({
+                "jsonrpc": "2.0",
+                "method": "notifications/cancelled",
+                "params": {"requestId": self.id, "reason": "the client went away"}
+            }));
+        }
+    }
+}
+
+impl SharedUpstream {
+    pub fn stdio(
+        server: &str,
+        command: String,
+        args: Vec<String>,
+        env: Vec<(String, SecretString)>,
+        settings: &SharedSettings,
+    ) -> Arc<Self> {
+        Self::new(server, Transport::Stdio { command, args, env }, settings)
+    }
+
+    pub fn sse(
+        server: &str,
+        url: url::Url,
+        headers: HeaderMap,
+        credentials: Option<Arc<UpstreamCredentials>>,
+        settings: &SharedSettings,
+    ) -> Arc<Self> {
+        Self::new(
+            server,
+            Transport::Sse {
+                url,
+                headers,
+                credentials,
+            },
+            settings,
+        )
+    }
+
+    fn new(server: &str, transport: Transport, settings: &SharedSettings) -> Arc<Self> {
+        Arc::new(Self {
+            server: server.to_owned(),
+            transport,
+            settings: settings.clone(),
+            live: tokio::sync::Mutex::new(None),
+            restart: Mutex::new(Backoff::default()),
+            notifications: broadcast::channel(256).0,
+        })
+    }
+
+    /// Notifications that belong to no request (list changes, resource updates, logs).
+    pub fn subscribe(&self) -> broadcast::Receiver<Value> {
+        self.notifications.subscribe()
+    }
+
+    /// The upstream's `initialize` result, starting the connection if needed.
+    pub async fn initialize_result(&self) -> Result<Value, SharedError> {
+        Ok(self.connection().await?.initialize.clone())
+    }
+
+    /// Sends a request; the reply carries its messages.
+    pub async fn request(&self, mut message: Value) -> Result<PendingReply, SharedError> {
+        let conn = self.connection().await?;
+        let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
+        let client_id = message.get("id").cloned().unwrap_or(Value::Null);
+        message["id"] = json!(id);
+        let client_progress = message
+            .pointer_mut("/params/_meta/progressToken")
+            .map(|t| std::mem::replace(t, json!(format!("mcpgw-{id}"))));
+        let (tx, rx) = mpsc::unbounded_channel();
+        conn.pending.lock().expect("pending").insert(
+            id,
+            PendingEntry {
+                client_id,
+                client_progress,
+                tx,
+            },
+        );
+        if conn.outgoing.send(message).await.is_err() {
+            conn.pending.lock().expect("pending").remove(&id);
+            return Err(SharedError::Lost);
+        }
+        Ok(PendingReply {
+            rx,
+            connection: Arc::downgrade(&conn),
+            id,
+            done: false,
+        })
+    }
+
+    /// Sends a notification (nothing comes back).
+    pub async fn notify(&self, message: Value) -> Result<(), SharedError> {
+        let conn = self.connection().await?;
+        conn.outgoing
+            .send(message)
+            .await
+            .map_err(|_| SharedError::Lost)
+    }
+
+    async fn connection(&self) -> Result<Arc<Connection>, SharedError> {
+        let mut live = self.live.lock().await;
+        if let Some(conn) = live.as_ref()
+            && !*conn.closed.borrow()
+        {
+            return Ok(Arc::clone(conn));
+        }
+        if live.take().is_some() {
+            self.settings
+                .metrics
+                .stdio_restarts
+                .with_label_values(&[self.server.as_str()])
+                .inc();
+        }
+        {
+            let backoff = self.restart.lock().expect("backoff");
+            if let Some(at) = backoff.not_before
+                && Instant::now() < at
+            {
+                return Err(SharedError::Unavailable(format!(
+                    "{} (next start in {} ms)",
+                    backoff.last_error,
+                    at.duration_since(Instant::now()).as_millis()
+                )));
+            }
+        }
+        match tokio::time::timeout(self.settings.start_timeout, self.connect()).await {
+            Ok(Ok(conn)) => {
+                *self.restart.lock().expect("backoff") = Backoff::default();
+                *live = Some(Arc::clone(&conn));
+                Ok(conn)
+            }
+            result => {
+                let error = match result {
+                    Ok(Err(e)) => e,
+                    Err(_) => format!(
+                        "no answer to initialize within {} ms",
+                        self.settings.start_timeout.as_millis()
+                    ),
+                    Ok(Ok(_)) => unreachable!(),
+                };
+                let mut backoff = self.restart.lock().expect("backoff");
+                backoff.failures += 1;
+                let delay = self
+                    .settings
+                    .restart_min
+                    .saturating_mul(1 << backoff.failures.min(16).saturating_sub(1))
+                    .min(self.settings.restart_max);
+                backoff.not_before = Some(Instant::now() + delay);
+                backoff.last_error = error.clone();
+                tracing::warn!(server = %self.server, error = %error, retry_in_ms = delay.as_millis() as u64, "starting the upstream failed");
+                Err(SharedError::Unavailable(error))
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<Arc<Connection>, String> {
+        let (out_tx, out_rx) = mpsc::channel::<Value>(256);
+        let (in_tx, in_rx) = mpsc::channel::<Value>(256);
+        let (guard_tx, guard_rx) = tokio::sync::oneshot::channel::<()>();
+        let (closed_tx, closed_rx) = tokio::sync::watch::channel(false);
+        match &self.transport {
+            Transport::Stdio { command, args, env } => {
+                self.spawn_stdio(command, args, env, out_rx, in_tx, guard_rx, closed_tx)?
+            }
+            Transport::Sse {
+                url,
+                headers,
+                credentials,
+            } => {
+                self.spawn_sse(
+                    url.clone(),
+                    headers.clone(),
+                    credentials.clone(),
+                    out_rx,
+                    in_tx,
+                    guard_rx,
+                    closed_tx,
+                )
+                .await?
+            }
+        }
+        // Handshake before any client request is let through.
+        let mut in_rx = in_rx;
+        let version = match self.transport {
+            Transport::Sse { .. } => "2024-11-05",
+            Transport::Stdio { .. } => jsonrpc::LATEST_LEGACY,
+        };
+        out_tx
+            .send(json!({
+                "jsonrpc": "2.0", "id": 0, "method": "initialize",
+                "params": {
+                    "protocolVersion": version,
+                    "capabilities": {},
+                    "clientInfo": {"name": "mcpgw-gateway", "version": env!("CARGO_PKG_VERSION")}
+                }
+            }))
+            .await
+            .map_err(|_| "the connection closed before initialize".to_owned())?;
+        let initialize = loop {
+            let Some(message) = in_rx.recv().await else {
+                return Err("the server exited before answering initialize".to_owned());
+            };
+            if message.get("id") == Some(&json!(0)) {
+                if let Some(result) = message.get("result") {
+                    break result.clone();
+                }
+                return Err(format!(
+                    "the server refused initialize: {}",
+                    message.get("error").cloned().unwrap_or_default()
+                ));
+            }
+        };
+        out_tx
+            .send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await
+            .map_err(|_| "the connection closed after initialize".to_owned())?;
+        let conn = Arc::new(Connection {
+            outgoing: out_tx,
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            initialize,
+            closed: closed_rx,
+            _guard: guard_tx,
+        });
+        tokio::spawn(dispatch(
+            Arc::downgrade(&conn),
+            in_rx,
+            self.notifications.clone(),
+            self.server.clone(),
+        ));
+        tracing::info!(server = %self.server, "upstream session started");
+        Ok(conn)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn spawn_stdio(
+        &self,
+        command: &str,
+        args: &[String],
+        env: &[(String, SecretString)],
+        mut out_rx: mpsc::Receiver<Value>,
+        in_tx: mpsc::Sender<Value>,
+        guard_rx: tokio::sync::oneshot::Receiver<()>,
+        closed_tx: tokio::sync::watch::Sender<bool>,
+    ) -> Result<(), String> {
+        let mut cmd = tokio::process::Command::new(command);
+        cmd.args(args)
+            // The gateway's own environment (which may hold its secrets) is not passed on.
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for key in ["PATH", "HOME", "LANG", "TMPDIR", "TZ"] {
+            if let Ok(v) = std::env::var(key) {
+                cmd.env(key, v);
+            }
+        }
+        for (k, v) in env {
+            cmd.env(k, v.expose_secret());
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("running {command:?}: {e}"))?;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let server = self.server.clone();
+        let max = self.settings.max_message_bytes;
+        // stderr → log, line by line.
+        let log_server = server.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                tracing::info!(target: "mcpgw::stdio", server = %log_server, "{}", line.chars().take(4096).collect::<String>());
+            }
+        });
+        // stdout → messages.
+        let read_server = server.clone();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                let n = match (&mut reader)
+                    .take(max as u64 + 1)
+                    .read_until(b'\n', &mut line)
+                    .await
+                {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::warn!(server = %read_server, error = %e, "reading from the stdio server failed");
+                        break;
+                    }
+                };
+                if n == 0 {
+                    break;
+                }
+                if line.len() > max {
+                    tracing::warn!(server = %read_server, max, "the stdio server wrote a message over the size limit; restarting it");
+                    break;
+                }
+                match serde_json::from_slice::<Value>(&line) {
+                    Ok(v) => {
+                        if in_tx.send(v).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) if line.iter().all(u8::is_ascii_whitespace) => {}
+                    Err(e) => {
+                        tracing::warn!(server = %read_server, error = %e, "the stdio server wrote a line that is not JSON")
+                    }
+                }
+            }
+        });
+        // messages → stdin; ends (and kills the child) when the connection is dropped or the
+        // child exits.
+        tokio::spawn(async move {
+            let mut guard_rx = guard_rx;
+            loop {
+                tokio::select! {
+                    message = out_rx.recv() => {
+                        let Some(message) = message else { break };
+                        let mut bytes = serde_json::to_vec(&message).expect("json");
+                        bytes.push(b'\n');
+                        if stdin.write_all(&bytes).await.is_err() || stdin.flush().await.is_err() {
+                            break;
+                        }
+                    }
+                    status = child.wait() => {
+                        tracing::warn!(server = %server, status = ?status.ok(), "the stdio server exited");
+                        break;
+                    }
+                    _ = &mut guard_rx => break,
+                }
+            }
+            let _ = child.start_kill();
+            let _ = closed_tx.send(true);
+        });
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn spawn_sse(
+        &self,
+        url: url::Url,
+        headers: HeaderMap,
+        credentials: Option<Arc<UpstreamCredentials>>,
+        mut out_rx: mpsc::Receiver<Value>,
+        in_tx: mpsc::Sender<Value>,
+        guard_rx: tokio::sync::oneshot::Receiver<()>,
+        closed_tx: tokio::sync::watch::Sender<bool>,
+    ) -> Result<(), String> {
+        let http = self.settings.http.clone();
+        let mut request = http
+            .get(url.clone())
+            .headers(headers.clone())
+            .header(http::header::ACCEPT, "text/event-stream")
+            .build()
+            .map_err(|e| e.to_string())?;
+        if let Some(c) = &credentials {
+            c.apply_to_reqwest(&mut request)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let response = http
+            .execute(request)
+            .await
+            .map_err(|e| format!("connecting to {url}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("GET {url} answered {}", response.status()));
+        }
+        let mut body = response.bytes_stream();
+        let mut parser = sse::Parser::new(self.settings.max_message_bytes);
+        // The first event names where messages are posted.
+        let endpoint = loop {
+            use futures::StreamExt;
+            let Some(chunk) = body.next().await else {
+                return Err("the SSE stream ended before its endpoint event".to_owned());
+            };
+            let chunk = chunk.map_err(|e| e.to_string())?;
+            let events = parser.feed(&chunk).map_err(|e| e.to_string())?;
+            if let Some(e) = events
+                .into_iter()
+                .find(|e| e.event.as_deref() == Some("endpoint"))
+            {
+                let endpoint = url
+                    .join(e.data.trim())
+                    .map_err(|e| format!("the endpoint event is not a URL: {e}"))?;
+                // Messages must go back to the server that was registered, nowhere else.
+                if endpoint.origin() != url.origin() {
+                    return Err(format!(
+                        "the endpoint event points at another origin ({}); refused",
+                        endpoint.origin().ascii_serialization()
+                    ));
+                }
+                break endpoint;
+            }
+        };
+        let server = self.server.clone();
+        // stream → messages
+        tokio::spawn(async move {
+            use futures::StreamExt;
+            let mut guard_rx = guard_rx;
+            loop {
+                tokio::select! {
+                    chunk = body.next() => {
+                        let Some(Ok(chunk)) = chunk else { break };
+                        let Ok(events) = parser.feed(&chunk) else { break };
+                        for event in events.into_iter().filter(sse::Event::is_message) {
+                            if let Ok(v) = serde_json::from_str::<Value>(&event.data)
+                                && in_tx.send(v).await.is_err()
+                            {
+                                break;
+                            }
+                        }
+                    }
+                    _ = &mut guard_rx => break,
+                }
+            }
+            tracing::warn!(server = %server, "the SSE upstream stream ended");
+            let _ = closed_tx.send(true);
+        });
+        // messages → POSTs
+        tokio::spawn(async move {
+            while let Some(message) = out_rx.recv().await {
+                let bytes = serde_json::to_vec(&message).expect("json");
+                let Ok(mut request) = http
+                    .post(endpoint.clone())
+                    .headers(headers.clone())
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(bytes)
+                    .build()
+                else {
+                    continue;
+                };
+                if let Some(c) = &credentials
+                    && let Err(e) = c.apply_to_reqwest(&mut request).await
+                {
+                    tracing::warn!(error = %e, "upstream credentials failed");
+                    continue;
+                }
+                match http.execute(request).await {
+                    Ok(r) if r.status().is_success() => {}
+                    Ok(r) => {
+                        tracing::warn!(status = %r.status(), "the SSE upstream refused a message")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "posting to the SSE upstream failed"),
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Routes what the upstream sends: answers to their requests, progress to its request,
+/// the rest to every listener; server-to-client requests are answered here.
+async fn dispatch(
+    conn: Weak<Connection>,
+    mut in_rx: mpsc::Receiver<Value>,
+    notifications: broadcast::Sender<Value>,
+    server: String,
+) {
+    while let Some(mut message) = in_rx.recv().await {
+        let Some(conn) = conn.upgrade() else { break };
+        let method = message
+            .get("method")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let id = message.get("id").cloned();
+        match (method.as_deref(), id) {
+            // An answer to one of ours.
+            (None, Some(id)) => {
+                let Some(gid) = id.as_u64() else { continue };
+                let entry = conn.pending.lock().expect("pending").remove(&gid);
+                if let Some(entry) = entry {
+                    message["id"] = entry.client_id;
+                    let _ = entry.tx.send(message);
+                }
+            }
+            // A request from the server: the shared session has no single client to ask.
+            (Some(method), Some(id)) => {
+                let answer = if method == "ping" {
+                    jsonrpc::result_response(id, json!({}))
+                } else {
+                    jsonrpc::error_response(
+                        id,
+                        jsonrpc::codes::METHOD_NOT_FOUND,
+                        "the gateway shares this session among clients and cannot forward server requests",
+                    )
+                };
+                let _ = conn.outgoing.send(answer).await;
+            }
+            (Some("notifications/progress"), None) => {
+                let token = message
+                    .pointer("/params/progressToken")
+                    .and_then(Value::as_str)
+                    .and_then(|t| t.strip_prefix("mcpgw-"))
+                    .and_then(|t| t.parse::<u64>().ok());
+                if let Some(gid) = token {
+                    let pending = conn.pending.lock().expect("pending");
+                    if let Some(entry) = pending.get(&gid) {
+                        if let Some(original) = &entry.client_progress {
+                            message["params"]["progressToken"] = original.clone();
+                        }
+                        let _ = entry.tx.send(message);
+                    }
+                }
+            }
+            (Some(_), None) => {
+                let _ = notifications.send(message);
+            }
+            (None, None) => {}
+        }
+    }
+    tracing::debug!(server = %server, "upstream dispatch ended");
+}

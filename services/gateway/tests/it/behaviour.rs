@@ -1,0 +1,322 @@
+//! Streaming, cancellation, limits, write protection, the stateless era and static stability.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::proxy::{wait_policy, wait_scope};
+use crate::upstream;
+
+async fn stack_with(path: &str, tools: &[&str], extra: Value) -> (Stack, upstream::Upstream) {
+    let stack = Stack::start().await;
+    let up = upstream::start(false).await;
+    stack
+        .register(
+            path,
+            json!({"transport": "streamable-http", "url": up.url()}),
+            extra,
+        )
+        .await;
+    stack
+        .put_scope(scope("agents", "agents", path, ALL_METHODS, tools))
+        .await;
+    wait_routed(&stack.gateway, path, true).await;
+    wait_policy(&stack).await;
+    (stack, up)
+}
+
+fn text_of(reply: &Value) -> String {
+    reply["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn progress_streams_through_as_it_happens() {
+    let (stack, _up) = stack_with("work", &["progress"], json!({})).await;
+    let token = stack.token("alice", &["agents"]);
+    let mut c = RawClient::new(&stack.url(), "work", Some(token.clone()));
+    c.initialize().await;
+    let started = Instant::now();
+    let response = client()
+        .post(format!("{}/work/mcp", stack.url()))
+        .bearer_auth(&token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", c.session.clone().unwrap())
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": "progress", "arguments": {"steps": 5}, "_meta": {"progressToken": "p1"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.bytes_stream();
+    let mut parser = gateway::sse::Parser::new(1 << 20);
+    let mut arrivals = Vec::new();
+    while let Some(chunk) = body.next().await {
+        for e in parser
+            .feed(&chunk.unwrap())
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.is_message())
+        {
+            let v: Value = serde_json::from_str(&e.data).unwrap();
+            arrivals.push((started.elapsed(), v));
+        }
+    }
+    let progress: Vec<&(Duration, Value)> = arrivals
+        .iter()
+        .filter(|(_, v)| v["method"] == "notifications/progress")
+        .collect();
+    assert_eq!(progress.len(), 5, "{arrivals:?}");
+    assert_eq!(progress[0].1["params"]["progressToken"], "p1");
+    let (last_at, last) = arrivals.last().unwrap();
+    assert_eq!(text_of(last), "5 steps");
+    // Not buffered: the first notification arrived well before the answer (5 × 20 ms apart).
+    assert!(
+        *last_at - progress[0].0 >= Duration::from_millis(60),
+        "{:?} vs {:?}",
+        progress[0].0,
+        last_at
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_cancels_the_upstream_work() {
+    let (stack, up) = stack_with("work", &["slow"], json!({})).await;
+    let token = stack.token("alice", &["agents"]);
+    let mut c = RawClient::new(&stack.url(), "work", Some(token.clone()));
+    c.initialize().await;
+    let request = client()
+        .post(format!("{}/work/mcp", stack.url()))
+        .bearer_auth(&token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", c.session.clone().unwrap())
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+            "params": {"name": "slow", "arguments": {"ms": 20000}}}))
+        .send();
+    // The client gives up after 300 ms.
+    let _ = tokio::time::timeout(Duration::from_millis(300), async {
+        let r = request.await.unwrap();
+        let _ = r.bytes().await;
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while up.counters.cancelled.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the upstream never saw the cancellation"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn write_protection_hides_and_refuses_tools_that_may_write() {
+    let (stack, up) = stack_with("files", &["*"], json!({"gateway": {"read_only": true}})).await;
+    let mut c = RawClient::new(
+        &stack.url(),
+        "files",
+        Some(stack.token("alice", &["agents"])),
+    );
+    c.initialize().await;
+    let list = c.request("tools/list", json!({})).await;
+    let names: Vec<String> = list.last()["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(names.contains(&"echo".to_owned()), "{names:?}");
+    assert!(!names.contains(&"write_note".to_owned()), "{names:?}");
+    let r = c.call("write_note", json!({"text": "x"})).await;
+    assert_eq!(r.last()["error"]["code"], -32602);
+    assert_eq!(up.counters.calls.load(Ordering::SeqCst), 0);
+
+    // A scope whose rule says allow_write lets its holders write.
+    stack
+        .put_scope(
+            json!({"name": "writers", "group_mappings": ["writers"], "server_access": [
+            {"server": "files", "methods": ALL_METHODS, "tools": "*", "allow_write": true}]}),
+        )
+        .await;
+    wait_scope(&stack, "writers").await;
+    let mut w = RawClient::new(
+        &stack.url(),
+        "files",
+        Some(stack.token("wendy", &["writers"])),
+    );
+    w.initialize().await;
+    let r = w.call("write_note", json!({"text": "x"})).await;
+    assert_eq!(text_of(r.last()), "stored: x", "{}", r.text);
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after() {
+    let (stack, _up) = stack_with(
+        "quota",
+        &["echo"],
+        json!({"gateway": {"tool_calls_per_minute": {"echo": 2}}}),
+    )
+    .await;
+    let mut c = RawClient::new(
+        &stack.url(),
+        "quota",
+        Some(stack.token("alice", &["agents"])),
+    );
+    c.initialize().await;
+    for _ in 0..2 {
+        let r = c.call("echo", json!({"text": "x"})).await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let r = c.call("echo", json!({"text": "x"})).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = r.header("retry-after").parse().unwrap();
+    assert!((1..=30).contains(&retry), "{retry}");
+    // another caller has its own bucket
+    let mut other = RawClient::new(&stack.url(), "quota", Some(stack.token("bob", &["agents"])));
+    other.initialize().await;
+    assert_eq!(
+        other.call("echo", json!({"text": "x"})).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_large_tool_result_is_cut_with_a_notice() {
+    let (stack, _up) = stack_with(
+        "big",
+        &["big"],
+        json!({"gateway": {"max_result_bytes": 4096}}),
+    )
+    .await;
+    let mut c = RawClient::new(&stack.url(), "big", Some(stack.token("alice", &["agents"])));
+    c.initialize().await;
+    let r = c.call("big", json!({"bytes": 100000})).await;
+    let result = &r.last()["result"];
+    let size = serde_json::to_vec(result).unwrap().len();
+    assert!(size <= 4096, "{size}");
+    let content = result["content"].as_array().unwrap();
+    assert!(content[0]["text"].as_str().unwrap().starts_with("xxxx"));
+    assert!(
+        content.last().unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .contains("has been cut")
+    );
+    let small = c.call("big", json!({"bytes": 100})).await;
+    assert_eq!(text_of(small.last()).len(), 100);
+}
+
+#[tokio::test]
+async fn stateless_requests_are_checked_against_their_headers() {
+    let (stack, _up) = stack_with("modern", &["echo"], json!({})).await;
+    let mut c = RawClient::new(
+        &stack.url(),
+        "modern",
+        Some(stack.token("alice", &["agents"])),
+    );
+    // The rmcp upstream speaks the session era; a 2026-07-28 request with a mismatched name
+    // is refused by the gateway before it goes anywhere.
+    let id = c.id();
+    let r = c
+        .post(
+            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+                "name": "echo", "arguments": {"text": "x"},
+                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}}),
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "other"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.last()["error"]["code"], -32020);
+    assert!(r.headers.get("mcp-session-id").is_none());
+    // The method header is required too.
+    let r = c
+        .post(
+            json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": {
+                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}}),
+            &[("mcp-protocol-version", "2026-07-28")],
+        )
+        .await;
+    assert_eq!(r.last()["error"]["code"], -32020);
+    // GET has no stream in this era.
+    let r = client()
+        .get(format!("{}/modern/mcp", stack.url()))
+        .bearer_auth(stack.token("alice", &["agents"]))
+        .header("mcp-protocol-version", "2026-07-28")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn routes_follow_the_registry_without_a_restart_and_survive_its_outage() {
+    let (stack, _up) = stack_with("live", &["echo"], json!({})).await;
+    let token = stack.token("alice", &["agents"]);
+    // Disable: the route goes away; enable: it comes back.
+    stack.toggle("live", false).await;
+    wait_routed(&stack.gateway, "live", false).await;
+    let mut c = RawClient::new(&stack.url(), "live", Some(token.clone()));
+    assert_eq!(c.initialize_raw().await.status, StatusCode::NOT_FOUND);
+    stack.toggle("live", true).await;
+    wait_routed(&stack.gateway, "live", true).await;
+    let version = stack.gateway.state.table.current().version.clone();
+
+    // Static stability: a new gateway process starts while the registry is unreachable and
+    // serves from the snapshot the first one kept on disk.
+    let snapshot = stack.dir.path().join("gw1/snapshot.json");
+    let mut written = false;
+    for _ in 0..100 {
+        if std::fs::read_to_string(&snapshot).is_ok_and(|t| t.contains(&version)) {
+            written = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(written, "the snapshot in use is kept on disk");
+    let offline = stack
+        .start_gateway(
+            "gw-offline",
+            &format!(
+                "[sync]\nsnapshot_file = \"{}\"\n[registry]\nurl = \"http://127.0.0.1:9\"\n",
+                snapshot.display()
+            ),
+        )
+        .await;
+    assert_eq!(offline.state.table.current().version, version);
+    let mut c = RawClient::new(&offline.url(), "live", Some(token));
+    c.initialize().await;
+    assert_eq!(
+        text_of(c.call("echo", json!({"text": "still here"})).await.last()),
+        "still here"
+    );
+    // …and says how old its snapshot is.
+    let metrics = client()
+        .get(format!("http://{}/metrics", offline.metrics_addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "mcpgw_gateway_snapshot_info{{version=\"{version}\"}} 1"
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains("mcpgw_gateway_snapshot_age_seconds"));
+    assert!(metrics.contains("mcpgw_gateway_mcp_requests_total{decision=\"allowed\",method=\"tools/call\",server=\"live\",status=\"ok\"} 1"), "{metrics}");
+    offline.stop().await;
+}

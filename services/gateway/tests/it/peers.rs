@@ -1,0 +1,371 @@
+//! Real MCP peers through the gateway: the Python SDK server and client, the reference
+//! "everything" server (Streamable HTTP and the legacy SSE transport), the stdio server
+//! `mcp-server-time`, and the MCP Inspector CLI. `scripts/deps/mcp-peers.sh` installs them and
+//! `scripts/test.sh` exports where they are.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::*;
+use crate::proxy::wait_policy;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run the suite with `make test`, or `eval \"$(scripts/deps/mcp-peers.sh env)\"` after `scripts/deps/mcp-peers.sh install`"
+        )
+    })
+}
+
+/// A peer process, killed when dropped.
+pub struct Peer {
+    /// Killed when the peer is dropped.
+    _child: Child,
+    pub url: String,
+}
+
+/// The Python SDK server; `args` e.g. `["--transport", "sse"]`.
+pub async fn py_server(args: &[&str]) -> Peer {
+    let mut child = Command::new(format!("{}/python", env("MCPGW_TEST_PY_PEERS")))
+        .arg(format!("{}/py_server.py", env("MCPGW_TEST_PEERS_SRC")))
+        .args(["--port", "0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python peer starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("py_server prints READY within 30 s")
+        .unwrap()
+        .unwrap();
+    let url = line
+        .strip_prefix("READY ")
+        .expect("READY line")
+        .trim()
+        .to_owned();
+    Peer { _child: child, url }
+}
+
+/// The reference server-everything in `mode` (`streamableHttp` or `sse`).
+pub async fn everything(mode: &str) -> Peer {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let child = Command::new(env("MCPGW_TEST_NODE"))
+        .args([
+            "--require",
+            &env("MCPGW_TEST_NODE_LOOPBACK"),
+            &env("MCPGW_TEST_SERVER_EVERYTHING"),
+            mode,
+        ])
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("server-everything starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "server-everything did not listen"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let path = if mode == "sse" { "sse" } else { "mcp" };
+    Peer {
+        _child: child,
+        url: format!("http://127.0.0.1:{port}/{path}"),
+    }
+}
+
+/// Runs the Python SDK client; its one JSON line.
+pub async fn py_client(url: &str, token: &str, args: &[&str]) -> Value {
+    let out = Command::new(format!("{}/python", env("MCPGW_TEST_PY_PEERS")))
+        .arg(format!("{}/py_client.py", env("MCPGW_TEST_PEERS_SRC")))
+        .arg(url)
+        .args(["--token", token])
+        .args(args)
+        .output()
+        .await
+        .expect("python client runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "py_client printed no JSON: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Runs the MCP Inspector CLI; its JSON output.
+pub async fn inspector(url: &str, token: &str, args: &[&str]) -> Value {
+    let out = Command::new(env("MCPGW_TEST_NODE"))
+        .arg(env("MCPGW_TEST_INSPECTOR"))
+        .args([
+            "--cli",
+            url,
+            "--transport",
+            "http",
+            "--header",
+            &format!("Authorization: Bearer {token}"),
+        ])
+        .args(args)
+        .env("MCP_STORAGE_DIR", env("MCP_STORAGE_DIR"))
+        .output()
+        .await
+        .expect("inspector runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "inspector printed no JSON: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+async fn route(stack: &Stack, path: &str, endpoint: Value, tools: &[&str]) {
+    stack.register(path, endpoint, json!({})).await;
+    stack
+        .put_scope(scope(
+            &format!("use-{path}"),
+            "agents",
+            path,
+            ALL_METHODS,
+            tools,
+        ))
+        .await;
+    wait_routed(&stack.gateway, path, true).await;
+    wait_policy(stack).await;
+    crate::proxy::wait_scope(stack, &format!("use-{path}")).await;
+}
+
+fn text(result: &Value) -> String {
+    result["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn python_sdk_client_and_server_in_both_eras() {
+    let stack = Stack::start().await;
+    let server = py_server(&[]).await;
+    route(
+        &stack,
+        "py",
+        json!({"transport": "streamable-http", "url": server.url}),
+        &["add", "progress_steps", "echo_headers"],
+    )
+    .await;
+    let token = stack.token("alice", &["agents"]);
+    let url = format!("{}/py/mcp", stack.url());
+    for mode in ["legacy", "2026-07-28"] {
+        let out = py_client(
+            &url,
+            &token,
+            &[
+                "--mode",
+                mode,
+                "--call",
+                "add",
+                "--args",
+                r#"{"a": 2, "b": 3}"#,
+            ],
+        )
+        .await;
+        assert!(out.get("error").is_none(), "{mode}: {out}");
+        let mut tools: Vec<&str> = out["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        tools.sort();
+        assert_eq!(
+            tools,
+            ["add", "echo_headers", "progress_steps"],
+            "{mode}: write_note and sleep are filtered out"
+        );
+        assert_eq!(text(&out["call"]["result"]), "5", "{mode}: {out}");
+        let expected_version = if mode == "legacy" {
+            "2025-11-25"
+        } else {
+            "2026-07-28"
+        };
+        assert_eq!(out["protocol_version"], expected_version, "{out}");
+    }
+    // Progress reaches a stateless client too.
+    let out = py_client(
+        &url,
+        &token,
+        &[
+            "--mode",
+            "2026-07-28",
+            "--call",
+            "progress_steps",
+            "--args",
+            r#"{"steps": 3}"#,
+            "--progress",
+        ],
+    )
+    .await;
+    assert_eq!(out["progress"].as_array().map(Vec::len), Some(3), "{out}");
+    // A raw stateless request: no session is minted, headers were checked and forwarded.
+    let mut raw = RawClient::new(&stack.url(), "py", Some(token.clone()));
+    let r = raw
+        .modern(
+            "tools/call",
+            json!({"name": "echo_headers", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.headers.get("mcp-session-id").is_none());
+    let seen = text(&r.last()["result"]);
+    assert!(
+        !seen.contains(&token),
+        "the caller's token is not forwarded: {seen}"
+    );
+}
+
+#[tokio::test]
+async fn the_everything_server_over_streamable_http_and_legacy_sse() {
+    let stack = Stack::start().await;
+    let http = everything("streamableHttp").await;
+    let sse = everything("sse").await;
+    route(
+        &stack,
+        "everything",
+        json!({"transport": "streamable-http", "url": http.url}),
+        &["get-sum", "echo"],
+    )
+    .await;
+    route(
+        &stack,
+        "everything-sse",
+        json!({"transport": "sse", "url": sse.url}),
+        &["get-sum", "echo"],
+    )
+    .await;
+    let token = stack.token("alice", &["agents"]);
+    // The Inspector CLI as the client.
+    let listed = inspector(
+        &format!("{}/everything/mcp", stack.url()),
+        &token,
+        &["--method", "tools/list"],
+    )
+    .await;
+    let mut names: Vec<&str> = listed["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["echo", "get-sum"], "{listed}");
+    let called = inspector(
+        &format!("{}/everything/mcp", stack.url()),
+        &token,
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "get-sum",
+            "--tool-args-json",
+            r#"{"a": 20, "b": 22}"#,
+        ],
+    )
+    .await;
+    assert!(text(&called).contains("42"), "{called}");
+    // The legacy SSE upstream, reached through the gateway's shared session.
+    let out = py_client(
+        &format!("{}/everything-sse/mcp", stack.url()),
+        &token,
+        &["--call", "get-sum", "--args", r#"{"a": 1, "b": 2}"#],
+    )
+    .await;
+    assert!(text(&out["call"]["result"]).contains('3'), "{out}");
+    assert_eq!(out["tools"].as_array().unwrap().len(), 2, "{out}");
+}
+
+#[tokio::test]
+async fn a_stdio_server_run_by_the_gateway() {
+    let stack = Stack::start().await;
+    let time = format!("{}/mcp-server-time", env("MCPGW_TEST_PY_PEERS"));
+    route(
+        &stack,
+        "time",
+        json!({"transport": "stdio", "command": time, "args": ["--local-timezone", "UTC"]}),
+        &["get_current_time"],
+    )
+    .await;
+    let token = stack.token("alice", &["agents"]);
+    let url = format!("{}/time/mcp", stack.url());
+    for mode in ["legacy", "2026-07-28"] {
+        let out = py_client(
+            &url,
+            &token,
+            &[
+                "--mode",
+                mode,
+                "--call",
+                "get_current_time",
+                "--args",
+                r#"{"timezone": "UTC"}"#,
+            ],
+        )
+        .await;
+        assert!(out.get("error").is_none(), "{mode}: {out}");
+        assert_eq!(
+            out["tools"],
+            json!(["get_current_time"]),
+            "{mode}: convert_time is filtered out"
+        );
+        assert!(
+            text(&out["call"]["result"]).contains("UTC"),
+            "{mode}: {out}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_legacy_sse_client_through_the_gateway() {
+    let stack = Stack::start().await;
+    let server = py_server(&[]).await;
+    route(
+        &stack,
+        "py",
+        json!({"transport": "streamable-http", "url": server.url}),
+        &["add"],
+    )
+    .await;
+    let token = stack.token("alice", &["agents"]);
+    let out = py_client(
+        &format!("{}/py/sse", stack.url()),
+        &token,
+        &[
+            "--transport",
+            "sse",
+            "--call",
+            "add",
+            "--args",
+            r#"{"a": 4, "b": 5}"#,
+        ],
+    )
+    .await;
+    assert!(out.get("error").is_none(), "{out}");
+    assert_eq!(text(&out["call"]["result"]), "9", "{out}");
+    assert_eq!(out["tools"], json!(["add"]));
+}

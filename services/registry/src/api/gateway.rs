@@ -1,0 +1,134 @@
+//! `/api/v1/gateway`: what gateway processes use (permission `gateway:sync`): the routing
+//! snapshot, long-polled, and the audit events they report.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mcpgw_core::error::ErrorBody;
+use mcpgw_core::gateway_sync::{McpAuditBatch, McpAuditEvent};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::extract::{LargeJson, Params, parse_json_value};
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::Result;
+use crate::gateway::{AUDIT_BODY_LIMIT, MAX_WAIT_SECONDS, Poll, check_batch_size};
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AuditAccepted {
+    /// Events stored by this request.
+    pub accepted: usize,
+    /// Events whose id was already stored (a batch sent again); not stored twice.
+    pub duplicates: usize,
+}
+
+/// The versions named by `If-None-Match` (`"v"`, `W/"v"` or a bare `v`; a list is allowed).
+fn if_none_match(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| {
+            let tag = tag.trim();
+            tag.strip_prefix("W/")
+                .unwrap_or(tag)
+                .trim_matches('"')
+                .to_owned()
+        })
+        .filter(|tag| !tag.is_empty())
+        .collect()
+}
+
+fn tagged(status: StatusCode, version: &str) -> Response {
+    let mut response = status.into_response();
+    let headers = response.headers_mut();
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        headers.insert(header::ETAG, etag);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The routing snapshot: every routable server (credentials sealed) and the policy. With
+/// `If-None-Match: "<version>"` and `wait`, answers when the version changes, or `304` when
+/// `wait` seconds pass without a change.
+#[utoipa::path(get, path = "/api/v1/gateway/snapshot", tag = "gateway",
+    params(
+        ("wait" = Option<u32>, Query, description = "Seconds to wait for a change when If-None-Match names the current version, 0–60 (default 0)"),
+        ("If-None-Match" = Option<String>, Header, description = "The version (ETag) the gateway holds"),
+    ),
+    responses(
+        (status = 200, description = "The snapshot (mcpgw_core::gateway_sync::GatewaySnapshot); ETag is its version",
+            body = Object, headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 304, description = "Unchanged during the wait", headers(("ETag" = String))),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn snapshot(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let p = Params::parse(query.as_deref(), &["wait"])?;
+    let wait = p
+        .parsed("wait", |v| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| *n <= MAX_WAIT_SECONDS)
+                .ok_or_else(|| {
+                    format!(
+                        "must be a whole number of seconds from 0 to {MAX_WAIT_SECONDS} (got {v:?})"
+                    )
+                })
+        })?
+        .unwrap_or(0);
+    let known = if_none_match(&headers);
+    let poll = state
+        .registry
+        .gateway_snapshot(&caller, &known, Duration::from_secs(wait))
+        .await?;
+    Ok(match poll {
+        Poll::Changed(built) => {
+            let mut response = tagged(StatusCode::OK, &built.snapshot.version);
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            *response.body_mut() = axum::body::Body::from(built.json.clone());
+            response
+        }
+        Poll::NotModified(version) => tagged(StatusCode::NOT_MODIFIED, &version),
+    })
+}
+
+/// Store the MCP audit events a gateway decided on (at most 1000 per batch, body at most
+/// 4 MiB). Each event id is stored once, so a batch sent again after a lost answer adds
+/// nothing; the answer comes after the write is durable.
+#[utoipa::path(post, path = "/api/v1/gateway/audit", tag = "gateway",
+    request_body = McpAuditBatch,
+    responses(
+        (status = 200, body = AuditAccepted),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn audit(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    LargeJson(body): LargeJson<AUDIT_BODY_LIMIT>,
+) -> Result<impl IntoResponse> {
+    check_batch_size(&body)?;
+    let batch: McpAuditBatch = parse_json_value(body)?;
+    let events: &[McpAuditEvent] = &batch.events;
+    let (accepted, duplicates) = state.registry.record_gateway_audit(&caller, events).await?;
+    Ok(Json(AuditAccepted {
+        accepted,
+        duplicates,
+    }))
+}
