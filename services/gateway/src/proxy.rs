@@ -20,6 +20,7 @@ use mcpgw_core::gateway_sync::{AuditDecision, McpAuditEvent};
 use mcpgw_core::policy::DecisionReason;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use tokio_stream::wrappers::BroadcastStream;
 
 use crate::app::Gateway;
 use crate::caller::{self, Caller};
@@ -659,24 +660,41 @@ async fn forward_request(
     id: Value,
     outcome: Outcome,
 ) -> Response {
-    let permit = match tokio::time::timeout(
-        Duration::from_secs(5),
-        Arc::clone(&call.route.in_flight).acquire_owned(),
-    )
-    .await
-    {
-        Ok(Ok(p)) => p,
-        _ => {
-            finish(call, &outcome, "busy");
-            let mut r = rpc_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some(&id),
-                codes::INTERNAL_ERROR,
-                "the server has as many requests in flight as the gateway allows; retry shortly",
-            );
-            r.headers_mut()
-                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return r;
+    // A listening stream lives as long as the client wants: it counts against the caller's
+    // streams, not against the server's requests in flight.
+    let listening = outcome.method == "subscriptions/listen";
+    let permit: Box<dyn std::any::Any + Send> = if listening {
+        match call.gw.streams.acquire(
+            call.caller.limit_key(),
+            call.gw.config.limits.streams_per_caller,
+            &call.gw.metrics.open_streams,
+        ) {
+            Some(p) => Box::new(p),
+            None => {
+                finish(call, &outcome, "busy");
+                return too_many(5, Some(&id), "too many open streams for this caller");
+            }
+        }
+    } else {
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            Arc::clone(&call.route.in_flight).acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(p)) => Box::new(p),
+            _ => {
+                finish(call, &outcome, "busy");
+                let mut r = rpc_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Some(&id),
+                    codes::INTERNAL_ERROR,
+                    "the server has as many requests in flight as the gateway allows; retry shortly",
+                );
+                r.headers_mut()
+                    .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return r;
+            }
         }
     };
     let method = outcome.method.clone();
@@ -720,7 +738,12 @@ async fn forward_request(
                 }),
                 _ => None,
             };
-            (http_events(call, response), extra, abandon)
+            let events = if listening {
+                http_events_no_idle(call, response)
+            } else {
+                http_events(call, response)
+            };
+            (events, extra, abandon)
         }
         Upstream::Shared(shared) => match shared_request(call, era, shared, message, &id).await {
             SharedAnswer::Direct(value, extra) => {
@@ -1151,7 +1174,10 @@ async fn shared_request(
             ),
             Err(e) => unavailable(e),
         },
-        "subscriptions/listen" => SharedAnswer::Listen(listen(call, shared, id.clone())),
+        "subscriptions/listen" => {
+            let params = message.params().cloned().unwrap_or_default();
+            SharedAnswer::Listen(listen(call, shared, id.clone(), params))
+        }
         _ => {
             let mut value = message.into_value();
             if let Era::Modern { .. } = era {
@@ -1180,6 +1206,8 @@ fn discover_result(init: &Value) -> Value {
         "serverInfo": init.get("serverInfo").cloned().unwrap_or(json!({"name": "mcp-server", "version": "0"})),
         "instructions": init.get("instructions").cloned().unwrap_or(Value::Null),
         "resultType": "complete",
+        "ttlMs": 0,
+        "cacheScope": "private",
     })
 }
 
@@ -1194,7 +1222,12 @@ fn pending_events(pending: PendingReply) -> BoxStream<'static, Result<sse::Event
 
 /// `subscriptions/listen` (2026-07-28): an acknowledgement, then the upstream's notifications
 /// until the client closes the stream.
-fn listen(call: &Arc<Call>, shared: &Arc<SharedUpstream>, id: Value) -> Response {
+fn listen(
+    call: &Arc<Call>,
+    shared: &Arc<SharedUpstream>,
+    id: Value,
+    params: serde_json::Map<String, Value>,
+) -> Response {
     let Some(permit) = call.gw.streams.acquire(
         call.caller.limit_key(),
         call.gw.config.limits.streams_per_caller,
@@ -1202,41 +1235,89 @@ fn listen(call: &Arc<Call>, shared: &Arc<SharedUpstream>, id: Value) -> Response
     ) else {
         return too_many(5, Some(&id), "too many open streams for this caller");
     };
-    let mut rx = shared.subscribe();
-    let ack = json!({
+    let rx = shared.subscribe();
+    let honored = listen_filter(&params);
+    let stamp = move |mut message: Value| {
+        if let Some(obj) = message.as_object_mut() {
+            let params = obj.entry("params").or_insert(json!({}));
+            params["_meta"]["io.modelcontextprotocol/subscriptionId"] = id.clone();
+        }
+        message
+    };
+    let ack = stamp(json!({
         "jsonrpc": "2.0",
         "method": "notifications/subscriptions/acknowledged",
-        "params": {"subscriptionId": id},
+        "params": {"notifications": honored.clone()},
+    }));
+    let wanted: Vec<&'static str> = [
+        ("toolsListChanged", "notifications/tools/list_changed"),
+        ("promptsListChanged", "notifications/prompts/list_changed"),
+        (
+            "resourcesListChanged",
+            "notifications/resources/list_changed",
+        ),
+    ]
+    .into_iter()
+    .filter(|(key, _)| honored.get(*key) == Some(&Value::Bool(true)))
+    .map(|(_, method)| method)
+    .collect();
+    let notifications = BroadcastStream::new(rx).filter_map(move |n| {
+        let keep = n.ok().filter(|n| {
+            let method = n.get("method").and_then(Value::as_str).unwrap_or("");
+            wanted.contains(&method)
+        });
+        futures::future::ready(keep.map(|n| sse::Event::message(stamp(n).to_string()).encode()))
     });
-    let stream = async_stream_events(async move |tx: mpsc::Sender<Bytes>| {
-        let _permit = permit;
-        if tx
-            .send(sse::Event::message(ack.to_string()).encode())
-            .await
-            .is_err()
-        {
-            return;
+    let first = futures::stream::once(futures::future::ready(
+        sse::Event::message(ack.to_string()).encode(),
+    ));
+    relay(first.chain(notifications), permit)
+}
+
+/// The part of a listen request's `notifications` filter a shared upstream can honor: list
+/// changes. Resource subscriptions are per client, which a shared session cannot keep apart.
+fn listen_filter(params: &serde_json::Map<String, Value>) -> serde_json::Map<String, Value> {
+    let requested = params.get("notifications").and_then(Value::as_object);
+    let mut honored = serde_json::Map::new();
+    for key in [
+        "toolsListChanged",
+        "promptsListChanged",
+        "resourcesListChanged",
+    ] {
+        if requested.and_then(|r| r.get(key)) == Some(&Value::Bool(true)) {
+            honored.insert(key.to_owned(), Value::Bool(true));
         }
+    }
+    honored
+}
+
+/// Keep-alive comments on quiet streams, so proxies and load balancers keep them open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// An SSE response that relays `source` (encoded events) until it ends or the client goes
+/// away, with keep-alive comments in quiet periods; `guard` (permits, clean-up) lives as long
+/// as the stream.
+fn relay(
+    source: impl futures::Stream<Item = Bytes> + Send + 'static,
+    guard: impl Send + 'static,
+) -> Response {
+    let body = async_stream_events(async move |tx: mpsc::Sender<Bytes>| {
+        let _guard = guard;
+        let mut source = std::pin::pin!(source);
         loop {
             tokio::select! {
-                n = rx.recv() => match n {
-                    Ok(n) => {
-                        if tx.send(sse::Event::message(n.to_string()).encode()).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return,
+                item = source.next() => match item {
+                    Some(bytes) => if tx.send(bytes).await.is_err() { return },
+                    None => return,
                 },
-                _ = tokio::time::sleep(Duration::from_secs(15)) => {
-                    if tx.send(sse::keep_alive()).await.is_err() {
-                        return;
-                    }
+                _ = tokio::time::sleep(KEEP_ALIVE) => {
+                    if tx.send(sse::keep_alive()).await.is_err() { return }
                 }
+                _ = tx.closed() => return,
             }
         }
     });
-    sse_response(stream, HeaderMap::new())
+    sse_response(body, HeaderMap::new())
 }
 
 /// A body stream fed by a task; the task ends when the client goes away (sends fail).
@@ -1265,7 +1346,7 @@ async fn respond(
     mut stream: BoxStream<'static, Result<sse::Event, String>>,
     extra: HeaderMap,
     abandon: Option<Abandon>,
-    permit: tokio::sync::OwnedSemaphorePermit,
+    permit: Box<dyn std::any::Any + Send>,
 ) -> Response {
     let first =
         match tokio::time::timeout(call.gw.config.upstream.first_byte_timeout(), stream.next())
@@ -1513,42 +1594,16 @@ pub async fn get(
                     .unwrap_or(StatusCode::BAD_GATEWAY);
                 return status.into_response();
             }
-            let mut events = http_events_no_idle(&call, response);
-            let body = async_stream_events(async move |tx: mpsc::Sender<Bytes>| {
-                let _permit = permit;
-                loop {
-                    tokio::select! {
-                        e = events.next() => match e {
-                            Some(Ok(e)) => if tx.send(e.encode()).await.is_err() { return },
-                            _ => return,
-                        },
-                        _ = tokio::time::sleep(Duration::from_secs(15)) => {
-                            if tx.send(sse::keep_alive()).await.is_err() { return }
-                        }
-                        _ = tx.closed() => return,
-                    }
-                }
-            });
-            sse_response(body, HeaderMap::new())
+            let events = http_events_no_idle(&call, response)
+                .take_while(|e| futures::future::ready(e.is_ok()))
+                .filter_map(|e| futures::future::ready(e.ok().map(|e| e.encode())));
+            relay(events, permit)
         }
         Upstream::Shared(shared) => {
-            let mut rx = shared.subscribe();
-            let body = async_stream_events(async move |tx: mpsc::Sender<Bytes>| {
-                let _permit = permit;
-                loop {
-                    tokio::select! {
-                        n = rx.recv() => match n {
-                            Ok(n) => if tx.send(sse::Event::message(n.to_string()).encode()).await.is_err() { return },
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                            Err(_) => return,
-                        },
-                        _ = tokio::time::sleep(Duration::from_secs(15)) => {
-                            if tx.send(sse::keep_alive()).await.is_err() { return }
-                        }
-                    }
-                }
+            let notifications = BroadcastStream::new(shared.subscribe()).filter_map(|n| {
+                futures::future::ready(n.ok().map(|n| sse::Event::message(n.to_string()).encode()))
             });
-            sse_response(body, HeaderMap::new())
+            relay(notifications, permit)
         }
     }
 }
@@ -1680,36 +1735,21 @@ pub async fn sse_connect(
     let endpoint = format!("/{server}/message?sessionId={id}");
     let legacy = Arc::clone(&gw.legacy);
     let metrics = gw.metrics.clone();
-    let mut rx = rx;
-    let body = async_stream_events(async move |tx: mpsc::Sender<Bytes>| {
-        let _permit = permit;
-        let cleanup = scopeguard(move || {
-            legacy.remove(&id);
-            metrics.open_sessions.dec();
-        });
-        let first = sse::Event {
-            event: Some("endpoint".into()),
-            data: endpoint,
-            ..Default::default()
-        };
-        if tx.send(first.encode()).await.is_err() {
-            return;
-        }
-        loop {
-            tokio::select! {
-                m = rx.recv() => match m {
-                    Some(m) => if tx.send(sse::Event::message(m.to_string()).encode()).await.is_err() { break },
-                    None => break,
-                },
-                _ = tokio::time::sleep(Duration::from_secs(15)) => {
-                    if tx.send(sse::keep_alive()).await.is_err() { break }
-                }
-                _ = tx.closed() => break,
-            }
-        }
-        drop(cleanup);
+    let cleanup = scopeguard(move || {
+        legacy.remove(&id);
+        metrics.open_sessions.dec();
     });
-    sse_response(body, HeaderMap::new())
+    let first = sse::Event {
+        event: Some("endpoint".into()),
+        data: endpoint,
+        ..Default::default()
+    };
+    let messages = tokio_stream::wrappers::ReceiverStream::new(rx)
+        .map(|m| sse::Event::message(m.to_string()).encode());
+    relay(
+        futures::stream::once(futures::future::ready(first.encode())).chain(messages),
+        (permit, cleanup),
+    )
 }
 
 struct ScopeGuard<F: FnOnce()>(Option<F>);

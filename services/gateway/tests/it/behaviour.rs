@@ -320,3 +320,98 @@ async fn routes_follow_the_registry_without_a_restart_and_survive_its_outage() {
     assert!(metrics.contains("mcpgw_gateway_mcp_requests_total{decision=\"allowed\",method=\"tools/call\",server=\"live\",status=\"ok\"} 1"), "{metrics}");
     offline.stop().await;
 }
+
+#[tokio::test]
+async fn the_session_stream_and_delete_reach_the_upstream_session() {
+    let (stack, _up) = stack_with("sess", &["echo"], json!({})).await;
+    let token = stack.token("alice", &["agents"]);
+    let mut c = RawClient::new(&stack.url(), "sess", Some(token.clone()));
+    c.initialize().await;
+    let sid = c.session.clone().unwrap();
+    // The GET stream opens (the upstream's own stream, through the gateway).
+    let get = client()
+        .get(format!("{}/sess/mcp", stack.url()))
+        .bearer_auth(&token)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &sid)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), StatusCode::OK);
+    assert_eq!(get.headers()["content-type"], "text/event-stream");
+    drop(get);
+    // DELETE ends the upstream session: the next request with it is "not found".
+    let deleted = client()
+        .delete(format!("{}/sess/mcp", stack.url()))
+        .bearer_auth(&token)
+        .header("mcp-session-id", &sid)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    let r = c.call("echo", json!({"text": "x"})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+}
+
+#[tokio::test]
+async fn slow_upstreams_meet_the_first_byte_and_idle_limits() {
+    let stack =
+        Stack::start_with("[upstream]\nfirst_byte_timeout_ms = 400\nidle_timeout_ms = 400\n").await;
+    // A server that accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}/mcp", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let sse_up = upstream::start(false).await;
+    stack
+        .register(
+            "slowjson",
+            json!({"transport": "streamable-http", "url": silent_url}),
+            json!({}),
+        )
+        .await;
+    stack
+        .register(
+            "slowsse",
+            json!({"transport": "streamable-http", "url": sse_up.url()}),
+            json!({}),
+        )
+        .await;
+    stack
+        .put_scope(
+            json!({"name": "agents", "group_mappings": ["agents"], "server_access": [
+        {"server": "*", "methods": ALL_METHODS, "tools": ["slow"]}]}),
+        )
+        .await;
+    wait_routed(&stack.gateway, "slowsse", true).await;
+    wait_routed(&stack.gateway, "slowjson", true).await;
+    wait_policy(&stack).await;
+    let token = stack.token("alice", &["agents"]);
+    // No first byte within the limit is a 504.
+    let mut c = RawClient::new(&stack.url(), "slowjson", Some(token.clone()));
+    let started = Instant::now();
+    let r = c.initialize_raw().await;
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.text);
+    assert!(started.elapsed() < Duration::from_millis(2000));
+    // A stream that goes quiet ends with a JSON-RPC error naming the limit.
+    let mut c = RawClient::new(&stack.url(), "slowsse", Some(token));
+    c.initialize().await;
+    let started = Instant::now();
+    let r = c.call("slow", json!({"ms": 3000})).await;
+    assert!(started.elapsed() < Duration::from_millis(2500));
+    let last = r.last();
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("sent nothing"),
+        "{}",
+        r.text
+    );
+}
