@@ -2,12 +2,15 @@
 SHELL := /usr/bin/env bash
 CARGO ?= cargo
 
-.PHONY: help run run-auth test lint fmt build check-config openapi bench
+.PHONY: help run run-registry run-auth test lint fmt build check-config openapi bench bench-gateway
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-run: ## Run the registry on embedded defaults (SQLite, demo MCP server); prints an admin key at first start
+run: ## Run registry, auth-server and gateway on embedded defaults (SQLite, demo MCP server at /demo/mcp)
+	scripts/run-local.sh
+
+run-registry: ## Run only the registry on embedded defaults; prints an admin key at first start
 	$(CARGO) run -p registry -- --config services/registry/config/local.toml
 
 run-auth: ## Run the auth-server on embedded defaults (SQLite, local admin; password printed once)
@@ -34,3 +37,6 @@ openapi: ## Print the registry's OpenAPI document
 
 bench: ## Benchmark the registry on SQLite and MongoDB; writes docs/performance.md
 	scripts/bench-registry.sh
+
+bench-gateway: ## Benchmark tools/call direct vs through the gateway; writes docs/performance.md
+	scripts/bench-gateway.sh

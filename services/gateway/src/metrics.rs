@@ -14,7 +14,12 @@ pub struct Metrics {
     pub latency: HistogramVec,
     /// Upstream failures by server and reason.
     pub upstream_errors: IntCounterVec,
+    /// Legacy HTTP+SSE connections held by this process (the only sessions with state here).
     pub open_sessions: IntGauge,
+    /// Session-era sessions started and ended through this process (their state travels in
+    /// the sealed id, so "open" is started minus ended across all replicas).
+    pub sessions_started: IntCounter,
+    pub sessions_ended: IntCounter,
     pub open_streams: IntGauge,
     pub snapshot_info: GaugeVec,
     pub snapshot_age: Gauge,
@@ -79,8 +84,16 @@ impl Metrics {
                 &["server", "reason"],
             ),
             open_sessions: gauge(
-                "mcpgw_gateway_open_sessions",
-                "Sessions this process issued that have not been deleted (legacy SSE and session-era)",
+                "mcpgw_gateway_open_sse_sessions",
+                "Legacy HTTP+SSE client connections open on this process",
+            ),
+            sessions_started: counter(
+                "mcpgw_gateway_sessions_started_total",
+                "Session-era sessions started (initialize answered with a session id)",
+            ),
+            sessions_ended: counter(
+                "mcpgw_gateway_sessions_ended_total",
+                "Session-era sessions ended with DELETE",
             ),
             open_streams: gauge(
                 "mcpgw_gateway_open_streams",

@@ -831,7 +831,7 @@ fn new_session(
     };
     match call.gw.sessions.seal(&state) {
         Ok(id) => {
-            call.gw.metrics.open_sessions.inc();
+            call.gw.metrics.sessions_started.inc();
             Ok(HeaderValue::from_str(&id).ok())
         }
         Err(e) => Err(Box::new(rpc_error(
@@ -1158,7 +1158,7 @@ async fn shared_request(
             if let Ok(sid) = call.gw.sessions.seal(&state)
                 && let Ok(v) = HeaderValue::from_str(&sid)
             {
-                call.gw.metrics.open_sessions.inc();
+                call.gw.metrics.sessions_started.inc();
                 extra.insert(SESSION_HEADER, v);
             }
             SharedAnswer::Direct(jsonrpc::result_response(id.clone(), result), extra)
@@ -1669,7 +1669,7 @@ pub async fn delete(
         Ok(s) => s,
         Err(e) => return session_not_found(&e),
     };
-    gw.metrics.open_sessions.dec();
+    gw.metrics.sessions_ended.inc();
     let call = Arc::new(Call {
         gw,
         routes,
@@ -1684,8 +1684,10 @@ pub async fn delete(
                 version: Some(session.version.clone()),
             };
             match send_http(&call, Method::DELETE, &headers, &era, Some(&session), None).await {
+                // Clients expect 200 for a session that ended, whatever 2xx the upstream chose.
+                Ok(r) if r.status().is_success() => StatusCode::OK.into_response(),
                 Ok(r) => StatusCode::from_u16(r.status().as_u16())
-                    .unwrap_or(StatusCode::OK)
+                    .unwrap_or(StatusCode::BAD_GATEWAY)
                     .into_response(),
                 Err(e) => e.into_response(None),
             }

@@ -165,7 +165,7 @@ async fn bootstrap(state: &AppState) -> anyhow::Result<Option<String>> {
     Ok(stored.then_some(minted.plain))
 }
 
-fn write_private(file: &str, key: &str) -> anyhow::Result<()> {
+pub fn write_private(file: &str, key: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -174,9 +174,9 @@ fn write_private(file: &str, key: &str) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut f = options.open(file).with_context(|| {
-        format!("writing {file} (bootstrap.admin_key_file); is its directory writable?")
-    })?;
+    let mut f = options
+        .open(file)
+        .with_context(|| format!("writing {file}; is its directory writable?"))?;
     writeln!(f, "{key}")?;
     f.sync_all()?;
     Ok(())

@@ -176,6 +176,34 @@ async fn try_register(registry: &Registry, addr: SocketAddr) -> anyhow::Result<(
             .await?;
     }
     tracing::info!(url = %url, tools = record.tools.len(), lifecycle = %record.lifecycle, "demo MCP server registered");
+    seed_demo_scope(registry, &system, &ctx).await?;
+    Ok(())
+}
+
+/// The scope the local auth-server's admin holds (`mcp-servers-unrestricted/execute`), so a
+/// token minted there can use the demo through the gateway. Only created when absent: an
+/// operator's own document of that name is never replaced.
+async fn seed_demo_scope(
+    registry: &Registry,
+    system: &Principal,
+    ctx: &RequestContext,
+) -> anyhow::Result<()> {
+    const NAME: &str = "mcp-servers-unrestricted/execute";
+    let policy = registry.store.policy().await?;
+    if policy.documents.iter().any(|d| d.name() == NAME) {
+        return Ok(());
+    }
+    let (doc, _) = mcpgw_core::policy::ScopeDocument::from_value(&serde_json::json!({
+        "name": NAME,
+        "group_mappings": [],
+        "server_access": [{"server": "demo", "methods": "*", "tools": "*"}]
+    }))
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    registry.put_scope(system, ctx, doc).await?;
+    tracing::info!(
+        scope = NAME,
+        "demo scope created: tokens with this scope may use the demo server"
+    );
     Ok(())
 }
 

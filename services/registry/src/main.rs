@@ -33,6 +33,15 @@ enum Command {
         #[arg(long, default_value = "break-glass admin")]
         name: String,
     },
+    /// Create an API key with only the gateway:sync permission (what a gateway process needs)
+    /// and print it, or write it to a file (mode 0600) that is kept when it exists.
+    GatewayKey {
+        #[arg(long, default_value = "gateway")]
+        name: String,
+        /// Write the key here instead of printing it; an existing file is left alone.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// Exit 0 if the registry at the configured address answers /health (for container
     /// health checks).
     Healthcheck,
@@ -65,6 +74,7 @@ fn main() -> ExitCode {
         }
         match cli.command {
             Some(Command::AdminKey { name }) => admin_key(config, &name).await,
+            Some(Command::GatewayKey { name, output }) => gateway_key(config, &name, output).await,
             Some(Command::Healthcheck) => mcpgw_core::serve::healthcheck(config.listen).await,
             _ => serve(config).await,
         }
@@ -128,6 +138,35 @@ fn announce_bootstrap_key(key: &str, addr: std::net::SocketAddr) {
     eprintln!("  │ lost it? run `registry admin-key` with the same config for a new one");
     eprintln!("  └──────────────────────────────────────────────────────────────────────");
     eprintln!();
+}
+
+async fn gateway_key(
+    config: RegistryConfig,
+    name: &str,
+    output: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    if let Some(path) = &output
+        && path.exists()
+    {
+        eprintln!("{} exists; keeping the key in it", path.display());
+        return Ok(());
+    }
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let keyring = app::load_keyring(&config).await?;
+    let state = app::build_state(config, keyring).await?;
+    let key = state
+        .registry
+        .create_cli_key(name, vec![mcpgw_core::auth::Permission::GatewaySync])
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    match output {
+        None => println!("{key}"),
+        Some(path) => {
+            app::write_private(&path.display().to_string(), &key)?;
+            eprintln!("gateway API key written to {}", path.display());
+        }
+    }
+    Ok(())
 }
 
 async fn admin_key(config: RegistryConfig, name: &str) -> anyhow::Result<()> {

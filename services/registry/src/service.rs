@@ -666,15 +666,14 @@ impl Registry {
 
     /// A break-glass admin key, minted by an operator with access to the store's config.
     pub async fn create_admin_key(&self, name: &str) -> Result<String> {
+        self.create_cli_key(name, Permission::ALL.to_vec()).await
+    }
+
+    /// A key from the command line (no caller to check), with `permissions`.
+    pub async fn create_cli_key(&self, name: &str, permissions: Vec<Permission>) -> Result<String> {
         let system = Principal::system("cli");
         let minted = self
-            .create_api_key(
-                &system,
-                &RequestContext::default(),
-                name,
-                Permission::ALL.to_vec(),
-                None,
-            )
+            .create_api_key(&system, &RequestContext::default(), name, permissions, None)
             .await?;
         Ok(minted.plain)
     }

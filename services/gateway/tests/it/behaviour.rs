@@ -350,7 +350,7 @@ async fn the_session_stream_and_delete_reach_the_upstream_session() {
         .send()
         .await
         .unwrap();
-    assert!(deleted.status().is_success(), "{}", deleted.status());
+    assert_eq!(deleted.status(), StatusCode::OK);
     let r = c.call("echo", json!({"text": "x"})).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
 }
