@@ -633,5 +633,10 @@ async fn dispatch(
             (None, None) => {}
         }
     }
+    // The upstream is gone: requests still waiting get no answer from it; dropping their
+    // senders ends their replies at once (the client gets an error, not a hang).
+    if let Some(conn) = conn.upgrade() {
+        conn.pending.lock().expect("pending").clear();
+    }
     tracing::debug!(server = %server, "upstream dispatch ended");
 }

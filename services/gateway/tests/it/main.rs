@@ -3,6 +3,7 @@
 
 mod behaviour;
 mod helpers;
+mod idp;
 mod peers;
 mod proxy;
 mod upstream;

@@ -369,3 +369,53 @@ async fn a_legacy_sse_client_through_the_gateway() {
     assert_eq!(text(&out["call"]["result"]), "9", "{out}");
     assert_eq!(out["tools"], json!(["add"]));
 }
+
+#[tokio::test]
+async fn a_stdio_server_that_exits_is_restarted_on_the_next_request() {
+    let stack = Stack::start_with("[stdio]\nrestart_min_ms = 50\n").await;
+    let script = format!("{}/crashy_stdio.py", env("MCPGW_TEST_PEERS_SRC"));
+    route(
+        &stack,
+        "crashy",
+        json!({"transport": "stdio", "command": "python3", "args": [script]}),
+        &["whoami", "crash"],
+    )
+    .await;
+    let mut c = RawClient::new(
+        &stack.url(),
+        "crashy",
+        Some(stack.token("alice", &["agents"])),
+    );
+    c.initialize().await;
+    let first = text(&c.call("whoami", json!({})).await.last()["result"]);
+    assert_eq!(
+        text(&c.call("crash", json!({})).await.last()["result"]),
+        first
+    );
+    // The child is gone; the next call starts a new one (after the restart delay).
+    let mut second = String::new();
+    for _ in 0..50 {
+        let r = c.call("whoami", json!({})).await;
+        if r.status == StatusCode::OK && r.last().get("result").is_some() {
+            second = text(&r.last()["result"]);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !second.is_empty() && second != first,
+        "a new process answers: {first} → {second}"
+    );
+    let metrics = client()
+        .get(format!("http://{}/metrics", stack.gateway.metrics_addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("mcpgw_gateway_stdio_restarts_total{server=\"crashy\"} 1"),
+        "{metrics}"
+    );
+}

@@ -1,0 +1,212 @@
+//! A registry, a token issuer and a gateway in one process, fronting one upstream MCP server,
+//! for `scripts/conformance.sh` (the official conformance suite through the gateway).
+//!
+//! ```text
+//! cargo run -p gateway --example conformance_stack -- --upstream http://127.0.0.1:PORT/mcp
+//! ```
+//!
+//! It starts the registry (SQLite in a temporary directory), a loopback OIDC issuer and one
+//! gateway, all on 127.0.0.1 with kernel-chosen ports, the way `tests/it/helpers.rs` does;
+//! registers the upstream as server `--path` (default `conformance`, Streamable HTTP), approves
+//! it, grants group `conformance` every method and every tool on it (`"methods": "*",
+//! "tools": "*"`), waits until the gateway routes it, and prints one line on stdout:
+//!
+//! ```text
+//! READY <gateway>/<path>/mcp <bearer token for group conformance, valid 1 h>
+//! ```
+//!
+//! Then it serves until SIGTERM or SIGINT and stops cleanly. Logs (text, filter
+//! `$MCPGW_CONFORMANCE_LOG`, default `warn`) also go to stdout, after the READY line is printed
+//! they are interleaved with nothing else.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use mcpgw_core::telemetry::{LogConfig, LogFormat};
+use mcpgw_core::testing::TestIssuer;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+const AUDIENCE: &str = "mcpgw-gateway";
+const GROUP: &str = "conformance";
+
+struct Args {
+    upstream: String,
+    path: String,
+    transport: String,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut out = Args {
+        upstream: String::new(),
+        path: "conformance".into(),
+        transport: "streamable-http".into(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--upstream" => out.upstream = value,
+            "--path" => out.path = value,
+            "--transport" => out.transport = value,
+            _ => bail!("unknown argument {flag}; usage: --upstream URL [--path NAME] [--transport T]"),
+        }
+    }
+    if out.upstream.is_empty() {
+        bail!("--upstream URL is required");
+    }
+    Ok(out)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = args()?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    mcpgw_core::telemetry::init_logging(&LogConfig {
+        format: LogFormat::Text,
+        filter: std::env::var("MCPGW_CONFORMANCE_LOG").unwrap_or_else(|_| "warn".into()),
+    })?;
+    let dir = tempfile::tempdir()?;
+    let sealing_key = mcpgw_core::secrets::Keyring::generate_base64()
+        .expose_secret()
+        .to_owned();
+    let session_key = mcpgw_core::secrets::Keyring::generate_base64()
+        .expose_secret()
+        .to_owned();
+
+    // The registry.
+    let registry_config = registry::config::RegistryConfig::from_toml_layers(&[&format!(
+        "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\
+         [egress]\nallow_loopback = true\n[secrets]\nencryption_key = \"{sealing_key}\"\n\
+         [store]\ncatalog_cache_ms = 100\n",
+        dir.path().join("registry").display()
+    )])?;
+    let registry = registry::app::start(registry_config).await?;
+    let registry_url = format!("http://{}", registry.addr);
+    let admin = Admin {
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?,
+        base: registry_url.clone(),
+        key: registry
+            .bootstrap_key
+            .clone()
+            .context("the registry minted no bootstrap key")?,
+    };
+    let created = admin
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/api-keys",
+            json!({"name": "gateway", "permissions": ["gateway:sync"]}),
+        )
+        .await?;
+    let gateway_key = created["key"]
+        .as_str()
+        .context("no api key in the registry's answer")?
+        .to_owned();
+
+    // The issuer and the gateway.
+    let issuer = TestIssuer::start().await;
+    let gateway_toml = format!(
+        "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\n\
+         data_dir = \"{data}\"\ninstance_id = \"conformance\"\nallowed_hosts = [\"127.0.0.1\"]\n\
+         [registry]\nurl = \"{registry_url}\"\n[registry.api_key]\nvalue = \"{gateway_key}\"\n\
+         [sync]\npoll_wait_seconds = 5\nretry_seconds = 1\n\
+         [secrets.sealing_key]\nvalue = \"{sealing_key}\"\n[secrets.session_key]\nvalue = \"{session_key}\"\n\
+         [egress]\nallow_loopback = true\n[audit]\nflush_ms = 500\n\
+         [[auth.issuers]]\nissuer = \"{issuer}\"\naudiences = [\"{AUDIENCE}\"]\n",
+        data = dir.path().join("gateway").display(),
+        issuer = issuer.issuer,
+    );
+    let gateway =
+        gateway::app::start(gateway::config::GatewayConfig::from_toml_layers(&[&gateway_toml])?)
+            .await?;
+
+    // The upstream, approved, and a scope granting everything on it.
+    let path = &args.path;
+    admin
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/servers",
+            json!({
+                "path": path, "name": "Conformance fixture",
+                "endpoint": {"transport": args.transport, "url": args.upstream},
+                "governance": {"owner_team": "platform"}
+            }),
+        )
+        .await?;
+    for to in ["submitted", "security_review", "approved_dev"] {
+        admin
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/v1/servers/{path}/lifecycle"),
+                json!({"to": to, "reason": "conformance run"}),
+            )
+            .await?;
+    }
+    admin
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/scopes/conformance",
+            json!({
+                "name": "conformance", "group_mappings": [GROUP],
+                "server_access": [{"server": path, "methods": "*", "tools": "*"}]
+            }),
+        )
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let table = gateway.state.table.current();
+        if table.get(path).is_some()
+            && table.policy.version() > 0
+            && table.documents.iter().any(|d| d.name() == "conformance")
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the gateway did not route {path} with the conformance scope within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut claims = issuer.claims("conformance-suite", &[GROUP], AUDIENCE);
+    claims["exp"] = json!(chrono::Utc::now().timestamp() + 3600);
+    let token = issuer.sign(&claims);
+    println!("READY {}/{path}/mcp {token}", gateway.url());
+
+    mcpgw_core::serve::shutdown_signal().await;
+    gateway.stop().await;
+    registry.stop().await;
+    drop(dir);
+    Ok(())
+}
+
+struct Admin {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl Admin {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status();
+        let text = response.text().await?;
+        if !status.is_success() {
+            bail!("registry {method} {path}: {status}: {text}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+}

@@ -1,0 +1,594 @@
+//! Tokens from real issuers at the gateway: Keycloak (on PostgreSQL, started by
+//! `scripts/test.sh`) with client credentials, and the auth-server (in-process), whose
+//! revocations the gateway honours even for tokens it has cached.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::proxy::{wait_policy, wait_scope};
+use crate::upstream;
+
+/// The server the tests register.
+const SERVER: &str = "weather";
+
+fn env(name: &str, start: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the suite with `make test`, or start it with `scripts/deps/{start}` and export its URL")
+    })
+}
+
+/// The claims of a JWT, unverified (to check what the issuer put in).
+fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+fn text_of(reply: &Value) -> String {
+    reply["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `[[auth.issuers]]` for the gateway: only `issuer` is trusted (this layer replaces the
+/// stack's test issuer).
+fn trusting(issuer: &str, revocations: bool) -> String {
+    let mut toml =
+        format!("[[auth.issuers]]\nissuer = \"{issuer}\"\naudiences = [\"{AUDIENCE}\"]\n");
+    if revocations {
+        toml.push_str(&format!(
+            "revocations_url = \"{issuer}/api/v1/revocations\"\n"
+        ));
+    }
+    toml
+}
+
+/// A scope document (named by token scopes, mapped to no group) that may call `echo`.
+fn echo_scope(name: &str) -> Value {
+    json!({"name": name, "group_mappings": [],
+           "server_access": [{"server": SERVER, "methods": ALL_METHODS, "tools": ["echo"]}]})
+}
+
+/// A stack trusting `gateway_toml`'s issuers, with the rmcp upstream at [`SERVER`] and the
+/// scope documents `scopes`, all of them visible at the gateway.
+async fn stack_with(gateway_toml: &str, scopes: &[Value]) -> (Stack, upstream::Upstream) {
+    let stack = Stack::start_with(gateway_toml).await;
+    let up = upstream::start(false).await;
+    stack
+        .register(
+            SERVER,
+            json!({"transport": "streamable-http", "url": up.url()}),
+            json!({}),
+        )
+        .await;
+    for s in scopes {
+        stack.put_scope(s.clone()).await;
+    }
+    wait_routed(&stack.gateway, SERVER, true).await;
+    wait_policy(&stack).await;
+    for s in scopes {
+        wait_scope(&stack, s["name"].as_str().unwrap()).await;
+    }
+    (stack, up)
+}
+
+/// Keycloak's admin REST API, authenticated as the bootstrap admin.
+struct KeycloakAdmin {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl KeycloakAdmin {
+    async fn connect() -> Self {
+        let base = env("MCPGW_TEST_KEYCLOAK_URL", "keycloak.sh start");
+        let password = env(
+            "MCPGW_TEST_KEYCLOAK_ADMIN_PASSWORD",
+            "keycloak.sh admin-password",
+        );
+        let http = client();
+        let r: Value = http
+            .post(format!(
+                "{base}/realms/master/protocol/openid-connect/token"
+            ))
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "admin-cli"),
+                ("username", "admin"),
+                ("password", &password),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = r["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a Keycloak admin token: {r}"))
+            .to_owned();
+        Self { base, token, http }
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}/admin/realms{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn create(&self, path: &str, body: Value) {
+        let (status, body) = self.send(Method::POST, path, Some(body)).await;
+        assert!(status.is_success(), "POST {path}: {status} {body}");
+    }
+
+    async fn put(&self, path: &str) {
+        let (status, body) = self.send(Method::PUT, path, None).await;
+        assert!(status.is_success(), "PUT {path}: {status} {body}");
+    }
+
+    /// The id of the item of `path`'s list whose `field` is `value`.
+    async fn id_where(&self, path: &str, field: &str, value: &str) -> String {
+        let (_, list) = self.send(Method::GET, path, None).await;
+        list.as_array()
+            .and_then(|items| items.iter().find(|i| i[field] == value))
+            .and_then(|i| i["id"].as_str())
+            .unwrap_or_else(|| panic!("GET {path}: no {field} = {value}: {list}"))
+            .to_owned()
+    }
+}
+
+/// A realm with group `gw-readers`, an optional client scope `gw-echo` (it appears in the
+/// token's `scope` when asked for), and two confidential clients whose service accounts are in
+/// the group and whose tokens carry `groups`: `gw-m2m` with the gateway's audience, and
+/// `gw-elsewhere` with another API's audience.
+async fn keycloak_realm(kc: &KeycloakAdmin) -> String {
+    let realm = format!("gw-{}", uuid::Uuid::new_v4().simple());
+    kc.create("", json!({"realm": realm, "enabled": true}))
+        .await;
+    kc.create(&format!("/{realm}/groups"), json!({"name": "gw-readers"}))
+        .await;
+    let group = kc
+        .id_where(&format!("/{realm}/groups"), "name", "gw-readers")
+        .await;
+    kc.create(
+        &format!("/{realm}/client-scopes"),
+        json!({"name": "gw-echo", "protocol": "openid-connect",
+               "attributes": {"include.in.token.scope": "true", "display.on.consent.screen": "false"}}),
+    )
+    .await;
+    let echo_scope = kc
+        .id_where(&format!("/{realm}/client-scopes"), "name", "gw-echo")
+        .await;
+    for (client_id, audience) in [("gw-m2m", AUDIENCE), ("gw-elsewhere", "some-other-api")] {
+        kc.create(
+            &format!("/{realm}/clients"),
+            json!({"clientId": client_id, "secret": format!("{client_id}-secret"), "publicClient": false,
+                   "serviceAccountsEnabled": true, "standardFlowEnabled": false,
+                   "directAccessGrantsEnabled": false,
+                   "protocolMappers": [
+                     {"name": "aud", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
+                      "config": {"included.custom.audience": audience, "access.token.claim": "true"}},
+                     {"name": "groups", "protocol": "openid-connect",
+                      "protocolMapper": "oidc-group-membership-mapper",
+                      "config": {"claim.name": "groups", "full.path": "false", "access.token.claim": "true"}}]}),
+        )
+        .await;
+        let client = kc
+            .id_where(
+                &format!("/{realm}/clients?clientId={client_id}"),
+                "clientId",
+                client_id,
+            )
+            .await;
+        kc.put(&format!(
+            "/{realm}/clients/{client}/optional-client-scopes/{echo_scope}"
+        ))
+        .await;
+        let (_, account) = kc
+            .send(
+                Method::GET,
+                &format!("/{realm}/clients/{client}/service-account-user"),
+                None,
+            )
+            .await;
+        let account = account["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{client_id}'s service account: {account}"));
+        kc.put(&format!("/{realm}/users/{account}/groups/{group}"))
+            .await;
+    }
+    realm
+}
+
+/// A client credentials token of `client_id`, asking for `scope` if given.
+async fn client_credentials(issuer: &str, client_id: &str, scope: Option<&str>) -> String {
+    let secret = format!("{client_id}-secret");
+    let mut form = vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", client_id),
+        ("client_secret", secret.as_str()),
+    ];
+    if let Some(s) = scope {
+        form.push(("scope", s));
+    }
+    let r: Value = client()
+        .post(format!("{issuer}/protocol/openid-connect/token"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no access token for {client_id}: {r}"))
+        .to_owned()
+}
+
+fn scope_claim(claims: &Value) -> Vec<&str> {
+    claims["scope"]
+        .as_str()
+        .unwrap_or_default()
+        .split(' ')
+        .collect()
+}
+
+fn audiences(claims: &Value) -> Vec<&str> {
+    match &claims["aud"] {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    }
+}
+
+#[tokio::test]
+async fn a_keycloak_client_credentials_token_reaches_a_tool() {
+    let kc = KeycloakAdmin::connect().await;
+    let realm = keycloak_realm(&kc).await;
+    let issuer = format!("{}/realms/{realm}", kc.base);
+    // Group `gw-readers` may look at the server but call nothing; the token scope `gw-echo`
+    // (a scope document mapped to no group) may call echo.
+    let readers = scope(
+        "gw-readers",
+        "gw-readers",
+        SERVER,
+        &[
+            "initialize",
+            "notifications/initialized",
+            "ping",
+            "tools/list",
+        ],
+        &[],
+    );
+    let (stack, up) =
+        stack_with(&trusting(&issuer, false), &[readers, echo_scope("gw-echo")]).await;
+
+    // A machine-to-machine token with the gateway's audience, the group and the scope.
+    let m2m = client_credentials(&issuer, "gw-m2m", Some("gw-echo")).await;
+    let claims = claims_of(&m2m);
+    assert_eq!(claims["iss"], json!(issuer));
+    assert!(audiences(&claims).contains(&AUDIENCE), "{claims}");
+    assert_eq!(claims["groups"], json!(["gw-readers"]), "{claims}");
+    assert!(scope_claim(&claims).contains(&"gw-echo"), "{claims}");
+    let mut c = RawClient::new(&stack.url(), SERVER, Some(m2m));
+    let init = c.initialize().await;
+    assert_eq!(init.status, StatusCode::OK, "{}", init.text);
+    let list = c.request("tools/list", json!({})).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    let names: Vec<&str> = list.last()["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", list.text))
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["echo"], "only the permitted tool is listed");
+    let call = c.call("echo", json!({"text": "hello from keycloak"})).await;
+    assert_eq!(call.status, StatusCode::OK, "{}", call.text);
+    assert_eq!(text_of(call.last()), "hello from keycloak", "{}", call.text);
+    assert_eq!(
+        up.counters.calls.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+
+    // The audit names the Keycloak subject (the client's service account).
+    let sub = claims["sub"].as_str().expect("a sub claim").to_owned();
+    let mut actors = Vec::new();
+    for _ in 0..100 {
+        actors = stack
+            .audit("resource_id=weather&action=mcp.tool_call")
+            .await
+            .iter()
+            .filter_map(|e| e["actor"].as_str().map(str::to_owned))
+            .collect();
+        if !actors.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(actors, [sub]);
+
+    // The same client without the scope: the group lets it in, but not to call echo.
+    let reader = client_credentials(&issuer, "gw-m2m", None).await;
+    let claims = claims_of(&reader);
+    assert!(audiences(&claims).contains(&AUDIENCE), "{claims}");
+    assert!(!scope_claim(&claims).contains(&"gw-echo"), "{claims}");
+    let mut r = RawClient::new(&stack.url(), SERVER, Some(reader));
+    let init = r.initialize().await;
+    assert_eq!(init.status, StatusCode::OK, "{}", init.text);
+    let denied = r.call("echo", json!({"text": "x"})).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN, "{}", denied.text);
+    let challenge = denied.header("www-authenticate");
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains("scope=\"gw-echo\""),
+        "names the scope that would allow it: {challenge}"
+    );
+    assert_eq!(
+        up.counters.calls.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the denied call never reached the server"
+    );
+
+    // A Keycloak token with the group and the scope, but for another audience.
+    let elsewhere = client_credentials(&issuer, "gw-elsewhere", Some("gw-echo")).await;
+    let claims = claims_of(&elsewhere);
+    assert!(!audiences(&claims).contains(&AUDIENCE), "{claims}");
+    assert!(scope_claim(&claims).contains(&"gw-echo"), "{claims}");
+    let mut e = RawClient::new(&stack.url(), SERVER, Some(elsewhere));
+    let r = e.initialize_raw().await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    let challenge = r.header("www-authenticate");
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    assert!(challenge.contains("audience"), "{challenge}");
+}
+
+/// A browser session at the auth-server: keeps its cookies, sends the CSRF token.
+struct AuthSession {
+    base: String,
+    http: reqwest::Client,
+    cookies: BTreeMap<String, String>,
+    csrf: String,
+}
+
+impl AuthSession {
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> (StatusCode, String) {
+        let jar = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let req = if jar.is_empty() {
+            req
+        } else {
+            req.header(reqwest::header::COOKIE, jar)
+        };
+        let r = req.send().await.expect("the auth-server answers");
+        for c in r.headers().get_all(reqwest::header::SET_COOKIE) {
+            let c = c.to_str().unwrap_or("");
+            if let Some((k, v)) = c.split(';').next().and_then(|p| p.split_once('=')) {
+                if v.is_empty() || c.contains("Max-Age=0") {
+                    self.cookies.remove(k);
+                } else {
+                    self.cookies.insert(k.to_owned(), v.to_owned());
+                }
+            }
+        }
+        let status = r.status();
+        (status, r.text().await.unwrap_or_default())
+    }
+
+    /// Signs in with the login form.
+    async fn login(base: &str, username: &str, password: &str) -> Self {
+        let mut s = Self {
+            base: base.to_owned(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            cookies: BTreeMap::new(),
+            csrf: String::new(),
+        };
+        let (status, form) = s.send(s.http.get(format!("{base}/login"))).await;
+        assert_eq!(status, StatusCode::OK, "{form}");
+        let marker = "name=\"form_token\" value=\"";
+        let start = form.find(marker).expect("the form has a form_token") + marker.len();
+        let form_token =
+            form[start..start + form[start..].find('"').unwrap()].replace("&amp;", "&");
+        let (status, text) = s
+            .send(s.http.post(format!("{base}/login")).form(&[
+                ("username", username),
+                ("password", password),
+                ("form_token", form_token.as_str()),
+            ]))
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "login: {text}");
+        let (status, text) = s.send(s.http.get(format!("{base}/api/v1/csrf"))).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let csrf: Value = serde_json::from_str(&text).unwrap();
+        s.csrf = csrf["csrf_token"]
+            .as_str()
+            .expect("a CSRF token")
+            .to_owned();
+        s
+    }
+
+    async fn api(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("x-csrf-token", &self.csrf);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let (status, text) = self.send(req).await;
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Mints an agent token with `scopes`: (token, jti).
+    async fn mint(&mut self, scopes: &[&str]) -> (String, String) {
+        let (status, body) = self
+            .api(
+                Method::POST,
+                "/api/v1/tokens",
+                Some(json!({"scopes": scopes, "description": "gateway test"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (
+            body["access_token"].as_str().unwrap().to_owned(),
+            body["jti"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_at_the_auth_server_stops_working_at_the_gateway() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // The real auth-server: its bootstrap admin holds the scope `gw-echo`, and its tokens are
+    // for the gateway's audience.
+    let auth_dir = tempfile::tempdir().unwrap();
+    let d = auth_dir.path().display();
+    let config = auth_server::config::AuthConfig::from_toml_layers(&[&format!(
+        "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\ndata_dir = \"{d}\"\n\
+         [store]\nurl = \"sqlite://{d}/auth.db\"\n[session]\ncookie_secure = false\n\
+         [local.password_hash]\nmemory_kib = 1024\niterations = 1\nparallelism = 1\n\
+         [tokens]\naudience = \"{AUDIENCE}\"\n[group_scopes]\nmcpgw-admins = [\"gw-echo\"]\n"
+    )])
+    .expect("auth-server test config");
+    let auth = auth_server::app::start(config)
+        .await
+        .expect("auth-server starts");
+    let issuer = auth.public_url.clone();
+    let password = auth
+        .bootstrap_password
+        .as_ref()
+        .expect("a bootstrap admin")
+        .expose_secret()
+        .to_owned();
+    let trust = trusting(&issuer, true);
+    let (stack, up) = stack_with(&trust, &[echo_scope("gw-echo")]).await;
+
+    let mut admin = AuthSession::login(&format!("http://{}", auth.addr), "admin", &password).await;
+    let (token, jti) = admin.mint(&["gw-echo"]).await;
+    let (kept, _) = admin.mint(&["gw-echo"]).await;
+    let claims = claims_of(&token);
+    assert_eq!(claims["iss"], json!(issuer));
+    assert_eq!(claims["aud"], AUDIENCE);
+    assert_eq!(claims["scope"], "gw-echo");
+    assert_eq!(claims["jti"], json!(jti));
+
+    let mut c = RawClient::new(&stack.url(), SERVER, Some(token.clone()));
+    let init = c.initialize().await;
+    assert_eq!(init.status, StatusCode::OK, "{}", init.text);
+    // The first request verified the token; these come from the gateway's token cache.
+    for i in 0..2 {
+        let call = c.call("echo", json!({"text": format!("before {i}")})).await;
+        assert_eq!(call.status, StatusCode::OK, "{}", call.text);
+        assert_eq!(text_of(call.last()), format!("before {i}"));
+    }
+    let mut k = RawClient::new(&stack.url(), SERVER, Some(kept.clone()));
+    assert_eq!(k.initialize().await.status, StatusCode::OK);
+
+    let (status, body) = admin
+        .api(Method::DELETE, &format!("/api/v1/tokens/{jti}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let revoked_at = Instant::now();
+
+    // The cached token is refused once the gateway has fetched the revocation list (at most
+    // every 2 s); until then it may still pass.
+    let mut passed = 0;
+    let refused = loop {
+        let r = c.call("echo", json!({"text": "after"})).await;
+        if r.status == StatusCode::UNAUTHORIZED {
+            break r;
+        }
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        passed += 1;
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(10),
+            "the gateway still accepts the revoked token {:?} after the revocation",
+            revoked_at.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let challenge = refused.header("www-authenticate");
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    assert!(challenge.contains("revoked"), "{challenge}");
+    // Still refused: on the session, from a new client, and by a gateway that never saw it.
+    let again = c.call("echo", json!({"text": "again"})).await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED, "{}", again.text);
+    assert!(
+        again
+            .header("www-authenticate")
+            .contains("error=\"invalid_token\"")
+    );
+    let mut fresh = RawClient::new(&stack.url(), SERVER, Some(token.clone()));
+    let r = fresh.initialize_raw().await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    let gw2 = stack.start_gateway("gw2", &trust).await;
+    wait_routed(&gw2, SERVER, true).await;
+    for _ in 0..200 {
+        if gw2
+            .state
+            .table
+            .current()
+            .documents
+            .iter()
+            .any(|d| d.name() == "gw-echo")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut other = RawClient::new(&gw2.url(), SERVER, Some(token));
+    let r = other.initialize_raw().await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    assert!(r.header("www-authenticate").contains("revoked"));
+
+    // The other token keeps working, at both gateways.
+    let call = k.call("echo", json!({"text": "kept"})).await;
+    assert_eq!(call.status, StatusCode::OK, "{}", call.text);
+    assert_eq!(text_of(call.last()), "kept");
+    let mut k2 = RawClient::new(&gw2.url(), SERVER, Some(kept));
+    assert_eq!(k2.initialize().await.status, StatusCode::OK);
+    let call = k2.call("echo", json!({"text": "kept too"})).await;
+    assert_eq!(call.status, StatusCode::OK, "{}", call.text);
+    assert_eq!(text_of(call.last()), "kept too");
+    assert_eq!(
+        up.counters.calls.load(std::sync::atomic::Ordering::SeqCst),
+        4 + passed,
+        "no call with the revoked token reached the server once refused"
+    );
+    gw2.stop().await;
+    auth.stop().await;
+}
