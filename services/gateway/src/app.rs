@@ -303,6 +303,10 @@ async fn guard_host_and_origin(
     request: Request,
     next: Next,
 ) -> Response {
+    // Load balancer health checks use the target's address as Host; those paths reveal nothing.
+    if matches!(request.uri().path(), "/health" | "/ready") {
+        return next.run(request).await;
+    }
     let host = request
         .headers()
         .get(http::header::HOST)

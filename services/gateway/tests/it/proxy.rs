@@ -425,4 +425,12 @@ async fn bad_input_gets_a_clear_error() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // …but a load balancer's health check (Host = the target's address) is answered.
+    let r = client()
+        .get(format!("{}/health", stack.url()))
+        .header("host", "10.0.3.7:8080")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
 }
