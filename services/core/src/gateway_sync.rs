@@ -135,12 +135,14 @@ pub struct McpAuditEvent {
     pub issuer: String,
     /// `allowed` or `denied`.
     pub decision: AuditDecision,
-    /// Why: a policy reason (`no_matching_rule`, …), `write_protected`, `rate_limited`, ….
+    /// Why: a policy reason (`no_rule_for_server`, `tool_not_allowed`, …), `write_protected`,
+    /// `rate_limited`, or `allowed`.
     pub reason: String,
     /// The rule that allowed it (`scope "x" server_access[2]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matched_rule: Option<String>,
-    /// `ok`, `tool_error`, `jsonrpc_error`, `upstream_error`, `timeout`, `cancelled`, `denied`.
+    /// `ok`, `tool_error`, `jsonrpc_error`, `upstream_error`, `timeout`, `cancelled`, `busy`
+    /// (the server's in-flight limit), `denied`.
     pub status: String,
     /// From the request reaching the gateway to the final answer leaving it.
     pub latency_ms: f64,

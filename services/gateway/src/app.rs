@@ -172,8 +172,9 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<(Arc<Gateway>, Synce
         resolve_secret(&config.secrets.sealing_key, &config, "secrets.sealing_key").await?;
     let keyring = match sealing {
         Some(key) => Some(
-            Keyring::from_base64(&key, &[])
-                .context("secrets.sealing_key must be base64 of 32 bytes")?,
+            Keyring::from_base64(&key, &config.secrets.previous_sealing_keys).context(
+                "secrets.sealing_key and previous_sealing_keys must be base64 of 32 bytes",
+            )?,
         ),
         None => None,
     };
@@ -266,7 +267,6 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<(Arc<Gateway>, Synce
 
 /// The MCP router with its middleware.
 pub fn router(gw: Arc<Gateway>) -> Router {
-    let limit = gw.config.max_body_bytes;
     Router::new()
         .route("/health", get(mcpgw_core::serve::health))
         .route("/ready", get(ready))
@@ -285,7 +285,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/{server}/sse", get(proxy::sse_connect))
         .route("/{server}/message", post(proxy::sse_message))
         .fallback(mcpgw_core::serve::not_found)
-        .layer(DefaultBodyLimit::max(limit))
+        // Bodies are read (with the limit) by the handlers, after authentication.
+        .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&gw),
             guard_host_and_origin,

@@ -66,6 +66,7 @@ pub struct AuthConfig {
 #[serde(deny_unknown_fields)]
 pub struct SecretsConfig {
     pub sealing_key: SecretSource,
+    pub previous_sealing_keys: Vec<secrecy::SecretString>,
     pub session_key: SecretSource,
     pub aws: SecretsManagerConfig,
 }
@@ -237,6 +238,12 @@ impl GatewayConfig {
             || self.audit.batch_size > mcpgw_core::gateway_sync::MAX_AUDIT_BATCH
         {
             return Err(key("audit.batch_size", "must be between 1 and 1000"));
+        }
+        if self.audit.flush_ms < 10 {
+            return Err(key("audit.flush_ms", "must be at least 10"));
+        }
+        if self.stdio.start_timeout_ms < 100 {
+            return Err(key("stdio.start_timeout_ms", "must be at least 100"));
         }
         if self.audit.queue_capacity < self.audit.batch_size {
             return Err(key(

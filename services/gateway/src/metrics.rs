@@ -97,7 +97,7 @@ impl Metrics {
             ),
             open_streams: gauge(
                 "mcpgw_gateway_open_streams",
-                "Server-sent event streams open to clients",
+                "Long-lived event streams open to clients (GET streams, subscriptions/listen, legacy SSE connections)",
             ),
             snapshot_info: register(
                 reg,
@@ -145,7 +145,7 @@ impl Metrics {
             ),
             stdio_restarts: counter_vec(
                 "mcpgw_gateway_stdio_restarts_total",
-                "Restarts of stdio servers the gateway runs, by server",
+                "Restarts of stdio servers the gateway runs and reconnections to legacy SSE servers, by server",
                 &["server"],
             ),
             http,

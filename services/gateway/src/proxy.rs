@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -18,6 +18,7 @@ use futures::stream::BoxStream;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use mcpgw_core::gateway_sync::{AuditDecision, McpAuditEvent};
 use mcpgw_core::policy::DecisionReason;
+use mcpgw_core::telemetry::RequestId;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::BroadcastStream;
@@ -279,24 +280,34 @@ async fn begin(
     Ok((routes, route, caller))
 }
 
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(mcpgw_core::telemetry::REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_default()
+/// Reads a body of at most `max` bytes; larger bodies get a JSON-RPC 413 (read only after
+/// the caller is authenticated, so strangers cannot make the gateway read megabytes).
+async fn read_body(body: Body, max: usize) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, max).await.map_err(|_| {
+        rpc_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+            codes::INVALID_REQUEST,
+            &format!("the body is larger than {max} bytes (or broke off)"),
+        )
+    })
 }
 
 /// `POST /{server}/mcp`
 pub async fn post(
     State(gw): State<AppState>,
     Path(server): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    request: axum::extract::Request,
 ) -> Response {
     let started = Instant::now();
-    let (routes, route, caller) = match begin(&gw, &server, &headers).await {
+    let (parts, body) = request.into_parts();
+    let (routes, route, caller) = match begin(&gw, &server, &parts.headers).await {
         Ok(x) => x,
+        Err(r) => return r,
+    };
+    let body = match read_body(body, gw.config.max_body_bytes).await {
+        Ok(b) => b,
         Err(r) => return r,
     };
     let call = Arc::new(Call {
@@ -304,10 +315,10 @@ pub async fn post(
         routes,
         route,
         caller,
-        request_id: request_id(&headers),
+        request_id,
         started,
     });
-    handle_post(call, headers, body).await
+    handle_post(call, parts.headers, body).await
 }
 
 /// Handles a POST body for an authenticated caller (also used by the legacy SSE transport).
@@ -757,9 +768,9 @@ async fn forward_request(
                 return r;
             }
             SharedAnswer::Pending(pending) => (pending_events(pending), HeaderMap::new(), None),
-            SharedAnswer::Listen(r) => {
+            SharedAnswer::Listen(params) => {
                 finish(call, &outcome, "ok");
-                return r;
+                return listen(shared, id, params, permit);
             }
         },
     };
@@ -859,6 +870,15 @@ async fn upstream_status(call: &Call, response: reqwest::Response, id: &Value) -
         .with_label_values(&[call.server(), reason])
         .inc();
     if matches!(status.as_u16(), 401 | 403) {
+        // A cached OAuth token the upstream no longer takes: the next request fetches a new one.
+        if status.as_u16() == 401
+            && let Upstream::Http {
+                credentials: Some(c),
+                ..
+            } = &call.route.upstream
+        {
+            c.invalidate();
+        }
         return rpc_error(
             StatusCode::BAD_GATEWAY,
             Some(id),
@@ -1109,7 +1129,8 @@ enum SharedAnswer {
     /// The gateway answered itself (initialize, ping, server/discover).
     Direct(Value, HeaderMap),
     Pending(PendingReply),
-    Listen(Response),
+    /// `subscriptions/listen`: streamed from the shared session's notifications.
+    Listen(serde_json::Map<String, Value>),
     Failed(Response),
 }
 
@@ -1176,7 +1197,7 @@ async fn shared_request(
         },
         "subscriptions/listen" => {
             let params = message.params().cloned().unwrap_or_default();
-            SharedAnswer::Listen(listen(call, shared, id.clone(), params))
+            SharedAnswer::Listen(params)
         }
         _ => {
             let mut value = message.into_value();
@@ -1223,18 +1244,11 @@ fn pending_events(pending: PendingReply) -> BoxStream<'static, Result<sse::Event
 /// `subscriptions/listen` (2026-07-28): an acknowledgement, then the upstream's notifications
 /// until the client closes the stream.
 fn listen(
-    call: &Arc<Call>,
     shared: &Arc<SharedUpstream>,
     id: Value,
     params: serde_json::Map<String, Value>,
+    permit: Box<dyn std::any::Any + Send>,
 ) -> Response {
-    let Some(permit) = call.gw.streams.acquire(
-        call.caller.limit_key(),
-        call.gw.config.limits.streams_per_caller,
-        &call.gw.metrics.open_streams,
-    ) else {
-        return too_many(5, Some(&id), "too many open streams for this caller");
-    };
     let rx = shared.subscribe();
     let honored = listen_filter(&params);
     let stamp = move |mut message: Value| {
@@ -1536,6 +1550,7 @@ fn stateless_result_fields(method: &str, result: &mut Value) {
 pub async fn get(
     State(gw): State<AppState>,
     Path(server): Path<String>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,
 ) -> Response {
     let started = Instant::now();
@@ -1576,7 +1591,7 @@ pub async fn get(
         routes,
         route,
         caller,
-        request_id: request_id(&headers),
+        request_id,
         started,
     });
     match &call.route.upstream {
@@ -1650,6 +1665,7 @@ fn method_not_allowed(detail: &str) -> Response {
 pub async fn delete(
     State(gw): State<AppState>,
     Path(server): Path<String>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,
 ) -> Response {
     let started = Instant::now();
@@ -1675,7 +1691,7 @@ pub async fn delete(
         routes,
         route,
         caller,
-        request_id: request_id(&headers),
+        request_id,
         started,
     });
     match &call.route.upstream {
@@ -1772,12 +1788,18 @@ pub async fn sse_message(
     State(gw): State<AppState>,
     Path(server): Path<String>,
     Query(query): Query<MessageQuery>,
-    headers: HeaderMap,
-    body: Bytes,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    request: axum::extract::Request,
 ) -> Response {
     let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     let (routes, route, caller) = match begin(&gw, &server, &headers).await {
         Ok(x) => x,
+        Err(r) => return r,
+    };
+    let body = match read_body(body, gw.config.max_body_bytes).await {
+        Ok(b) => b,
         Err(r) => return r,
     };
     let Some((tx, session)) = gw.legacy.lookup(&query.session_id, &server, &caller.digest) else {
@@ -1799,7 +1821,7 @@ pub async fn sse_message(
         routes,
         route,
         caller,
-        request_id: request_id(&headers),
+        request_id,
         started,
     });
     let max = gw.config.upstream.max_message_bytes;

@@ -80,7 +80,12 @@ struct Connection {
     pending: Mutex<HashMap<u64, PendingEntry>>,
     next_id: AtomicU64,
     initialize: Value,
+    /// Set when the writer side ends (the child exited, the stream closed).
     closed: tokio::sync::watch::Receiver<bool>,
+    /// Cleared when the reader side ends (stdout closed, a message over the limit): the
+    /// connection is then replaced even if the process still runs.
+    alive: std::sync::atomic::AtomicBool,
+    started: Instant,
     /// Ends the child process / SSE stream when the connection is dropped.
     _guard: tokio::sync::oneshot::Sender<()>,
 }
@@ -221,15 +226,26 @@ impl SharedUpstream {
         let mut live = self.live.lock().await;
         if let Some(conn) = live.as_ref()
             && !*conn.closed.borrow()
+            && conn.alive.load(Ordering::Relaxed)
         {
             return Ok(Arc::clone(conn));
         }
-        if live.take().is_some() {
+        if let Some(dead) = live.take() {
             self.settings
                 .metrics
                 .stdio_restarts
                 .with_label_values(&[self.server.as_str()])
                 .inc();
+            // A server that dies soon after it started is restarted with the same doubling
+            // delay as one that fails to start; one that ran a while starts again at once.
+            let mut backoff = self.restart.lock().expect("backoff");
+            if dead.started.elapsed() < Duration::from_secs(10) {
+                backoff.failures += 1;
+                backoff.not_before = Some(Instant::now() + self.delay(backoff.failures));
+                backoff.last_error = "the server exited soon after it started".to_owned();
+            } else {
+                *backoff = Backoff::default();
+            }
         }
         {
             let backoff = self.restart.lock().expect("backoff");
@@ -245,7 +261,9 @@ impl SharedUpstream {
         }
         match tokio::time::timeout(self.settings.start_timeout, self.connect()).await {
             Ok(Ok(conn)) => {
-                *self.restart.lock().expect("backoff") = Backoff::default();
+                // The failure count stays until a connection has lived a while (see above), so
+                // a server that crashes right after every start backs off further each time.
+                self.restart.lock().expect("backoff").not_before = None;
                 *live = Some(Arc::clone(&conn));
                 Ok(conn)
             }
@@ -260,17 +278,21 @@ impl SharedUpstream {
                 };
                 let mut backoff = self.restart.lock().expect("backoff");
                 backoff.failures += 1;
-                let delay = self
-                    .settings
-                    .restart_min
-                    .saturating_mul(1 << backoff.failures.min(16).saturating_sub(1))
-                    .min(self.settings.restart_max);
+                let delay = self.delay(backoff.failures);
                 backoff.not_before = Some(Instant::now() + delay);
                 backoff.last_error = error.clone();
                 tracing::warn!(server = %self.server, error = %error, retry_in_ms = delay.as_millis() as u64, "starting the upstream failed");
                 Err(SharedError::Unavailable(error))
             }
         }
+    }
+
+    /// `restart_min` doubled for each failure after the first, at most `restart_max`.
+    fn delay(&self, failures: u32) -> Duration {
+        self.settings
+            .restart_min
+            .saturating_mul(1 << failures.min(16).saturating_sub(1))
+            .min(self.settings.restart_max)
     }
 
     async fn connect(&self) -> Result<Arc<Connection>, String> {
@@ -340,6 +362,8 @@ impl SharedUpstream {
             next_id: AtomicU64::new(1),
             initialize,
             closed: closed_rx,
+            alive: std::sync::atomic::AtomicBool::new(true),
+            started: Instant::now(),
             _guard: guard_tx,
         });
         tokio::spawn(dispatch(
@@ -636,6 +660,7 @@ async fn dispatch(
     // The upstream is gone: requests still waiting get no answer from it; dropping their
     // senders ends their replies at once (the client gets an error, not a hang).
     if let Some(conn) = conn.upgrade() {
+        conn.alive.store(false, Ordering::Relaxed);
         conn.pending.lock().expect("pending").clear();
     }
     tracing::debug!(server = %server, "upstream dispatch ended");

@@ -299,9 +299,11 @@ async fn the_callers_token_stays_at_the_gateway_and_upstream_credentials_are_inj
         !r.text.contains(&token),
         "the caller's token never appears upstream"
     );
-    assert!(
-        seen.get("x-request-id").is_some(),
-        "the request id travels upstream"
+    let request_id = r.header("x-request-id");
+    assert!(!request_id.is_empty());
+    assert_eq!(
+        seen["x-request-id"], request_id,
+        "the gateway's request id travels upstream"
     );
     // the snapshot on disk holds credentials only sealed
     let disk = std::fs::read_to_string(stack.dir.path().join("gw1/snapshot.json")).unwrap();
