@@ -59,3 +59,6 @@ scripts/check-static.sh
 
 log "cargo test (SQLite and MongoDB backends)"
 cargo test --workspace --locked
+
+log "MCP conformance suite, both eras, through the gateway (docs/conformance.md)"
+scripts/conformance.sh

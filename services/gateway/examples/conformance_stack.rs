@@ -15,9 +15,10 @@
 //! READY <gateway>/<path>/mcp <bearer token for group conformance, valid 1 h>
 //! ```
 //!
-//! Then it serves until SIGTERM or SIGINT and stops cleanly. Logs (text, filter
-//! `$MCPGW_CONFORMANCE_LOG`, default `warn`) also go to stdout, after the READY line is printed
-//! they are interleaved with nothing else.
+//! Then it serves until SIGTERM or SIGINT and stops cleanly. Its logs (text, filter
+//! `$MCPGW_CONFORMANCE_LOG`, default `warn`) go to stdout too: read the line that starts with
+//! `READY `. The gateway listens on a port chosen before it starts, so that its `public_url` is
+//! the URL the suite is given (the gateway accepts browser `Origin`s of its public URL only).
 
 use std::time::{Duration, Instant};
 
@@ -49,7 +50,9 @@ fn args() -> anyhow::Result<Args> {
             "--upstream" => out.upstream = value,
             "--path" => out.path = value,
             "--transport" => out.transport = value,
-            _ => bail!("unknown argument {flag}; usage: --upstream URL [--path NAME] [--transport T]"),
+            _ => bail!(
+                "unknown argument {flag}; usage: --upstream URL [--path NAME] [--transport T]"
+            ),
         }
     }
     if out.upstream.is_empty() {
@@ -114,7 +117,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // The issuer and the gateway.
     let issuer = TestIssuer::start().await;
     let gateway_toml = format!(
-        "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\n\
+        "metrics_listen = \"127.0.0.1:0\"\n\
          data_dir = \"{data}\"\ninstance_id = \"conformance\"\nallowed_hosts = [\"127.0.0.1\"]\n\
          [registry]\nurl = \"{registry_url}\"\n[registry.api_key]\nvalue = \"{gateway_key}\"\n\
          [sync]\npoll_wait_seconds = 5\nretry_seconds = 1\n\
@@ -124,9 +127,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         data = dir.path().join("gateway").display(),
         issuer = issuer.issuer,
     );
-    let gateway =
-        gateway::app::start(gateway::config::GatewayConfig::from_toml_layers(&[&gateway_toml])?)
-            .await?;
+    let gateway = start_gateway(&gateway_toml).await?;
 
     // The upstream, approved, and a scope granting everything on it.
     let path = &args.path;
@@ -187,6 +188,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Starts the gateway on a port chosen here, so that `public_url` is the URL the suite uses:
+/// the gateway accepts browser `Origin`s of its public URL only, and the suite's
+/// dns-rebinding-protection scenario sends `Origin: http://127.0.0.1:<port>`.
+async fn start_gateway(toml: &str) -> anyhow::Result<gateway::app::Running> {
+    let mut last = None;
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let listen =
+            format!("listen = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n");
+        let config = gateway::config::GatewayConfig::from_toml_layers(&[toml, &listen])?;
+        match gateway::app::start(config).await {
+            Ok(running) => return Ok(running),
+            // Someone took the port between the probe and the bind: try another.
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("tried at least once"))
+}
+
 struct Admin {
     http: reqwest::Client,
     base: String,
@@ -194,7 +216,12 @@ struct Admin {
 }
 
 impl Admin {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> anyhow::Result<Value> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> anyhow::Result<Value> {
         let response = self
             .http
             .request(method.clone(), format!("{}{path}", self.base))

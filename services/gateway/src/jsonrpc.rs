@@ -243,6 +243,22 @@ pub enum Era {
 pub struct HeaderProblem {
     pub code: i64,
     pub message: String,
+    /// `error.data`; for `UNSUPPORTED_VERSION` the `UnsupportedProtocolVersionError` payload
+    /// `{"supported": [...], "requested": "..."}`.
+    pub data: Option<Value>,
+}
+
+impl HeaderProblem {
+    fn unsupported(requested: &str, supported: &[&str]) -> Self {
+        Self {
+            code: codes::UNSUPPORTED_VERSION,
+            message: format!(
+                "MCP-Protocol-Version {requested:?} is not supported; supported: {}",
+                supported.join(", ")
+            ),
+            data: Some(json!({"supported": supported, "requested": requested})),
+        }
+    }
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -265,13 +281,7 @@ pub fn era_of(headers: &HeaderMap, incoming: &Incoming) -> Result<Era, HeaderPro
         if let Some(v) = header_version
             && !LEGACY_VERSIONS.contains(&v)
         {
-            return Err(HeaderProblem {
-                code: codes::UNSUPPORTED_VERSION,
-                message: format!(
-                    "MCP-Protocol-Version {v:?} is not supported; supported: {}",
-                    supported_versions().join(", ")
-                ),
-            });
+            return Err(HeaderProblem::unsupported(v, &supported_versions()));
         }
         return Ok(Era::Legacy {
             version: header_version.map(str::to_owned),
@@ -281,6 +291,7 @@ pub fn era_of(headers: &HeaderMap, incoming: &Incoming) -> Result<Era, HeaderPro
         return Err(HeaderProblem {
             code: codes::INVALID_REQUEST,
             message: "stateless (2026-07-28) requests cannot be batched".into(),
+            data: None,
         });
     };
     let version = match (header_version, meta_version) {
@@ -290,6 +301,7 @@ pub fn era_of(headers: &HeaderMap, incoming: &Incoming) -> Result<Era, HeaderPro
                 message: format!(
                     "MCP-Protocol-Version header {h:?} differs from _meta {META_PROTOCOL_VERSION} {m:?}"
                 ),
+                data: None,
             });
         }
         (Some(h), _) => h,
@@ -299,18 +311,14 @@ pub fn era_of(headers: &HeaderMap, incoming: &Incoming) -> Result<Era, HeaderPro
                 message: format!(
                     "the MCP-Protocol-Version header is required (the body says {m:?})"
                 ),
+                data: None,
             });
         }
         (None, None) => unreachable!("modern implies a version"),
     };
     if !MODERN_VERSIONS.contains(&version) {
-        return Err(HeaderProblem {
-            code: codes::UNSUPPORTED_VERSION,
-            message: format!(
-                "MCP-Protocol-Version {version:?} is not supported; supported: {}",
-                supported_versions().join(", ")
-            ),
-        });
+        // The versions server/discover lists: a stateless client picks one of them and retries.
+        return Err(HeaderProblem::unsupported(version, MODERN_VERSIONS));
     }
     check_mirrored_headers(headers, message)?;
     Ok(Era::Modern {
@@ -323,6 +331,7 @@ fn check_mirrored_headers(headers: &HeaderMap, message: &Message) -> Result<(), 
     let mismatch = |message: String| HeaderProblem {
         code: codes::HEADER_MISMATCH,
         message,
+        data: None,
     };
     let Some(method) = message.method() else {
         return Ok(()); // a response the client sends back carries no method

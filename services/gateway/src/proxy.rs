@@ -345,12 +345,12 @@ pub async fn handle_post(call: Arc<Call>, headers: HeaderMap, body: Bytes) -> Re
                 Incoming::Single(m) => m.id().cloned(),
                 Incoming::Batch(_) => None,
             };
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                id.as_ref(),
-                problem.code,
-                &problem.message,
-            );
+            let mut body =
+                jsonrpc::error_response(id.unwrap_or(Value::Null), problem.code, &problem.message);
+            if let Some(data) = problem.data {
+                body["error"]["data"] = data;
+            }
+            return json_response(StatusCode::BAD_REQUEST, &body);
         }
     };
     if let Some(why) = &call.route.broken {
@@ -1412,12 +1412,19 @@ async fn respond(
         let _permit = permit;
         let mut next = Some(Ok(first));
         let mut finished = false;
+        // Only a client that left cancels the upstream request. An upstream that ends its own
+        // stream before the answer (SEP-1699 polling) is still working on it: the client
+        // resumes with GET and Last-Event-ID.
+        let mut client_gone = false;
         loop {
             let item = match next.take() {
                 Some(i) => Some(i),
                 None => tokio::select! {
                     i = stream.next() => i,
-                    _ = tx.closed() => break,
+                    _ = tx.closed() => {
+                        client_gone = true;
+                        break;
+                    }
                 },
             };
             let Some(item) = item else { break };
@@ -1442,6 +1449,7 @@ async fn respond(
                 last = true;
             }
             if tx.send(out.encode()).await.is_err() {
+                client_gone = true;
                 break;
             }
             if last {
@@ -1449,9 +1457,13 @@ async fn respond(
             }
         }
         if !finished {
-            finish(&call, &outcome, "cancelled");
-            if let Some(a) = abandon {
-                a.fire();
+            if client_gone {
+                finish(&call, &outcome, "cancelled");
+                if let Some(a) = abandon {
+                    a.fire();
+                }
+            } else {
+                finish(&call, &outcome, "stream_closed");
             }
         }
     });

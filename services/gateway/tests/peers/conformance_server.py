@@ -44,7 +44,6 @@ import itertools
 import os
 import sys
 import warnings
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import anyio
@@ -55,9 +54,9 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.prompts.base import Message
 from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp.shared.message import ServerMessageMetadata
 from mcp_types import (
     AudioContent,
-    BlobResourceContents,
     CallToolResult,
     Completion,
     EmbeddedResource,
@@ -227,9 +226,7 @@ async def elicit_raw(ctx: Context, message: str, schema: dict[str, Any]) -> type
     )
 
 
-def _related(ctx: Context) -> Any:
-    from mcp.shared.message import ServerMessageMetadata
-
+def _related(ctx: Context) -> ServerMessageMetadata:
     return ServerMessageMetadata(related_request_id=ctx.request_id)
 
 
@@ -348,7 +345,7 @@ def _capabilities(ctx: Context) -> types.ClientCapabilities:
 
 
 @server.tool(description="Needs the client's sampling capability; rejects with -32021 without it.")
-async def test_missing_capability(ctx: Context) -> str | InputRequiredResult:
+async def test_missing_capability(ctx: Context) -> str:
     if _capabilities(ctx).sampling is None:
         data = types.MissingRequiredClientCapabilityErrorData(
             required_capabilities=types.ClientCapabilities(sampling=types.SamplingCapability())
@@ -407,13 +404,13 @@ async def test_streaming_elicitation(ctx: Context) -> str | InputRequiredResult:
     return "thanks"
 
 
-@server.tool(description="Changes the tool list (notifies subscriptions/listen streams).")
+@server.tool(description="Announces a tool-list change to subscriptions/listen streams.")
 async def test_trigger_tool_change(ctx: Context) -> str:
     await ctx.notify_tools_changed()
     return "tools changed"
 
 
-@server.tool(description="Changes the prompt list (notifies subscriptions/listen streams).")
+@server.tool(description="Announces a prompt-list change to subscriptions/listen streams.")
 async def test_trigger_prompt_change(ctx: Context) -> str:
     await ctx.notify_prompts_changed()
     return "prompts changed"
@@ -603,7 +600,6 @@ async def _set_level(ctx: ServerRequestContext[Any], params: types.SetLevelReque
     return types.EmptyResult()
 
 
-Handler = Callable[[ServerRequestContext[Any], Any], Awaitable[Any]]
 _low = server._lowlevel_server  # noqa: SLF001
 _low.add_request_handler("resources/subscribe", types.SubscribeRequestParams, _subscribe)
 _low.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, _unsubscribe)
