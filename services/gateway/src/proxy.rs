@@ -656,7 +656,19 @@ async fn forward_one_way(
                 Err(e) => e.into_response(None),
             }
         }
-        Upstream::Shared(_) => StatusCode::ACCEPTED.into_response(),
+        Upstream::Shared(shared) => {
+            // Cancellations are the one client notification a shared session passes on (mapped
+            // to the gateway's id); the session is the gateway's, so the rest stay here.
+            if message.method() == Some("notifications/cancelled")
+                && let Some(params) = message.params()
+                && let Some(request_id) = params.get("requestId")
+            {
+                shared
+                    .cancel(&call.caller.digest, request_id, params.get("reason"))
+                    .await;
+            }
+            StatusCode::ACCEPTED.into_response()
+        }
     }
 }
 
@@ -1211,7 +1223,7 @@ async fn shared_request(
                     meta.retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
                 }
             }
-            match shared.request(value).await {
+            match shared.request(&call.caller.digest, value).await {
                 Ok(p) => SharedAnswer::Pending(p),
                 Err(e) => unavailable(e),
             }

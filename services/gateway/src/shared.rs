@@ -91,6 +91,8 @@ struct Connection {
 }
 
 struct PendingEntry {
+    /// The caller's digest: a client may cancel only its own requests.
+    owner: String,
     client_id: Value,
     client_progress: Option<Value>,
     tx: mpsc::UnboundedSender<Value>,
@@ -184,7 +186,12 @@ impl SharedUpstream {
     }
 
     /// Sends a request; the reply carries its messages.
-    pub async fn request(&self, mut message: Value) -> Result<PendingReply, SharedError> {
+    /// Sends a request of `owner` (the caller's digest); the reply carries its messages.
+    pub async fn request(
+        &self,
+        owner: &str,
+        mut message: Value,
+    ) -> Result<PendingReply, SharedError> {
         let conn = self.connection().await?;
         let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
         let client_id = message.get("id").cloned().unwrap_or(Value::Null);
@@ -196,6 +203,7 @@ impl SharedUpstream {
         conn.pending.lock().expect("pending").insert(
             id,
             PendingEntry {
+                owner: owner.to_owned(),
                 client_id,
                 client_progress,
                 tx,
@@ -213,13 +221,34 @@ impl SharedUpstream {
         })
     }
 
-    /// Sends a notification (nothing comes back).
-    pub async fn notify(&self, message: Value) -> Result<(), SharedError> {
-        let conn = self.connection().await?;
-        conn.outgoing
-            .send(message)
-            .await
-            .map_err(|_| SharedError::Lost)
+    /// A client's `notifications/cancelled` for its request `client_id`: passed on with the
+    /// gateway's id for it; nothing happens when no such request of `owner` is waiting.
+    pub async fn cancel(&self, owner: &str, client_id: &Value, reason: Option<&Value>) {
+        let conn = match self.live.lock().await.as_ref() {
+            Some(c) => Arc::clone(c),
+            None => return,
+        };
+        let id = {
+            let mut pending = conn.pending.lock().expect("pending");
+            let found = pending
+                .iter()
+                .find(|(_, e)| e.owner == owner && &e.client_id == client_id)
+                .map(|(id, _)| *id);
+            if let Some(id) = found {
+                pending.remove(&id);
+            }
+            found
+        };
+        if let Some(id) = id {
+            let mut params = json!({"requestId": id});
+            if let Some(r) = reason {
+                params["reason"] = r.clone();
+            }
+            let _ = conn
+                .outgoing
+                .send(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params}))
+                .await;
+        }
     }
 
     async fn connection(&self) -> Result<Arc<Connection>, SharedError> {

@@ -420,3 +420,50 @@ async fn a_stdio_server_that_exits_is_restarted_on_the_next_request() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_clients_cancellation_reaches_a_shared_upstream() {
+    let stack = Stack::start().await;
+    let server = py_server(&["--transport", "sse"]).await;
+    route(
+        &stack,
+        "pysse",
+        json!({"transport": "sse", "url": server.url}),
+        &["sleep", "stats"],
+    )
+    .await;
+    let token = stack.token("alice", &["agents"]);
+    let mut c = RawClient::new(&stack.url(), "pysse", Some(token));
+    c.initialize().await;
+    let mut slow = RawClient::new(&stack.url(), "pysse", c.token.clone());
+    slow.session = c.session.clone();
+    let call = tokio::spawn(async move {
+        slow.post(
+            json!({"jsonrpc": "2.0", "id": "long-1", "method": "tools/call",
+                   "params": {"name": "sleep", "arguments": {"seconds": 30}}}),
+            &[("mcp-protocol-version", "2025-11-25")],
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = c
+        .post(
+            json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                   "params": {"requestId": "long-1", "reason": "user pressed stop"}}),
+            &[("mcp-protocol-version", "2025-11-25")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let _ = tokio::time::timeout(Duration::from_secs(10), call).await;
+    let mut cancelled = 0;
+    for _ in 0..50 {
+        let stats = c.call("stats", json!({})).await;
+        let v: Value = serde_json::from_str(&text(&stats.last()["result"])).unwrap_or_default();
+        cancelled = v["sleeps_cancelled"].as_u64().unwrap_or(0);
+        if cancelled > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(cancelled, 1, "the upstream saw the cancellation");
+}
