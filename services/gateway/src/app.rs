@@ -151,7 +151,7 @@ pub fn check_literal_ip(policy: &EgressPolicy, url: &url::Url) -> Result<(), Str
     };
     policy
         .check_ip(&ip.to_string(), ip)
-        .map_err(|e| e.to_string())
+        .map_err(|e| format!("refused by the egress policy: {e}"))
 }
 
 async fn resolve_secret(

@@ -359,7 +359,9 @@ pub async fn handle_post(call: Arc<Call>, headers: HeaderMap, body: Bytes) -> Re
             StatusCode::BAD_GATEWAY,
             None,
             codes::INTERNAL_ERROR,
-            "the gateway cannot reach this server (its registration has a credential the gateway cannot open); the server's owner must fix it",
+            &format!(
+                "the gateway cannot use this server's registration ({why}); the server's owner or the gateway's operator must fix it"
+            ),
         );
     }
     // The session (session era only; stateless requests ignore the header, as the spec says).

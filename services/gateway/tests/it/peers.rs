@@ -467,3 +467,38 @@ async fn a_clients_cancellation_reaches_a_shared_upstream() {
     }
     assert_eq!(cancelled, 1, "the upstream saw the cancellation");
 }
+
+#[tokio::test]
+async fn a_stdio_child_gets_a_clean_environment_plus_its_registered_variables() {
+    let stack = Stack::start().await;
+    let script = format!("{}/crashy_stdio.py", env("MCPGW_TEST_PEERS_SRC"));
+    route(
+        &stack,
+        "envcheck",
+        json!({"transport": "stdio", "command": "python3", "args": [script],
+               "env": {"GREETING": "sealed-hello"}}),
+        &["environ"],
+    )
+    .await;
+    let mut c = RawClient::new(
+        &stack.url(),
+        "envcheck",
+        Some(stack.token("alice", &["agents"])),
+    );
+    c.initialize().await;
+    let environ: Value =
+        serde_json::from_str(&text(&c.call("environ", json!({})).await.last()["result"])).unwrap();
+    assert_eq!(
+        environ["GREETING"], "sealed-hello",
+        "the registered variable, opened"
+    );
+    assert!(environ.get("PATH").is_some());
+    // The test process (the gateway's parent here) has MCPGW_TEST_* set; none reaches the child.
+    let leaked: Vec<&String> = environ
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.starts_with("MCPGW"))
+        .collect();
+    assert!(leaked.is_empty(), "{leaked:?}");
+}

@@ -427,6 +427,24 @@ async fn bad_input_gets_a_clear_error() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // A browser page from another origin is refused; the gateway's own origin is not.
+    let token = stack.token("alice", &["agents"]);
+    for (origin, expected) in [
+        ("http://evil.example", StatusCode::FORBIDDEN),
+        (stack.gateway.state.public_base.as_str(), StatusCode::OK),
+    ] {
+        let r = client()
+            .post(format!("{}/weather/mcp", stack.url()))
+            .bearer_auth(&token)
+            .header("origin", origin)
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), expected, "{origin}");
+    }
     // …but a load balancer's health check (Host = the target's address) is answered.
     let r = client()
         .get(format!("{}/health", stack.url()))
@@ -435,4 +453,44 @@ async fn bad_input_gets_a_clear_error() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_egress_policy_is_checked_when_the_gateway_connects() {
+    let (stack, up) = stack_with("weather", false, &["echo"], json!({})).await;
+    // The registry allowed loopback at registration; a gateway whose policy refuses it does
+    // not connect, whether the URL names a host (checked on resolution) or an address.
+    let by_name = up.url().replace("127.0.0.1", "localhost");
+    stack
+        .register(
+            "byname",
+            json!({"transport": "streamable-http", "url": by_name}),
+            json!({}),
+        )
+        .await;
+    stack
+        .put_scope(
+            json!({"name": "everything", "group_mappings": ["agents"], "server_access": [
+            {"server": "*", "methods": ALL_METHODS, "tools": "*"}]}),
+        )
+        .await;
+    let strict = stack
+        .start_gateway("strict", "[egress]\nallow_loopback = false\n")
+        .await;
+    wait_routed(&strict, "byname", true).await;
+    let token = stack.token("alice", &["agents"]);
+    for server in ["byname", "weather"] {
+        let mut c = RawClient::new(&strict.url(), server, Some(token.clone()));
+        let r = c.initialize_raw().await;
+        assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{server}: {}", r.text);
+        assert!(r.text.contains("egress"), "{server}: {}", r.text);
+    }
+    assert_eq!(
+        up.counters.calls.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    // The permissive gateway reaches both.
+    let mut c = RawClient::new(&stack.url(), "byname", Some(token));
+    assert_eq!(c.initialize_raw().await.status, StatusCode::OK);
+    strict.stop().await;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A minimal stdio MCP server (newline-delimited JSON-RPC, no SDK) that exits on request, for
-the gateway's supervision test: tool `whoami` answers with this process id, tool `crash`
-answers and then exits with status 3. It writes a line to stderr at start."""
+the gateway's supervision tests: tool `whoami` answers with this process id, tool `crash`
+answers and then exits with status 3, tool `environ` answers with its environment as JSON.
+It writes a line to stderr at start."""
 import json
 import os
 import sys
@@ -28,12 +29,13 @@ for line in sys.stdin:
             "serverInfo": {"name": "crashy", "version": "1"}}})
     elif method == "tools/list":
         tools = [{"name": n, "inputSchema": {"type": "object"},
-                  "annotations": {"readOnlyHint": True}} for n in ("whoami", "crash")]
+                  "annotations": {"readOnlyHint": True}} for n in ("whoami", "crash", "environ")]
         send({"jsonrpc": "2.0", "id": mid, "result": {"tools": tools}})
     elif method == "tools/call":
         name = msg["params"]["name"]
+        text = json.dumps(dict(os.environ)) if name == "environ" else str(os.getpid())
         send({"jsonrpc": "2.0", "id": mid, "result": {
-            "content": [{"type": "text", "text": str(os.getpid())}], "isError": False}})
+            "content": [{"type": "text", "text": text}], "isError": False}})
         if name == "crash":
             sys.exit(3)
     elif method == "ping":
