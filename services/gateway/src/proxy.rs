@@ -389,6 +389,27 @@ pub async fn handle_post(call: Arc<Call>, headers: HeaderMap, body: Bytes) -> Re
     }
 }
 
+/// The session a GET or DELETE names: it must be there, and open for this server and caller.
+fn required_session(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    server: &str,
+    caller: &Caller,
+    what: &str,
+) -> Result<SessionState, Box<Response>> {
+    let Some(sid) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
+        return Err(Box::new(rpc_error(
+            StatusCode::BAD_REQUEST,
+            None,
+            codes::INVALID_REQUEST,
+            &format!("{what} needs the Mcp-Session-Id of an initialized session"),
+        )));
+    };
+    gw.sessions
+        .open(sid, server, &caller.digest)
+        .map_err(|e| Box::new(session_not_found(&e)))
+}
+
 fn session_not_found(e: &SessionError) -> Response {
     rpc_error(
         StatusCode::NOT_FOUND,
@@ -1593,17 +1614,9 @@ pub async fn get(
             "the 2026-07-28 protocol has no GET stream; use subscriptions/listen",
         );
     }
-    let Some(sid) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
-        return rpc_error(
-            StatusCode::BAD_REQUEST,
-            None,
-            codes::INVALID_REQUEST,
-            "the GET stream needs the Mcp-Session-Id of an initialized session",
-        );
-    };
-    let session = match gw.sessions.open(sid, &server, &caller.digest) {
+    let session = match required_session(&gw, &headers, &server, &caller, "the GET stream") {
         Ok(s) => s,
-        Err(e) => return session_not_found(&e),
+        Err(r) => return *r,
     };
     let Some(permit) = gw.streams.acquire(
         caller.limit_key(),
@@ -1699,17 +1712,9 @@ pub async fn delete(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let Some(sid) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
-        return rpc_error(
-            StatusCode::BAD_REQUEST,
-            None,
-            codes::INVALID_REQUEST,
-            "DELETE needs the Mcp-Session-Id to end",
-        );
-    };
-    let session = match gw.sessions.open(sid, &server, &caller.digest) {
+    let session = match required_session(&gw, &headers, &server, &caller, "DELETE") {
         Ok(s) => s,
-        Err(e) => return session_not_found(&e),
+        Err(r) => return *r,
     };
     gw.metrics.sessions_ended.inc();
     let call = Arc::new(Call {

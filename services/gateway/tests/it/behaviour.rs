@@ -8,37 +8,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::proxy::{wait_policy, wait_scope};
 use crate::upstream;
-
-async fn stack_with(path: &str, tools: &[&str], extra: Value) -> (Stack, upstream::Upstream) {
-    let stack = Stack::start().await;
-    let up = upstream::start(false).await;
-    stack
-        .register(
-            path,
-            json!({"transport": "streamable-http", "url": up.url()}),
-            extra,
-        )
-        .await;
-    stack
-        .put_scope(scope("agents", "agents", path, ALL_METHODS, tools))
-        .await;
-    wait_routed(&stack.gateway, path, true).await;
-    wait_policy(&stack).await;
-    (stack, up)
-}
-
-fn text_of(reply: &Value) -> String {
-    reply["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
 
 #[tokio::test]
 async fn progress_streams_through_as_it_happens() {
-    let (stack, _up) = stack_with("work", &["progress"], json!({})).await;
+    let (stack, _up) = stack_with("work", false, &["progress"], json!({})).await;
     let token = stack.token("alice", &["agents"]);
     let mut c = RawClient::new(&stack.url(), "work", Some(token.clone()));
     c.initialize().await;
@@ -88,7 +62,7 @@ async fn progress_streams_through_as_it_happens() {
 
 #[tokio::test]
 async fn a_client_that_goes_away_cancels_the_upstream_work() {
-    let (stack, up) = stack_with("work", &["slow"], json!({})).await;
+    let (stack, up) = stack_with("work", false, &["slow"], json!({})).await;
     let token = stack.token("alice", &["agents"]);
     let mut c = RawClient::new(&stack.url(), "work", Some(token.clone()));
     c.initialize().await;
@@ -119,7 +93,13 @@ async fn a_client_that_goes_away_cancels_the_upstream_work() {
 
 #[tokio::test]
 async fn write_protection_hides_and_refuses_tools_that_may_write() {
-    let (stack, up) = stack_with("files", &["*"], json!({"gateway": {"read_only": true}})).await;
+    let (stack, up) = stack_with(
+        "files",
+        false,
+        &["*"],
+        json!({"gateway": {"read_only": true}}),
+    )
+    .await;
     let mut c = RawClient::new(
         &stack.url(),
         "files",
@@ -161,6 +141,7 @@ async fn write_protection_hides_and_refuses_tools_that_may_write() {
 async fn rate_limits_answer_429_with_retry_after() {
     let (stack, _up) = stack_with(
         "quota",
+        false,
         &["echo"],
         json!({"gateway": {"tool_calls_per_minute": {"echo": 2}}}),
     )
@@ -192,6 +173,7 @@ async fn rate_limits_answer_429_with_retry_after() {
 async fn a_large_tool_result_is_cut_with_a_notice() {
     let (stack, _up) = stack_with(
         "big",
+        false,
         &["big"],
         json!({"gateway": {"max_result_bytes": 4096}}),
     )
@@ -216,7 +198,7 @@ async fn a_large_tool_result_is_cut_with_a_notice() {
 
 #[tokio::test]
 async fn stateless_requests_are_checked_against_their_headers() {
-    let (stack, _up) = stack_with("modern", &["echo"], json!({})).await;
+    let (stack, _up) = stack_with("modern", false, &["echo"], json!({})).await;
     let mut c = RawClient::new(
         &stack.url(),
         "modern",
@@ -262,7 +244,7 @@ async fn stateless_requests_are_checked_against_their_headers() {
 
 #[tokio::test]
 async fn routes_follow_the_registry_without_a_restart_and_survive_its_outage() {
-    let (stack, _up) = stack_with("live", &["echo"], json!({})).await;
+    let (stack, _up) = stack_with("live", false, &["echo"], json!({})).await;
     let token = stack.token("alice", &["agents"]);
     // Disable: the route goes away; enable: it comes back.
     stack.toggle("live", false).await;
@@ -323,7 +305,7 @@ async fn routes_follow_the_registry_without_a_restart_and_survive_its_outage() {
 
 #[tokio::test]
 async fn the_session_stream_and_delete_reach_the_upstream_session() {
-    let (stack, _up) = stack_with("sess", &["echo"], json!({})).await;
+    let (stack, _up) = stack_with("sess", false, &["echo"], json!({})).await;
     let token = stack.token("alice", &["agents"]);
     let mut c = RawClient::new(&stack.url(), "sess", Some(token.clone()));
     c.initialize().await;

@@ -429,3 +429,66 @@ pub const ALL_METHODS: &[&str] = &[
     "tools/list",
     "tools/call",
 ];
+
+/// A stack with one rmcp upstream registered at `path` (JSON answers when `json_upstream`),
+/// and a scope for group `agents` that may use `tools` there.
+pub async fn stack_with(
+    path: &str,
+    json_upstream: bool,
+    tools: &[&str],
+    extra: Value,
+) -> (Stack, crate::upstream::Upstream) {
+    let stack = Stack::start().await;
+    let up = crate::upstream::start(json_upstream).await;
+    stack
+        .register(
+            path,
+            json!({"transport": "streamable-http", "url": up.url()}),
+            extra,
+        )
+        .await;
+    stack
+        .put_scope(scope("agents", "agents", path, ALL_METHODS, tools))
+        .await;
+    wait_routed(&stack.gateway, path, true).await;
+    wait_policy(&stack).await;
+    (stack, up)
+}
+
+/// Waits until the gateway has a policy (it comes with the same or a later snapshot).
+pub async fn wait_policy(stack: &Stack) {
+    for _ in 0..200 {
+        if stack.gateway.state.table.current().policy.version() > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the policy never reached the gateway");
+}
+
+/// Waits until the gateway's policy holds the scope document `name`.
+pub async fn wait_scope(stack: &Stack, name: &str) {
+    for _ in 0..200 {
+        if stack
+            .gateway
+            .state
+            .table
+            .current()
+            .documents
+            .iter()
+            .any(|d| d.name() == name)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("scope {name} never reached the gateway");
+}
+
+/// The text of a tool result's first content item.
+pub fn text_of(reply: &Value) -> String {
+    reply["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}

@@ -12,7 +12,6 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::proxy::{wait_policy, wait_scope};
 use crate::upstream;
 
 /// The server the tests register.
@@ -28,13 +27,6 @@ fn env(name: &str, start: &str) -> String {
 fn claims_of(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("a JWT");
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
-fn text_of(reply: &Value) -> String {
-    reply["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// `[[auth.issuers]]` for the gateway: only `issuer` is trusted (this layer replaces the
@@ -58,7 +50,7 @@ fn echo_scope(name: &str) -> Value {
 
 /// A stack trusting `gateway_toml`'s issuers, with the rmcp upstream at [`SERVER`] and the
 /// scope documents `scopes`, all of them visible at the gateway.
-async fn stack_with(gateway_toml: &str, scopes: &[Value]) -> (Stack, upstream::Upstream) {
+async fn idp_stack(gateway_toml: &str, scopes: &[Value]) -> (Stack, upstream::Upstream) {
     let stack = Stack::start_with(gateway_toml).await;
     let up = upstream::start(false).await;
     stack
@@ -276,8 +268,7 @@ async fn a_keycloak_client_credentials_token_reaches_a_tool() {
         ],
         &[],
     );
-    let (stack, up) =
-        stack_with(&trusting(&issuer, false), &[readers, echo_scope("gw-echo")]).await;
+    let (stack, up) = idp_stack(&trusting(&issuer, false), &[readers, echo_scope("gw-echo")]).await;
 
     // A machine-to-machine token with the gateway's audience, the group and the scope.
     let m2m = client_credentials(&issuer, "gw-m2m", Some("gw-echo")).await;
@@ -495,7 +486,7 @@ async fn a_token_revoked_at_the_auth_server_stops_working_at_the_gateway() {
         .expose_secret()
         .to_owned();
     let trust = trusting(&issuer, true);
-    let (stack, up) = stack_with(&trust, &[echo_scope("gw-echo")]).await;
+    let (stack, up) = idp_stack(&trust, &[echo_scope("gw-echo")]).await;
 
     let mut admin = AuthSession::login(&format!("http://{}", auth.addr), "admin", &password).await;
     let (token, jti) = admin.mint(&["gw-echo"]).await;

@@ -12,7 +12,6 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::helpers::*;
-use crate::proxy::wait_policy;
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -149,7 +148,7 @@ async fn route(stack: &Stack, path: &str, endpoint: Value, tools: &[&str]) {
         .await;
     wait_routed(&stack.gateway, path, true).await;
     wait_policy(stack).await;
-    crate::proxy::wait_scope(stack, &format!("use-{path}")).await;
+    wait_scope(stack, &format!("use-{path}")).await;
 }
 
 fn text(result: &Value) -> String {

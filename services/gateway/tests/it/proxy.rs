@@ -6,50 +6,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::upstream;
-
-/// A stack with one upstream registered at `path` and a scope for group `agents` that may
-/// use `tools` there.
-async fn stack_with(
-    path: &str,
-    json_upstream: bool,
-    tools: &[&str],
-    extra: Value,
-) -> (Stack, upstream::Upstream) {
-    let stack = Stack::start().await;
-    let up = upstream::start(json_upstream).await;
-    stack
-        .register(
-            path,
-            json!({"transport": "streamable-http", "url": up.url()}),
-            extra,
-        )
-        .await;
-    stack
-        .put_scope(scope("agents", "agents", path, ALL_METHODS, tools))
-        .await;
-    wait_routed(&stack.gateway, path, true).await;
-    // the policy arrives with the same or a later snapshot
-    wait_policy(&stack).await;
-    (stack, up)
-}
-
-pub async fn wait_policy(stack: &Stack) {
-    for _ in 0..200 {
-        if stack.gateway.state.table.current().policy.version() > 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the policy never reached the gateway");
-}
-
-fn text_of(reply: &Value) -> String {
-    reply["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
 
 #[tokio::test]
 async fn a_tool_call_is_authorized_filtered_forwarded_and_audited() {
@@ -256,24 +212,6 @@ async fn a_method_outside_the_scope_gets_403_insufficient_scope() {
     );
     let r = stranger.initialize_raw().await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-}
-
-pub async fn wait_scope(stack: &Stack, name: &str) {
-    for _ in 0..200 {
-        if stack
-            .gateway
-            .state
-            .table
-            .current()
-            .documents
-            .iter()
-            .any(|d| d.name() == name)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("scope {name} never reached the gateway");
 }
 
 #[tokio::test]
