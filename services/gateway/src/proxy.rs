@@ -1437,9 +1437,18 @@ async fn respond(
         && let Ok(value) = serde_json::from_str::<Value>(&first.data)
         && is_final(&value, &id)
     {
-        let value = finalize(&call, &outcome, value);
+        let body = match finalize(&call, &outcome, value, first.data.len()) {
+            Some(changed) => serde_json::to_vec(&changed).unwrap_or_default(),
+            // Unchanged answers go out as the upstream wrote them: no second serialization.
+            None => first.data.into_bytes(),
+        };
         drop(permit);
-        let mut r = json_response(StatusCode::OK, &value);
+        let mut r = (
+            StatusCode::OK,
+            [(http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response();
         r.headers_mut().extend(extra);
         return r;
     }
@@ -1479,7 +1488,9 @@ async fn respond(
                 && let Ok(value) = serde_json::from_str::<Value>(&event.data)
                 && is_final(&value, &id)
             {
-                out.data = finalize(&call, &outcome, value).to_string();
+                if let Some(changed) = finalize(&call, &outcome, value, event.data.len()) {
+                    out.data = changed.to_string();
+                }
                 finished = true;
                 last = true;
             }
@@ -1509,8 +1520,10 @@ fn is_final(value: &Value, id: &Value) -> bool {
     value.get("id") == Some(id) && (value.get("result").is_some() || value.get("error").is_some())
 }
 
-/// Filters or cuts the final response and records the outcome.
-fn finalize(call: &Call, outcome: &Outcome, mut value: Value) -> Value {
+/// Filters or cuts the final response and records the outcome; `Some` when the message was
+/// changed (`raw_len` is its size as received, so small tool results are not measured again).
+fn finalize(call: &Call, outcome: &Outcome, mut value: Value, raw_len: usize) -> Option<Value> {
+    let mut changed = false;
     let status = if value.get("error").is_some() {
         "jsonrpc_error"
     } else if value.pointer("/result/isError") == Some(&Value::Bool(true)) {
@@ -1528,11 +1541,15 @@ fn finalize(call: &Call, outcome: &Outcome, mut value: Value) -> Value {
                     .max_result_bytes
                     .unwrap_or(call.gw.config.upstream.max_result_bytes)
                     as usize;
-                if let Some(size) = transform::cap_tool_result(result, max) {
+                if raw_len > max
+                    && let Some(size) = transform::cap_tool_result(result, max)
+                {
+                    changed = true;
                     tracing::info!(server = %call.server(), tool = ?outcome.tool, size, max, "tool result cut to the server's limit");
                 }
             }
             "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" => {
+                changed = true;
                 let caller = call.routes.policy.caller(&call.caller.identity);
                 let filter = caller.tool_filter(call.server());
                 let read_only_server = call.route.entry.gateway.read_only;
@@ -1557,20 +1574,21 @@ fn finalize(call: &Call, outcome: &Outcome, mut value: Value) -> Value {
             _ => {}
         }
         if outcome.modern {
-            stateless_result_fields(&outcome.method, result);
+            changed |= stateless_result_fields(&outcome.method, result);
         }
     }
     finish(call, outcome, status);
-    value
+    changed.then_some(value)
 }
 
 /// 2026-07-28 results carry `resultType`, and list and read results caching hints. An upstream
 /// of the session era leaves them out, so the gateway adds them. Lists it filtered per caller
 /// are always `private`: a shared cache must never hand one caller's view to another.
-fn stateless_result_fields(method: &str, result: &mut Value) {
+fn stateless_result_fields(method: &str, result: &mut Value) -> bool {
     let Some(obj) = result.as_object_mut() else {
-        return;
+        return false;
     };
+    let before = obj.len();
     obj.entry("resultType").or_insert(json!("complete"));
     let cacheable = matches!(
         method,
@@ -1585,8 +1603,10 @@ fn stateless_result_fields(method: &str, result: &mut Value) {
         let filtered = method != "resources/read";
         if filtered || !obj.contains_key("cacheScope") {
             obj.insert("cacheScope".into(), json!("private"));
+            return true;
         }
     }
+    obj.len() != before
 }
 
 // ---------------------------------------------------------------------------------------------
