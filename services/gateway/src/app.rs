@@ -217,7 +217,11 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<(Arc<Gateway>, Synce
         allowed_origins.push(public_url.origin().ascii_serialization());
     }
     let table = Arc::new(RouteTable::new());
-    let audit = AuditSink::new(config.audit.queue_capacity, metrics.clone());
+    let audit = AuditSink::new(
+        config.audit.queue_capacity,
+        config.audit.batch_size,
+        metrics.clone(),
+    );
     let shared = SharedSettings {
         http: upstream_http.clone(),
         restart_min: Duration::from_millis(config.stdio.restart_min_ms),

@@ -19,15 +19,17 @@ use crate::metrics::Metrics;
 pub struct AuditSink {
     queue: Mutex<VecDeque<McpAuditEvent>>,
     capacity: usize,
+    batch_size: usize,
     wake: Notify,
     metrics: Metrics,
 }
 
 impl AuditSink {
-    pub fn new(capacity: usize, metrics: Metrics) -> Arc<Self> {
+    pub fn new(capacity: usize, batch_size: usize, metrics: Metrics) -> Arc<Self> {
         Arc::new(Self {
             queue: Mutex::new(VecDeque::new()),
             capacity,
+            batch_size,
             wake: Notify::new(),
             metrics,
         })
@@ -58,7 +60,9 @@ impl AuditSink {
         }
         queue.push_back(event);
         self.metrics.audit_queue.set(queue.len() as i64);
-        if queue.len() >= 64 {
+        // A full batch goes at once; smaller ones wait for the flush interval, so the registry
+        // stores few large batches rather than many small ones.
+        if queue.len() >= self.batch_size {
             self.wake.notify_one();
         }
     }

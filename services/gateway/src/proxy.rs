@@ -1350,20 +1350,14 @@ fn relay(
     source: impl futures::Stream<Item = Bytes> + Send + 'static,
     guard: impl Send + 'static,
 ) -> Response {
-    let body = async_stream_events(async move |tx: mpsc::Sender<Bytes>| {
-        let _guard = guard;
-        let mut source = std::pin::pin!(source);
-        loop {
-            tokio::select! {
-                item = source.next() => match item {
-                    Some(bytes) => if tx.send(bytes).await.is_err() { return },
-                    None => return,
-                },
-                _ = tokio::time::sleep(KEEP_ALIVE) => {
-                    if tx.send(sse::keep_alive()).await.is_err() { return }
-                }
-                _ = tx.closed() => return,
-            }
+    // The body stream itself waits on the source and the keep-alive timer: no task and no
+    // channel per stream (10,000 open streams cost what their connections cost). When the
+    // client goes away, hyper drops the body, and with it the source and the guard.
+    let state = (Box::pin(source), guard);
+    let body = futures::stream::unfold(state, |(mut source, guard)| async move {
+        tokio::select! {
+            item = source.next() => item.map(|bytes| (Ok::<_, std::io::Error>(bytes), (source, guard))),
+            _ = tokio::time::sleep(KEEP_ALIVE) => Some((Ok(sse::keep_alive()), (source, guard))),
         }
     });
     sse_response(body, HeaderMap::new())
