@@ -1,0 +1,502 @@
+#!/usr/bin/env bash
+# Benchmark the gateway's data plane and record the results in docs/performance.md (section
+# "## Gateway: tools/call overhead and memory"; other sections are kept).
+#
+#   scripts/bench-gateway.sh
+#
+# What runs (all on 127.0.0.1, all stopped at exit):
+#   - a release registry (SQLite in a new temp dir): the gateway's routing snapshot and its
+#     audit store;
+#   - services/gateway/examples/bench_stack.rs `stack`: a token issuer and a trivial MCP server
+#     (rmcp, one `echo` tool, stateless, JSON answers), registered, approved for dev, with a
+#     scope document that lets group `bench` call `echo`;
+#   - the release gateway binary, as its own process (so its memory is its own), with
+#     authentication, policy, rate limiting (a limit too high to refuse anything, so the check
+#     still runs) and audit (JSON log line + batches to the registry) on, log filter `info`;
+#   - `wrk` (Debian; installed if missing) sending the same 2026-07-28 stateless tools/call to the
+#     MCP server directly and through the gateway (with a bearer token), at each concurrency,
+#     interleaved round by round, each run after a warm-up;
+#   - bench_stack `streams`: BENCH_STREAMS legacy SSE streams held open on the gateway while
+#     its RSS is read from /proc.
+# Every timed request is checked: wrk must see no socket errors and no non-2xx answers, and the
+# MCP server's call counter must have moved by at least the number of requests wrk counted
+# (so error answers cannot pass as fast successes); one answer per target is checked for the
+# echoed text before anything is timed.
+#
+# Tunables (environment):
+#   BENCH_CONCURRENCY="1 64"   BENCH_DURATION=10 (s per timed run)   BENCH_WARMUP=3 (s)
+#   BENCH_ROUNDS=3 (direct/gateway pairs per concurrency; the report gives the median)
+#   BENCH_STREAMS=10000   BENCH_OUT=docs/performance.md   BENCH_QUIET_WAIT=1200 (s)
+#   BENCH_GATEWAY_ENV="MCPGW_GATEWAY_X=1 …"  extra gateway settings, recorded in the report
+#   BENCH_PROFILE=1  after the timed runs, one more gateway run at the highest concurrency under
+#     `perf record` (if installed); the flat profile of the gateway goes to stdout, not the report
+#   BENCH_KEEP=1  keep the work directory (logs, wrk output, perf data) even on success
+#   CARGO_TARGET_DIR  where the release binaries are built (default: <repo>/target)
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$ROOT/scripts/lib.sh"
+
+read -ra CONCURRENCY <<<"${BENCH_CONCURRENCY:-1 64}"
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-3}
+ROUNDS=${BENCH_ROUNDS:-3}
+STREAMS=${BENCH_STREAMS:-10000}
+QUIET_WAIT=${BENCH_QUIET_WAIT:-1200}
+OUT=${BENCH_OUT:-$ROOT/docs/performance.md}
+read -ra EXTRA_ENV <<<"${BENCH_GATEWAY_ENV:-}"
+for kv in "${EXTRA_ENV[@]}"; do
+  [[ $kv =~ ^MCPGW_GATEWAY_[A-Z0-9_]+=.*$ ]] || die "BENCH_GATEWAY_ENV: '$kv' is not MCPGW_GATEWAY_NAME=value"
+done
+SECTION="## Gateway: tools/call overhead and memory"
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+REGISTRY_BIN=$TARGET_DIR/release/registry
+GATEWAY_BIN=$TARGET_DIR/release/gateway
+STACK_BIN=$TARGET_DIR/release/examples/bench_stack
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcpgw-bench-gw.XXXXXX")
+chmod 700 "$WORK"
+PIDS=()   # everything we started, stopped in reverse order at exit
+
+# stop PID: SIGTERM, then SIGKILL after 15 s.
+stop() {
+  local pid=$1
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + 15))
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$? i
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop "${PIDS[i]}"; done
+  if ((rc == 0)) && [[ -z ${BENCH_KEEP:-} ]]; then rm -rf "$WORK"; else log "kept $WORK (logs, partial results)"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wait_for WHAT TIMEOUT_S PID COMMAND...: retry COMMAND until it succeeds; fail if PID dies.
+wait_for() {
+  local what=$1 deadline=$((SECONDS + $2)) pid=$3
+  shift 3
+  until "$@" >/dev/null 2>&1; do
+    kill -0 "$pid" 2>/dev/null || die "$what exited during startup (logs in $WORK)"
+    ((SECONDS < deadline)) || die "$what did not come up within the time limit (logs in $WORK)"
+    sleep 0.2
+  done
+}
+
+cpu_seconds() {
+  awk -v tck="$(getconf CLK_TCK)" '{ print ($14 + $15) / tck }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+hwm_mb() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+
+busy_pct() {
+  local a b
+  a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+  sleep 3
+  b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+  awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2]; printf "%.0f", (t > 0 ? 100 * (y[1] - x[1]) / t : 0) }'
+}
+
+# wait_quiet: numbers from a machine that is also compiling are noise. Wait (up to
+# BENCH_QUIET_WAIT s) until the CPUs are mostly idle; note it in the report if they never were.
+QUIET_NOTE=""
+wait_quiet() {
+  local deadline=$((SECONDS + QUIET_WAIT)) busy
+  while busy=$(busy_pct) && ((busy > 15)); do
+    if ((SECONDS >= deadline)); then
+      log "the machine is still ${busy}% busy after ${QUIET_WAIT} s; benchmarking anyway"
+      QUIET_NOTE="The machine was ${busy}% busy with other work when the runs started; treat these numbers as pessimistic."
+      return
+    fi
+    log "CPUs ${busy}% busy with other work; waiting for them to settle before measuring"
+    sleep 10
+  done
+}
+
+# metric NAME_WITH_LABELS: one sample from the gateway's /metrics (0 if absent).
+metric() {
+  curl -fsS --max-time 5 "$GW_METRICS" | awk -v m="$1" 'index($0, m " ") == 1 { v = $2 } END { print v + 0 }'
+}
+
+calls() { curl -fsS --max-time 5 "$COUNT_URL"; }
+
+# children_cpu: set CHILD_CPU to the user+system CPU seconds of this shell's finished
+# (waited-for) children. Not a $(...) function: `times` in a subshell would see the
+# subshell's children, i.e. none.
+CHILD_CPU=0
+children_cpu() {
+  times >"$WORK/times"
+  CHILD_CPU=$(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$WORK/times")
+}
+
+# ---------------------------------------------------------------------------------------------
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+NOFILE=$(ulimit -n)
+((NOFILE > STREAMS + 1000)) || die "ulimit -n is $NOFILE; the stream test needs more than $((STREAMS + 1000)) (lower BENCH_STREAMS or raise the hard limit)"
+command -v wrk >/dev/null || apt_install wrk
+command -v curl >/dev/null || apt_install curl
+
+log "building the registry, the gateway and bench_stack (release). A first release build takes 15-25 min on 2 cores."
+(cd "$ROOT" && cargo build --release -p gateway -p registry --bins --example bench_stack)
+for b in "$REGISTRY_BIN" "$GATEWAY_BIN" "$STACK_BIN"; do [[ -x $b ]] || die "build finished but $b is missing"; done
+
+# --- the registry --------------------------------------------------------------------------------
+REG_PORT=$(free_port)
+REG_MPORT=$(free_port)
+REG_DATA=$WORK/registry
+mkdir -p "$REG_DATA"
+SEAL=$WORK/seal.key
+(umask 077 && python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())' >"$SEAL")
+for v in $(compgen -e | grep -E '^MCPGW_(REGISTRY|GATEWAY)_' || true); do unset "$v"; done
+log "starting the registry on 127.0.0.1:$REG_PORT"
+MCPGW_REGISTRY_LISTEN=127.0.0.1:$REG_PORT \
+  MCPGW_REGISTRY_METRICS_LISTEN=127.0.0.1:$REG_MPORT \
+  MCPGW_REGISTRY_DATA_DIR=$REG_DATA \
+  MCPGW_REGISTRY_STORE__URL="sqlite://$REG_DATA/registry.db" \
+  MCPGW_REGISTRY_EGRESS__ALLOW_LOOPBACK=true \
+  MCPGW_REGISTRY_BOOTSTRAP__ADMIN_KEY_FILE=$REG_DATA/admin.key \
+  MCPGW_REGISTRY_SECRETS__ENCRYPTION_KEY_FILE=$SEAL \
+  MCPGW_REGISTRY_LOG__FILTER=warn \
+  "$REGISTRY_BIN" serve >"$WORK/registry.log" 2>&1 &
+REG_PID=$!
+PIDS+=("$REG_PID")
+wait_for "the registry" 60 "$REG_PID" bash -c "curl -fs -o /dev/null --max-time 2 http://127.0.0.1:$REG_PORT/health && test -s $REG_DATA/admin.key"
+
+# --- the issuer, the MCP server, the registrations --------------------------------------------
+GW_PORT=$(free_port)
+GW_MPORT=$(free_port)
+while [[ $GW_MPORT == "$GW_PORT" ]]; do GW_MPORT=$(free_port); done
+STACK_JSON=$WORK/stack.json
+log "starting the token issuer and the MCP server; registering the server"
+MCPGW_BENCH_ADMIN_KEY=$(head -n1 "$REG_DATA/admin.key") "$STACK_BIN" stack \
+  --registry "http://127.0.0.1:$REG_PORT" \
+  --gateway-listen "127.0.0.1:$GW_PORT" --gateway-metrics-listen "127.0.0.1:$GW_MPORT" \
+  --gateway-data "$WORK/gateway" --sealing-key-file "$SEAL" \
+  --streams-per-caller $((STREAMS * 2)) --out "$STACK_JSON" >"$WORK/stack.log" 2>&1 &
+STACK_PID=$!
+PIDS+=("$STACK_PID")
+wait_for "bench_stack" 60 "$STACK_PID" test -s "$STACK_JSON"
+j() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$STACK_JSON" "$1"; }
+DIRECT_URL=$(j direct_url)
+GATEWAY_URL=$(j gateway_url)
+GW_BASE=$(j gateway_base)
+GW_METRICS=$(j gateway_metrics)
+COUNT_URL=$(j count_url)
+GW_CONFIG=$(j gateway_config)
+TOKEN=$(j token)
+
+# --- the gateway ---------------------------------------------------------------------------------
+log "starting the gateway on 127.0.0.1:$GW_PORT"
+env "${EXTRA_ENV[@]}" "$GATEWAY_BIN" --config "$GW_CONFIG" >"$WORK/gateway.log" 2>&1 &
+GW_PID=$!
+PIDS+=("$GW_PID")
+wait_for "the gateway" 60 "$GW_PID" curl -fs -o /dev/null --max-time 2 "$GW_BASE/ready"
+
+# --- one checked request per target --------------------------------------------------------------
+ID=1
+BODY='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
+HEADERS=(
+  "Content-Type: application/json"
+  "Accept: application/json, text/event-stream"
+  "MCP-Protocol-Version: 2026-07-28"
+  "Mcp-Method: tools/call"
+  "Mcp-Name: echo"
+)
+check_target() {
+  local name=$1 url=$2 auth=${3:-} args=() h out
+  for h in "${HEADERS[@]}"; do args+=(-H "$h"); done
+  [[ -z $auth ]] || args+=(-H "Authorization: Bearer $auth")
+  out=$(curl -sS --max-time 10 -w '\n%{http_code} %{content_type}' "${args[@]}" --data "$BODY" "$url") ||
+    die "$name: the check request failed"
+  python3 - "$name" "$out" <<'EOF' || die "$name does not answer the benchmark request correctly (see above)"
+import json, sys
+name, out = sys.argv[1], sys.argv[2]
+body, _, status = out.rpartition("\n")
+code, _, ctype = status.partition(" ")
+try:
+    v = json.loads(body)
+except ValueError:
+    sys.exit(f"{name}: HTTP {code}, {ctype}, not one JSON answer: {body[:400]}")
+r = v.get("result") or {}
+text = "".join(c.get("text", "") for c in r.get("content", []))
+if code != "200" or "error" in v or r.get("isError") or text != "hello":
+    sys.exit(f"{name}: HTTP {code}: {body[:400]}")
+print(f"{name}: HTTP {code} {ctype}: {body[:200]}", file=sys.stderr)
+EOF
+}
+check_target direct "$DIRECT_URL"
+check_target gateway "$GATEWAY_URL" "$TOKEN"
+# …and a request without the token must be refused: authentication really is on.
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H "Content-Type: application/json" \
+  -H "Accept: application/json, text/event-stream" --data "$BODY" "$GATEWAY_URL")
+[[ $code == 401 ]] || die "the gateway answered $code to a request without a token (expected 401)"
+
+# wrk scripts: the request, and a summary line with microsecond latencies.
+wrk_script() {
+  local file=$1 auth=${2:-} h
+  {
+    echo 'wrk.method = "POST"'
+    printf 'wrk.body = [[%s]]\n' "$BODY"
+    for h in "${HEADERS[@]}"; do printf 'wrk.headers["%s"] = "%s"\n' "${h%%: *}" "${h#*: }"; done
+    [[ -z $auth ]] || printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$auth"
+    cat <<'EOF'
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT requests=%d duration_us=%d socket_errors=%d non2xx=%d p50_us=%d p90_us=%d p99_us=%d max_us=%d mean_us=%.1f\n",
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean))
+end
+EOF
+  } >"$file"
+}
+(umask 077 && wrk_script "$WORK/direct.lua" && wrk_script "$WORK/gateway.lua" "$TOKEN")
+
+# --- memory: idle, then with many open streams ---------------------------------------------------
+sleep 2
+RSS_IDLE=$(rss_mb "$GW_PID")
+log "gateway RSS idle: $RSS_IDLE MB"
+log "opening $STREAMS SSE streams on the gateway"
+MCPGW_BENCH_TOKEN=$TOKEN "$STACK_BIN" streams --url "$GW_BASE" --count "$STREAMS" >"$WORK/streams.out" 2>"$WORK/streams.log" &
+STREAMS_PID=$!
+PIDS+=("$STREAMS_PID")
+wait_for "the stream client" 300 "$STREAMS_PID" grep -q '^open' "$WORK/streams.out"
+sleep 3
+RSS_STREAMS=$(rss_mb "$GW_PID")
+OPEN_GAUGE=$(metric mcpgw_gateway_open_streams)
+STREAMS_LINE=$(head -n1 "$WORK/streams.out")
+GW_THREADS=$(awk '/^Threads:/ { print $2 }' "/proc/$GW_PID/status")
+log "gateway RSS with $STREAMS streams: $RSS_STREAMS MB (client: $STREAMS_LINE; gateway open-stream gauge $OPEN_GAUGE)"
+((OPEN_GAUGE >= STREAMS)) || die "the gateway counts $OPEN_GAUGE open streams, expected $STREAMS"
+stop "$STREAMS_PID"
+deadline=$((SECONDS + 60))
+while (($(metric mcpgw_gateway_open_streams) > 0)) && ((SECONDS < deadline)); do sleep 0.5; done
+OPEN_AFTER=$(metric mcpgw_gateway_open_streams)
+sleep 2
+RSS_CLOSED=$(rss_mb "$GW_PID")
+log "streams closed (gauge $OPEN_AFTER); gateway RSS $RSS_CLOSED MB"
+
+# --- load ---------------------------------------------------------------------------------------
+wait_quiet
+# run_wrk NAME CONC SECONDS OUTFILE: one wrk run against target NAME; writes the RESULT line
+# plus the CPU seconds each process used to OUTFILE.
+run_wrk() {
+  local name=$1 c=$2 secs=$3 out=$4 url script
+  case $name in
+    direct) url=$DIRECT_URL script=$WORK/direct.lua ;;
+    gateway) url=$GATEWAY_URL script=$WORK/gateway.lua ;;
+  esac
+  local gw0 st0 rg0 calls0 ok0 calls1 ok1
+  gw0=$(cpu_seconds "$GW_PID")
+  st0=$(cpu_seconds "$STACK_PID")
+  rg0=$(cpu_seconds "$REG_PID")
+  calls0=$(calls)
+  ok0=$(metric 'mcpgw_gateway_mcp_requests_total{decision="allowed",method="tools/call",server="bench",status="ok"}')
+  children_cpu
+  local wrk0=$CHILD_CPU
+  wrk -t1 -c"$c" -d"${secs}s" --timeout 10s -s "$script" "$url" >"$out.raw" 2>&1 || die "wrk failed: $(cat "$out.raw")"
+  children_cpu
+  local wcpu
+  wcpu=$(awk -v a="$CHILD_CPU" -v b="$wrk0" 'BEGIN { print a - b }')
+  calls1=$(calls)
+  ok1=$(metric 'mcpgw_gateway_mcp_requests_total{decision="allowed",method="tools/call",server="bench",status="ok"}')
+  grep '^RESULT' "$out.raw" >"$out" || die "wrk printed no result: $(cat "$out.raw")"
+  awk -v g="$(cpu_seconds "$GW_PID")" -v g0="$gw0" -v s="$(cpu_seconds "$STACK_PID")" -v s0="$st0" \
+    -v r="$(cpu_seconds "$REG_PID")" -v r0="$rg0" -v w="$wcpu" -v calls=$((calls1 - calls0)) -v ok=$((ok1 - ok0)) \
+    'BEGIN { printf "cpu_gateway=%.2f cpu_upstream=%.2f cpu_registry=%.2f cpu_wrk=%.2f calls=%d gw_ok=%d\n", g - g0, s - s0, r - r0, w, calls, ok }' >>"$out"
+}
+
+# field FILE KEY: a key=value from a result file.
+field() { tr ' ' '\n' <"$1" | awk -F= -v k="$2" '$1 == k { print $2; exit }'; }
+
+# check_run NAME C FILE: every request counted must have reached the tool.
+check_run() {
+  local name=$1 c=$2 f=$3 req errs non2xx calls ok
+  req=$(field "$f" requests)
+  errs=$(field "$f" socket_errors)
+  non2xx=$(field "$f" non2xx)
+  calls=$(field "$f" calls)
+  ok=$(field "$f" gw_ok)
+  ((req > 0)) || die "$name c=$c: no requests completed"
+  ((errs == 0 && non2xx == 0)) || die "$name c=$c: $errs socket errors, $non2xx non-2xx answers out of $req"
+  ((calls >= req)) || die "$name c=$c: wrk counted $req answers but the tool ran only $calls times"
+  if [[ $name == gateway ]]; then
+    ((ok >= req)) || die "gateway c=$c: wrk counted $req answers but the gateway counted only $ok successful tool calls"
+  fi
+}
+
+for c in "${CONCURRENCY[@]}"; do
+  for t in direct gateway; do
+    log "warm-up: $t, concurrency $c, ${WARMUP} s"
+    run_wrk "$t" "$c" "$WARMUP" "$WORK/warm-$t-$c"
+    check_run "$t" "$c" "$WORK/warm-$t-$c"
+  done
+  for ((r = 1; r <= ROUNDS; r++)); do
+    for t in direct gateway; do
+      f=$WORK/run-$t-$c-$r
+      run_wrk "$t" "$c" "$DURATION" "$f"
+      check_run "$t" "$c" "$f"
+      log "$t c=$c round $r: $(cat "$f" | tr '\n' ' ')"
+    done
+  done
+done
+if [[ -n ${BENCH_PROFILE:-} ]]; then
+  if command -v perf >/dev/null; then
+    c=${CONCURRENCY[-1]}
+    log "profiling the gateway: perf record during a ${DURATION} s run at concurrency $c"
+    perf record -F 999 -p "$GW_PID" -o "$WORK/perf.data" -- sleep "$DURATION" >"$WORK/perf.log" 2>&1 &
+    perf_pid=$!
+    run_wrk gateway "$c" "$DURATION" "$WORK/profiled"
+    wait "$perf_pid" || true
+    perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
+      grep -v '^$' | grep -E '^ +[0-9]' | head -n 60 >"$WORK/perf-flat.txt" || true
+    log "gateway profile (self time by function, top 60; full data in $WORK/perf.data):"
+    cat "$WORK/perf-flat.txt" >&2
+  else
+    log "BENCH_PROFILE: perf is not installed; skipped"
+  fi
+fi
+RSS_AFTER=$(rss_mb "$GW_PID")
+HWM=$(hwm_mb "$GW_PID")
+AUDIT_SENT=$(metric mcpgw_gateway_audit_sent_total)
+AUDIT_DROPPED=$(metric mcpgw_gateway_audit_dropped_total)
+log "gateway RSS after the load: $RSS_AFTER MB (peak $HWM MB); audit events sent $AUDIT_SENT, dropped $AUDIT_DROPPED"
+
+# --- the report ----------------------------------------------------------------------------------
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+mem_gb=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+  commit="$commit (with uncommitted changes)"
+fi
+
+python3 - "$WORK" "$ROUNDS" "${CONCURRENCY[*]}" >"$WORK/tables.md" <<'EOF'
+import glob, os, statistics, sys
+work, rounds, concs = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
+def load(path):
+    d = {}
+    for line in open(path):
+        for kv in line.split():
+            if "=" in kv and kv != "RESULT":
+                k, v = kv.split("=", 1)
+                d[k] = float(v)
+    d["rps"] = d["requests"] / (d["duration_us"] / 1e6)
+    return d
+runs = {(t, c): [load(f"{work}/run-{t}-{c}-{r}") for r in range(1, rounds + 1)]
+        for c in concs for t in ("direct", "gateway")}
+med = lambda t, c, k: statistics.median(x[k] for x in runs[(t, c)])
+ms = lambda us: f"{us / 1000:.3f}"
+print("| concurrency | target | req/s | p50 ms | p90 ms | p99 ms | max ms |")
+print("|---:|---|---:|---:|---:|---:|---:|")
+for c in concs:
+    for t in ("direct", "gateway"):
+        print(f"| {c} | {t} | {med(t, c, 'rps'):.0f} | {ms(med(t, c, 'p50_us'))} | {ms(med(t, c, 'p90_us'))} | "
+              f"{ms(med(t, c, 'p99_us'))} | {ms(med(t, c, 'max_us'))} |")
+print()
+print("| concurrency | added p50 ms | added p99 ms | gateway/direct req/s |")
+print("|---:|---:|---:|---:|")
+summary = {}
+for c in concs:
+    dp50 = med("gateway", c, "p50_us") - med("direct", c, "p50_us")
+    dp99 = med("gateway", c, "p99_us") - med("direct", c, "p99_us")
+    ratio = med("gateway", c, "rps") / med("direct", c, "rps")
+    summary[c] = (dp50, ratio)
+    print(f"| {c} | {ms(dp50)} | {ms(dp99)} | {ratio:.2f}x |")
+print()
+print("CPU seconds per 10,000 requests, by process (median over the rounds):")
+print()
+print("| concurrency | target | gateway | MCP server | registry (audit) | wrk | all four |")
+print("|---:|---|---:|---:|---:|---:|---:|")
+for c in concs:
+    for t in ("direct", "gateway"):
+        per = lambda k: statistics.median(x[k] / x["requests"] * 1e4 for x in runs[(t, c)])
+        g, u, r, w = per("cpu_gateway"), per("cpu_upstream"), per("cpu_registry"), per("cpu_wrk")
+        print(f"| {c} | {t} | {g:.2f} | {u:.2f} | {r:.2f} | {w:.2f} | {g + u + r + w:.2f} |")
+print()
+print("Every round (req/s; p50 / p99 ms):")
+print()
+print("| concurrency | target | " + " | ".join(f"round {r}" for r in range(1, rounds + 1)) + " |")
+print("|---:|---|" + "---:|" * rounds)
+for c in concs:
+    for t in ("direct", "gateway"):
+        cells = [f"{x['rps']:.0f}; {ms(x['p50_us'])} / {ms(x['p99_us'])}" for x in runs[(t, c)]]
+        print(f"| {c} | {t} | " + " | ".join(cells) + " |")
+with open(f"{work}/summary", "w") as f:
+    for c, (dp50, ratio) in summary.items():
+        f.write(f"{c} {dp50 / 1000:.3f} {ratio:.2f}\n")
+EOF
+
+verdict() { awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN { ok = (op == "<=") ? (v + 0 <= l + 0) : (v + 0 >= l + 0); print ok ? "met" : "**missed**" }'; }
+targets=()
+while read -r c dp50 ratio; do
+  if ((c == 1)); then
+    targets+=("- Added p50 at concurrency 1: $dp50 ms (target at most 0.1 ms: $(verdict "$dp50" "<=" 0.1)).")
+  fi
+  if ((c == 64)); then
+    targets+=("- Throughput at concurrency 64: ${ratio}x the direct throughput (target at least 0.8x: $(verdict "$ratio" ">=" 0.8)).")
+  fi
+done <"$WORK/summary"
+targets+=("- RSS idle: $RSS_IDLE MB (target at most 30 MB: $(verdict "$RSS_IDLE" "<=" 30)).")
+targets+=("- RSS with $STREAMS open SSE streams: $RSS_STREAMS MB (target at most 300 MB with 10,000: $(verdict "$RSS_STREAMS" "<=" 300)).")
+
+{
+  echo "$SECTION"
+  echo
+  echo "Measured $(date -u +'%Y-%m-%d %H:%M UTC') at commit \`$commit\` on $(nproc) cores" \
+    "(${cpu_model:-unknown CPU}, shared), ${mem_gb} GB RAM, by \`scripts/bench-gateway.sh\`." \
+    "One \`tools/call\` of a trivial \`echo\` tool on an MCP server built with rmcp (stateless," \
+    "JSON answers), sent by \`wrk\` ($(wrk --version 2>&1 | head -n1 | awk '{ print $2 }'), one thread, keep-alive)" \
+    "as a 2026-07-28 stateless request (\`Mcp-Method\`/\`Mcp-Name\` headers, protocol version in" \
+    "\`_meta\`), to the server directly and through the release gateway binary with a bearer token" \
+    "(JWT verified once, then cached), the scope policy, the per-caller rate limit and audit on" \
+    "(a JSON log line per call, written to a file, and batches to the registry, which stores them in" \
+    "SQLite on the same machine). Gateway log filter \`info\`. Every process — load generator," \
+    "gateway, MCP server, registry — shares the same $(nproc) cores over loopback, so the gateway's" \
+    "CPU is taken from the others: at concurrency 64 the machine, not any one process, is the limit." \
+    "Each concurrency: a ${WARMUP} s warm-up per target, then $ROUNDS rounds of ${DURATION} s, direct" \
+    "and gateway alternating; the tables give the median of the rounds. Every timed answer was" \
+    "2xx and the tool's call counter moved by at least wrk's request count; one answer per" \
+    "target was checked for the echoed text first, and a request without a token was refused (401)."
+  if ((${#EXTRA_ENV[@]})); then
+    echo
+    echo "Gateway settings changed for this run: \`${EXTRA_ENV[*]}\`."
+  fi
+  [[ -z $QUIET_NOTE ]] || { echo; echo "$QUIET_NOTE"; }
+  echo
+  cat "$WORK/tables.md"
+  echo
+  echo "Memory of the gateway process (VmRSS from /proc): $RSS_IDLE MB idle (routing snapshot" \
+    "loaded, before any request); $RSS_STREAMS MB with $STREAMS legacy SSE streams open" \
+    "(\`GET /bench/sse\`, one caller, each stream's \`endpoint\` event received; the gateway's" \
+    "open-stream gauge read $OPEN_GAUGE; $GW_THREADS threads); $RSS_CLOSED MB after they closed;" \
+    "$RSS_AFTER MB after the load runs, peak $HWM MB. Audit events sent to the registry during" \
+    "the run: $AUDIT_SENT, dropped: $AUDIT_DROPPED."
+  echo
+  echo "### Against the targets"
+  echo
+  printf '%s\n' "${targets[@]}"
+  echo
+} >"$WORK/section.md"
+
+python3 - "$OUT" "$WORK/section.md" "$SECTION" <<'EOF'
+import os, sys
+out, section_file, heading = sys.argv[1:]
+section = open(section_file).read().rstrip("\n") + "\n"
+lines = open(out).read().splitlines(keepends=True) if os.path.exists(out) else ["# Performance\n", "\n"]
+start = next((i for i, l in enumerate(lines) if l.rstrip("\n") == heading), None)
+if start is None:
+    if lines and lines[-1].strip():
+        lines.append("\n")
+    lines.append(section)
+else:
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    tail = lines[end:]
+    lines[start:end] = [section] + (["\n"] if tail else [])
+open(out, "w").write("".join(lines))
+EOF
+cat "$WORK/section.md"
+log "wrote \"$SECTION\" to ${OUT#"$ROOT"/}"
