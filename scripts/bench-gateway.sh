@@ -13,9 +13,11 @@
 #   - the release gateway binary, as its own process (so its memory is its own), with
 #     authentication, policy, rate limiting (a limit too high to refuse anything, so the check
 #     still runs) and audit (JSON log line + batches to the registry) on, log filter `info`;
+#   - bench_stack `proxy`: a bare forwarder on the gateway's HTTP stack (axum + reqwest, same
+#     client settings, nothing else), the floor any proxy on that stack pays for the extra hop;
 #   - `wrk` (Debian; installed if missing) sending the same 2026-07-28 stateless tools/call to the
-#     MCP server directly and through the gateway (with a bearer token), at each concurrency,
-#     interleaved round by round, each run after a warm-up;
+#     MCP server directly, through the bare forwarder, and through the gateway (with a bearer
+#     token), at each concurrency, interleaved round by round, each run after a warm-up;
 #   - bench_stack `streams`: BENCH_STREAMS legacy SSE streams held open on the gateway while
 #     its RSS is read from /proc.
 # Every timed request is checked: wrk must see no socket errors and no non-2xx answers, and the
@@ -24,12 +26,15 @@
 # echoed text before anything is timed.
 #
 # Tunables (environment):
-#   BENCH_CONCURRENCY="1 64"   BENCH_DURATION=10 (s per timed run)   BENCH_WARMUP=3 (s)
+#   BENCH_TARGETS="direct proxy gateway"   BENCH_CONCURRENCY="1 64"
+#   BENCH_DURATION=10 (s per timed run)   BENCH_WARMUP=3 (s)
 #   BENCH_ROUNDS=3 (direct/gateway pairs per concurrency; the report gives the median)
 #   BENCH_STREAMS=10000   BENCH_OUT=docs/performance.md   BENCH_QUIET_WAIT=1200 (s)
 #   BENCH_GATEWAY_ENV="MCPGW_GATEWAY_X=1 …"  extra gateway settings, recorded in the report
 #   BENCH_PROFILE=1  after the timed runs, one more gateway run at the highest concurrency under
 #     `perf record` (if installed); the flat profile of the gateway goes to stdout, not the report
+#   BENCH_GATEWAY_BIN=path  a gateway binary built some other way, e.g. with frame pointers for
+#     BENCH_PROFILE (see docs/performance.md); the report names it
 #   BENCH_KEEP=1  keep the work directory (logs, wrk output, perf data) even on success
 #   CARGO_TARGET_DIR  where the release binaries are built (default: <repo>/target)
 set -euo pipefail
@@ -37,6 +42,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/lib.sh"
 
 read -ra CONCURRENCY <<<"${BENCH_CONCURRENCY:-1 64}"
+read -ra TARGETS <<<"${BENCH_TARGETS:-direct proxy gateway}"
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-3}
 ROUNDS=${BENCH_ROUNDS:-3}
@@ -50,7 +56,7 @@ done
 SECTION="## Gateway: tools/call overhead and memory"
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 REGISTRY_BIN=$TARGET_DIR/release/registry
-GATEWAY_BIN=$TARGET_DIR/release/gateway
+GATEWAY_BIN=${BENCH_GATEWAY_BIN:-$TARGET_DIR/release/gateway}
 STACK_BIN=$TARGET_DIR/release/examples/bench_stack
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcpgw-bench-gw.XXXXXX")
@@ -190,6 +196,14 @@ COUNT_URL=$(j count_url)
 GW_CONFIG=$(j gateway_config)
 TOKEN=$(j token)
 
+# --- the bare forwarder ---------------------------------------------------------------------------
+PX_PORT=$(free_port)
+"$STACK_BIN" proxy --listen "127.0.0.1:$PX_PORT" --upstream "$DIRECT_URL" >"$WORK/proxy.log" 2>&1 &
+PX_PID=$!
+PIDS+=("$PX_PID")
+PROXY_URL=http://127.0.0.1:$PX_PORT/mcp
+wait_for "the bare forwarder" 30 "$PX_PID" port_open 127.0.0.1 "$PX_PORT"
+
 # --- the gateway ---------------------------------------------------------------------------------
 log "starting the gateway on 127.0.0.1:$GW_PORT"
 env "${EXTRA_ENV[@]}" "$GATEWAY_BIN" --config "$GW_CONFIG" >"$WORK/gateway.log" 2>&1 &
@@ -230,6 +244,7 @@ print(f"{name}: HTTP {code} {ctype}: {body[:200]}", file=sys.stderr)
 EOF
 }
 check_target direct "$DIRECT_URL"
+check_target proxy "$PROXY_URL"
 check_target gateway "$GATEWAY_URL" "$TOKEN"
 # …and a request without the token must be refused: authentication really is on.
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H "Content-Type: application/json" \
@@ -254,7 +269,7 @@ end
 EOF
   } >"$file"
 }
-(umask 077 && wrk_script "$WORK/direct.lua" && wrk_script "$WORK/gateway.lua" "$TOKEN")
+(umask 077 && wrk_script "$WORK/direct.lua" && wrk_script "$WORK/proxy.lua" && wrk_script "$WORK/gateway.lua" "$TOKEN")
 
 # --- memory: idle, then with many open streams ---------------------------------------------------
 sleep 2
@@ -285,13 +300,15 @@ wait_quiet
 # run_wrk NAME CONC SECONDS OUTFILE: one wrk run against target NAME; writes the RESULT line
 # plus the CPU seconds each process used to OUTFILE.
 run_wrk() {
-  local name=$1 c=$2 secs=$3 out=$4 url script
+  local name=$1 c=$2 secs=$3 out=$4 url script mid
   case $name in
-    direct) url=$DIRECT_URL script=$WORK/direct.lua ;;
-    gateway) url=$GATEWAY_URL script=$WORK/gateway.lua ;;
+    direct) url=$DIRECT_URL script=$WORK/direct.lua mid=$GW_PID ;;
+    proxy) url=$PROXY_URL script=$WORK/proxy.lua mid=$PX_PID ;;
+    gateway) url=$GATEWAY_URL script=$WORK/gateway.lua mid=$GW_PID ;;
+    *) die "unknown target $name (expected direct, proxy or gateway)" ;;
   esac
   local gw0 st0 rg0 calls0 ok0 calls1 ok1
-  gw0=$(cpu_seconds "$GW_PID")
+  gw0=$(cpu_seconds "$mid")
   st0=$(cpu_seconds "$STACK_PID")
   rg0=$(cpu_seconds "$REG_PID")
   calls0=$(calls)
@@ -305,9 +322,9 @@ run_wrk() {
   calls1=$(calls)
   ok1=$(metric 'mcpgw_gateway_mcp_requests_total{decision="allowed",method="tools/call",server="bench",status="ok"}')
   grep '^RESULT' "$out.raw" >"$out" || die "wrk printed no result: $(cat "$out.raw")"
-  awk -v g="$(cpu_seconds "$GW_PID")" -v g0="$gw0" -v s="$(cpu_seconds "$STACK_PID")" -v s0="$st0" \
+  awk -v g="$(cpu_seconds "$mid")" -v g0="$gw0" -v s="$(cpu_seconds "$STACK_PID")" -v s0="$st0" \
     -v r="$(cpu_seconds "$REG_PID")" -v r0="$rg0" -v w="$wcpu" -v calls=$((calls1 - calls0)) -v ok=$((ok1 - ok0)) \
-    'BEGIN { printf "cpu_gateway=%.2f cpu_upstream=%.2f cpu_registry=%.2f cpu_wrk=%.2f calls=%d gw_ok=%d\n", g - g0, s - s0, r - r0, w, calls, ok }' >>"$out"
+    'BEGIN { printf "cpu_middle=%.2f cpu_upstream=%.2f cpu_registry=%.2f cpu_wrk=%.2f calls=%d gw_ok=%d\n", g - g0, s - s0, r - r0, w, calls, ok }' >>"$out"
 }
 
 # field FILE KEY: a key=value from a result file.
@@ -330,13 +347,14 @@ check_run() {
 }
 
 for c in "${CONCURRENCY[@]}"; do
-  for t in direct gateway; do
+  for t in "${TARGETS[@]}"; do
     log "warm-up: $t, concurrency $c, ${WARMUP} s"
     run_wrk "$t" "$c" "$WARMUP" "$WORK/warm-$t-$c"
     check_run "$t" "$c" "$WORK/warm-$t-$c"
   done
   for ((r = 1; r <= ROUNDS; r++)); do
-    for t in direct gateway; do
+    for t in "${TARGETS[@]}"; do
+      sleep 2 # the gateway's audit batches of the previous run reach the registry first
       f=$WORK/run-$t-$c-$r
       run_wrk "$t" "$c" "$DURATION" "$f"
       check_run "$t" "$c" "$f"
@@ -348,14 +366,19 @@ if [[ -n ${BENCH_PROFILE:-} ]]; then
   if command -v perf >/dev/null; then
     c=${CONCURRENCY[-1]}
     log "profiling the gateway: perf record during a ${DURATION} s run at concurrency $c"
-    perf record -F 999 -p "$GW_PID" -o "$WORK/perf.data" -- sleep "$DURATION" >"$WORK/perf.log" 2>&1 &
+    perf record -F 1999 -g -p "$GW_PID" -o "$WORK/perf.data" -- sleep "$DURATION" >"$WORK/perf.log" 2>&1 &
     perf_pid=$!
     run_wrk gateway "$c" "$DURATION" "$WORK/profiled"
     wait "$perf_pid" || true
-    perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
-      grep -v '^$' | grep -E '^ +[0-9]' | head -n 60 >"$WORK/perf-flat.txt" || true
-    log "gateway profile (self time by function, top 60; full data in $WORK/perf.data):"
-    cat "$WORK/perf-flat.txt" >&2
+    perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null |
+      grep -E '^ +[0-9]' | sed -E 's/ +$//; s/  +/ /g' | head -n 60 >"$WORK/perf-self.txt" || true
+    # Inclusive time needs call chains: only meaningful for a binary with frame pointers.
+    perf report -i "$WORK/perf.data" --children --sort symbol --stdio -g none 2>/dev/null |
+      grep -E '^ +[0-9]' | sed -E 's/ +$//; s/  +/ /g' | head -n 120 >"$WORK/perf-children.txt" || true
+    log "gateway profile, self time by function (top 60; data in $WORK/perf.data):"
+    cat "$WORK/perf-self.txt" >&2
+    log "gateway profile, time including callees (top 120; needs frame pointers to mean anything):"
+    cat "$WORK/perf-children.txt" >&2
   else
     log "BENCH_PROFILE: perf is not installed; skipped"
   fi
@@ -374,57 +397,68 @@ if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]
   commit="$commit (with uncommitted changes)"
 fi
 
-python3 - "$WORK" "$ROUNDS" "${CONCURRENCY[*]}" >"$WORK/tables.md" <<'EOF'
-import glob, os, statistics, sys
-work, rounds, concs = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
+python3 - "$WORK" "$ROUNDS" "${CONCURRENCY[*]}" "${TARGETS[*]}" >"$WORK/tables.md" <<'EOF'
+import statistics, sys
+work, rounds, concs, targets = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4].split()
 def load(path):
     d = {}
     for line in open(path):
         for kv in line.split():
-            if "=" in kv and kv != "RESULT":
+            if "=" in kv:
                 k, v = kv.split("=", 1)
                 d[k] = float(v)
     d["rps"] = d["requests"] / (d["duration_us"] / 1e6)
     return d
 runs = {(t, c): [load(f"{work}/run-{t}-{c}-{r}") for r in range(1, rounds + 1)]
-        for c in concs for t in ("direct", "gateway")}
+        for c in concs for t in targets}
 med = lambda t, c, k: statistics.median(x[k] for x in runs[(t, c)])
 ms = lambda us: f"{us / 1000:.3f}"
+label = {"direct": "direct", "proxy": "bare forwarder", "gateway": "gateway"}
 print("| concurrency | target | req/s | p50 ms | p90 ms | p99 ms | max ms |")
 print("|---:|---|---:|---:|---:|---:|---:|")
 for c in concs:
-    for t in ("direct", "gateway"):
-        print(f"| {c} | {t} | {med(t, c, 'rps'):.0f} | {ms(med(t, c, 'p50_us'))} | {ms(med(t, c, 'p90_us'))} | "
+    for t in targets:
+        print(f"| {c} | {label[t]} | {med(t, c, 'rps'):.0f} | {ms(med(t, c, 'p50_us'))} | {ms(med(t, c, 'p90_us'))} | "
               f"{ms(med(t, c, 'p99_us'))} | {ms(med(t, c, 'max_us'))} |")
 print()
-print("| concurrency | added p50 ms | added p99 ms | gateway/direct req/s |")
-print("|---:|---:|---:|---:|")
+print("Against the direct calls (medians):")
+print()
+print("| concurrency | through | added p50 ms | added p99 ms | req/s ratio |")
+print("|---:|---|---:|---:|---:|")
 summary = {}
 for c in concs:
-    dp50 = med("gateway", c, "p50_us") - med("direct", c, "p50_us")
-    dp99 = med("gateway", c, "p99_us") - med("direct", c, "p99_us")
-    ratio = med("gateway", c, "rps") / med("direct", c, "rps")
-    summary[c] = (dp50, ratio)
-    print(f"| {c} | {ms(dp50)} | {ms(dp99)} | {ratio:.2f}x |")
+    for t in targets:
+        if t == "direct":
+            continue
+        dp50 = med(t, c, "p50_us") - med("direct", c, "p50_us")
+        dp99 = med(t, c, "p99_us") - med("direct", c, "p99_us")
+        ratio = med(t, c, "rps") / med("direct", c, "rps")
+        if t == "gateway":
+            summary[c] = (dp50, ratio)
+        print(f"| {c} | {label[t]} | {ms(dp50)} | {ms(dp99)} | {ratio:.2f}x |")
 print()
-print("CPU seconds per 10,000 requests, by process (median over the rounds):")
+print("CPU seconds per 10,000 requests, by process (median over the rounds; the second column is")
+print("the gateway or the bare forwarder, whichever the requests went through):")
 print()
-print("| concurrency | target | gateway | MCP server | registry (audit) | wrk | all four |")
+print("| concurrency | target | gateway / forwarder | MCP server | registry (audit) | wrk | all |")
 print("|---:|---|---:|---:|---:|---:|---:|")
 for c in concs:
-    for t in ("direct", "gateway"):
+    for t in targets:
         per = lambda k: statistics.median(x[k] / x["requests"] * 1e4 for x in runs[(t, c)])
-        g, u, r, w = per("cpu_gateway"), per("cpu_upstream"), per("cpu_registry"), per("cpu_wrk")
-        print(f"| {c} | {t} | {g:.2f} | {u:.2f} | {r:.2f} | {w:.2f} | {g + u + r + w:.2f} |")
+        g = per("cpu_middle") if t != "direct" else 0.0
+        u, r, w = per("cpu_upstream"), per("cpu_registry"), per("cpu_wrk")
+        if t == "proxy":
+            r = 0.0
+        print(f"| {c} | {label[t]} | {g:.2f} | {u:.2f} | {r:.2f} | {w:.2f} | {g + u + r + w:.2f} |")
 print()
 print("Every round (req/s; p50 / p99 ms):")
 print()
 print("| concurrency | target | " + " | ".join(f"round {r}" for r in range(1, rounds + 1)) + " |")
 print("|---:|---|" + "---:|" * rounds)
 for c in concs:
-    for t in ("direct", "gateway"):
+    for t in targets:
         cells = [f"{x['rps']:.0f}; {ms(x['p50_us'])} / {ms(x['p99_us'])}" for x in runs[(t, c)]]
-        print(f"| {c} | {t} | " + " | ".join(cells) + " |")
+        print(f"| {c} | {label[t]} | " + " | ".join(cells) + " |")
 with open(f"{work}/summary", "w") as f:
     for c, (dp50, ratio) in summary.items():
         f.write(f"{c} {dp50 / 1000:.3f} {ratio:.2f}\n")
@@ -451,16 +485,22 @@ targets+=("- RSS with $STREAMS open SSE streams: $RSS_STREAMS MB (target at most
     "One \`tools/call\` of a trivial \`echo\` tool on an MCP server built with rmcp (stateless," \
     "JSON answers), sent by \`wrk\` ($(wrk --version 2>&1 | head -n1 | awk '{ print $2 }'), one thread, keep-alive)" \
     "as a 2026-07-28 stateless request (\`Mcp-Method\`/\`Mcp-Name\` headers, protocol version in" \
-    "\`_meta\`), to the server directly and through the release gateway binary with a bearer token" \
+    "\`_meta\`): to the server directly; through a *bare forwarder* (\`bench_stack proxy\`: axum +" \
+    "reqwest with the gateway's client settings and nothing else, the floor of any proxy on the" \
+    "gateway's HTTP stack); and through the release gateway binary with a bearer token" \
     "(JWT verified once, then cached), the scope policy, the per-caller rate limit and audit on" \
     "(a JSON log line per call, written to a file, and batches to the registry, which stores them in" \
     "SQLite on the same machine). Gateway log filter \`info\`. Every process — load generator," \
     "gateway, MCP server, registry — shares the same $(nproc) cores over loopback, so the gateway's" \
     "CPU is taken from the others: at concurrency 64 the machine, not any one process, is the limit." \
-    "Each concurrency: a ${WARMUP} s warm-up per target, then $ROUNDS rounds of ${DURATION} s, direct" \
-    "and gateway alternating; the tables give the median of the rounds. Every timed answer was" \
+    "Each concurrency: a ${WARMUP} s warm-up per target, then $ROUNDS rounds of ${DURATION} s, the" \
+    "targets alternating; the tables give the median of the rounds. Every timed answer was" \
     "2xx and the tool's call counter moved by at least wrk's request count; one answer per" \
     "target was checked for the echoed text first, and a request without a token was refused (401)."
+  if [[ -n ${BENCH_GATEWAY_BIN:-} ]]; then
+    echo
+    echo "Gateway binary: \`$BENCH_GATEWAY_BIN\` (not the plain release build)."
+  fi
   if ((${#EXTRA_ENV[@]})); then
     echo
     echo "Gateway settings changed for this run: \`${EXTRA_ENV[*]}\`."

@@ -55,6 +55,19 @@ enum Command {
     Stack(StackArgs),
     /// Hold many open SSE streams on a gateway.
     Streams(StreamArgs),
+    /// A bare forwarder (axum + reqwest, the gateway's HTTP stack, nothing else): the floor
+    /// any proxy built on them pays for the extra hop.
+    Proxy(ProxyArgs),
+}
+
+#[derive(Parser)]
+struct ProxyArgs {
+    /// Where to listen.
+    #[arg(long)]
+    listen: SocketAddr,
+    /// The MCP endpoint every POST /mcp is forwarded to.
+    #[arg(long)]
+    upstream: String,
 }
 
 #[derive(Parser)]
@@ -430,6 +443,69 @@ async fn streams(args: StreamArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+// ---------------------------------------------------------------------------------------------
+// proxy
+
+/// Forwards the body and the MCP headers, buffers the answer (as the gateway does for a JSON
+/// answer) and passes status, content type and body back. No auth, policy, audit, metrics.
+async fn forward(
+    axum::extract::State((client, upstream)): axum::extract::State<(reqwest::Client, Arc<str>)>,
+    headers: http::HeaderMap,
+    body: bytes::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut out = http::HeaderMap::new();
+    for name in [
+        "content-type",
+        "accept",
+        "mcp-protocol-version",
+        "mcp-method",
+        "mcp-name",
+        "mcp-session-id",
+    ] {
+        if let Some(v) = headers.get(name) {
+            out.insert(http::HeaderName::from_static(name), v.clone());
+        }
+    }
+    let answer = match client.post(&*upstream).headers(out).body(body).send().await {
+        Ok(r) => r,
+        Err(e) => return (http::StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    };
+    let status = answer.status();
+    let content_type = answer.headers().get("content-type").cloned();
+    match answer.bytes().await {
+        Ok(bytes) => {
+            let mut r = (status, bytes).into_response();
+            if let Some(ct) = content_type {
+                r.headers_mut().insert("content-type", ct);
+            }
+            r
+        }
+        Err(e) => (http::StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
+}
+
+async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // The same client settings as the gateway's upstream client.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .build()?;
+    let upstream: Arc<str> = args.upstream.into();
+    let app = axum::Router::new()
+        .route("/mcp", axum::routing::post(forward))
+        .with_state((client, upstream));
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    tokio::select! {
+        r = axum::serve(listener, app) => r?,
+        _ = shutdown_signal() => {}
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -446,6 +522,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Stack(a) => stack(a).await,
             Command::Streams(a) => streams(a).await,
+            Command::Proxy(a) => proxy(a).await,
         }
     });
     match result {

@@ -83,19 +83,22 @@ impl AuditSink {
         );
         let mut backoff = Duration::from_millis(500);
         loop {
-            let stopping = tokio::select! {
-                _ = stop.wait_for(|s| *s) => true,
-                _ = self.wake.notified() => false,
-                _ = tokio::time::sleep(flush) => false,
+            let (stopping, flush_all) = tokio::select! {
+                _ = stop.wait_for(|s| *s) => (true, true),
+                _ = self.wake.notified() => (false, false),
+                _ = tokio::time::sleep(flush) => (false, true),
             };
             loop {
+                // Woken by a full batch, only full batches go: events that arrive while one is
+                // in flight wait for the next full batch or the flush interval. (Sending
+                // whatever had arrived kept the registry busy with batches of a few events.)
                 let batch: Vec<McpAuditEvent> = {
                     let queue = self.queue.lock().expect("audit queue");
+                    if queue.is_empty() || (!flush_all && queue.len() < batch_size) {
+                        break;
+                    }
                     queue.iter().take(batch_size).cloned().collect()
                 };
-                if batch.is_empty() {
-                    break;
-                }
                 let n = batch.len();
                 let ids: std::collections::HashSet<uuid::Uuid> =
                     batch.iter().map(|e| e.id).collect();
@@ -156,5 +159,99 @@ impl AuditSink {
 
     pub fn pending(&self) -> usize {
         self.queue.lock().expect("audit queue").len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The sender against a recording receiver (an axum handler standing in for the registry's
+    //! audit endpoint: only batch sizes matter here; the real endpoint is exercised by the
+    //! integration tests).
+    use super::*;
+    use std::sync::Mutex as StdMutex;
+
+    fn event(n: u32) -> McpAuditEvent {
+        serde_json::from_value(serde_json::json!({
+            "id": uuid::Uuid::now_v7(), "at": "2026-01-01T00:00:00Z", "request_id": format!("r{n}"),
+            "gateway": "gw-test", "server": "s", "method": "tools/call", "tool": "t",
+            "subject": "alice", "issuer": "https://idp", "decision": "allowed",
+            "reason": "allowed", "status": "ok", "latency_ms": 1.0
+        }))
+        .unwrap()
+    }
+
+    /// Starts the receiver; every batch's size is recorded, and each answer waits for a permit
+    /// from `gate`, so the test decides when a batch in flight completes.
+    async fn receiver(
+        sizes: Arc<StdMutex<Vec<usize>>>,
+        gate: Arc<tokio::sync::Semaphore>,
+    ) -> String {
+        let app = axum::Router::new().route(
+            "/api/v1/gateway/audit",
+            axum::routing::post(move |axum::Json(b): axum::Json<McpAuditBatch>| {
+                let (sizes, gate) = (sizes.clone(), gate.clone());
+                async move {
+                    sizes.lock().unwrap().push(b.events.len());
+                    gate.acquire().await.unwrap().forget();
+                    "{}"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    }
+
+    async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        for _ in 0..200 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    #[tokio::test]
+    async fn events_that_arrive_during_a_send_wait_for_a_full_batch_or_the_flush() {
+        let sizes = Arc::new(StdMutex::new(Vec::new()));
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let url = receiver(sizes.clone(), gate.clone()).await;
+        let sink = AuditSink::new(1000, 5, Metrics::new());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let flush = Duration::from_millis(600);
+        let task = tokio::spawn(Arc::clone(&sink).run(
+            reqwest::Client::new(),
+            url,
+            None,
+            5,
+            flush,
+            stop_rx,
+        ));
+        for n in 0..5 {
+            sink.record(event(n));
+        }
+        wait_until("the full batch", || sizes.lock().unwrap().len() == 1).await;
+        // Two more arrive while the full batch is in flight.
+        sink.record(event(5));
+        sink.record(event(6));
+        gate.add_permits(100);
+        tokio::time::sleep(flush / 3).await;
+        assert_eq!(
+            *sizes.lock().unwrap(),
+            vec![5],
+            "a partial batch went out before the flush interval"
+        );
+        assert_eq!(sink.pending(), 2);
+        // The flush interval sends the rest.
+        wait_until("the flush", || sizes.lock().unwrap().len() == 2).await;
+        assert_eq!(*sizes.lock().unwrap(), vec![5, 2]);
+        wait_until("the queue to empty", || sink.pending() == 0).await;
+        // Stopping sends whatever is left at once.
+        sink.record(event(7));
+        stop_tx.send(true).unwrap();
+        task.await.unwrap();
+        assert_eq!(*sizes.lock().unwrap(), vec![5, 2, 1]);
     }
 }
