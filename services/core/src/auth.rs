@@ -49,6 +49,10 @@ pub enum Permission {
     LifecycleDeprecate,
     #[serde(rename = "lifecycle:retire")]
     LifecycleRetire,
+    /// Approve a server's tool definitions (a baseline, or a change since). Kept apart from
+    /// `servers:update`, so whoever can change a server's tools cannot approve them too.
+    #[serde(rename = "tools:approve")]
+    ToolsApprove,
     #[serde(rename = "audit:read")]
     AuditRead,
     #[serde(rename = "api_keys:manage")]
@@ -63,10 +67,15 @@ pub enum Permission {
     /// and write audit events.
     #[serde(rename = "gateway:sync")]
     GatewaySync,
+    /// Assert the identity of the caller a gateway verified ([`CallerAssertion`]): requests
+    /// then run as that caller. Held by the credential gateways present to the registry's own
+    /// MCP server; machines only.
+    #[serde(rename = "gateway:delegate")]
+    GatewayDelegate,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 16] = [
+    pub const ALL: [Permission; 18] = [
         Permission::ServersRead,
         Permission::ServersCreate,
         Permission::ServersUpdate,
@@ -78,11 +87,13 @@ impl Permission {
         Permission::LifecycleApproveProd,
         Permission::LifecycleDeprecate,
         Permission::LifecycleRetire,
+        Permission::ToolsApprove,
         Permission::AuditRead,
         Permission::ApiKeysManage,
         Permission::PoliciesRead,
         Permission::PoliciesWrite,
         Permission::GatewaySync,
+        Permission::GatewayDelegate,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -98,11 +109,13 @@ impl Permission {
             Permission::LifecycleApproveProd => "lifecycle:approve_prod",
             Permission::LifecycleDeprecate => "lifecycle:deprecate",
             Permission::LifecycleRetire => "lifecycle:retire",
+            Permission::ToolsApprove => "tools:approve",
             Permission::AuditRead => "audit:read",
             Permission::ApiKeysManage => "api_keys:manage",
             Permission::PoliciesRead => "policies:read",
             Permission::PoliciesWrite => "policies:write",
             Permission::GatewaySync => "gateway:sync",
+            Permission::GatewayDelegate => "gateway:delegate",
         }
     }
 
@@ -124,12 +137,13 @@ impl Permission {
             }
             Permission::LifecycleDeprecate => &["deprecate_service", "change_lifecycle_status"],
             Permission::LifecycleRetire => &["retire_service", "change_lifecycle_status"],
+            Permission::ToolsApprove => &["approve_tools"],
             Permission::AuditRead => &["read_audit"],
             Permission::ApiKeysManage => &["manage_api_keys"],
             Permission::PoliciesRead => &["read_policies"],
             Permission::PoliciesWrite => &["manage_policies"],
             // Machines only: no scope document grants it to a person.
-            Permission::GatewaySync => &[],
+            Permission::GatewaySync | Permission::GatewayDelegate => &[],
         }
     }
 }
@@ -161,7 +175,7 @@ pub enum Role {
     Admin,
     /// Registers and edits servers and submits them for review.
     Publisher,
-    /// Reviews submissions and approves them for dev and production.
+    /// Reviews submissions and approves them for dev and production, and approves tool changes.
     Reviewer,
     /// Enables, disables and deprecates servers; reads the audit log.
     Operator,
@@ -179,6 +193,7 @@ impl Role {
                 ServersRead,
                 LifecycleReview,
                 LifecycleApproveProd,
+                ToolsApprove,
                 AuditRead,
                 PoliciesRead,
             ],
@@ -221,6 +236,12 @@ pub struct Principal {
     /// UI action on some servers rather than `all`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub scoped: BTreeMap<Permission, BTreeSet<String>>,
+    /// The IdP groups and scopes of a caller authenticated by token, for decisions the policy
+    /// makes per tool (search hides tools the caller may not call). `None` for API keys and
+    /// the system. Never serialized.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub identity: Option<crate::policy::Identity>,
 }
 
 /// The caller lacks a permission.
@@ -237,6 +258,7 @@ impl Principal {
             kind: PrincipalKind::System,
             permissions: Permission::ALL.into_iter().collect(),
             scoped: BTreeMap::new(),
+            identity: None,
         }
     }
 
@@ -280,6 +302,91 @@ impl Principal {
     }
 }
 
+/// The header a gateway adds to requests for a server whose `gateway.assert_caller` is set:
+/// the caller it verified ([`CallerAssertion`], base64url of JSON). The registry acts on it only
+/// when the request's own credential holds [`Permission::GatewayDelegate`]; gateways never pass
+/// a client's header of this name on (they forward only listed headers) and set their own.
+pub const CALLER_ASSERTION_HEADER: &str = "x-mcpgw-caller";
+/// Largest encoded assertion accepted, in bytes.
+pub const MAX_CALLER_ASSERTION_BYTES: usize = 16 * 1024;
+/// Most groups, and most scopes, one assertion carries.
+const MAX_ASSERTED_CLAIMS: usize = 256;
+/// Longest subject, issuer, name, group or scope in an assertion.
+const MAX_ASSERTED_TEXT: usize = 512;
+
+/// Who a gateway verified: the claims of the caller's access token that decide what the caller
+/// may do (the same ones the registry reads from a token it verifies itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallerAssertion {
+    pub issuer: String,
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+impl CallerAssertion {
+    /// The header value.
+    pub fn encode(&self) -> String {
+        use base64::Engine;
+        let json = serde_json::to_vec(self).expect("an assertion serializes");
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    }
+
+    /// Parses and checks a header value; the error names the part that is wrong.
+    pub fn decode(value: &str) -> Result<Self, crate::validate::FieldError> {
+        use crate::validate::FieldError;
+        use base64::Engine;
+        let field = |part: &str| format!("{CALLER_ASSERTION_HEADER}{part}");
+        if value.len() > MAX_CALLER_ASSERTION_BYTES {
+            return Err(FieldError::new(
+                field(""),
+                format!("must be at most {MAX_CALLER_ASSERTION_BYTES} bytes"),
+            ));
+        }
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(value.trim())
+            .map_err(|_| FieldError::new(field(""), "must be base64url (no padding) of JSON"))?;
+        let a: Self = serde_json::from_slice(&json)
+            .map_err(|e| FieldError::new(field(""), format!("is not a caller assertion: {e}")))?;
+        let check = |part: &str, v: &str| {
+            if v.is_empty() || v.len() > MAX_ASSERTED_TEXT || v.chars().any(char::is_control) {
+                Err(FieldError::new(
+                    field(part),
+                    format!("must be 1–{MAX_ASSERTED_TEXT} characters without control characters"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        check(".issuer", &a.issuer)?;
+        check(".subject", &a.subject)?;
+        for (part, v) in [(".username", &a.username), (".client_id", &a.client_id)] {
+            if let Some(v) = v {
+                check(part, v)?;
+            }
+        }
+        for (part, list) in [(".groups", &a.groups), (".scopes", &a.scopes)] {
+            if list.len() > MAX_ASSERTED_CLAIMS {
+                return Err(FieldError::new(
+                    field(part),
+                    format!("must have at most {MAX_ASSERTED_CLAIMS} entries"),
+                ));
+            }
+            for v in list {
+                check(part, v)?;
+            }
+        }
+        Ok(a)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +402,39 @@ mod tests {
     }
 
     #[test]
+    fn caller_assertions_round_trip_and_bad_ones_name_the_part() {
+        let a = CallerAssertion {
+            issuer: "https://idp".into(),
+            subject: "alice".into(),
+            username: Some("alice".into()),
+            client_id: None,
+            groups: vec!["team-a".into()],
+            scopes: vec!["registry-read".into()],
+        };
+        assert_eq!(CallerAssertion::decode(&a.encode()).unwrap(), a);
+        assert_eq!(
+            CallerAssertion::decode("not base64!").unwrap_err().field,
+            "x-mcpgw-caller"
+        );
+        let empty = CallerAssertion {
+            subject: String::new(),
+            ..a.clone()
+        };
+        assert_eq!(
+            CallerAssertion::decode(&empty.encode()).unwrap_err().field,
+            "x-mcpgw-caller.subject"
+        );
+        let many = CallerAssertion {
+            groups: vec!["g".into(); 300],
+            ..a
+        };
+        assert_eq!(
+            CallerAssertion::decode(&many.encode()).unwrap_err().field,
+            "x-mcpgw-caller.groups"
+        );
+    }
+
+    #[test]
     fn a_viewer_cannot_create() {
         let p = Principal {
             subject: "u".into(),
@@ -305,6 +445,7 @@ mod tests {
                 Permission::ServersToggle,
                 BTreeSet::from(["weather".to_owned()]),
             )]),
+            identity: None,
         };
         assert!(p.has_for(Permission::ServersToggle, "weather"));
         assert!(!p.has_for(Permission::ServersToggle, "finance"));

@@ -266,6 +266,47 @@ fn classify_v4(v4: Ipv4Addr) -> Class {
     }
 }
 
+/// A `reqwest` resolver that refuses addresses the egress policy forbids, checked at connect
+/// time, so a name that resolved to a public address at registration cannot later point
+/// inside. Shared by the gateway's upstream client and the registry's health probe.
+pub struct EgressResolver {
+    pub policy: Arc<EgressPolicy>,
+}
+
+impl reqwest::dns::Resolve for EgressResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = Arc::clone(&self.policy);
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<std::net::SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| policy.check_ip(&host, a.ip()).is_ok())
+                .collect();
+            if allowed.is_empty() {
+                return Err(
+                    format!("{host} resolves only to addresses the egress policy refuses").into(),
+                );
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Refuses a URL whose host is a literal IP the egress policy forbids (no resolver runs for
+/// those, so [`EgressResolver`] never sees them).
+pub fn check_literal_ip(policy: &EgressPolicy, url: &Url) -> Result<(), String> {
+    let ip = match url.host() {
+        Some(Host::Ipv4(ip)) => IpAddr::V4(ip),
+        Some(Host::Ipv6(ip)) => IpAddr::V6(ip),
+        _ => return Ok(()),
+    };
+    policy
+        .check_ip(&ip.to_string(), ip)
+        .map_err(|e| format!("refused by the egress policy: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

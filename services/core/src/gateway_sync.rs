@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::domain::integrity::{self, Gate};
 use crate::domain::{
-    DeploymentStage, Endpoint, GatewaySettings, ServerPath, ServerRecord, UpstreamAuth,
+    DeploymentStage, Endpoint, GatewaySettings, IntegrityMode, ServerPath, ServerRecord,
+    UpstreamAuth,
 };
 use crate::policy::PolicySnapshot;
 use crate::secrets::SealedSecret;
@@ -43,18 +45,89 @@ pub struct RouteEntry {
     pub upstream_auth: UpstreamAuth,
     pub custom_headers: BTreeMap<String, SealedSecret>,
     pub gateway: GatewaySettings,
-    /// Tools the registry knows of, for write protection before the gateway has seen a list.
+    /// Tools the registry knows of (current and approved), for write protection before the
+    /// gateway has seen a list, and for tool integrity.
     pub tools: Vec<RouteTool>,
+    /// How gateways enforce the approved tool definitions; none: the server has neither
+    /// recorded nor approved tools, so there is nothing to compare with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_integrity: Option<IntegrityMode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteTool {
     pub name: String,
     pub read_only: bool,
+    /// Hash of the definition the registry holds now (none: approved, since removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_hash: Option<String>,
+    /// Hash of the approved definition (none: never approved, i.e. new).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_hash: Option<String>,
+    /// The approved definition as an MCP tool object (served in `serve_approved` mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved: Option<serde_json::Value>,
+    /// The registry's view: gateways hide this tool (they also compare live definitions).
+    #[serde(default)]
+    pub withheld: bool,
+    /// The current definition as an MCP tool object (name, title, description, inputSchema,
+    /// annotations): what the gateway's aggregated endpoint searches and shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<serde_json::Value>,
+}
+
+impl RouteTool {
+    /// What a gateway does with this tool when the upstream lists it with `live_hash` (none:
+    /// not seen live yet, so the registry's current hash stands in).
+    pub fn gate(&self, mode: IntegrityMode, live_hash: Option<&str>) -> Gate {
+        let current = live_hash.or(self.current_hash.as_deref());
+        integrity::gate(mode, self.approved_hash.as_deref(), current)
+    }
 }
 
 impl RouteEntry {
-    pub fn from_record(record: &ServerRecord) -> Self {
+    /// `default_integrity` applies unless the server's gateway settings name a mode.
+    pub fn from_record(record: &ServerRecord, default_integrity: IntegrityMode) -> Self {
+        let baseline = record.approved_tools.as_ref();
+        let tool_integrity = (baseline.is_some() || !record.tools.is_empty())
+            .then(|| record.gateway.tool_integrity.unwrap_or(default_integrity));
+        let approved_of =
+            |name: &str| baseline.and_then(|b| b.tools.iter().find(|t| t.name() == name));
+        let mut tools: Vec<RouteTool> = record
+            .tools
+            .iter()
+            .map(|t| {
+                let approved = approved_of(t.name());
+                RouteTool {
+                    name: t.name().to_owned(),
+                    read_only: t.is_read_only(),
+                    current_hash: Some(t.content_hash.clone()),
+                    approved_hash: approved.map(|a| a.content_hash.clone()),
+                    approved: approved.and_then(|a| serde_json::to_value(&a.spec).ok()),
+                    withheld: false,
+                    definition: serde_json::to_value(&t.spec).ok(),
+                }
+            })
+            .collect();
+        // Approved tools the registry no longer records: the upstream may still list them.
+        let removed = baseline
+            .into_iter()
+            .flat_map(|b| &b.tools)
+            .filter(|a| !record.tools.iter().any(|t| t.name() == a.name()));
+        tools.extend(removed.map(|a| RouteTool {
+            name: a.name().to_owned(),
+            read_only: a.is_read_only(),
+            current_hash: None,
+            approved_hash: Some(a.content_hash.clone()),
+            approved: serde_json::to_value(&a.spec).ok(),
+            withheld: false,
+            definition: None,
+        }));
+        if let Some(mode) = tool_integrity {
+            for t in &mut tools {
+                t.withheld = t.gate(mode, None) == Gate::Hide;
+            }
+        }
         Self {
             id: record.id,
             path: record.path.clone(),
@@ -64,29 +137,35 @@ impl RouteEntry {
             upstream_auth: record.upstream_auth.clone(),
             custom_headers: record.custom_headers.clone(),
             gateway: record.gateway.clone(),
-            tools: record
-                .tools
-                .iter()
-                .map(|t| RouteTool {
-                    name: t.name().to_owned(),
-                    read_only: t.is_read_only(),
-                })
-                .collect(),
+            tools,
+            tool_integrity,
         }
     }
 }
 
 impl GatewaySnapshot {
-    /// Builds a snapshot of the routable `records` (sorted by path) and `policy`.
+    /// Builds a snapshot of the routable `records` (sorted by path) and `policy`, with the
+    /// default tool-integrity mode.
     pub fn build<'r>(
         stage: DeploymentStage,
         records: impl IntoIterator<Item = &'r ServerRecord>,
         policy: PolicySnapshot,
     ) -> Self {
+        Self::build_with(stage, records, policy, IntegrityMode::default())
+    }
+
+    /// Like [`GatewaySnapshot::build`], with the registry's tool-integrity mode for servers
+    /// that do not set their own.
+    pub fn build_with<'r>(
+        stage: DeploymentStage,
+        records: impl IntoIterator<Item = &'r ServerRecord>,
+        policy: PolicySnapshot,
+        default_integrity: IntegrityMode,
+    ) -> Self {
         let mut servers: Vec<RouteEntry> = records
             .into_iter()
             .filter(|r| r.is_routable(stage))
-            .map(RouteEntry::from_record)
+            .map(|r| RouteEntry::from_record(r, default_integrity))
             .collect();
         servers.sort_by(|a, b| a.path.as_str().cmp(b.path.as_str()));
         let version = digest(stage, &servers, &policy);

@@ -13,9 +13,11 @@ pub mod error;
 pub mod gateway_sync;
 pub mod input;
 pub mod policy;
+pub mod search;
 pub mod secrets;
 pub mod serve;
 pub mod signing;
+pub mod sse;
 pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;

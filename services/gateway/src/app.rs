@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderValue, StatusCode};
-use mcpgw_core::egress::EgressPolicy;
+use mcpgw_core::egress::{EgressPolicy, EgressResolver};
 use mcpgw_core::secrets::Keyring;
 use mcpgw_core::telemetry::metrics_router;
 use mcpgw_core::token::TokenValidator;
@@ -49,6 +49,8 @@ pub struct Gateway {
     pub legacy: Arc<LegacyConnections>,
     pub allowed_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
+    /// The aggregated endpoint `/mcp`: its tool catalog and upstream sessions.
+    pub aggregate: crate::aggregate::Aggregator,
 }
 
 /// Open HTTP+SSE (2024-11-05) client streams of this process, by their `sessionId`.
@@ -97,33 +99,6 @@ impl LegacyConnections {
     }
 }
 
-/// A resolver that refuses addresses the egress policy forbids, checked at connect time, so a
-/// name that resolved to a public address at registration cannot later point inside.
-struct EgressResolver {
-    policy: Arc<EgressPolicy>,
-}
-
-impl reqwest::dns::Resolve for EgressResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let policy = Arc::clone(&self.policy);
-        Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = addrs
-                .into_iter()
-                .filter(|a| policy.check_ip(&host, a.ip()).is_ok())
-                .collect();
-            if allowed.is_empty() {
-                return Err(
-                    format!("{host} resolves only to addresses the egress policy refuses").into(),
-                );
-            }
-            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
 /// The upstream client. Literal IP hosts skip DNS, so they are checked in the request path
 /// as well (see [`check_literal_ip`]).
 fn upstream_client(
@@ -141,18 +116,8 @@ fn upstream_client(
         .build()?)
 }
 
-/// Refuses routes whose URL host is a literal IP the egress policy forbids (no resolver runs
-/// for those).
-pub fn check_literal_ip(policy: &EgressPolicy, url: &url::Url) -> Result<(), String> {
-    let ip = match url.host() {
-        Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip),
-        Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
-        _ => return Ok(()),
-    };
-    policy
-        .check_ip(&ip.to_string(), ip)
-        .map_err(|e| format!("refused by the egress policy: {e}"))
-}
+/// Refuses routes whose URL host is a literal IP the egress policy forbids.
+pub use mcpgw_core::egress::check_literal_ip;
 
 async fn resolve_secret(
     source: &mcpgw_core::secrets::SecretSource,
@@ -264,6 +229,7 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<(Arc<Gateway>, Synce
         legacy: Arc::new(LegacyConnections::default()),
         allowed_hosts,
         allowed_origins,
+        aggregate: Default::default(),
         config,
     };
     Ok((Arc::new(gateway), syncer))
@@ -281,6 +247,16 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route(
             "/.well-known/oauth-protected-resource/{server}/mcp",
             get(resource_metadata),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(resource_metadata_aggregate),
+        )
+        .route(
+            "/mcp",
+            post(crate::aggregate::post)
+                .get(crate::aggregate::get)
+                .delete(crate::aggregate::delete),
         )
         .route(
             "/{server}/mcp",
@@ -399,6 +375,11 @@ fn metadata_document(gw: &Gateway, resource: String) -> Response {
 
 async fn resource_metadata_root(State(gw): State<Arc<Gateway>>) -> Response {
     metadata_document(&gw, gw.public_base.clone())
+}
+
+/// The metadata of the aggregated endpoint `/mcp`.
+async fn resource_metadata_aggregate(State(gw): State<Arc<Gateway>>) -> Response {
+    metadata_document(&gw, format!("{}/mcp", gw.public_base))
 }
 
 async fn resource_metadata(State(gw): State<Arc<Gateway>>, Path(server): Path<String>) -> Response {

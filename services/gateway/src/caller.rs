@@ -114,6 +114,24 @@ impl Authenticator {
     }
 }
 
+/// The caller as a server with `gateway.assert_caller` receives it (the registry's own MCP
+/// server, which acts for this caller when the credential beside it holds `gateway:delegate`).
+pub fn assertion(caller: &Caller) -> HeaderValue {
+    let t = &caller.token;
+    let value = mcpgw_core::auth::CallerAssertion {
+        issuer: t.issuer.clone(),
+        subject: t.subject.clone(),
+        username: t.username.clone(),
+        client_id: t.client_id.clone(),
+        groups: t.groups.clone(),
+        scopes: t.scopes.clone(),
+    }
+    .encode();
+    let mut value = HeaderValue::from_str(&value).expect("base64url is a valid header value");
+    value.set_sensitive(true);
+    value
+}
+
 /// Where a server's protected resource metadata is (RFC 9728, path form).
 pub fn resource_metadata_url(public_base: &str, server: Option<&str>) -> String {
     match server {

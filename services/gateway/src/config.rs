@@ -36,7 +36,23 @@ pub struct GatewayConfig {
     pub audit: AuditConfig,
     pub egress: EgressConfig,
     pub log: LogConfig,
+    pub aggregate: AggregateConfig,
 }
+
+/// The aggregated endpoint `/mcp` (see `aggregate/mod.rs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateConfig {
+    /// What `tools/list` holds unless the request says `?mode=`.
+    pub mode: crate::aggregate::endpoint::Mode,
+    /// Exposed names (`server__tool`) listed directly in progressive mode.
+    pub always_on: Vec<String>,
+    /// Most tools one `discover_tools` returns.
+    pub max_results: usize,
+}
+
+/// Always-on tools, at most (each costs every session its definition).
+pub const MAX_ALWAYS_ON: usize = 50;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -249,6 +265,26 @@ impl GatewayConfig {
             return Err(key(
                 "audit.queue_capacity",
                 "must be at least audit.batch_size",
+            ));
+        }
+        let a = &self.aggregate;
+        if !(1..=50).contains(&a.max_results) {
+            return Err(key("aggregate.max_results", "must be between 1 and 50"));
+        }
+        if a.always_on.len() > MAX_ALWAYS_ON {
+            return Err(key("aggregate.always_on", "must name at most 50 tools"));
+        }
+        if let Some(bad) = a.always_on.iter().find(|n| {
+            n.len() > crate::aggregate::endpoint::MAX_NAME_CHARS
+                || !n
+                    .split_once(crate::aggregate::catalog::SEPARATOR)
+                    .is_some_and(|(s, t)| !s.is_empty() && !t.is_empty())
+        }) {
+            return Err(key(
+                "aggregate.always_on",
+                &format!(
+                    "{bad:?} is not an exposed tool name: server__tool (at most 256 characters)"
+                ),
             ));
         }
         if self.auth.token_cache_entries > 1_000_000 {

@@ -4,6 +4,7 @@
 //! HTTP+SSE pair), with token validation, policy, limits and audit in-process, and routes from
 //! the registry applied without a restart. See `README.md` beside this crate for the design.
 
+pub mod aggregate;
 pub mod app;
 pub mod audit;
 pub mod caller;

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use mcpgw_core::domain::integrity::Gate;
 use mcpgw_core::gateway_sync::{AuditDecision, McpAuditEvent};
 use mcpgw_core::policy::DecisionReason;
 use mcpgw_core::telemetry::RequestId;
@@ -188,7 +189,7 @@ fn metric_method(method: &str) -> &str {
 // ---------------------------------------------------------------------------------------------
 // Small response helpers
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     (
         status,
         [(http::header::CONTENT_TYPE, "application/json")],
@@ -197,7 +198,12 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
-fn rpc_error(status: StatusCode, id: Option<&Value>, code: i64, message: &str) -> Response {
+pub(crate) fn rpc_error(
+    status: StatusCode,
+    id: Option<&Value>,
+    code: i64,
+    message: &str,
+) -> Response {
     json_response(
         status,
         &jsonrpc::error_response(id.cloned().unwrap_or(Value::Null), code, message),
@@ -233,7 +239,7 @@ fn sse_response(
     response
 }
 
-fn too_many(retry: u64, id: Option<&Value>, message: &str) -> Response {
+pub(crate) fn too_many(retry: u64, id: Option<&Value>, message: &str) -> Response {
     let mut r = rpc_error(
         StatusCode::TOO_MANY_REQUESTS,
         id,
@@ -282,7 +288,7 @@ async fn begin(
 
 /// Reads a body of at most `max` bytes; larger bodies get a JSON-RPC 413 (read only after
 /// the caller is authenticated, so strangers cannot make the gateway read megabytes).
-async fn read_body(body: Body, max: usize) -> Result<Bytes, Response> {
+pub(crate) async fn read_body(body: Body, max: usize) -> Result<Bytes, Response> {
     axum::body::to_bytes(body, max).await.map_err(|_| {
         rpc_error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -390,7 +396,7 @@ pub async fn handle_post(call: Arc<Call>, headers: HeaderMap, body: Bytes) -> Re
 }
 
 /// The session a GET or DELETE names: it must be there, and open for this server and caller.
-fn required_session(
+pub(crate) fn required_session(
     gw: &Gateway,
     headers: &HeaderMap,
     server: &str,
@@ -410,7 +416,7 @@ fn required_session(
         .map_err(|e| Box::new(session_not_found(&e)))
 }
 
-fn session_not_found(e: &SessionError) -> Response {
+pub(crate) fn session_not_found(e: &SessionError) -> Response {
     rpc_error(
         StatusCode::NOT_FOUND,
         None,
@@ -511,6 +517,12 @@ fn decide(call: &Call, method: &str, tool: Option<&str>) -> Verdict {
         };
         let d = caller.decide(server, method, Some(tool));
         if d.allowed {
+            // New, or changed while changed tools are withheld: as if it did not exist.
+            if call.route.integrity.gate(tool) == Gate::Hide {
+                return Verdict::Hidden {
+                    reason: "tool_not_approved",
+                };
+            }
             if call.route.entry.gateway.read_only
                 && !call.route.is_read_only(tool)
                 && !d.write_allowed
@@ -1033,6 +1045,13 @@ async fn send_http(
         );
     }
     out.extend(headers.clone());
+    if call.route.entry.gateway.assert_caller {
+        // Set last, so neither a client nor a custom header can choose it.
+        out.insert(
+            mcpgw_core::auth::CALLER_ASSERTION_HEADER,
+            caller::assertion(&call.caller),
+        );
+    }
     let mut request = call
         .gw
         .upstream_http
@@ -1346,7 +1365,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// An SSE response that relays `source` (encoded events) until it ends or the client goes
 /// away, with keep-alive comments in quiet periods; `guard` (permits, clean-up) lives as long
 /// as the stream.
-fn relay(
+pub(crate) fn relay(
     source: impl futures::Stream<Item = Bytes> + Send + 'static,
     guard: impl Send + 'static,
 ) -> Response {
@@ -1544,6 +1563,9 @@ fn finalize(call: &Call, outcome: &Outcome, mut value: Value, raw_len: usize) ->
             }
             "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" => {
                 changed = true;
+                if outcome.method == "tools/list" {
+                    call.route.integrity.apply_to_list(result);
+                }
                 let caller = call.routes.policy.caller(&call.caller.identity);
                 let filter = caller.tool_filter(call.server());
                 let read_only_server = call.route.entry.gateway.read_only;
@@ -1704,7 +1726,7 @@ fn http_events_no_idle(
     .boxed()
 }
 
-fn method_not_allowed(detail: &str) -> Response {
+pub(crate) fn method_not_allowed(detail: &str) -> Response {
     let mut r = json_response(
         StatusCode::METHOD_NOT_ALLOWED,
         &json!({"code": "method_not_allowed", "detail": detail}),

@@ -45,6 +45,8 @@ pub struct Route {
     pub read_only_hints: RwLock<HashMap<String, bool>>,
     /// Why the route cannot be used (a credential that does not open); requests get 502.
     pub broken: Option<String>,
+    /// The approved tool definitions and what the upstream lists live.
+    pub integrity: crate::transform::Integrity,
 }
 
 impl Route {
@@ -172,6 +174,7 @@ fn build_route(entry: &RouteEntry, ctx: &RouteContext<'_>) -> Route {
         in_flight: Arc::new(Semaphore::new(concurrency)),
         read_only_hints: RwLock::new(hints),
         broken,
+        integrity: crate::transform::Integrity::new(entry),
     }
 }
 

@@ -1,7 +1,100 @@
 //! Changes the gateway makes to answers on their way back: lists filtered to what the caller
-//! may use, and tool results cut to a size an agent's context can hold.
+//! may use, tools held to their approved definitions, and tool results cut to a size an
+//! agent's context can hold.
 
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use mcpgw_core::domain::IntegrityMode;
+use mcpgw_core::domain::integrity::{self, Gate};
+use mcpgw_core::gateway_sync::{RouteEntry, RouteTool};
 use serde_json::{Value, json};
+
+/// Tool integrity of one route: the approved definitions the registry sent, and the hashes of
+/// the definitions the upstream last listed through this gateway. The upstream can change its
+/// tools between two registry discoveries, so the live hash decides when one is known; until a
+/// list has passed through, the registry's current hash stands in.
+///
+/// Every path that lists or calls a server's tools (the per-server endpoint, and the
+/// aggregated endpoint when it comes) goes through [`Integrity::gate`] and
+/// [`Integrity::apply_to_list`].
+pub struct Integrity {
+    /// None: the registry has no tools of this server to compare with; nothing is enforced.
+    mode: Option<IntegrityMode>,
+    tools: HashMap<String, RouteTool>,
+    /// Tool name → hash of the definition last listed live (None: not a valid definition).
+    /// Only names the registry knows are kept, so an upstream cannot grow it without bound.
+    live: RwLock<HashMap<String, Option<String>>>,
+}
+
+impl Integrity {
+    pub fn new(entry: &RouteEntry) -> Self {
+        Self {
+            mode: entry.tool_integrity,
+            tools: entry
+                .tools
+                .iter()
+                .map(|t| (t.name.clone(), t.clone()))
+                .collect(),
+            live: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn decide(&self, mode: IntegrityMode, name: &str, live: Option<&Option<String>>) -> Gate {
+        match (self.tools.get(name), live) {
+            // A tool the registry has never heard of is new: never approved.
+            (None, _) => Gate::Hide,
+            (Some(t), Some(hash)) => {
+                integrity::gate(mode, t.approved_hash.as_deref(), hash.as_deref())
+            }
+            (Some(t), None) => t.gate(mode, None),
+        }
+    }
+
+    /// What to do with a call to `tool`: `Hide` answers it exactly like an unknown tool.
+    pub fn gate(&self, tool: &str) -> Gate {
+        let Some(mode) = self.mode else {
+            return Gate::Serve;
+        };
+        let live = self.live.read().unwrap_or_else(|e| e.into_inner());
+        self.decide(mode, tool, live.get(tool))
+    }
+
+    /// Holds a `tools/list` result to the approved definitions: unchanged tools stay, changed
+    /// ones are replaced by their approved definition (`serve_approved`) or removed, new ones
+    /// are removed. Learns the live hashes on the way.
+    pub fn apply_to_list(&self, result: &mut Value) {
+        let Some(mode) = self.mode else {
+            return;
+        };
+        let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) else {
+            return;
+        };
+        let mut seen = Vec::new();
+        let mut kept = Vec::with_capacity(tools.len());
+        for tool in std::mem::take(tools) {
+            let Some(name) = tool.get("name").and_then(Value::as_str).map(str::to_owned) else {
+                continue;
+            };
+            let hash = integrity::live_hash(&tool);
+            match self.decide(mode, &name, Some(&hash)) {
+                Gate::Serve => kept.push(tool),
+                Gate::ServeApproved => {
+                    if let Some(approved) = self.tools.get(&name).and_then(|t| t.approved.clone()) {
+                        kept.push(approved);
+                    }
+                }
+                Gate::Hide => {}
+            }
+            if self.tools.contains_key(&name) {
+                seen.push((name, hash));
+            }
+        }
+        *tools = kept;
+        let mut live = self.live.write().unwrap_or_else(|e| e.into_inner());
+        live.extend(seen);
+    }
+}
 
 /// What a caller may see of one server's lists.
 pub struct ListFilter<'a> {
@@ -125,6 +218,91 @@ fn floor_char_boundary(s: &str, at: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A route entry whose approved `lookup` says `approved`; the registry also knows `extra`
+    /// (never approved).
+    fn entry(approved: &str, mode: IntegrityMode) -> RouteEntry {
+        use mcpgw_core::domain::{ServerRecord, ServerSpec, ToolSpec, integrity};
+        let spec: ServerSpec = serde_json::from_value(json!({
+            "path": "crm", "name": "crm", "governance": {"owner_team": "t"},
+            "endpoint": {"transport": "streamable-http", "url": "https://crm.example/mcp"}
+        }))
+        .unwrap();
+        let keyring = mcpgw_core::secrets::Keyring::from_base64(
+            &mcpgw_core::secrets::Keyring::generate_base64(),
+            &[],
+        )
+        .unwrap();
+        let mut record =
+            ServerRecord::create(spec.validate().unwrap(), &keyring, "t", true).unwrap();
+        let tool = |name: &str, description: &str| {
+            ToolSpec::from_mcp(&tool_value(name, description))
+                .unwrap()
+                .validate("t")
+                .unwrap()
+        };
+        record.tools = vec![tool("lookup", approved)];
+        record.approved_tools = Some(integrity::approve(None, &record.tools, None, "rev"));
+        record.tools.push(tool("extra", "never approved"));
+        RouteEntry::from_record(&record, mode)
+    }
+
+    fn tool_value(name: &str, description: &str) -> Value {
+        json!({"name": name, "description": description, "inputSchema": {"type": "object"}})
+    }
+
+    fn listed(integrity: &Integrity, tools: Vec<Value>) -> Vec<Value> {
+        let mut result = json!({ "tools": tools });
+        integrity.apply_to_list(&mut result);
+        result["tools"].as_array().unwrap().clone()
+    }
+
+    #[test]
+    fn a_live_change_is_withheld_and_remembered_for_calls() {
+        let integrity = Integrity::new(&entry("honest", IntegrityMode::WithholdChanged));
+        assert_eq!(
+            integrity.gate("lookup"),
+            Gate::Serve,
+            "registry hash, before any list"
+        );
+        assert_eq!(integrity.gate("extra"), Gate::Hide);
+        assert_eq!(integrity.gate("never_heard_of"), Gate::Hide);
+        let honest = listed(
+            &integrity,
+            vec![tool_value("lookup", "honest"), tool_value("extra", "x")],
+        );
+        assert_eq!(honest, vec![tool_value("lookup", "honest")]);
+        let poisoned = listed(&integrity, vec![tool_value("lookup", "poisoned")]);
+        assert!(poisoned.is_empty());
+        assert_eq!(
+            integrity.gate("lookup"),
+            Gate::Hide,
+            "the live hash decides calls"
+        );
+        listed(&integrity, vec![tool_value("lookup", "honest")]);
+        assert_eq!(
+            integrity.gate("lookup"),
+            Gate::Serve,
+            "and follows the upstream back"
+        );
+    }
+
+    #[test]
+    fn serve_approved_lists_the_approved_definition_and_unchecked_routes_pass() {
+        let integrity = Integrity::new(&entry("honest", IntegrityMode::ServeApproved));
+        let shown = listed(
+            &integrity,
+            vec![tool_value("lookup", "poisoned"), json!({"name": 3})],
+        );
+        assert_eq!(shown.len(), 1);
+        assert_eq!(shown[0]["description"], "honest");
+        assert_eq!(integrity.gate("lookup"), Gate::ServeApproved);
+        let mut nothing_recorded = entry("x", IntegrityMode::WithholdChanged);
+        nothing_recorded.tool_integrity = None;
+        let open = Integrity::new(&nothing_recorded);
+        assert_eq!(listed(&open, vec![tool_value("anything", "x")]).len(), 1);
+        assert_eq!(open.gate("anything"), Gate::Serve);
+    }
 
     #[test]
     fn tools_list_keeps_only_visible_tools_and_reports_hints() {

@@ -28,6 +28,10 @@ pub struct AppState {
     pub auth: Arc<AuthChain>,
     pub config: Arc<RegistryConfig>,
     pub metrics: HttpMetrics,
+    /// Health checks and tool discovery of registered servers.
+    pub health: Arc<crate::health::HealthChecker>,
+    /// Open `GET /api/v1/events` streams of this process (bounded by `events.max_streams`).
+    pub event_streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// Loads the key that seals upstream credentials, from wherever the config says.
@@ -86,8 +90,23 @@ pub async fn build_state(config: RegistryConfig, keyring: Keyring) -> anyhow::Re
             });
             let ttl = (!url.starts_with("sqlite:")).then_some(every);
             crate::gateway::SnapshotFeed::new(config.stage, ttl, every)
+                .with_tool_integrity(config.tools.integrity_mode)
         },
+        // Reconciled with a shared store as often as the gateway feed re-checks it.
+        search_index: crate::search::CatalogSearch::new((!url.starts_with("sqlite:")).then(|| {
+            Duration::from_millis(match config.store.catalog_cache_ms {
+                0 => 1000,
+                ms => ms,
+            })
+        })),
+        events: Default::default(),
     });
+    // Built now, so the first search does not pay for it.
+    registry
+        .search_index
+        .refresh(&registry)
+        .await
+        .context("building the search index from the store")?;
     let mut authenticators: Vec<Box<dyn Authenticator>> = vec![Box::new(ApiKeyAuthenticator {
         registry: registry.clone(),
     })];
@@ -99,12 +118,21 @@ pub async fn build_state(config: RegistryConfig, keyring: Keyring) -> anyhow::Re
             registry: registry.clone(),
         }));
     }
-    let auth = Arc::new(AuthChain { authenticators });
+    let auth = Arc::new(AuthChain {
+        authenticators,
+        registry: registry.clone(),
+    });
+    let health = Arc::new(crate::health::HealthChecker::new(
+        config.health.clone(),
+        &registry.egress,
+    )?);
     Ok(AppState {
         registry,
         auth,
+        event_streams: Arc::new(tokio::sync::Semaphore::new(config.events.max_streams)),
         config: Arc::new(config),
         metrics: HttpMetrics::new("mcpgw_registry"),
+        health,
     })
 }
 
@@ -191,6 +219,13 @@ pub async fn start(config: RegistryConfig) -> anyhow::Result<Running> {
     let bootstrap_key = bootstrap(&state).await?;
     let (shutdown, stop) = watch::channel(false);
     let mut tasks = Vec::new();
+    if state.config.health.enabled {
+        tasks.push(tokio::spawn(crate::health::scheduler::run(
+            state.registry.clone(),
+            state.health.clone(),
+            stop.clone(),
+        )));
+    }
     let addr = listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
     let mut demo_addr = None;
@@ -210,6 +245,9 @@ pub async fn start(config: RegistryConfig) -> anyhow::Result<Running> {
         api::router(state.clone()),
         stop.clone(),
     ));
+    if state.config.mcp.register {
+        crate::mcp::ensure_registered(&state, addr).await;
+    }
     tasks.push(mcpgw_core::serve::spawn_server(
         metrics_listener,
         metrics_router(state.metrics.registry.clone()),

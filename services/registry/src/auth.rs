@@ -3,7 +3,8 @@
 //! Authenticators form a chain; the first that recognises the credential decides. Today the
 //! chain holds API keys; the auth issue adds JWTs (with IdP groups → scopes → permissions) by
 //! adding an authenticator, without touching a handler. Client-supplied identity headers
-//! (`X-User`, `X-Groups`, …) are never read.
+//! (`X-User`, `X-Groups`, …) are never read; the one identity header there is, a gateway's
+//! caller assertion, counts only beside a credential holding `gateway:delegate`.
 
 use std::sync::Arc;
 
@@ -11,7 +12,9 @@ use async_trait::async_trait;
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use mcpgw_core::auth::{Permission, Principal, PrincipalKind};
+use mcpgw_core::auth::{
+    CALLER_ASSERTION_HEADER, CallerAssertion, Permission, Principal, PrincipalKind,
+};
 use mcpgw_core::policy::{Identity, UiGrant};
 
 use crate::app::AppState;
@@ -60,46 +63,64 @@ impl Authenticator for JwtAuthenticator {
             .validate(credential)
             .await
             .map_err(|e| RegistryError::InvalidToken(e.to_string()))?;
-        let policy = self.registry.compiled_policy().await?;
-        let identity = Identity::new(token.groups.clone(), token.scopes.clone());
-        let caller = policy.caller(&identity);
-        // A permission is held everywhere when one of its UI actions is granted on `all`, else
-        // for the servers its actions name.
-        let mut permissions = std::collections::BTreeSet::new();
-        let mut scoped = std::collections::BTreeMap::new();
-        for p in Permission::ALL {
-            let mut paths = std::collections::BTreeSet::new();
-            let mut everywhere = false;
-            for action in p.ui_actions() {
-                match caller.ui_grant(action) {
-                    UiGrant::All => everywhere = true,
-                    UiGrant::Only(set) => paths.extend(set),
-                }
-            }
-            if everywhere {
-                permissions.insert(p);
-            } else if !paths.is_empty() {
-                scoped.insert(p, paths);
+        principal_for(
+            &self.registry,
+            &token.subject,
+            token.username.as_deref(),
+            token.client_id.as_deref(),
+            Identity::new(token.groups.clone(), token.scopes.clone()),
+        )
+        .await
+        .map(Some)
+    }
+}
+
+/// The principal of a caller known by token claims (verified here, or by a gateway that
+/// asserts them): its groups and scopes select scope documents, whose `ui_permissions` become
+/// its permissions.
+pub async fn principal_for(
+    registry: &Registry,
+    subject: &str,
+    username: Option<&str>,
+    client_id: Option<&str>,
+    identity: Identity,
+) -> Result<Principal, RegistryError> {
+    let policy = registry.compiled_policy().await?;
+    let caller = policy.caller(&identity);
+    // A permission is held everywhere when one of its UI actions is granted on `all`, else
+    // for the servers its actions name.
+    let mut permissions = std::collections::BTreeSet::new();
+    let mut scoped = std::collections::BTreeMap::new();
+    for p in Permission::ALL {
+        let mut paths = std::collections::BTreeSet::new();
+        let mut everywhere = false;
+        for action in p.ui_actions() {
+            match caller.ui_grant(action) {
+                UiGrant::All => everywhere = true,
+                UiGrant::Only(set) => paths.extend(set),
             }
         }
-        let (kind, display_name) = match &token.username {
-            Some(name) => (PrincipalKind::User, name.clone()),
-            None => (
-                PrincipalKind::Service,
-                token
-                    .client_id
-                    .clone()
-                    .unwrap_or_else(|| token.subject.clone()),
-            ),
-        };
-        Ok(Some(Principal {
-            subject: format!("jwt:{}", token.subject),
-            display_name,
-            kind,
-            permissions,
-            scoped,
-        }))
+        if everywhere {
+            permissions.insert(p);
+        } else if !paths.is_empty() {
+            scoped.insert(p, paths);
+        }
     }
+    let (kind, display_name) = match username {
+        Some(name) => (PrincipalKind::User, name.to_owned()),
+        None => (
+            PrincipalKind::Service,
+            client_id.unwrap_or(subject).to_owned(),
+        ),
+    };
+    Ok(Principal {
+        subject: format!("jwt:{subject}"),
+        display_name,
+        kind,
+        permissions,
+        scoped,
+        identity: Some(identity),
+    })
 }
 
 /// The credential a request presents: `Authorization: Bearer …` or `X-API-Key: …`.
@@ -122,16 +143,56 @@ fn credential(headers: &HeaderMap) -> Result<Option<String>, RegistryError> {
 
 pub struct AuthChain {
     pub authenticators: Vec<Box<dyn Authenticator>>,
+    /// For turning a gateway's caller assertion into a principal.
+    pub registry: Arc<Registry>,
 }
 
 impl AuthChain {
+    /// With a caller assertion (`x-mcpgw-caller`), the request runs as the asserted caller,
+    /// mapped by the policy exactly like a token the registry verifies, but only when the
+    /// credential itself holds `gateway:delegate` (a gateway's). Anyone else sending the
+    /// header is refused, so a forged identity never goes unnoticed.
+    async fn delegated(
+        &self,
+        credential: Principal,
+        headers: &HeaderMap,
+    ) -> Result<Principal, RegistryError> {
+        let Some(value) = headers.get(CALLER_ASSERTION_HEADER) else {
+            return Ok(credential);
+        };
+        credential
+            .require(Permission::GatewayDelegate)
+            .map_err(|_| {
+                RegistryError::ForbiddenGrant(format!(
+                    "the {CALLER_ASSERTION_HEADER} header is accepted only from a gateway credential with the permission `gateway:delegate`; remove it"
+                ))
+            })?;
+        let asserted = CallerAssertion::decode(value.to_str().unwrap_or("\u{0}"))?;
+        let identity = Identity::new(asserted.groups, asserted.scopes);
+        let principal = principal_for(
+            &self.registry,
+            &asserted.subject,
+            asserted.username.as_deref(),
+            asserted.client_id.as_deref(),
+            identity,
+        )
+        .await?;
+        tracing::debug!(
+            gateway = %credential.subject,
+            caller = %principal.subject,
+            issuer = %asserted.issuer,
+            "request on behalf of a gateway's caller"
+        );
+        Ok(principal)
+    }
+
     pub async fn identify(&self, headers: &HeaderMap) -> Result<Option<Principal>, RegistryError> {
         let Some(credential) = credential(headers)? else {
             return Ok(None);
         };
         for a in &self.authenticators {
             if let Some(p) = a.authenticate(&credential).await? {
-                return Ok(Some(p));
+                return self.delegated(p, headers).await.map(Some);
             }
         }
         Err(RegistryError::Unauthenticated(

@@ -33,6 +33,32 @@ pub struct RegistryConfig {
     pub auth: AuthConfig,
     pub bootstrap: BootstrapConfig,
     pub demo: DemoConfig,
+    pub tools: ToolsConfig,
+    pub health: HealthConfig,
+    pub events: EventsConfig,
+    pub mcp: McpConfig,
+}
+
+/// The registry's own MCP server at `/mcp` (`[mcp]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpConfig {
+    /// Serve `/mcp`.
+    pub enabled: bool,
+    /// At start, ensure a server record for `/mcp` so gateways route it.
+    pub register: bool,
+    /// The path of that record.
+    pub path: String,
+    /// The URL gateways reach `/mcp` at; empty = `http://<listen>/mcp`.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolsConfig {
+    /// What gateways do with tools changed since their approval, for servers that do not set
+    /// `gateway.tool_integrity` themselves.
+    pub integrity_mode: mcpgw_core::domain::IntegrityMode,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -82,6 +108,30 @@ pub struct BootstrapConfig {
 pub struct DemoConfig {
     pub enabled: bool,
     pub listen: SocketAddr,
+}
+
+/// Health checks of registered servers (`[health]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    pub enabled: bool,
+    pub interval_seconds: u32,
+    pub connect_timeout_ms: u64,
+    pub timeout_ms: u64,
+    pub degraded_ms: u64,
+    pub concurrency: usize,
+    pub spread_ms: u64,
+    pub damping: u32,
+    pub history: usize,
+    pub discover_tools: bool,
+}
+
+/// `GET /api/v1/events` (`[events]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    pub max_streams: usize,
+    pub keep_alive_seconds: u64,
 }
 
 impl RegistryConfig {
@@ -150,6 +200,24 @@ impl RegistryConfig {
                 ));
             }
         }
+        if self.mcp.register {
+            if !self.mcp.enabled {
+                return Err(key("mcp.register", "needs mcp.enabled = true"));
+            }
+            if let Err(m) = mcpgw_core::domain::ServerPath::parse(&self.mcp.path) {
+                return Err(key("mcp.path", &m));
+            }
+            if !self.mcp.url.is_empty()
+                && !url::Url::parse(&self.mcp.url).is_ok_and(|u| {
+                    matches!(u.scheme(), "http" | "https") && u.path().ends_with("/mcp")
+                })
+            {
+                return Err(key(
+                    "mcp.url",
+                    "must be an http(s) URL ending in /mcp, such as http://registry:7860/mcp",
+                ));
+            }
+        }
         let ns = &self.catalog_namespace;
         if ns.is_empty()
             || ns.len() > 100
@@ -197,6 +265,51 @@ impl RegistryConfig {
             mcpgw_core::token::TokenValidator::new(self.auth.issuers.clone(), Default::default())
         {
             return Err(key("auth.issuers", &e.to_string()));
+        }
+        let h = &self.health;
+        let interval =
+            mcpgw_core::domain::HEALTH_INTERVAL_MIN..=mcpgw_core::domain::HEALTH_INTERVAL_MAX;
+        if !interval.contains(&h.interval_seconds) {
+            return Err(key(
+                "health.interval_seconds",
+                "must be between 5 and 86400",
+            ));
+        }
+        if !(100..=60_000).contains(&h.timeout_ms) {
+            return Err(key("health.timeout_ms", "must be between 100 and 60000"));
+        }
+        if h.connect_timeout_ms == 0 || h.connect_timeout_ms > h.timeout_ms {
+            return Err(key(
+                "health.connect_timeout_ms",
+                "must be at least 1 and at most health.timeout_ms",
+            ));
+        }
+        if h.degraded_ms == 0 || h.degraded_ms >= h.timeout_ms {
+            return Err(key(
+                "health.degraded_ms",
+                "must be at least 1 and below health.timeout_ms",
+            ));
+        }
+        if !(1..=2000).contains(&h.concurrency) {
+            return Err(key("health.concurrency", "must be between 1 and 2000"));
+        }
+        if h.spread_ms > 60_000 {
+            return Err(key("health.spread_ms", "must be at most 60000"));
+        }
+        if !(1..=20).contains(&h.damping) {
+            return Err(key("health.damping", "must be between 1 and 20"));
+        }
+        if !(1..=100).contains(&h.history) {
+            return Err(key("health.history", "must be between 1 and 100"));
+        }
+        if !(1..=10_000).contains(&self.events.max_streams) {
+            return Err(key("events.max_streams", "must be between 1 and 10000"));
+        }
+        if !(1..=300).contains(&self.events.keep_alive_seconds) {
+            return Err(key(
+                "events.keep_alive_seconds",
+                "must be between 1 and 300",
+            ));
         }
         if self.demo.enabled && !self.egress.allow_loopback {
             return Err(key(

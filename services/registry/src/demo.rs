@@ -150,6 +150,15 @@ async fn try_register(registry: &Registry, addr: SocketAddr) -> anyhow::Result<(
             }
         }
     };
+    // Tools first: the review transition below approves the tools recorded before it (tool
+    // integrity), so the demo's tools are served from the start.
+    let tools = list_tools(&url).await?;
+    let known: Vec<&ToolSpec> = record.tools.iter().map(|t| &t.spec).collect();
+    if known != tools.iter().collect::<Vec<_>>() {
+        record = registry
+            .set_tools(&system, &ctx, &path, tools, None)
+            .await?;
+    }
     for to in [
         Lifecycle::Submitted,
         Lifecycle::SecurityReview,
@@ -167,13 +176,6 @@ async fn try_register(registry: &Registry, addr: SocketAddr) -> anyhow::Result<(
                 )
                 .await?;
         }
-    }
-    let tools = list_tools(&url).await?;
-    let known: Vec<&ToolSpec> = record.tools.iter().map(|t| &t.spec).collect();
-    if known != tools.iter().collect::<Vec<_>>() {
-        record = registry
-            .set_tools(&system, &ctx, &path, tools, None)
-            .await?;
     }
     tracing::info!(url = %url, tools = record.tools.len(), lifecycle = %record.lifecycle, "demo MCP server registered");
     seed_demo_scope(registry, &system, &ctx).await?;
@@ -226,6 +228,7 @@ fn spec(endpoint: EndpointSpec) -> ServerSpec {
             required_scopes: vec![],
             version: Some(env!("CARGO_PKG_VERSION").to_owned()),
             health_check_endpoint: None,
+            health_check_interval_seconds: None,
             license: Some("Apache-2.0".to_owned()),
             provider: None,
         },

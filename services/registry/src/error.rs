@@ -40,6 +40,9 @@ pub enum RegistryError {
     },
     #[error("cannot delete a server in {0}")]
     DeleteBlocked(Lifecycle),
+    /// An approval named a hash that is not the tool's current one (`field`: where).
+    #[error("{detail}")]
+    ToolHashMismatch { field: String, detail: String },
     #[error("no active API key with id {0:?}")]
     ApiKeyNotFound(String),
     #[error("no scope document is named {0:?}")]
@@ -59,6 +62,9 @@ pub enum RegistryError {
         field: Option<String>,
         detail: String,
     },
+    /// A registered server did not answer as MCP requires (tool discovery).
+    #[error("the server did not answer: {0}")]
+    Upstream(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -122,6 +128,12 @@ impl RegistryError {
                     "cannot delete a server in {state}: deprecate it, then retire it (the lifecycle keeps the trail), or delete it while it is a draft"
                 ),
             ),
+            E::ToolHashMismatch { field, detail } => ApiError::new(
+                StatusCode::CONFLICT,
+                "tool_hash_mismatch",
+                format!("{detail}; read the server's tools again, review them, and approve the new hashes"),
+            )
+            .with_field(field.clone()),
             E::ApiKeyNotFound(_) => ApiError::not_found("api_key_not_found", self.to_string()),
             E::ScopeNotFound(_) => ApiError::not_found("scope_not_found", self.to_string()),
             E::MalformedYaml(detail) => {
@@ -153,6 +165,11 @@ impl RegistryError {
                     None => e,
                 }
             }
+            E::Upstream(detail) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                format!("the server did not answer: {detail}"),
+            ),
             E::Store(StoreError::Unavailable(msg)) => {
                 tracing::error!(error = %msg, "store unavailable");
                 ApiError::unavailable("the registry's database is unreachable; retry shortly")

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use mcpgw_core::auth::{Principal, PrincipalKind};
-use mcpgw_core::domain::{DeploymentStage, ServerRecord};
+use mcpgw_core::domain::{DeploymentStage, IntegrityMode, ServerRecord};
 use mcpgw_core::gateway_sync::{AuditDecision, GatewaySnapshot, MAX_AUDIT_BATCH, McpAuditEvent};
 use mcpgw_core::validate::FieldError;
 use serde_json::Value;
@@ -64,6 +64,8 @@ pub struct SnapshotFeed {
     closing: watch::Sender<bool>,
     cached: RwLock<Option<Cached>>,
     rebuild: tokio::sync::Mutex<()>,
+    /// `tools.integrity_mode`: for servers that do not set their own.
+    tool_integrity: IntegrityMode,
 }
 
 impl SnapshotFeed {
@@ -77,7 +79,14 @@ impl SnapshotFeed {
             closing: watch::channel(false).0,
             cached: RwLock::new(None),
             rebuild: tokio::sync::Mutex::new(()),
+            tool_integrity: IntegrityMode::default(),
         }
+    }
+
+    /// Sets the registry-wide tool-integrity mode the snapshot carries.
+    pub fn with_tool_integrity(mut self, mode: IntegrityMode) -> Self {
+        self.tool_integrity = mode;
+        self
     }
 
     /// Call after every attempt to write a server or the policy (even a failed one may have
@@ -119,7 +128,12 @@ impl SnapshotFeed {
         let at = Instant::now();
         let records = all_servers(store, catalog).await?;
         let policy = store.policy().await?;
-        let snapshot = GatewaySnapshot::build(self.stage, records.iter().map(Arc::as_ref), policy);
+        let snapshot = GatewaySnapshot::build_with(
+            self.stage,
+            records.iter().map(Arc::as_ref),
+            policy,
+            self.tool_integrity,
+        );
         let previous = self
             .cached
             .read()

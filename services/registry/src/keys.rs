@@ -145,6 +145,7 @@ pub fn principal(record: &ApiKeyRecord) -> Principal {
         kind: PrincipalKind::ApiKey,
         permissions: record.permissions.iter().copied().collect(),
         scoped: Default::default(),
+        identity: None,
     }
 }
 

@@ -5,14 +5,15 @@
 //! policy for URLs), builds the new record, and hands record plus audit entry to the store in
 //! one call, conditional on the revision it read.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use mcpgw_core::auth::{Permission, Principal};
-use mcpgw_core::domain::tool::validate_tools;
+use mcpgw_core::domain::integrity;
+use mcpgw_core::domain::tool::{MAX_TOOLS, validate_tools};
 use mcpgw_core::domain::{
     ApplyError, DeploymentStage, Lifecycle, LifecycleEvent, ServerPath, ServerRecord, ServerSpec,
-    ToolSpec, ValidSpec,
+    Tool, ToolSpec, ValidSpec,
 };
 use mcpgw_core::egress::EgressPolicy;
 use mcpgw_core::gateway_sync::McpAuditEvent;
@@ -27,6 +28,16 @@ use crate::keys;
 use crate::store::{
     ApiKeyRecord, AuditFilter, AuditRecord, RegistryStore, ServerFilter, StoreError,
 };
+
+/// Where a server's tool definitions came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolSource {
+    /// `PUT /api/v1/servers/{path}/tools`.
+    Api,
+    /// The registry's own `tools/list` of the server.
+    Discovery,
+}
 
 /// Facts about the request a mutation came from, for the audit trail.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +56,10 @@ pub struct Registry {
     pub catalog: Option<crate::catalog::CatalogCache>,
     /// The routing snapshot gateways long-poll; told of every server and policy write.
     pub gateway: crate::gateway::SnapshotFeed,
+    /// The ranked-search index; told of every server write (see `search.rs`).
+    pub search_index: crate::search::CatalogSearch,
+    /// Server changes and health changes, for `GET /api/v1/events`.
+    pub events: crate::health::EventBus,
 }
 
 /// The compiled policy, shared by every request of this process.
@@ -265,7 +280,28 @@ impl Registry {
             .await
             .map_err(|e| Self::store_error(e, &next.path, expected));
         self.catalog_changed();
+        if result.is_ok() {
+            self.search_index.server_changed(next);
+            self.events.publish(crate::health::ServerEvent::Changed {
+                path: next.path.to_string(),
+                revision: next.revision,
+            });
+        }
         result
+    }
+
+    /// Stores health results (health only: the revision stays), then lets lists and the
+    /// gateway snapshot see them.
+    pub async fn write_health(
+        &self,
+        updates: &[(ServerPath, mcpgw_core::domain::Health)],
+    ) -> Result<()> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let result = self.store.update_health(updates).await;
+        self.catalog_changed();
+        Ok(result?)
     }
 
     fn bump(record: &mut ServerRecord, caller: &Principal) {
@@ -302,7 +338,14 @@ impl Registry {
         let result = self.store.insert_server(&record, &entry).await;
         self.catalog_changed();
         match result {
-            Ok(()) => Ok(record),
+            Ok(()) => {
+                self.search_index.server_changed(&record);
+                self.events.publish(crate::health::ServerEvent::Changed {
+                    path: record.path.to_string(),
+                    revision: record.revision,
+                });
+                Ok(record)
+            }
             Err(StoreError::Conflict(_)) => {
                 Err(RegistryError::ServerExists(record.path.to_string()))
             }
@@ -460,6 +503,12 @@ impl Registry {
             .await
             .map_err(|e| Self::store_error(e, path, read_at));
         self.catalog_changed();
+        if result.is_ok() {
+            self.search_index.server_removed(path.as_str());
+            self.events.publish(crate::health::ServerEvent::Deleted {
+                path: path.to_string(),
+            });
+        }
         result
     }
 
@@ -519,6 +568,20 @@ impl Registry {
         let read_at = Self::check_revision(&current, expected)?;
         let mut next = current.clone();
         next.lifecycle = to;
+        // The review approves the server as it stands, tools included: tools recorded before
+        // the first approval become the baseline (later changes need `tools:approve`).
+        let approves_tools = from == Lifecycle::SecurityReview
+            && to == Lifecycle::ApprovedDev
+            && current.approved_tools.is_none()
+            && !current.tools.is_empty();
+        if approves_tools {
+            next.approved_tools = Some(integrity::approve(
+                None,
+                &current.tools,
+                None,
+                &caller.subject,
+            ));
+        }
         Self::bump(&mut next, caller);
         next.lifecycle_history.push(LifecycleEvent {
             from,
@@ -536,13 +599,23 @@ impl Registry {
                 resource_id: path.as_str(),
                 revision_before: Some(read_at),
                 revision_after: Some(next.revision),
-                details: json!({"from": from, "to": to, "reason": reason}),
+                details: if approves_tools {
+                    let hashes: BTreeMap<&str, &str> = current
+                        .tools
+                        .iter()
+                        .map(|t| (t.name(), t.content_hash.as_str()))
+                        .collect();
+                    json!({"from": from, "to": to, "reason": reason, "approved_tools": hashes})
+                } else {
+                    json!({"from": from, "to": to, "reason": reason})
+                },
             },
         );
         self.commit(&next, read_at, entry).await?;
         Ok(next)
     }
 
+    /// The REST entry point for recording tools: needs `servers:update` on the server.
     pub async fn set_tools(
         &self,
         caller: &Principal,
@@ -553,26 +626,153 @@ impl Registry {
     ) -> Result<ServerRecord> {
         caller.require_for(Permission::ServersUpdate, path.as_str())?;
         let tools = validate_tools("tools", tools)?;
+        self.store_tools(caller, ctx, path, tools, ToolSource::Api, expected)
+            .await
+    }
+
+    /// Records the tool definitions a server declares now, for every source (REST, discovery),
+    /// and compares them with the approved ones: a difference from an approved baseline marks
+    /// the server `changed_needs_review` and is audited as `server.tools_changed` with the
+    /// hashes. The caller has checked that `actor` may do this (discovery runs as the system).
+    /// A discovery that finds the recorded tools unchanged writes nothing.
+    pub async fn record_tools(
+        &self,
+        actor: &Principal,
+        ctx: &RequestContext,
+        path: &ServerPath,
+        specs: Vec<ToolSpec>,
+        source: ToolSource,
+    ) -> Result<ServerRecord> {
+        let tools = validate_tools("tools", specs)?;
+        self.store_tools(actor, ctx, path, tools, source, None)
+            .await
+    }
+
+    async fn store_tools(
+        &self,
+        actor: &Principal,
+        ctx: &RequestContext,
+        path: &ServerPath,
+        tools: Vec<Tool>,
+        source: ToolSource,
+        expected: Option<u64>,
+    ) -> Result<ServerRecord> {
         let current = self.load(path).await?;
         let read_at = Self::check_revision(&current, expected)?;
+        if source == ToolSource::Discovery && current.tools == tools {
+            return Ok(current);
+        }
         let mut next = current.clone();
         next.tools = tools;
-        Self::bump(&mut next, caller);
+        Self::bump(&mut next, actor);
         let hashes: serde_json::Map<String, Value> = next
             .tools
             .iter()
             .map(|t| (t.name().to_owned(), Value::String(t.content_hash.clone())))
             .collect();
+        let changes = next.tool_changes();
+        // A new difference from an approved baseline is what reviewers must hear about.
+        let newly_changed = next.approved_tools.is_some()
+            && !changes.is_empty()
+            && changes != current.tool_changes();
+        let (action, details) = if newly_changed {
+            tracing::warn!(server = %path, changes = changes.len(), ?source, "tool definitions differ from the approved ones; the server needs a tools review");
+            (
+                "server.tools_changed",
+                json!({"source": source, "tool_hashes": hashes, "changes": changes}),
+            )
+        } else {
+            (
+                "server.tools",
+                json!({"source": source, "tool_hashes": hashes}),
+            )
+        };
         let entry = audit(
-            caller,
+            actor,
             ctx,
             Change {
-                action: "server.tools",
+                action,
                 resource_type: "server",
                 resource_id: path.as_str(),
                 revision_before: Some(read_at),
                 revision_after: Some(next.revision),
-                details: json!({"tool_hashes": hashes}),
+                details,
+            },
+        );
+        self.commit(&next, read_at, entry).await?;
+        Ok(next)
+    }
+
+    /// Approves the current definitions of the tools named in `expected` (name → the content
+    /// hash the reviewer saw, or `None` to approve that the tool is gone). A hash that is not
+    /// the current one is refused: one approves exactly what one reviewed.
+    pub async fn approve_tools(
+        &self,
+        caller: &Principal,
+        ctx: &RequestContext,
+        path: &ServerPath,
+        expected_hashes: &BTreeMap<String, Option<String>>,
+        reason: Option<&str>,
+        expected: Option<u64>,
+    ) -> Result<ServerRecord> {
+        caller.require_for(Permission::ToolsApprove, path.as_str())?;
+        let reason = validate::optional_text("reason", reason, mcpgw_core::domain::limits::REASON)?;
+        check_approval_shape(expected_hashes)?;
+        let current = self.load(path).await?;
+        let read_at = Self::check_revision(&current, expected)?;
+        let approved_names = |name: &str| {
+            current
+                .approved_tools
+                .as_ref()
+                .is_some_and(|b| b.tools.iter().any(|t| t.name() == name))
+        };
+        for (name, hash) in expected_hashes {
+            let field = format!("tools.{name}");
+            let now = current.tools.iter().find(|t| t.name() == name);
+            if now.is_none() && !approved_names(name) {
+                return Err(FieldError::new(field, "is not a tool of this server").into());
+            }
+            let now_hash = now.map(|t| t.content_hash.as_str());
+            if now_hash != hash.as_deref() {
+                let detail = match (hash, now_hash) {
+                    (Some(h), Some(c)) => format!(
+                        "tool {name:?} changed since it was reviewed: expected hash {h}, current hash {c}"
+                    ),
+                    (Some(h), None) => format!(
+                        "tool {name:?} was removed since it was reviewed (expected hash {h}); approve its removal with null"
+                    ),
+                    (None, Some(c)) => format!(
+                        "tool {name:?} exists (current hash {c}); null approves only a removed tool"
+                    ),
+                    (None, None) => unreachable!("equal hashes"),
+                };
+                return Err(RegistryError::ToolHashMismatch { field, detail });
+            }
+        }
+        let names: Vec<String> = expected_hashes.keys().cloned().collect();
+        let mut next = current.clone();
+        next.approved_tools = Some(integrity::approve(
+            current.approved_tools.as_ref(),
+            &current.tools,
+            Some(&names),
+            &caller.subject,
+        ));
+        Self::bump(&mut next, caller);
+        let entry = audit(
+            caller,
+            ctx,
+            Change {
+                action: "server.tools_approved",
+                resource_type: "server",
+                resource_id: path.as_str(),
+                revision_before: Some(read_at),
+                revision_after: Some(next.revision),
+                details: json!({
+                    "approved": expected_hashes,
+                    "reason": reason,
+                    "tools_status": next.tools_status(),
+                    "still_changed": next.tool_changes(),
+                }),
             },
         );
         self.commit(&next, read_at, entry).await?;
@@ -903,6 +1103,43 @@ impl Registry {
         };
         Ok(Page { items, next })
     }
+}
+
+/// Limits and formats of an approval body, before anything is read.
+fn check_approval_shape(hashes: &BTreeMap<String, Option<String>>) -> Result<()> {
+    if hashes.is_empty() {
+        return Err(FieldError::new(
+            "tools",
+            "must name at least one tool with the content hash you reviewed",
+        )
+        .into());
+    }
+    if hashes.len() > MAX_TOOLS {
+        return Err(FieldError::new(
+            "tools",
+            format!("at most {MAX_TOOLS} tools can be approved at once"),
+        )
+        .into());
+    }
+    for (name, hash) in hashes {
+        let field = format!("tools.{name}");
+        if name.is_empty() || name.len() > 128 {
+            return Err(FieldError::new(field, "tool names are 1 to 128 characters").into());
+        }
+        if let Some(h) = hash
+            && (h.len() != 64
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        {
+            return Err(FieldError::new(
+                field,
+                "must be a content hash (64 lowercase hex digits, as contentHash shows) or null",
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 fn transport_name(r: &ServerRecord) -> &'static str {

@@ -5,10 +5,12 @@
 //! - [`server::ServerRecord`] is what is stored: credentials sealed, never in plain text;
 //! - [`server::ServerView`] is what a client reads: no credential, sealed or not, ever.
 
+pub mod integrity;
 pub mod lifecycle;
 pub mod server;
 pub mod tool;
 
+pub use integrity::{IntegrityMode, ToolBaseline, ToolChange, ToolsStatus};
 pub use lifecycle::{DeploymentStage, Lifecycle, LifecycleEvent};
 pub use server::*;
 pub use tool::{Tool, ToolAnnotations, ToolSpec};

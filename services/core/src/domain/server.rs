@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 use uuid::Uuid;
 
+use super::integrity::{self, IntegrityMode, ToolBaseline, ToolChange, ToolsStatus};
 use super::lifecycle::{DeploymentStage, Lifecycle, LifecycleEvent};
 use super::tool::Tool;
 use crate::secrets::{Keyring, SealedSecret, SecretError};
@@ -195,6 +196,10 @@ pub struct Governance {
     /// A URL the health checker probes instead of the MCP endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check_endpoint: Option<String>,
+    /// Seconds between the registry's health checks of this server; none = the registry's
+    /// `health.interval_seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_interval_seconds: Option<u32>,
     /// SPDX identifier or license name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub license: Option<String>,
@@ -228,6 +233,15 @@ pub struct GatewaySettings {
     /// default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_concurrency: Option<u32>,
+    /// What gateways do with tools that changed since their approval; none = the registry's
+    /// `tools.integrity_mode`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_integrity: Option<IntegrityMode>,
+    /// Gateways add the caller they verified to each request (header `x-mcpgw-caller`), so a
+    /// server that trusts the credential it receives can act for that caller. Set on the
+    /// registry's own MCP server; Streamable HTTP only. See docs/security.md.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub assert_caller: bool,
 }
 
 impl GatewaySettings {
@@ -260,6 +274,10 @@ impl GatewaySettings {
         Ok(self.clone())
     }
 }
+
+/// Bounds of `governance.health_check_interval_seconds`.
+pub const HEALTH_INTERVAL_MIN: u32 = 5;
+pub const HEALTH_INTERVAL_MAX: u32 = 86_400;
 
 impl Governance {
     fn validate(&self) -> Result<Governance, FieldError> {
@@ -308,6 +326,17 @@ impl Governance {
             )? {
                 None => None,
                 Some(u) => Some(web_url(&g("health_check_endpoint"), &u)?.to_string()),
+            },
+            health_check_interval_seconds: match self.health_check_interval_seconds {
+                Some(n) if !(HEALTH_INTERVAL_MIN..=HEALTH_INTERVAL_MAX).contains(&n) => {
+                    return Err(FieldError::new(
+                        g("health_check_interval_seconds"),
+                        format!(
+                            "must be between {HEALTH_INTERVAL_MIN} and {HEALTH_INTERVAL_MAX} seconds"
+                        ),
+                    ));
+                }
+                other => other,
             },
             license: validate::optional_text(&g("license"), self.license.as_deref(), 64)?,
             provider,
@@ -607,6 +636,12 @@ impl ServerSpec {
         };
         let governance = self.governance.validate()?;
         let gateway = self.gateway.validate()?;
+        if gateway.assert_caller && !matches!(endpoint, EndpointSpec::StreamableHttp { .. }) {
+            return Err(FieldError::new(
+                "gateway.assert_caller",
+                "needs a streamable-http endpoint: shared upstreams (stdio, sse) have no single caller",
+            ));
+        }
         Ok(ValidSpec {
             path,
             name,
@@ -794,6 +829,9 @@ pub enum HealthStatus {
     AuthFailed,
 }
 
+/// A server's health as the registry's checks see it. `status` and `reason` are damped (they
+/// change only after enough checks agree, see the registry's `health` settings); the
+/// latest raw result is the first entry of `history`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
     pub status: HealthStatus,
@@ -801,6 +839,37 @@ pub struct Health {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checked_at: Option<Timestamp>,
+    /// When `status` last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    /// Consecutive latest results that disagree with `status` (all with the status of the
+    /// newest one); the status changes when this reaches the damping threshold.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub disagreeing: u32,
+    /// The latest checks, newest first (bounded; not included in server listings).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HealthCheck>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The result of one health check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HealthCheck {
+    pub at: Timestamp,
+    pub status: HealthStatus,
+    /// Why it is not healthy: `timeout`, `connection_refused`, `http_status 500`,
+    /// `jsonrpc_error -32601 …`, `slow 2300 ms`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub latency_ms: u64,
+    /// The protocol version the server spoke, when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// `scheduled`, `manual`, or `gateway` (stdio children reported by a gateway).
+    pub trigger: String,
 }
 
 /// A server as stored.
@@ -823,6 +892,10 @@ pub struct ServerRecord {
     pub enabled: bool,
     pub health: Health,
     pub tools: Vec<Tool>,
+    /// The tool definitions last approved (none: never approved). Records stored before this
+    /// field existed have none, so their tools need an approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_tools: Option<ToolBaseline>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub created_by: String,
@@ -870,6 +943,7 @@ impl ServerRecord {
             enabled,
             health: Health::default(),
             tools: Vec::new(),
+            approved_tools: None,
             created_at: now,
             updated_at: now,
             created_by: actor.to_owned(),
@@ -1105,7 +1179,17 @@ impl ServerRecord {
             .map(|s| s.expose_secret().to_owned())
     }
 
+    /// How the current tools differ from the approved ones.
+    pub fn tool_changes(&self) -> Vec<ToolChange> {
+        integrity::diff(self.approved_tools.as_ref(), &self.tools)
+    }
+
+    pub fn tools_status(&self) -> ToolsStatus {
+        integrity::status(self.approved_tools.as_ref(), &self.tool_changes())
+    }
+
     pub fn view(&self, stage: DeploymentStage) -> ServerView {
+        let tool_changes = self.tool_changes();
         ServerView {
             id: self.id,
             path: self.path.clone(),
@@ -1132,9 +1216,15 @@ impl ServerRecord {
             lifecycle_history: self.lifecycle_history.clone(),
             enabled: self.enabled,
             routable: self.is_routable(stage),
-            health: self.health.clone(),
+            health: Health {
+                history: Vec::new(),
+                ..self.health.clone()
+            },
             tool_count: self.tools.len(),
             tools: self.tools.clone(),
+            tools_status: integrity::status(self.approved_tools.as_ref(), &tool_changes),
+            tool_changes,
+            approved_tools: self.approved_tools.clone(),
             created_at: self.created_at,
             updated_at: self.updated_at,
             created_by: self.created_by.clone(),
@@ -1189,6 +1279,13 @@ pub struct ServerView {
     pub health: Health,
     pub tool_count: usize,
     pub tools: Vec<Tool>,
+    /// Whether the current tools are the approved ones (see `POST …/tools/approve`).
+    pub tools_status: ToolsStatus,
+    /// Tools that are new, changed or removed since the approval, with both hashes.
+    pub tool_changes: Vec<ToolChange>,
+    /// The approved definitions, to compare with `tools` when reviewing a change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_tools: Option<ToolBaseline>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub created_by: String,

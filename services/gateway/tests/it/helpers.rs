@@ -64,10 +64,14 @@ impl Stack {
             .expose_secret()
             .to_owned();
         let reg_dir = dir.path().join("registry");
+        // No tool discovery: tools it records after a test approves a server would be
+        // unreviewed, and withheld by the gateway (tool integrity) at a racy moment. Tests that
+        // need recorded tools record and approve them themselves.
         let config = registry::config::RegistryConfig::from_toml_layers(&[&format!(
             "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\
              [egress]\nallow_loopback = true\n[secrets]\nencryption_key = \"{sealing_key}\"\n\
-             [store]\ncatalog_cache_ms = 100\n",
+             [store]\ncatalog_cache_ms = 100\n\
+             [health]\ndiscover_tools = false\n[mcp]\nregister = false\n",
             reg_dir.display()
         )])
         .unwrap();

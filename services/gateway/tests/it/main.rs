@@ -1,9 +1,12 @@
 //! Integration tests of the gateway: a real registry, real MCP servers and clients, on real
 //! sockets.
 
+mod aggregate;
 mod behaviour;
 mod helpers;
 mod idp;
+mod integrity;
 mod peers;
 mod proxy;
+mod registry_mcp;
 mod upstream;

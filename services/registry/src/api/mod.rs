@@ -6,10 +6,13 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod events;
 pub mod extract;
 pub mod gateway;
+pub mod health;
 pub mod keys;
 pub mod policy;
+pub mod search;
 pub mod servers;
 
 use std::sync::Arc;
@@ -62,6 +65,7 @@ impl Modify for SecurityAddon {
         (name = "servers", description = "Registered MCP servers"),
         (name = "api-keys", description = "API keys and the current caller"),
         (name = "audit", description = "Audit trail"),
+        (name = "search", description = "Ranked search over servers and tools"),
         (name = "policy", description = "Scope documents: who may call which server, method and tool"),
         (name = "gateway", description = "What gateway processes fetch and report (permission gateway:sync)"),
         (name = "catalog", description = "Official MCP Registry API (v0.1), read-only"),
@@ -96,10 +100,15 @@ fn build(state: Option<AppState>) -> (axum::Router<AppState>, utoipa::openapi::O
         .routes(routes!(servers::toggle))
         .routes(routes!(servers::transition))
         .routes(routes!(servers::tools, servers::set_tools))
+        .routes(routes!(health::get, health::check))
+        .routes(routes!(health::refresh_tools))
+        .routes(routes!(events::stream))
+        .routes(routes!(servers::approve_tools))
         .routes(routes!(keys::create, keys::list))
         .routes(routes!(keys::revoke))
         .routes(routes!(keys::me))
         .routes(routes!(audit::list))
+        .routes(routes!(search::search))
         .routes(routes!(policy::list))
         .routes(routes!(policy::import))
         .routes(routes!(policy::get, policy::put, policy::delete))
@@ -116,8 +125,11 @@ fn build(state: Option<AppState>) -> (axum::Router<AppState>, utoipa::openapi::O
 
 /// The complete router with its middleware.
 pub fn router(state: AppState) -> axum::Router {
-    let (router, api) = build(Some(state.clone()));
+    let (mut router, api) = build(Some(state.clone()));
     let api = Arc::new(api);
+    if state.config.mcp.enabled {
+        router = router.merge(crate::mcp::router(&state));
+    }
     router
         .route(
             "/api/v1/openapi.json",

@@ -64,6 +64,19 @@ pub struct ToolsRequest {
     pub tools: Vec<serde_json::Value>,
 }
 
+/// What a reviewer approves: each tool by name with the content hash they reviewed.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveToolsRequest {
+    /// Tool name → the `contentHash` reviewed (its current definition is approved only if the
+    /// hash is still current), or `null` to approve that an approved tool was removed. Tools
+    /// not named keep their approval state.
+    pub tools: std::collections::BTreeMap<String, Option<String>>,
+    /// Why (kept in the audit log).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct ToolList {
     pub path: ServerPath,
@@ -71,7 +84,7 @@ pub struct ToolList {
     pub tools: Vec<Tool>,
 }
 
-const LIST_PARAMS: &[&str] = &[
+pub const LIST_PARAMS: &[&str] = &[
     "enabled",
     "lifecycle",
     "tag",
@@ -120,7 +133,25 @@ pub async fn list(
     Caller(caller): Caller,
     RawQuery(query): RawQuery,
 ) -> Result<impl IntoResponse> {
-    let p = Params::parse(query.as_deref(), LIST_PARAMS)?;
+    let (filter, limit, cursor) = list_query(query.as_deref())?;
+    let page = state
+        .registry
+        .list_servers(&caller, &filter, cursor.as_deref(), limit)
+        .await?;
+    Ok(Json(ServerList {
+        items: page
+            .items
+            .iter()
+            .map(|r| r.view(state.config.stage))
+            .collect(),
+        next_cursor: page.next.as_deref().map(encode_cursor),
+    }))
+}
+
+/// The filter, page size and cursor of a list query (`GET /api/v1/servers`, and the MCP tool
+/// `list_servers`, which takes the same parameters).
+pub fn list_query(query: Option<&str>) -> Result<(ServerFilter, u32, Option<String>)> {
+    let p = Params::parse(query, LIST_PARAMS)?;
     let filter = ServerFilter {
         enabled: p.bool("enabled")?,
         lifecycle: p
@@ -143,18 +174,7 @@ pub async fn list(
     };
     let limit = p.limit("limit", 200, 50)?;
     let cursor = p.cursor("cursor")?;
-    let page = state
-        .registry
-        .list_servers(&caller, &filter, cursor.as_deref(), limit)
-        .await?;
-    Ok(Json(ServerList {
-        items: page
-            .items
-            .iter()
-            .map(|r| r.view(state.config.stage))
-            .collect(),
-        next_cursor: page.next.as_deref().map(encode_cursor),
-    }))
+    Ok((filter, limit, cursor))
 }
 
 /// Read one server. The `ETag` header carries its revision.
@@ -347,4 +367,39 @@ pub async fn set_tools(
             tools: record.tools,
         }),
     ))
+}
+
+/// Approve tool definitions: the baseline gateways serve. Each named tool must still have the
+/// hash the reviewer saw. Needs `tools:approve` (not `servers:update`: owners cannot approve
+/// their own changes).
+#[utoipa::path(post, path = "/api/v1/servers/{path}/tools/approve", tag = "servers",
+    params(("path" = String, Path), ("If-Match" = Option<String>, Header, description = "Expected revision")),
+    request_body = ApproveToolsRequest,
+    responses((status = 200, body = ServerView), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "A hash is not the tool's current one, or stale revision", body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn approve_tools(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ctx: Ctx,
+    ApiPath(path): ApiPath<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ApproveToolsRequest>,
+) -> Result<impl IntoResponse> {
+    let path = parse_path(&path)?;
+    let expected = if_match(&headers)?;
+    let record = state
+        .registry
+        .approve_tools(
+            &caller,
+            &ctx.0,
+            &path,
+            &body.tools,
+            body.reason.as_deref(),
+            expected,
+        )
+        .await?;
+    Ok(respond(&state, StatusCode::OK, &record))
 }

@@ -231,6 +231,26 @@ pub trait RegistryStore: Send + Sync {
     /// many were inserted; once it returns, they are durable.
     async fn insert_audit_batch(&self, records: &[AuditRecord]) -> Result<usize, StoreError>;
 
+    /// Writes the health of servers and nothing else: no revision bump (an owner's edit
+    /// conditional on the revision it read must not fail because a check ran) and no audit
+    /// record (checks are observations, not changes). Paths that no longer exist are skipped.
+    async fn update_health(
+        &self,
+        updates: &[(ServerPath, mcpgw_core::domain::Health)],
+    ) -> Result<(), StoreError>;
+
+    /// Takes or renews the lease on scheduled health checks for `holder` until `ttl` from now;
+    /// false while another holder's lease runs. Replicas sharing a store thus check each server
+    /// once per cycle. The default (SQLite) always grants: one process owns that file.
+    async fn health_lease(
+        &self,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let _ = (holder, ttl);
+        Ok(true)
+    }
+
     /// Audit records matching `filter`, newest first, older than the id `before`.
     async fn list_audit(
         &self,

@@ -96,6 +96,18 @@ fn server_doc(r: &ServerRecord) -> Result<Document, StoreError> {
     })
 }
 
+/// A stored server. Health is written beside `doc` (a string the database cannot edit in
+/// place) by [`RegistryStore::update_health`]; when present it is the newer value, since every
+/// full write replaces the document and drops it.
+fn server_from_doc(d: &Document) -> Result<ServerRecord, StoreError> {
+    let mut record: ServerRecord = from_doc(d)?;
+    if let Ok(text) = d.get_str("health") {
+        record.health = serde_json::from_str(text)
+            .map_err(|e| StoreError::Internal(format!("a stored health does not parse: {e}")))?;
+    }
+    Ok(record)
+}
+
 fn audit_doc(a: &AuditRecord) -> Result<Document, StoreError> {
     Ok(doc! {
         "_id": &a.id,
@@ -282,10 +294,10 @@ impl RegistryStore for MongoStore {
         let found = self
             .servers
             .find_one(doc! {"_id": path.as_str()})
-            .projection(doc! {"doc": 1})
+            .projection(doc! {"doc": 1, "health": 1})
             .await
             .map_err(map_err)?;
-        found.as_ref().map(from_doc).transpose()
+        found.as_ref().map(server_from_doc).transpose()
     }
 
     async fn list_servers(
@@ -334,13 +346,13 @@ impl RegistryStore for MongoStore {
         let cursor = self
             .servers
             .find(query)
-            .projection(doc! {"doc": 1})
+            .projection(doc! {"doc": 1, "health": 1})
             .sort(doc! {"_id": 1})
             .limit(limit as i64)
             .await
             .map_err(map_err)?;
         let docs: Vec<Document> = cursor.try_collect().await.map_err(map_err)?;
-        docs.iter().map(from_doc).collect()
+        docs.iter().map(server_from_doc).collect()
     }
 
     async fn update_server(
@@ -594,6 +606,50 @@ impl RegistryStore for MongoStore {
                 ))),
                 _ => Err(map_err(e)),
             },
+        }
+    }
+
+    async fn update_health(
+        &self,
+        updates: &[(ServerPath, mcpgw_core::domain::Health)],
+    ) -> Result<(), StoreError> {
+        use futures::StreamExt;
+        // Independent single-document writes, a few at a time (each waits for the majority).
+        let mut writes = Vec::with_capacity(updates.len());
+        for (path, health) in updates {
+            let (servers, path, text) = (self.servers.clone(), path.to_string(), to_json(health)?);
+            writes.push(async move {
+                servers
+                    .update_one(doc! {"_id": path}, doc! {"$set": {"health": text}})
+                    .await
+                    .map(|_| ())
+                    .map_err(map_err)
+            });
+        }
+        let results: Vec<Result<(), StoreError>> = futures::stream::iter(writes)
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    async fn health_lease(&self, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let until = now + ttl.as_millis() as i64;
+        // Taken when free, expired, or already ours; an upsert that collides with another
+        // holder's unexpired lease is a duplicate key, i.e. "not granted".
+        let taken = self
+            .meta
+            .update_one(
+                doc! {"_id": "health_lease", "$or": [{"until": {"$lt": now}}, {"holder": holder}]},
+                doc! {"$set": {"holder": holder, "until": until}},
+            )
+            .upsert(true)
+            .await;
+        match taken.map_err(map_err) {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 

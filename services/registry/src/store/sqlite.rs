@@ -497,6 +497,25 @@ impl RegistryStore for SqliteStore {
         Ok(inserted)
     }
 
+    async fn update_health(
+        &self,
+        updates: &[(ServerPath, mcpgw_core::domain::Health)],
+    ) -> Result<(), StoreError> {
+        // One transaction for a whole cycle: one fsync instead of one per server.
+        let mut tx = self.begin().await?;
+        for (path, health) in updates {
+            sqlx::query(
+                "UPDATE servers SET doc = json_set(doc, '$.health', json(?)) WHERE path = ?",
+            )
+            .bind(to_json(health)?)
+            .bind(path.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
     async fn list_audit(
         &self,
         filter: &AuditFilter,

@@ -50,7 +50,8 @@ pub fn backend_toml(backend: Backend, dir: &TempDir) -> String {
     };
     format!(
         "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\ndata_dir = \"{data_dir}\"\n\
-         [store]\n{store}\n[egress]\nallow_loopback = true\n{secrets}"
+         [store]\n{store}\n[egress]\nallow_loopback = true\n{secrets}\n\
+         [mcp]\nregister = false\n"
     )
 }
 

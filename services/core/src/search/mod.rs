@@ -1,0 +1,376 @@
+//! Ranked search over the catalog: servers, tools and (later) agents in one index.
+//!
+//! Pure: no I/O, no clock, no locks. The registry keeps one [`SearchIndex`] behind a lock and
+//! feeds it every change; the gateway can do the same for its aggregated `discover_tools`.
+//!
+//! - Lexical: BM25F ([`bm25`]) over analyzed text ([`tokenize`]), field weights from
+//!   [`Weights`]. Always on.
+//! - Semantic (optional): an [`Embedder`] and a cosine top-k ([`semantic`]). When one is set,
+//!   both rankings are fused with reciprocal rank fusion ([`fusion`], k = 60).
+//! - Filters (kinds, tags, lifecycle, server) and a caller-supplied visibility check are
+//!   applied before the top-k is cut, so a page is never short because of hidden documents.
+//! - Ties are broken by document id, so equal input gives equal output.
+
+pub mod bm25;
+pub mod fusion;
+pub mod semantic;
+pub mod tokenize;
+
+#[cfg(test)]
+mod tests;
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use bm25::{Field, Weights};
+pub use fusion::{RRF_K, reciprocal_rank_fusion};
+pub use semantic::{EmbedError, Embedder};
+
+use crate::domain::Lifecycle;
+
+/// What a document describes.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum DocKind {
+    Server,
+    Tool,
+    /// A registered A2A agent (the catalog has none yet; the kind is reserved so that agents
+    /// slot in without changing the index or the API).
+    Agent,
+}
+
+/// A tool parameter, as indexed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    pub name: String,
+    pub description: String,
+}
+
+/// One searchable thing. `payload` is whatever the caller needs to build an answer (the index
+/// never reads it).
+#[derive(Debug, Clone)]
+pub struct Document<T> {
+    /// Unique in the index, e.g. `server:weather` or `tool:weather/get_forecast`.
+    pub id: String,
+    pub kind: DocKind,
+    /// The path of the owning server (a server's own path; an agent's path for agents).
+    pub server: String,
+    /// For tools: the owning server's display name (indexed with its path).
+    pub server_name: String,
+    pub name: String,
+    pub title: Option<String>,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub params: Vec<Param>,
+    pub lifecycle: Lifecycle,
+    pub enabled: bool,
+    pub payload: T,
+}
+
+impl<T> Document<T> {
+    fn fields(&self) -> Vec<(Field, String)> {
+        let mut name = self.name.clone();
+        if self.kind != DocKind::Tool {
+            name = format!("{name} {}", self.server);
+        }
+        let mut out = vec![
+            (Field::Name, name),
+            (Field::Description, self.description.clone()),
+            (Field::Tags, self.tags.join(" ")),
+        ];
+        if let Some(t) = &self.title {
+            out.push((Field::Title, t.clone()));
+        }
+        if !self.params.is_empty() {
+            let text = self
+                .params
+                .iter()
+                .map(|p| format!("{} {}", p.name, p.description))
+                .collect::<Vec<_>>()
+                .join(" ");
+            out.push((Field::Params, text));
+        }
+        if self.kind == DocKind::Tool {
+            out.push((
+                Field::Server,
+                format!("{} {}", self.server_name, self.server),
+            ));
+        }
+        out
+    }
+
+    /// The text the semantic leg embeds: what a person would read about it.
+    fn embedding_text(&self) -> String {
+        let mut text = self.name.clone();
+        for part in [self.title.as_deref(), Some(&self.description)]
+            .into_iter()
+            .flatten()
+        {
+            text.push_str(". ");
+            text.push_str(part);
+        }
+        if self.kind == DocKind::Tool {
+            text.push_str(". Server: ");
+            text.push_str(&self.server_name);
+        }
+        text
+    }
+}
+
+/// Which documents a query may return. Empty lists mean "any".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    pub kinds: Vec<DocKind>,
+    /// Every one of these tags (compared case-insensitively).
+    pub tags: Vec<String>,
+    pub lifecycle: Vec<Lifecycle>,
+    /// Only documents of this server (its own document and its tools).
+    pub server: Option<String>,
+    /// Disabled documents are left out unless this is set.
+    pub include_disabled: bool,
+}
+
+impl Filter {
+    pub fn matches<T>(&self, d: &Document<T>) -> bool {
+        (self.include_disabled || d.enabled)
+            && (self.kinds.is_empty() || self.kinds.contains(&d.kind))
+            && (self.lifecycle.is_empty() || self.lifecycle.contains(&d.lifecycle))
+            && self.server.as_ref().is_none_or(|s| *s == d.server)
+            && self
+                .tags
+                .iter()
+                .all(|t| d.tags.iter().any(|have| have.eq_ignore_ascii_case(t)))
+    }
+}
+
+/// How results were ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// BM25 only.
+    Lexical,
+    /// BM25 and the semantic leg, fused with reciprocal rank fusion.
+    Hybrid,
+}
+
+/// One result: the document, its score (BM25F in lexical mode, the fused RRF score in hybrid
+/// mode) and its rank (1 = best).
+#[derive(Debug, Clone)]
+pub struct Hit<T> {
+    pub doc: Arc<Document<T>>,
+    pub score: f64,
+    pub rank: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Results<T> {
+    pub mode: Mode,
+    pub hits: Vec<Hit<T>>,
+}
+
+/// How many candidates each leg contributes to the fusion, at least.
+const FUSION_DEPTH: usize = 100;
+
+/// The index: documents by id, the BM25F postings and (with an embedder) their vectors.
+pub struct SearchIndex<T> {
+    weights: Weights,
+    embedder: Option<Arc<dyn Embedder>>,
+    docs: HashMap<u32, Arc<Document<T>>>,
+    slots: HashMap<String, u32>,
+    free: Vec<u32>,
+    next_slot: u32,
+    lexical: bm25::Bm25,
+    vectors: semantic::Vectors,
+}
+
+impl<T> Default for SearchIndex<T> {
+    fn default() -> Self {
+        Self::new(Weights::default(), None)
+    }
+}
+
+impl<T> SearchIndex<T> {
+    pub fn new(weights: Weights, embedder: Option<Arc<dyn Embedder>>) -> Self {
+        Self {
+            weights,
+            embedder,
+            docs: HashMap::new(),
+            slots: HashMap::new(),
+            free: Vec::new(),
+            next_slot: 0,
+            lexical: bm25::Bm25::default(),
+            vectors: semantic::Vectors::default(),
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        if self.embedder.is_some() {
+            Mode::Hybrid
+        } else {
+            Mode::Lexical
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<Document<T>>> {
+        self.slots.get(id).and_then(|s| self.docs.get(s))
+    }
+
+    /// Adds or replaces one document. Costs about the size of the document (plus one embedding
+    /// call when an embedder is set).
+    pub fn upsert(&mut self, doc: Document<T>) -> Result<(), EmbedError> {
+        self.upsert_many(vec![doc])
+    }
+
+    /// Adds or replaces documents, embedding them in one batch. On an embedding error nothing
+    /// changes.
+    pub fn upsert_many(&mut self, docs: Vec<Document<T>>) -> Result<(), EmbedError> {
+        let vectors = match &self.embedder {
+            Some(e) => {
+                let texts: Vec<String> = docs.iter().map(Document::embedding_text).collect();
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let vectors = e.embed(&refs)?;
+                if vectors.len() != docs.len() {
+                    return Err(EmbedError(format!(
+                        "{} vectors for {} texts",
+                        vectors.len(),
+                        docs.len()
+                    )));
+                }
+                Some(vectors)
+            }
+            None => None,
+        };
+        let mut vectors = vectors.map(Vec::into_iter);
+        for doc in docs {
+            self.remove(&doc.id);
+            let slot = self.free.pop().unwrap_or_else(|| {
+                self.next_slot += 1;
+                self.next_slot - 1
+            });
+            let fields = doc.fields();
+            let refs: Vec<(Field, &str)> = fields.iter().map(|(f, t)| (*f, t.as_str())).collect();
+            self.lexical.insert(slot, &refs);
+            if let Some(v) = vectors.as_mut().and_then(Iterator::next) {
+                self.vectors.insert(slot, v);
+            }
+            self.slots.insert(doc.id.clone(), slot);
+            self.docs.insert(slot, Arc::new(doc));
+        }
+        Ok(())
+    }
+
+    /// Removes a document; returns whether it was there.
+    pub fn remove(&mut self, id: &str) -> bool {
+        let Some(slot) = self.slots.remove(id) else {
+            return false;
+        };
+        self.lexical.remove(slot);
+        self.vectors.remove(slot);
+        self.docs.remove(&slot);
+        self.free.push(slot);
+        true
+    }
+
+    /// Every document id (unordered).
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.slots.keys().map(String::as_str)
+    }
+
+    /// The best `limit` documents for `query` that pass `filter` and `visible`.
+    ///
+    /// A semantic failure (the embedder erring on the query) falls back to the lexical ranking
+    /// rather than failing the search; the result's mode says which ranking was used.
+    pub fn search(
+        &self,
+        query: &str,
+        filter: &Filter,
+        limit: usize,
+        visible: &dyn Fn(&Document<T>) -> bool,
+    ) -> Results<T> {
+        let keep = |slot: u32| {
+            let d = &self.docs[&slot];
+            filter.matches(d) && visible(d)
+        };
+        let lexical: Vec<(u32, f64)> = self
+            .lexical
+            .score(query, &self.weights)
+            .into_iter()
+            .filter(|(slot, _)| keep(*slot))
+            .map(|(slot, s)| (slot, f64::from(s)))
+            .collect();
+        let semantic = self.embedder.as_ref().and_then(|e| {
+            let v = e.embed(&[query]).ok()?.into_iter().next()?;
+            let q = semantic::normalized(v);
+            Some(
+                self.vectors
+                    .similar(&q, keep)
+                    .into_iter()
+                    .map(|(slot, s)| (slot, f64::from(s)))
+                    .collect::<Vec<_>>(),
+            )
+        });
+        let (mode, scored) = match semantic {
+            None => (Mode::Lexical, self.top(lexical, limit)),
+            Some(semantic) => {
+                let depth = limit.max(FUSION_DEPTH);
+                let lex: Vec<u32> = self.top(lexical, depth).into_iter().map(|h| h.0).collect();
+                let sem: Vec<u32> = self.top(semantic, depth).into_iter().map(|h| h.0).collect();
+                let fused = reciprocal_rank_fusion(&[&lex, &sem], RRF_K);
+                (Mode::Hybrid, self.top(fused.into_iter().collect(), limit))
+            }
+        };
+        let hits = scored
+            .into_iter()
+            .enumerate()
+            .map(|(i, (slot, score))| Hit {
+                doc: self.docs[&slot].clone(),
+                score,
+                rank: i + 1,
+            })
+            .collect();
+        Results { mode, hits }
+    }
+
+    /// The `limit` best by score, ties broken by document id.
+    fn top(&self, mut scored: Vec<(u32, f64)>, limit: usize) -> Vec<(u32, f64)> {
+        let order = |a: &(u32, f64), b: &(u32, f64)| {
+            b.1.partial_cmp(&a.1)
+                .unwrap_or(Ordering::Equal)
+                .then_with(|| self.docs[&a.0].id.cmp(&self.docs[&b.0].id))
+        };
+        if scored.len() > limit && limit > 0 {
+            scored.select_nth_unstable_by(limit - 1, order);
+        }
+        scored.truncate(limit);
+        scored.sort_unstable_by(order);
+        scored
+    }
+
+    /// Distinct terms in the lexical index.
+    pub fn term_count(&self) -> usize {
+        self.lexical.term_count()
+    }
+}

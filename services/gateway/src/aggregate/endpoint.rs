@@ -1,0 +1,555 @@
+//! `POST/GET/DELETE /mcp`: the aggregated endpoint's MCP surface, in both protocol eras.
+//!
+//! The gateway is the server here: it answers `initialize`, `ping`, `server/discover`,
+//! `tools/list` and `subscriptions/listen` itself, runs `discover_tools` in-process, and hands
+//! every other tool call to the owning server's pipeline ([`super::forward`]). Sessions are
+//! sealed like the per-server ones (for the reserved server path `mcp`) and hold no state, so
+//! any replica serves any request; a request without a session id is served as well.
+
+use std::sync::Arc;
+
+use axum::extract::{Extension, State};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use mcpgw_core::telemetry::RequestId;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::SESSION_SERVER;
+use super::catalog::{Entry, View};
+use super::forward::{Forward, Refused};
+use crate::caller::{self, Caller};
+use crate::jsonrpc::{self, Era, Incoming, Kind, Message, codes};
+use crate::proxy::{self, AppState};
+use crate::session::SessionState;
+use crate::sse;
+
+const SESSION_HEADER: &str = "mcp-session-id";
+/// Longest `discover_tools` query, in characters.
+pub const MAX_QUERY_CHARS: usize = 1000;
+/// Longest tool name `call_tool` accepts (a 64-character server path, `__`, a 128-character
+/// tool name, with room to spare).
+pub const MAX_NAME_CHARS: usize = 256;
+/// Tools `discover_tools` returns when the caller does not say.
+const DEFAULT_LIMIT: u64 = 5;
+
+/// What `tools/list` holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The meta-tools and the always-on tools.
+    Progressive,
+    /// Every tool the caller may use, prefixed.
+    All,
+}
+
+/// `?mode=progressive|all` (the only query parameter), else the configured mode.
+fn mode_of(gw: &AppState, query: Option<&str>) -> Result<Mode, String> {
+    let mut mode = gw.config.aggregate.mode;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let problem = match (key, value) {
+            ("mode", "progressive") => {
+                mode = Mode::Progressive;
+                continue;
+            }
+            ("mode", "all") => {
+                mode = Mode::All;
+                continue;
+            }
+            ("mode", _) => "query parameter `mode` must be `progressive` or `all`".to_owned(),
+            _ => format!(
+                "unknown query parameter `{}`; /mcp takes only `mode`",
+                key.chars().take(64).collect::<String>()
+            ),
+        };
+        return Err(problem);
+    }
+    Ok(mode)
+}
+
+/// Where the protected resource metadata of `/mcp` is (RFC 9728, path form).
+fn metadata_url(gw: &AppState) -> String {
+    format!(
+        "{}/.well-known/oauth-protected-resource/mcp",
+        gw.public_base
+    )
+}
+
+async fn authenticate(gw: &AppState, headers: &HeaderMap) -> Result<Caller, Response> {
+    gw.auth.authenticate(headers).await.map_err(|failure| {
+        count(gw, "unauthenticated", "401");
+        caller::unauthorized(&failure, &metadata_url(gw))
+    })
+}
+
+/// Requests to `/mcp` answered by the gateway itself are counted under the server label
+/// `mcp`; forwarded tool calls are counted (and audited) under their real server.
+fn count(gw: &AppState, method: &str, status: &str) {
+    let method = match method {
+        "initialize"
+        | "ping"
+        | "tools/list"
+        | "tools/call"
+        | "server/discover"
+        | "subscriptions/listen"
+        | "notifications"
+        | "unauthenticated" => method,
+        _ => "other",
+    };
+    gw.metrics
+        .requests
+        .with_label_values(&[SESSION_SERVER, method, "allowed", status])
+        .inc();
+}
+
+/// One request to `/mcp`, authenticated.
+struct Ctx {
+    gw: AppState,
+    caller: Caller,
+    request_id: String,
+    mode: Mode,
+    modern: bool,
+}
+
+/// `POST /mcp`
+pub async fn post(
+    State(gw): State<AppState>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    request: axum::extract::Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let mode = match mode_of(&gw, parts.uri.query()) {
+        Ok(m) => m,
+        Err(problem) => {
+            return proxy::json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({"code": "invalid_query", "detail": problem}),
+            );
+        }
+    };
+    let caller = match authenticate(&gw, &parts.headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let body = match proxy::read_body(body, gw.config.max_body_bytes).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let incoming = match Incoming::parse(&body) {
+        Ok(i) => i,
+        Err(e) => return proxy::rpc_error(StatusCode::BAD_REQUEST, None, e.code, &e.message),
+    };
+    let era = match jsonrpc::era_of(&parts.headers, &incoming) {
+        Ok(era) => era,
+        Err(problem) => {
+            let id = match &incoming {
+                Incoming::Single(m) => m.id().cloned(),
+                Incoming::Batch(_) => None,
+            };
+            let mut body =
+                jsonrpc::error_response(id.unwrap_or(Value::Null), problem.code, &problem.message);
+            if let Some(data) = problem.data {
+                body["error"]["data"] = data;
+            }
+            return proxy::json_response(StatusCode::BAD_REQUEST, &body);
+        }
+    };
+    if let (Era::Legacy { .. }, Some(value)) = (&era, parts.headers.get(SESSION_HEADER))
+        && let Err(e) =
+            gw.sessions
+                .open(value.to_str().unwrap_or(""), SESSION_SERVER, &caller.digest)
+    {
+        return proxy::session_not_found(&e);
+    }
+    let ctx = Ctx {
+        gw,
+        caller,
+        request_id,
+        mode,
+        modern: matches!(era, Era::Modern { .. }),
+    };
+    match incoming {
+        Incoming::Single(message) => ctx.one(message).await,
+        Incoming::Batch(messages) => {
+            let mut answers = Vec::new();
+            for message in messages {
+                let is_request = matches!(message.kind, Kind::Request { .. });
+                let response = ctx.one(message).await;
+                if is_request {
+                    let max = ctx.gw.config.upstream.max_message_bytes;
+                    answers.extend(proxy::collect_messages(response, max).await);
+                }
+            }
+            if answers.is_empty() {
+                return StatusCode::ACCEPTED.into_response();
+            }
+            proxy::json_response(StatusCode::OK, &Value::Array(answers))
+        }
+    }
+}
+
+fn invalid(message: String) -> Refused {
+    Refused {
+        status: StatusCode::OK,
+        code: codes::INVALID_PARAMS,
+        message,
+        retry_after: None,
+    }
+}
+
+impl Ctx {
+    async fn one(&self, message: Message) -> Response {
+        let (id, method) = match message.kind.clone() {
+            Kind::Request { id, method } => (id, method),
+            // Notifications (initialized, cancelled) and responses: nothing to do; the
+            // gateway sends no requests to `/mcp` clients.
+            Kind::Notification { .. } | Kind::Response { .. } => {
+                count(&self.gw, "notifications", "ok");
+                return StatusCode::ACCEPTED.into_response();
+            }
+        };
+        let params = message.params().cloned().unwrap_or_default();
+        let result = match method.as_str() {
+            "initialize" => return self.initialize(&id, &params),
+            "subscriptions/listen" => return self.listen(id, &params),
+            "ping" => Ok(json!({})),
+            "server/discover" => Ok(self.discover_result()),
+            "tools/list" => Ok(self.tools_list()),
+            "tools/call" => self.tools_call(&id, &params).await,
+            _ => Err(Refused {
+                status: StatusCode::OK,
+                code: codes::METHOD_NOT_FOUND,
+                message: format!(
+                    "{} is not offered by the aggregated endpoint (it serves tools; use /{{server}}/mcp for prompts and resources)",
+                    method.chars().take(64).collect::<String>()
+                ),
+                retry_after: None,
+            }),
+        };
+        match result {
+            Ok(mut result) => {
+                count(&self.gw, &method, "ok");
+                if self.modern
+                    && let Some(obj) = result.as_object_mut()
+                {
+                    obj.entry("resultType").or_insert(json!("complete"));
+                    if method == "tools/list" {
+                        // Filtered per caller: never from a shared cache.
+                        obj.insert("ttlMs".into(), json!(0));
+                        obj.insert("cacheScope".into(), json!("private"));
+                    }
+                }
+                proxy::json_response(StatusCode::OK, &jsonrpc::result_response(id, result))
+            }
+            Err(refused) => {
+                count(&self.gw, &method, refused.status.as_str());
+                let mut r =
+                    proxy::rpc_error(refused.status, Some(&id), refused.code, &refused.message);
+                if let Some(retry) = refused.retry_after {
+                    r.headers_mut().insert(http::header::RETRY_AFTER, retry);
+                }
+                r
+            }
+        }
+    }
+
+    fn server_info() -> Value {
+        json!({"name": "mcpgw", "title": "mcpgw: all your tools", "version": env!("CARGO_PKG_VERSION")})
+    }
+
+    fn instructions(&self) -> &'static str {
+        match self.mode {
+            Mode::Progressive => {
+                "Tools of many servers. Find the ones for a task with discover_tools, then run one with call_tool."
+            }
+            Mode::All => "Tools of many servers, each named server__tool.",
+        }
+    }
+
+    fn initialize(&self, id: &Value, params: &Map<String, Value>) -> Response {
+        let requested = params.get("protocolVersion").and_then(Value::as_str);
+        let version = jsonrpc::negotiate_legacy(requested);
+        let result = json!({
+            "protocolVersion": version,
+            "capabilities": {"tools": {"listChanged": true}},
+            "serverInfo": Self::server_info(),
+            "instructions": self.instructions(),
+        });
+        let mut response = proxy::json_response(
+            StatusCode::OK,
+            &jsonrpc::result_response(id.clone(), result),
+        );
+        let state = SessionState {
+            server: SESSION_SERVER.to_owned(),
+            upstream: None,
+            version: version.to_owned(),
+            caller: self.caller.digest.to_string(),
+            issued: chrono::Utc::now().timestamp(),
+        };
+        if let Ok(sid) = self.gw.sessions.seal(&state)
+            && let Ok(v) = HeaderValue::from_str(&sid)
+        {
+            self.gw.metrics.sessions_started.inc();
+            response.headers_mut().insert(SESSION_HEADER, v);
+        }
+        count(&self.gw, "initialize", "ok");
+        response
+    }
+
+    fn discover_result(&self) -> Value {
+        json!({
+            "supportedVersions": jsonrpc::supported_versions(),
+            "capabilities": {"tools": {"listChanged": true}},
+            "serverInfo": Self::server_info(),
+            "instructions": self.instructions(),
+            "resultType": "complete",
+            "ttlMs": 0,
+            "cacheScope": "private",
+        })
+    }
+
+    fn tools_list(&self) -> Value {
+        let routes = self.gw.table.current();
+        let view = View::new(&routes, &self.caller.identity);
+        let tools = self
+            .gw
+            .aggregate
+            .catalog
+            .with(&routes, |catalog| match self.mode {
+                Mode::All => catalog.all(&view),
+                Mode::Progressive => {
+                    let mut tools = meta_tools(self.gw.config.aggregate.max_results);
+                    tools.extend(
+                        self.gw
+                            .config
+                            .aggregate
+                            .always_on
+                            .iter()
+                            .filter_map(|name| catalog.get(name))
+                            .filter_map(|entry| view.shown(entry)),
+                    );
+                    tools
+                }
+            });
+        json!({"tools": tools})
+    }
+
+    async fn tools_call(&self, id: &Value, params: &Map<String, Value>) -> Result<Value, Refused> {
+        let Some(name) = params.get("name").and_then(Value::as_str) else {
+            return Err(invalid("params.name must be the name of a tool".into()));
+        };
+        let arguments = arguments_of(params.get("arguments"), "params.arguments")?;
+        match name {
+            "discover_tools" => self.discover(&arguments),
+            "call_tool" => {
+                let Some(target) = arguments.get("name").and_then(Value::as_str) else {
+                    return Err(invalid(
+                        "call_tool: `name` must be a tool name from discover_tools (server__tool)"
+                            .into(),
+                    ));
+                };
+                let inner = arguments_of(arguments.get("arguments"), "call_tool: `arguments`")?;
+                self.forward(target, inner, id).await
+            }
+            other => self.forward(other, arguments, id).await,
+        }
+    }
+
+    /// `discover_tools`: the best matches the caller may use, as a tool result whose text is
+    /// `{"tools": [definitions]}`.
+    fn discover(&self, arguments: &Value) -> Result<Value, Refused> {
+        let max = self.gw.config.aggregate.max_results;
+        let query = arguments
+            .get("query")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .unwrap_or("");
+        let chars = query.chars().count();
+        if chars == 0 || chars > MAX_QUERY_CHARS {
+            return Err(invalid(format!(
+                "discover_tools: `query` must be a text of 1 to {MAX_QUERY_CHARS} characters saying what the tool should do"
+            )));
+        }
+        let limit = match arguments.get("limit") {
+            None | Some(Value::Null) => DEFAULT_LIMIT.min(max as u64),
+            Some(v) => match v.as_u64() {
+                Some(n) if (1..=max as u64).contains(&n) => n,
+                _ => {
+                    return Err(invalid(format!(
+                        "discover_tools: `limit` must be an integer from 1 to {max}"
+                    )));
+                }
+            },
+        } as usize;
+        let routes = self.gw.table.current();
+        let view = View::new(&routes, &self.caller.identity);
+        let tools = self
+            .gw
+            .aggregate
+            .catalog
+            .with(&routes, |catalog| catalog.search(&view, query, limit));
+        let text = json!({"tools": tools}).to_string();
+        Ok(json!({"content": [{"type": "text", "text": text}], "isError": false}))
+    }
+
+    /// A call by exposed name, through the owning server's pipeline.
+    async fn forward(&self, name: &str, arguments: Value, id: &Value) -> Result<Value, Refused> {
+        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+            return Err(invalid(format!(
+                "the tool name must be 1 to {MAX_NAME_CHARS} characters"
+            )));
+        }
+        let routes = self.gw.table.current();
+        let found: Option<(Arc<Entry>, bool)> =
+            self.gw.aggregate.catalog.with(&routes, |catalog| {
+                let entry = catalog.get(name)?;
+                let permitted = View::new(&routes, &self.caller.identity)
+                    .shown(entry)
+                    .is_some();
+                Some((Arc::clone(entry), permitted))
+            });
+        let Some((entry, permitted)) = found else {
+            return Err(Refused::unknown_tool(name));
+        };
+        let forward = Forward {
+            gw: &self.gw,
+            routes: &routes,
+            caller: &self.caller,
+            request_id: &self.request_id,
+        };
+        forward.call_tool(&entry, arguments, permitted, id).await
+    }
+
+    /// `subscriptions/listen` (2026-07-28): an acknowledgement, then `tools/list_changed`
+    /// whenever the caller's tools change, if it asked for them.
+    fn listen(&self, id: Value, params: &Map<String, Value>) -> Response {
+        let Some(permit) = self.gw.streams.acquire(
+            self.caller.limit_key(),
+            self.gw.config.limits.streams_per_caller,
+            &self.gw.metrics.open_streams,
+        ) else {
+            return proxy::too_many(5, Some(&id), "too many open streams for this caller");
+        };
+        count(&self.gw, "subscriptions/listen", "ok");
+        let wanted = params
+            .get("notifications")
+            .and_then(|n| n.get("toolsListChanged"))
+            == Some(&Value::Bool(true));
+        let mut honored = Map::new();
+        if wanted {
+            honored.insert("toolsListChanged".into(), Value::Bool(true));
+        }
+        let stamp = move |mut message: Value| {
+            message["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] = id.clone();
+            sse::Event::message(message.to_string()).encode()
+        };
+        let ack = stamp(json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/subscriptions/acknowledged",
+            "params": {"notifications": honored},
+        }));
+        let changes =
+            super::notify::list_changed(Arc::clone(&self.gw), Arc::clone(&self.caller.identity))
+                .filter(move |_| futures::future::ready(wanted))
+                .map(stamp);
+        proxy::relay(
+            futures::stream::once(futures::future::ready(ack)).chain(changes),
+            permit,
+        )
+    }
+}
+
+/// A tool call's `arguments`: an object, or absent (= `{}`).
+fn arguments_of(value: Option<&Value>, field: &str) -> Result<Value, Refused> {
+    match value {
+        None | Some(Value::Null) => Ok(json!({})),
+        Some(v @ Value::Object(_)) => Ok(v.clone()),
+        Some(_) => Err(invalid(format!("{field} must be a JSON object"))),
+    }
+}
+
+/// The two tools of progressive disclosure. Kept short: they are what every session pays for.
+pub fn meta_tools(max_results: usize) -> Vec<Value> {
+    vec![
+        json!({
+            "name": "discover_tools",
+            "description": "Find tools for a task among all tools available to you. Returns the best matches with their input schemas; run one with call_tool.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string", "description": "What you want to do"},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": max_results, "description": "How many tools (default 5)"}
+                },
+                "required": ["query"]
+            },
+            "annotations": {"readOnlyHint": true}
+        }),
+        json!({
+            "name": "call_tool",
+            "description": "Run a tool found with discover_tools.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "description": "The tool's name (server__tool)"},
+                    "arguments": {"type": "object", "description": "Arguments matching its input schema"}
+                },
+                "required": ["name"]
+            }
+        }),
+    ]
+}
+
+/// `GET /mcp`: the session era's stream, carrying `notifications/tools/list_changed`.
+pub async fn get(
+    State(gw): State<AppState>,
+    Extension(RequestId(_)): Extension<RequestId>,
+    headers: HeaderMap,
+) -> Response {
+    let caller = match authenticate(&gw, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let modern = headers
+        .get("mcp-protocol-version")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v >= jsonrpc::LATEST_MODERN);
+    if modern {
+        return proxy::method_not_allowed(
+            "the 2026-07-28 protocol has no GET stream; use subscriptions/listen",
+        );
+    }
+    if let Err(r) =
+        proxy::required_session(&gw, &headers, SESSION_SERVER, &caller, "the GET stream")
+    {
+        return *r;
+    }
+    let Some(permit) = gw.streams.acquire(
+        caller.limit_key(),
+        gw.config.limits.streams_per_caller,
+        &gw.metrics.open_streams,
+    ) else {
+        return proxy::too_many(5, None, "too many open streams for this caller");
+    };
+    let changes = super::notify::list_changed(Arc::clone(&gw), Arc::clone(&caller.identity))
+        .map(|n| sse::Event::message(n.to_string()).encode());
+    proxy::relay(changes, permit)
+}
+
+/// `DELETE /mcp`: sessions hold no state, so ending one only needs a valid one.
+pub async fn delete(
+    State(gw): State<AppState>,
+    Extension(RequestId(_)): Extension<RequestId>,
+    headers: HeaderMap,
+) -> Response {
+    let caller = match authenticate(&gw, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if let Err(r) = proxy::required_session(&gw, &headers, SESSION_SERVER, &caller, "DELETE") {
+        return *r;
+    }
+    gw.metrics.sessions_ended.inc();
+    StatusCode::OK.into_response()
+}

@@ -1,0 +1,32 @@
+//! The aggregated endpoint `/mcp`: one MCP server, answered by the gateway itself, in front of
+//! every tool the caller may use on every routed server (the "proxy, aggregate" pattern).
+//!
+//! - Progressive disclosure (the default): `tools/list` holds two meta-tools,
+//!   `discover_tools(query, limit)` (a BM25 search over the catalog, core's
+//!   [`mcpgw_core::search`]) and `call_tool(name, arguments)`, plus the configured always-on
+//!   tools, so a session starts with a few hundred tokens of tool definitions instead of every
+//!   schema.
+//! - Plain aggregation (`aggregate.mode = "all"` or `/mcp?mode=all`): `tools/list` holds every
+//!   tool the caller may use, each named `{server}__{tool}`.
+//!
+//! Either way a tool is called by its exposed name, and the call runs through the per-server
+//! pipeline ([`forward`]). What a caller sees is decided per request ([`catalog::View`]); a
+//! caller is told when that changes ([`notify`]).
+
+pub mod catalog;
+pub mod endpoint;
+pub mod forward;
+pub mod notify;
+
+pub use endpoint::{delete, get, post};
+
+/// Session ids of `/mcp` are sealed for this server path, which no registered server can have
+/// (`mcp` is a reserved path), so they open nowhere else and no other session opens here.
+pub const SESSION_SERVER: &str = "mcp";
+
+/// The aggregated endpoint's state in the gateway.
+#[derive(Default)]
+pub struct Aggregator {
+    pub catalog: catalog::SharedCatalog,
+    pub sessions: forward::UpstreamSessions,
+}

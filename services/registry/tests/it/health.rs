@@ -1,0 +1,263 @@
+//! Health checks, tool discovery and the event stream against real MCP servers: the
+//! registry's own rmcp demo server (in-process, Streamable HTTP), the reference
+//! server-everything (Streamable HTTP and legacy SSE, from `scripts/deps/mcp-peers.sh`), a
+//! dead port, and two small axum servers that stand in for a server behind a refusing proxy
+//! (401) and a hung server (nothing real answers exactly that way on demand).
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use crate::helpers::*;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: `eval \"$(scripts/deps/mcp-peers.sh env)\"` first")
+    })
+}
+
+/// server-everything in `mode` (`streamableHttp` or `sse`), killed on drop.
+async fn everything(mode: &str) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env("MCPGW_TEST_NODE"))
+        .args([
+            "--require",
+            &env("MCPGW_TEST_NODE_LOOPBACK"),
+            &env("MCPGW_TEST_SERVER_EVERYTHING"),
+            mode,
+        ])
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("server-everything starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "server-everything did not listen"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let path = if mode == "sse" { "sse" } else { "mcp" };
+    (child, format!("http://127.0.0.1:{port}/{path}"))
+}
+
+/// An HTTP server whose every answer is `status` after `delay`.
+async fn fixed(status: u16, delay: Duration) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(move || async move {
+        tokio::time::sleep(delay).await;
+        axum::http::StatusCode::from_u16(status).unwrap()
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/mcp")
+}
+
+fn body(path: &str, transport: &str, url: &str) -> Value {
+    let mut b = server_body(path);
+    b["endpoint"] = json!({"transport": transport, "url": url});
+    b
+}
+
+async fn check(app: &TestApp, path: &str) -> Value {
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/servers/{path}/health"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    r.body["health"].clone()
+}
+
+/// Scheduled checks off, so the test decides when checks run.
+const MANUAL_ONLY: &str = "[health]\nenabled = false\ntimeout_ms = 1500\nconnect_timeout_ms = 500\ndegraded_ms = 1000\n[demo]\nenabled = true\nlisten = \"127.0.0.1:0\"\n";
+
+#[tokio::test]
+async fn manual_checks_classify_real_servers_without_bumping_the_revision() {
+    let app = spawn_with(Backend::Sqlite, MANUAL_ONLY).await;
+    let (_http, http_url) = everything("streamableHttp").await;
+    let (_sse, sse_url) = everything("sse").await;
+    app.register(body("ev-http", "streamable-http", &http_url))
+        .await;
+    app.register(body("ev-sse", "sse", &sse_url)).await;
+    app.register(body("dead", "streamable-http", "http://127.0.0.1:9/mcp"))
+        .await;
+    app.register(body(
+        "locked",
+        "streamable-http",
+        &fixed(401, Duration::ZERO).await,
+    ))
+    .await;
+    app.register(body(
+        "hung",
+        "streamable-http",
+        &fixed(200, Duration::from_secs(30)).await,
+    ))
+    .await;
+
+    let demo = check(&app, "demo").await;
+    assert_eq!(demo["status"], "healthy", "{demo}");
+    let h = check(&app, "ev-http").await;
+    assert_eq!(h["status"], "healthy", "{h}");
+    let s = check(&app, "ev-sse").await;
+    assert_eq!(s["status"], "healthy", "{s}");
+    let d = check(&app, "dead").await;
+    assert_eq!(
+        (d["status"].as_str(), d["reason"].as_str()),
+        (Some("unhealthy"), Some("connection_refused")),
+        "{d}"
+    );
+    let l = check(&app, "locked").await;
+    assert_eq!(l["status"], "auth_failed", "{l}");
+    assert!(l["reason"].as_str().unwrap().contains("401"), "{l}");
+    let started = Instant::now();
+    let t = check(&app, "hung").await;
+    assert_eq!(
+        (t["status"].as_str(), t["reason"].as_str()),
+        (Some("unhealthy"), Some("timeout")),
+        "{t}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the whole check is bounded"
+    );
+
+    // History, and the revision did not move (an owner's If-Match edit still works).
+    let got = app.get("/api/v1/servers/dead/health").await;
+    assert_eq!(got.body["health"]["history"].as_array().unwrap().len(), 1);
+    assert_eq!(got.body["health"]["history"][0]["trigger"], "manual");
+    let server = app.get("/api/v1/servers/dead").await;
+    assert_eq!(server.body["revision"], 1);
+    assert_eq!(server.body["health"]["status"], "unhealthy");
+    assert!(
+        server.body["health"].get("history").is_none(),
+        "listings carry no history"
+    );
+    check(&app, "dead").await;
+    let got = app.get("/api/v1/servers/dead/health").await;
+    assert_eq!(got.body["health"]["history"].as_array().unwrap().len(), 2);
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn tools_refresh_lists_through_the_set_tools_path() {
+    let app = spawn_with(Backend::Sqlite, MANUAL_ONLY).await;
+    let (_sse, sse_url) = everything("sse").await;
+    app.register(body("ev-sse", "sse", &sse_url)).await;
+    let r = app
+        .call(Method::POST, "/api/v1/servers/ev-sse/tools/refresh", None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let names: Vec<&str> = r.body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"echo"), "{names:?}");
+    assert_eq!(r.body["revision"], 2);
+    let audit = app
+        .get("/api/v1/audit?resource_id=ev-sse&action=server.tools")
+        .await;
+    assert_eq!(
+        audit.body["items"][0]["details"]["source"], "discovery",
+        "{:?}",
+        audit.body
+    );
+    // A dead server: 502 naming why, nothing stored.
+    app.register(body("dead", "streamable-http", "http://127.0.0.1:9/mcp"))
+        .await;
+    let r = app
+        .call(Method::POST, "/api/v1/servers/dead/tools/refresh", None)
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_GATEWAY, "upstream_error"),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(app.get("/api/v1/servers/dead").await.body["revision"], 1);
+    app.running.stop().await;
+}
+
+#[tokio::test]
+async fn the_scheduler_checks_new_servers_discovers_tools_and_streams_events() {
+    let config = "[health]\ninterval_seconds = 5\ndamping = 2\n";
+    for backend in [Backend::Sqlite, Backend::Mongo] {
+        let app = spawn_with(backend, config).await;
+        let events = app
+            .client
+            .get(format!("{}/api/v1/events", app.base))
+            .bearer_auth(&app.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(events.status(), StatusCode::OK);
+        let (_http, http_url) = everything("streamableHttp").await;
+        app.register(body("ev", "streamable-http", &http_url)).await;
+        // Registration → first check (applies at once) → healthy → discovery.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = app.get("/api/v1/servers/ev").await.body;
+            if s["health"]["status"] == "healthy" && s["tool_count"].as_u64() > Some(0) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{backend:?}: not checked and discovered: {s}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // The stream saw the registration and the health change.
+        let mut stream = events.bytes_stream();
+        let mut seen = String::new();
+        while !seen.contains("event: health") {
+            let chunk = tokio::time::timeout(
+                Duration::from_secs(5),
+                futures::StreamExt::next(&mut stream),
+            )
+            .await
+            .expect("an event arrives")
+            .unwrap()
+            .unwrap();
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        assert!(seen.contains("event: changed"), "{seen}");
+        assert!(seen.contains(r#""status":"healthy""#), "{seen}");
+        app.running.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn health_endpoints_check_permissions_and_input() {
+    let app = spawn_with(Backend::Sqlite, MANUAL_ONLY).await;
+    let r = app
+        .call_as(None, Method::POST, "/api/v1/servers/demo/health", None, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = app
+        .call(Method::POST, "/api/v1/servers/nope/health", None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let mut b = server_body("bad-interval");
+    b["governance"]["health_check_interval_seconds"] = json!(1);
+    let r = app.post("/api/v1/servers", b).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    assert_eq!(r.field(), "governance.health_check_interval_seconds");
+    app.running.stop().await;
+}
