@@ -43,6 +43,15 @@ pub enum RegistryError {
     /// An approval named a hash that is not the tool's current one (`field`: where).
     #[error("{detail}")]
     ToolHashMismatch { field: String, detail: String },
+    #[error("no agent is registered at path {0:?}")]
+    AgentNotFound(String),
+    #[error("an agent is already registered at path {0:?}")]
+    AgentExists(String),
+    #[error("cannot delete an agent in {0}")]
+    AgentDeleteBlocked(Lifecycle),
+    /// Registration by URL: the card could not be fetched or is not a valid card.
+    #[error("{field}: {detail}")]
+    AgentCardUnusable { field: String, detail: String },
     #[error("no active API key with id {0:?}")]
     ApiKeyNotFound(String),
     #[error("no scope document is named {0:?}")]
@@ -132,6 +141,26 @@ impl RegistryError {
                 StatusCode::CONFLICT,
                 "tool_hash_mismatch",
                 format!("{detail}; read the server's tools again, review them, and approve the new hashes"),
+            )
+            .with_field(field.clone()),
+            E::AgentNotFound(_) => ApiError::not_found("agent_not_found", self.to_string()),
+            E::AgentExists(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "agent_exists",
+                format!("{self}; choose another path or update the existing agent"),
+            )
+            .with_field("path"),
+            E::AgentDeleteBlocked(state) => ApiError::new(
+                StatusCode::CONFLICT,
+                "agent_in_use",
+                format!(
+                    "cannot delete an agent in {state}: deprecate it, then retire it, or delete it while it is a draft"
+                ),
+            ),
+            E::AgentCardUnusable { field, .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "agent_card_unusable",
+                self.to_string(),
             )
             .with_field(field.clone()),
             E::ApiKeyNotFound(_) => ApiError::not_found("api_key_not_found", self.to_string()),

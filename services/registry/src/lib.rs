@@ -4,6 +4,7 @@
 //! The binary in `main.rs` is thin: it parses the command line, loads config and calls
 //! [`app::start`]. Tests call the same function on `127.0.0.1:0`.
 
+pub mod agents;
 pub mod api;
 pub mod app;
 pub mod auth;

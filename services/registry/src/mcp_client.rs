@@ -121,7 +121,7 @@ impl Target {
     }
 }
 
-fn send_error(e: &reqwest::Error) -> Failure {
+pub(crate) fn send_error(e: &reqwest::Error) -> Failure {
     if e.is_timeout() {
         return Failure::Timeout;
     }
@@ -318,6 +318,7 @@ impl<'a> Session<'a> {
         }
         let response = self.send(builder).await?;
         if !response.status().is_success() {
+            eprintln!("DEBUG {method} -> {}", response.status());
             return Err(status_error(response.status()));
         }
         Ok(response)

@@ -8,9 +8,9 @@
 //!   reconciled with the store when older than the catalog cache's expiry: the records come
 //!   from the catalog cache (one load shared with lists and the gateway snapshot), and only
 //!   servers whose id or revision moved are re-indexed.
-//! - A reconciliation never undoes a newer write: a record replaces the indexed one only if it
-//!   is a different server (id) or a later revision, and servers missing from the load are
-//!   dropped only if no write went through this process while it loaded.
+//! - A reconciliation never undoes a newer write: a load that overlapped a write through this
+//!   process is discarded (as the catalog cache does), and a loaded record replaces the indexed
+//!   one only if it is a different server (id) or a later revision.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use mcpgw_core::auth::{MissingPermission, Permission, Principal};
 use mcpgw_core::domain::tool::ToolAnnotations;
-use mcpgw_core::domain::{Lifecycle, ServerRecord};
+use mcpgw_core::domain::{AgentRecord, Lifecycle, ServerRecord};
 use mcpgw_core::policy::CompiledPolicy;
 use mcpgw_core::search::{DocKind, Document, Filter, Mode, Param, SearchIndex, Weights};
 use mcpgw_core::validate::{self, FieldError};
@@ -30,7 +30,7 @@ use utoipa::ToSchema;
 
 use crate::error::Result;
 use crate::service::{Registry, parse_path};
-use crate::store::{RegistryStore, ServerFilter, StoreError};
+use crate::store::{AgentFilter, RegistryStore, ServerFilter, StoreError};
 
 /// Longest query, in characters.
 pub const MAX_QUERY: usize = 512;
@@ -99,6 +99,35 @@ pub fn documents(r: &ServerRecord) -> Vec<Document<Payload>> {
     std::iter::once(server).chain(tools).collect()
 }
 
+/// The search document of one agent: its card, with skills indexed as parameters.
+pub fn agent_document(r: &AgentRecord) -> Document<Payload> {
+    let mut tags = r.tags.clone();
+    tags.extend(r.card.skills.iter().flat_map(|s| s.tags.iter().cloned()));
+    Document {
+        id: format!("agent:{}", r.path),
+        kind: DocKind::Agent,
+        server: r.path.to_string(),
+        server_name: r.card.name.clone(),
+        name: r.card.name.clone(),
+        title: None,
+        description: r.card.description.clone(),
+        tags,
+        params: r
+            .card
+            .skills
+            .iter()
+            .take(MAX_PARAMS)
+            .map(|s| Param {
+                name: s.name.clone(),
+                description: s.description.clone(),
+            })
+            .collect(),
+        lifecycle: r.lifecycle,
+        enabled: r.enabled,
+        payload: Payload::default(),
+    }
+}
+
 /// The top-level properties of a JSON Schema: names and descriptions.
 fn params(schema: &Value) -> Vec<Param> {
     let Some(props) = schema.get("properties").and_then(Value::as_object) else {
@@ -127,6 +156,8 @@ struct Indexed {
 struct State {
     index: SearchIndex<Payload>,
     servers: HashMap<String, Indexed>,
+    /// Indexed agents by path: (id, revision).
+    agents: HashMap<String, (uuid::Uuid, u64)>,
     synced_at: Option<Instant>,
 }
 
@@ -151,6 +182,7 @@ impl CatalogSearch {
             state: RwLock::new(State {
                 index: SearchIndex::new(weights, None),
                 servers: HashMap::new(),
+                agents: HashMap::new(),
                 synced_at: None,
             }),
             sync: tokio::sync::Mutex::new(()),
@@ -169,6 +201,20 @@ impl CatalogSearch {
         self.writes.fetch_add(1, Ordering::AcqRel);
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         state.drop_server(path);
+    }
+
+    /// An agent was written through this process: index what it is now.
+    pub fn agent_changed(&self, record: &AgentRecord) {
+        self.writes.fetch_add(1, Ordering::AcqRel);
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        state.put_agent(record);
+    }
+
+    /// An agent was deleted through this process.
+    pub fn agent_removed(&self, path: &str) {
+        self.writes.fetch_add(1, Ordering::AcqRel);
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        state.drop_agent(path);
     }
 
     fn due(&self) -> bool {
@@ -191,7 +237,13 @@ impl CatalogSearch {
         }
         let writes = self.writes.load(Ordering::Acquire);
         let records = load(registry).await?;
+        let agents = load_agents(registry.store.as_ref()).await?;
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if self.writes.load(Ordering::Acquire) != writes {
+            // A write went through this process while loading: the load may predate it.
+            // Discarded, as the catalog cache does; the next search tries again.
+            return Ok(());
+        }
         let mut seen = std::collections::HashSet::with_capacity(records.len());
         for r in &records {
             seen.insert(r.path.as_str());
@@ -203,16 +255,35 @@ impl CatalogSearch {
                 state.put(r);
             }
         }
-        if self.writes.load(Ordering::Acquire) == writes {
-            let gone: Vec<String> = state
-                .servers
-                .keys()
-                .filter(|p| !seen.contains(p.as_str()))
-                .cloned()
-                .collect();
-            for path in gone {
-                state.drop_server(&path);
+        let gone: Vec<String> = state
+            .servers
+            .keys()
+            .filter(|p| !seen.contains(p.as_str()))
+            .cloned()
+            .collect();
+        for path in gone {
+            state.drop_server(&path);
+        }
+        // Agents follow the same rules as servers.
+        let seen: std::collections::HashSet<&str> =
+            agents.iter().map(|a| a.path.as_str()).collect();
+        for a in &agents {
+            let newer = state
+                .agents
+                .get(a.path.as_str())
+                .is_none_or(|(id, rev)| *id != a.id || *rev < a.revision);
+            if newer {
+                state.put_agent(a);
             }
+        }
+        let gone: Vec<String> = state
+            .agents
+            .keys()
+            .filter(|p| !seen.contains(p.as_str()))
+            .cloned()
+            .collect();
+        for path in gone {
+            state.drop_agent(&path);
         }
         state.synced_at = Some(Instant::now());
         Ok(())
@@ -253,6 +324,20 @@ impl State {
         );
     }
 
+    fn put_agent(&mut self, r: &AgentRecord) {
+        if let Err(e) = self.index.upsert_many(vec![agent_document(r)]) {
+            tracing::warn!(agent = %r.path.as_str(), error = %e, "search index not updated");
+            return;
+        }
+        self.agents.insert(r.path.to_string(), (r.id, r.revision));
+    }
+
+    fn drop_agent(&mut self, path: &str) {
+        if self.agents.remove(path).is_some() {
+            self.index.remove(&format!("agent:{path}"));
+        }
+    }
+
     fn drop_server(&mut self, path: &str) {
         if let Some(old) = self.servers.remove(path) {
             for id in &old.docs {
@@ -284,6 +369,29 @@ async fn load(
         let full = page.len() == crate::catalog::LOAD_PAGE as usize;
         after = page.last().map(|r| r.path.to_string());
         out.extend(page.into_iter().map(std::sync::Arc::new));
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
+/// Every agent record, from the store in pages.
+async fn load_agents(
+    store: &dyn RegistryStore,
+) -> std::result::Result<Vec<AgentRecord>, StoreError> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .list_agents(
+                &AgentFilter::default(),
+                after.as_deref(),
+                crate::catalog::LOAD_PAGE,
+            )
+            .await?;
+        let full = page.len() == crate::catalog::LOAD_PAGE as usize;
+        after = page.last().map(|r| r.path.to_string());
+        out.extend(page);
         if !full {
             return Ok(out);
         }
@@ -449,7 +557,12 @@ impl CatalogSearch {
             _ => None,
         };
         let filters = RefCell::new(HashMap::new());
+        // Agents need `servers:read` unscoped (scoped grants name servers; see agents.rs).
+        let reads_agents = caller.has(Permission::ServersRead);
         let visible = |d: &Document<Payload>| {
+            if d.kind == DocKind::Agent {
+                return reads_agents;
+            }
             if readable.as_ref().is_some_and(|p| !p.contains(&d.server)) {
                 return false;
             }

@@ -117,16 +117,16 @@ pub struct Page<T> {
 }
 
 /// What a mutation changed, for its audit record.
-struct Change<'a> {
-    action: &'a str,
-    resource_type: &'a str,
-    resource_id: &'a str,
-    revision_before: Option<u64>,
-    revision_after: Option<u64>,
-    details: Value,
+pub(crate) struct Change<'a> {
+    pub(crate) action: &'a str,
+    pub(crate) resource_type: &'a str,
+    pub(crate) resource_id: &'a str,
+    pub(crate) revision_before: Option<u64>,
+    pub(crate) revision_after: Option<u64>,
+    pub(crate) details: Value,
 }
 
-fn audit(caller: &Principal, ctx: &RequestContext, change: Change<'_>) -> AuditRecord {
+pub(crate) fn audit(caller: &Principal, ctx: &RequestContext, change: Change<'_>) -> AuditRecord {
     AuditRecord {
         id: uuid::Uuid::now_v7().to_string(),
         at: Timestamp::now(),

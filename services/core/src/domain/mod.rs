@@ -5,11 +5,15 @@
 //! - [`server::ServerRecord`] is what is stored: credentials sealed, never in plain text;
 //! - [`server::ServerView`] is what a client reads: no credential, sealed or not, ever.
 
+pub mod agent;
 pub mod integrity;
 pub mod lifecycle;
 pub mod server;
 pub mod tool;
 
+pub use agent::{
+    AgentCard, AgentHealth, AgentRecord, AgentSpec, AgentView, CardStatus, ValidAgentSpec,
+};
 pub use integrity::{IntegrityMode, ToolBaseline, ToolChange, ToolsStatus};
 pub use lifecycle::{DeploymentStage, Lifecycle, LifecycleEvent};
 pub use server::*;

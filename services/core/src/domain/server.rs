@@ -280,7 +280,8 @@ pub const HEALTH_INTERVAL_MIN: u32 = 5;
 pub const HEALTH_INTERVAL_MAX: u32 = 86_400;
 
 impl Governance {
-    fn validate(&self) -> Result<Governance, FieldError> {
+    /// Checks and normalizes the governance metadata (shared by servers and agents).
+    pub fn validate(&self) -> Result<Governance, FieldError> {
         let g = |f: &str| format!("governance.{f}");
         let required_scopes =
             validate::list(&g("required_scopes"), &self.required_scopes, 32, |f, s| {
@@ -344,14 +345,14 @@ impl Governance {
     }
 }
 
-fn dedup(mut items: Vec<String>) -> Vec<String> {
+pub(crate) fn dedup(mut items: Vec<String>) -> Vec<String> {
     let mut seen = std::collections::BTreeSet::new();
     items.retain(|i| seen.insert(i.clone()));
     items
 }
 
 /// A syntactically valid http(s) URL (no egress check: that needs DNS, see the service layer).
-fn web_url(field: &str, text: &str) -> Result<Url, FieldError> {
+pub(crate) fn web_url(field: &str, text: &str) -> Result<Url, FieldError> {
     if text.len() > 2048 {
         return Err(FieldError::new(field, "must be at most 2048 characters"));
     }

@@ -84,7 +84,10 @@ impl Bm25 {
         }
         let mut distinct = Vec::with_capacity(tfs.len());
         for (term, tf) in tfs {
-            self.postings.entry(term.clone()).or_default().push((slot, tf));
+            self.postings
+                .entry(term.clone())
+                .or_default()
+                .push((slot, tf));
             distinct.push(term);
         }
         let at = slot as usize;

@@ -190,7 +190,8 @@ const FUSION_DEPTH: usize = 100;
 pub struct SearchIndex<T> {
     weights: Weights,
     embedder: Option<Arc<dyn Embedder>>,
-    docs: HashMap<u32, Arc<Document<T>>>,
+    /// By slot; `None` for a free slot.
+    docs: Vec<Option<Arc<Document<T>>>>,
     slots: HashMap<String, u32>,
     free: Vec<u32>,
     next_slot: u32,
@@ -209,7 +210,7 @@ impl<T> SearchIndex<T> {
         Self {
             weights,
             embedder,
-            docs: HashMap::new(),
+            docs: Vec::new(),
             slots: HashMap::new(),
             free: Vec::new(),
             next_slot: 0,
@@ -227,15 +228,17 @@ impl<T> SearchIndex<T> {
     }
 
     pub fn len(&self) -> usize {
-        self.docs.len()
+        self.slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.docs.is_empty()
+        self.slots.is_empty()
     }
 
     pub fn get(&self, id: &str) -> Option<&Arc<Document<T>>> {
-        self.slots.get(id).and_then(|s| self.docs.get(s))
+        self.slots
+            .get(id)
+            .and_then(|s| self.docs[*s as usize].as_ref())
     }
 
     /// Adds or replaces one document. Costs about the size of the document (plus one embedding
@@ -277,7 +280,10 @@ impl<T> SearchIndex<T> {
                 self.vectors.insert(slot, v);
             }
             self.slots.insert(doc.id.clone(), slot);
-            self.docs.insert(slot, Arc::new(doc));
+            if self.docs.len() <= slot as usize {
+                self.docs.resize_with(slot as usize + 1, || None);
+            }
+            self.docs[slot as usize] = Some(Arc::new(doc));
         }
         Ok(())
     }
@@ -289,7 +295,7 @@ impl<T> SearchIndex<T> {
         };
         self.lexical.remove(slot);
         self.vectors.remove(slot);
-        self.docs.remove(&slot);
+        self.docs[slot as usize] = None;
         self.free.push(slot);
         true
     }
@@ -311,7 +317,7 @@ impl<T> SearchIndex<T> {
         visible: &dyn Fn(&Document<T>) -> bool,
     ) -> Results<T> {
         let keep = |slot: u32| {
-            let d = &self.docs[&slot];
+            let d = self.doc(slot);
             filter.matches(d) && visible(d)
         };
         let lexical: Vec<(u32, f64)> = self
@@ -346,7 +352,7 @@ impl<T> SearchIndex<T> {
             .into_iter()
             .enumerate()
             .map(|(i, (slot, score))| Hit {
-                doc: self.docs[&slot].clone(),
+                doc: self.docs[slot as usize].clone().expect("a live slot"),
                 score,
                 rank: i + 1,
             })
@@ -359,7 +365,7 @@ impl<T> SearchIndex<T> {
         let order = |a: &(u32, f64), b: &(u32, f64)| {
             b.1.partial_cmp(&a.1)
                 .unwrap_or(Ordering::Equal)
-                .then_with(|| self.docs[&a.0].id.cmp(&self.docs[&b.0].id))
+                .then_with(|| self.doc(a.0).id.cmp(&self.doc(b.0).id))
         };
         if scored.len() > limit && limit > 0 {
             scored.select_nth_unstable_by(limit - 1, order);
@@ -367,6 +373,11 @@ impl<T> SearchIndex<T> {
         scored.truncate(limit);
         scored.sort_unstable_by(order);
         scored
+    }
+
+    /// The document in a live slot (slots come from the index itself).
+    fn doc(&self, slot: u32) -> &Document<T> {
+        self.docs[slot as usize].as_deref().expect("a live slot")
     }
 
     /// Distinct terms in the lexical index.

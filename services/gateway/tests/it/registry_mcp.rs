@@ -16,10 +16,18 @@ async fn the_registry_is_managed_through_the_gateway_as_the_caller() {
     // What `registry::app::start` does with `mcp.register = true` (off in the shared helper).
     registry::mcp::ensure_registered(&stack.registry.state, stack.registry.addr).await;
     stack
-        .register("weather", json!({"transport": "streamable-http", "url": "http://127.0.0.1:9/mcp"}), json!({}))
+        .register(
+            "weather",
+            json!({"transport": "streamable-http", "url": "http://127.0.0.1:9/mcp"}),
+            json!({}),
+        )
         .await;
     stack
-        .register("finance", json!({"transport": "streamable-http", "url": "http://127.0.0.1:9/mcp"}), json!({}))
+        .register(
+            "finance",
+            json!({"transport": "streamable-http", "url": "http://127.0.0.1:9/mcp"}),
+            json!({}),
+        )
         .await;
     // Group `agents` may call the registry's tools through the gateway (writes included), and in
     // the registry may read `weather` only and register servers.
@@ -38,7 +46,13 @@ async fn the_registry_is_managed_through_the_gateway_as_the_caller() {
 
     let out = py_client(&url, &token, &["--call", "list_servers"]).await;
     let tools = out["tools"].as_array().unwrap_or_else(|| panic!("{out}"));
-    for name in ["list_servers", "get_server", "search", "register_server", "toggle_server"] {
+    for name in [
+        "list_servers",
+        "get_server",
+        "search",
+        "register_server",
+        "toggle_server",
+    ] {
         assert!(tools.contains(&json!(name)), "{name}: {out}");
     }
     assert_eq!(out["read_only"]["list_servers"], true, "{out}");
@@ -57,13 +71,23 @@ async fn the_registry_is_managed_through_the_gateway_as_the_caller() {
     }
     .encode();
     let header = format!("x-mcpgw-caller: {forged}");
-    let out = py_client(&url, &token, &["--header", &header, "--call", "list_servers"]).await;
+    let out = py_client(
+        &url,
+        &token,
+        &["--header", &header, "--call", "list_servers"],
+    )
+    .await;
     assert_eq!(paths(&out), vec!["weather"], "{out}");
 
     // A registration through the gateway is the caller's, in the registry's audit trail.
     let body = json!({"path": "notes", "name": "Notes", "governance": {"owner_team": "t"},
                       "endpoint": {"transport": "streamable-http", "url": "http://127.0.0.1:9/mcp"}});
-    let out = py_client(&url, &token, &["--call", "register_server", "--args", &body.to_string()]).await;
+    let out = py_client(
+        &url,
+        &token,
+        &["--call", "register_server", "--args", &body.to_string()],
+    )
+    .await;
     assert_ne!(out["call"]["result"]["isError"], true, "{out}");
     let audit = stack.audit("action=server.create&resource_id=notes").await;
     assert_eq!(audit.len(), 1, "{audit:?}");
@@ -72,7 +96,12 @@ async fn the_registry_is_managed_through_the_gateway_as_the_caller() {
     let out = py_client(
         &url,
         &token,
-        &["--call", "toggle_server", "--args", r#"{"path": "weather", "enabled": false}"#],
+        &[
+            "--call",
+            "toggle_server",
+            "--args",
+            r#"{"path": "weather", "enabled": false}"#,
+        ],
     )
     .await;
     let result = &out["call"]["result"];

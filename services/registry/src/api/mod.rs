@@ -4,6 +4,7 @@
 //! Routes are registered through `utoipa-axum`, so the OpenAPI document is generated from the
 //! same handlers that serve the requests and cannot drift from them.
 
+pub mod agents;
 pub mod audit;
 pub mod catalog;
 pub mod events;
@@ -63,6 +64,7 @@ impl Modify for SecurityAddon {
     components(schemas(mcpgw_core::error::ErrorBody)),
     tags(
         (name = "servers", description = "Registered MCP servers"),
+        (name = "agents", description = "Registered A2A agents"),
         (name = "api-keys", description = "API keys and the current caller"),
         (name = "audit", description = "Audit trail"),
         (name = "search", description = "Ranked search over servers and tools"),
@@ -104,6 +106,17 @@ fn build(state: Option<AppState>) -> (axum::Router<AppState>, utoipa::openapi::O
         .routes(routes!(health::refresh_tools))
         .routes(routes!(events::stream))
         .routes(routes!(servers::approve_tools))
+        .routes(routes!(agents::create, agents::list))
+        .routes(routes!(
+            agents::get,
+            agents::replace,
+            agents::patch,
+            agents::delete
+        ))
+        .routes(routes!(agents::toggle))
+        .routes(routes!(agents::transition))
+        .routes(routes!(agents::approve_card))
+        .routes(routes!(agents::check_health))
         .routes(routes!(keys::create, keys::list))
         .routes(routes!(keys::revoke))
         .routes(routes!(keys::me))

@@ -85,11 +85,10 @@ impl ServerHandler for RegistryMcp {
             ));
         }
         let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
-        let result =
-            match tools::call(&self.state, caller, &ctx, &request.name, arguments).await {
-                Ok(value) => rmcp::model::CallToolResult::structured(value),
-                Err(e) => rmcp::model::CallToolResult::structured_error(refusal(&e)),
-            };
+        let result = match tools::call(&self.state, caller, &ctx, &request.name, arguments).await {
+            Ok(value) => rmcp::model::CallToolResult::structured(value),
+            Err(e) => rmcp::model::CallToolResult::structured_error(refusal(&e)),
+        };
         Ok(result.into())
     }
 }

@@ -46,7 +46,12 @@ fn object(properties: Value, required: &[&str]) -> Arc<serde_json::Map<String, V
     }
 }
 
-fn tool(name: &'static str, description: &'static str, read_only: bool, schema: Arc<serde_json::Map<String, Value>>) -> Tool {
+fn tool(
+    name: &'static str,
+    description: &'static str,
+    read_only: bool,
+    schema: Arc<serde_json::Map<String, Value>>,
+) -> Tool {
     let annotations = ToolAnnotations::new()
         .read_only(read_only)
         .destructive(false)
@@ -227,7 +232,9 @@ fn list_arguments(args: &Value) -> Result<String> {
             Value::Bool(_) | Value::Number(_) => value.to_string(),
             Value::Null => continue,
             _ => {
-                return Err(FieldError::new(name.clone(), "must be a string, number or boolean").into());
+                return Err(
+                    FieldError::new(name.clone(), "must be a string, number or boolean").into(),
+                );
             }
         };
         query.append_pair(name, &text);
@@ -252,7 +259,11 @@ pub async fn call(
                 .list_servers(caller, &filter, cursor.as_deref(), limit)
                 .await?;
             Ok(to_value(&ServerList {
-                items: page.items.iter().map(|r| r.view(state.config.stage)).collect(),
+                items: page
+                    .items
+                    .iter()
+                    .map(|r| r.view(state.config.stage))
+                    .collect(),
                 next_cursor: page.next.as_deref().map(encode_cursor),
             }))
         }

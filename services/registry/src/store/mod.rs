@@ -20,7 +20,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use mcpgw_core::auth::{Permission, PrincipalKind};
-use mcpgw_core::domain::{Environment, Lifecycle, ServerPath, ServerRecord};
+use mcpgw_core::domain::{
+    AgentHealth, AgentRecord, Environment, Lifecycle, ServerPath, ServerRecord,
+};
 use mcpgw_core::policy::{PolicySnapshot, ScopeDocument};
 use mcpgw_core::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -85,6 +87,17 @@ impl ServerFilter {
                 .as_ref()
                 .is_none_or(|p| p.contains(r.path.as_str()))
     }
+}
+
+/// Filters for listing agents; all given filters must match.
+#[derive(Debug, Clone, Default)]
+pub struct AgentFilter {
+    pub enabled: Option<bool>,
+    pub lifecycle: Option<Lifecycle>,
+    pub tag: Option<String>,
+    pub owner_team: Option<String>,
+    /// Case-insensitive substring of path, card name, description, tags or skill names.
+    pub text: Option<String>,
 }
 
 /// An API key as stored: only a hash of its secret.
@@ -250,6 +263,47 @@ pub trait RegistryStore: Send + Sync {
         let _ = (holder, ttl);
         Ok(true)
     }
+
+    /// Inserts a new agent; `Conflict` when the path exists.
+    async fn insert_agent(
+        &self,
+        record: &AgentRecord,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+
+    async fn get_agent(&self, path: &ServerPath) -> Result<Option<AgentRecord>, StoreError>;
+
+    /// Agents matching `filter`, ordered by path, starting after the path `after`.
+    async fn list_agents(
+        &self,
+        filter: &AgentFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AgentRecord>, StoreError>;
+
+    /// Replaces an agent if the stored revision is `expected_revision`.
+    async fn update_agent(
+        &self,
+        record: &AgentRecord,
+        expected_revision: u64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes an agent if the stored revision is `expected_revision`.
+    async fn delete_agent(
+        &self,
+        path: &ServerPath,
+        expected_revision: u64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+
+    /// Writes an agent's health and nothing else (no revision bump, no audit record: a check
+    /// is an observation, as for servers). A path that no longer exists is skipped.
+    async fn update_agent_health(
+        &self,
+        path: &ServerPath,
+        health: &AgentHealth,
+    ) -> Result<(), StoreError>;
 
     /// Audit records matching `filter`, newest first, older than the id `before`.
     async fn list_audit(

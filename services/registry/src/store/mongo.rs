@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
-use mcpgw_core::domain::{ServerPath, ServerRecord};
+use mcpgw_core::domain::{AgentHealth, AgentRecord, ServerPath, ServerRecord};
 use mcpgw_core::policy::{PolicySnapshot, ScopeDocument};
 use mcpgw_core::time::Timestamp;
 use mongodb::bson::{Bson, Document, doc};
@@ -23,13 +23,15 @@ use mongodb::options::{Acknowledgment, ClientOptions, IndexOptions, ReadConcern,
 use mongodb::{Client, ClientSession, Collection, IndexModel};
 
 use super::{
-    ApiKeyRecord, AuditFilter, AuditRecord, RegistryStore, ServerFilter, StoreError, with_version,
+    AgentFilter, ApiKeyRecord, AuditFilter, AuditRecord, RegistryStore, ServerFilter, StoreError,
+    with_version,
 };
 use crate::config::StoreConfig;
 
 pub struct MongoStore {
     client: Client,
     servers: Collection<Document>,
+    agents: Collection<Document>,
     api_keys: Collection<Document>,
     audit: Collection<Document>,
     scopes: Collection<Document>,
@@ -108,6 +110,30 @@ fn server_from_doc(d: &Document) -> Result<ServerRecord, StoreError> {
     Ok(record)
 }
 
+/// Agents are stored like servers (see the module docs); health is written beside `doc`.
+fn agent_doc(r: &AgentRecord) -> Result<Document, StoreError> {
+    Ok(doc! {
+        "_id": r.path.as_str(),
+        "id": r.id.to_string(),
+        "revision": r.revision as i64,
+        "enabled": r.enabled,
+        "lifecycle": r.lifecycle.as_str(),
+        "tags": r.tags.clone(),
+        "owner_team": &r.governance.owner_team,
+        "search_text": r.search_text(),
+        "doc": to_json(r)?,
+    })
+}
+
+fn agent_from_doc(d: &Document) -> Result<AgentRecord, StoreError> {
+    let mut record: AgentRecord = from_doc(d)?;
+    if let Ok(text) = d.get_str("health") {
+        record.health = serde_json::from_str(text)
+            .map_err(|e| StoreError::Internal(format!("a stored health does not parse: {e}")))?;
+    }
+    Ok(record)
+}
+
 fn audit_doc(a: &AuditRecord) -> Result<Document, StoreError> {
     Ok(doc! {
         "_id": &a.id,
@@ -170,6 +196,7 @@ impl MongoStore {
         let db = client.database(&settings.mongo_database);
         let store = Self {
             servers: db.collection("servers"),
+            agents: db.collection("agents"),
             api_keys: db.collection("api_keys"),
             audit: db.collection("audit"),
             scopes: db.collection("scopes"),
@@ -202,6 +229,15 @@ impl MongoStore {
                 index(doc! {"owner_team": 1, "_id": 1}, "owner_path", false),
                 index(doc! {"environment": 1, "_id": 1}, "environment_path", false),
                 index(doc! {"updated_at": 1}, "updated_at", false),
+            ])
+            .await
+            .map_err(map_err)?;
+        self.agents
+            .create_indexes(vec![
+                index(doc! {"id": 1}, "id_unique", true),
+                index(doc! {"lifecycle": 1, "_id": 1}, "lifecycle_path", false),
+                index(doc! {"tags": 1, "_id": 1}, "tags_path", false),
+                index(doc! {"owner_team": 1, "_id": 1}, "owner_path", false),
             ])
             .await
             .map_err(map_err)?;
@@ -631,6 +667,149 @@ impl RegistryStore for MongoStore {
             .collect()
             .await;
         results.into_iter().collect()
+    }
+
+    async fn insert_agent(
+        &self,
+        record: &AgentRecord,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let agent = agent_doc(record)?;
+        let entry = audit_doc(audit)?;
+        let (agents, audits) = (self.agents.clone(), self.audit.clone());
+        let mut session = self.session().await?;
+        session
+            .start_transaction()
+            .and_run2(async move |s| {
+                agents.insert_one(agent.clone()).session(&mut *s).await?;
+                audits.insert_one(entry.clone()).session(&mut *s).await?;
+                Ok(())
+            })
+            .await
+            .map_err(map_err)
+    }
+
+    async fn get_agent(&self, path: &ServerPath) -> Result<Option<AgentRecord>, StoreError> {
+        let found = self
+            .agents
+            .find_one(doc! {"_id": path.as_str()})
+            .projection(doc! {"doc": 1, "health": 1})
+            .await
+            .map_err(map_err)?;
+        found.as_ref().map(agent_from_doc).transpose()
+    }
+
+    async fn list_agents(
+        &self,
+        filter: &AgentFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AgentRecord>, StoreError> {
+        let mut query = Document::new();
+        if let Some(enabled) = filter.enabled {
+            query.insert("enabled", enabled);
+        }
+        if let Some(state) = filter.lifecycle {
+            query.insert("lifecycle", state.as_str());
+        }
+        if let Some(tag) = &filter.tag {
+            query.insert("tags", tag.as_str());
+        }
+        if let Some(owner) = &filter.owner_team {
+            query.insert("owner_team", owner.as_str());
+        }
+        if let Some(text) = &filter.text {
+            query.insert(
+                "search_text",
+                doc! {"$regex": escape_regex(&text.to_lowercase())},
+            );
+        }
+        if let Some(after) = after {
+            query.insert("_id", doc! {"$gt": after});
+        }
+        let cursor = self
+            .agents
+            .find(query)
+            .projection(doc! {"doc": 1, "health": 1})
+            .sort(doc! {"_id": 1})
+            .limit(limit as i64)
+            .await
+            .map_err(map_err)?;
+        let docs: Vec<Document> = cursor.try_collect().await.map_err(map_err)?;
+        docs.iter().map(agent_from_doc).collect()
+    }
+
+    async fn update_agent(
+        &self,
+        record: &AgentRecord,
+        expected_revision: u64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let agent = agent_doc(record)?;
+        let entry = audit_doc(audit)?;
+        let path = record.path.as_str().to_owned();
+        let (agents, audits) = (self.agents.clone(), self.audit.clone());
+        let mut session = self.session().await?;
+        session
+            .start_transaction()
+            .and_run2(async move |s| {
+                let done = agents
+                    .replace_one(
+                        doc! {"_id": &path, "revision": expected_revision as i64},
+                        agent.clone(),
+                    )
+                    .session(&mut *s)
+                    .await?;
+                if done.matched_count == 0 {
+                    return Err(Self::why_unmatched(&agents, s, &path).await);
+                }
+                audits.insert_one(entry.clone()).session(&mut *s).await?;
+                Ok(())
+            })
+            .await
+            .map_err(map_err)
+    }
+
+    async fn delete_agent(
+        &self,
+        path: &ServerPath,
+        expected_revision: u64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let entry = audit_doc(audit)?;
+        let path = path.as_str().to_owned();
+        let (agents, audits) = (self.agents.clone(), self.audit.clone());
+        let mut session = self.session().await?;
+        session
+            .start_transaction()
+            .and_run2(async move |s| {
+                let done = agents
+                    .delete_one(doc! {"_id": &path, "revision": expected_revision as i64})
+                    .session(&mut *s)
+                    .await?;
+                if done.deleted_count == 0 {
+                    return Err(Self::why_unmatched(&agents, s, &path).await);
+                }
+                audits.insert_one(entry.clone()).session(&mut *s).await?;
+                Ok(())
+            })
+            .await
+            .map_err(map_err)
+    }
+
+    async fn update_agent_health(
+        &self,
+        path: &ServerPath,
+        health: &AgentHealth,
+    ) -> Result<(), StoreError> {
+        self.agents
+            .update_one(
+                doc! {"_id": path.as_str()},
+                doc! {"$set": {"health": to_json(health)?}},
+            )
+            .await
+            .map(|_| ())
+            .map_err(map_err)
     }
 
     async fn health_lease(&self, holder: &str, ttl: Duration) -> Result<bool, StoreError> {

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use mcpgw_core::domain::{ServerPath, ServerRecord};
+use mcpgw_core::domain::{AgentHealth, AgentRecord, ServerPath, ServerRecord};
 use mcpgw_core::policy::{PolicySnapshot, ScopeDocument};
 use mcpgw_core::time::Timestamp;
 use sqlx::sqlite::{
@@ -18,7 +18,8 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::{
-    ApiKeyRecord, AuditFilter, AuditRecord, RegistryStore, ServerFilter, StoreError, with_version,
+    AgentFilter, ApiKeyRecord, AuditFilter, AuditRecord, RegistryStore, ServerFilter, StoreError,
+    with_version,
 };
 use crate::config::{SqliteSync, StoreConfig};
 
@@ -143,6 +144,21 @@ impl SqliteStore {
         .await
         .map_err(map_err)?;
         Ok(row.get::<i64, _>(0) as u64)
+    }
+
+    /// Why a conditional write of an agent matched nothing.
+    async fn agent_unmatched(tx: &mut Transaction<'_, Sqlite>, path: &str) -> StoreError {
+        let row = sqlx::query("SELECT revision FROM agents WHERE path = ?")
+            .bind(path)
+            .fetch_optional(&mut **tx)
+            .await;
+        match row {
+            Ok(Some(r)) => StoreError::StaleRevision {
+                current: r.get::<i64, _>(0) as u64,
+            },
+            Ok(None) => StoreError::NotFound,
+            Err(e) => map_err(e),
+        }
     }
 
     async fn current_revision(
@@ -514,6 +530,140 @@ impl RegistryStore for SqliteStore {
             .map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)
+    }
+
+    async fn insert_agent(
+        &self,
+        record: &AgentRecord,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO agents (path, id, revision, enabled, lifecycle, owner_team, search_text, doc)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(record.path.as_str())
+        .bind(record.id.to_string())
+        .bind(record.revision as i64)
+        .bind(record.enabled)
+        .bind(record.lifecycle.as_str())
+        .bind(&record.governance.owner_team)
+        .bind(record.search_text())
+        .bind(to_json(record)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        Self::write_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_agent(&self, path: &ServerPath) -> Result<Option<AgentRecord>, StoreError> {
+        let row = sqlx::query("SELECT doc FROM agents WHERE path = ?")
+            .bind(path.as_str())
+            .fetch_optional(&self.reads)
+            .await
+            .map_err(map_err)?;
+        row.map(|r| from_json(r.get::<&str, _>(0))).transpose()
+    }
+
+    async fn list_agents(
+        &self,
+        filter: &AgentFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AgentRecord>, StoreError> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT a.doc FROM agents a WHERE 1=1");
+        if let Some(enabled) = filter.enabled {
+            q.push(" AND a.enabled = ").push_bind(enabled);
+        }
+        if let Some(state) = filter.lifecycle {
+            q.push(" AND a.lifecycle = ").push_bind(state.as_str());
+        }
+        if let Some(tag) = &filter.tag {
+            q.push(" AND EXISTS (SELECT 1 FROM json_each(a.doc, '$.tags') t WHERE t.value = ")
+                .push_bind(tag.clone())
+                .push(")");
+        }
+        if let Some(owner) = &filter.owner_team {
+            q.push(" AND a.owner_team = ").push_bind(owner.clone());
+        }
+        if let Some(text) = &filter.text {
+            q.push(" AND instr(a.search_text, ")
+                .push_bind(text.to_lowercase())
+                .push(") > 0");
+        }
+        if let Some(after) = after {
+            q.push(" AND a.path > ").push_bind(after.to_owned());
+        }
+        q.push(" ORDER BY a.path LIMIT ").push_bind(limit as i64);
+        let rows = q.build().fetch_all(&self.reads).await.map_err(map_err)?;
+        rows.iter()
+            .map(|r| from_json(r.get::<&str, _>(0)))
+            .collect()
+    }
+
+    async fn update_agent(
+        &self,
+        record: &AgentRecord,
+        expected_revision: u64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE agents SET revision = ?, enabled = ?, lifecycle = ?, owner_team = ?,
+                    search_text = ?, doc = ?
+             WHERE path = ? AND revision = ?",
+        )
+        .bind(record.revision as i64)
+        .bind(record.enabled)
+        .bind(record.lifecycle.as_str())
+        .bind(&record.governance.owner_team)
+        .bind(record.search_text())
+        .bind(to_json(record)?)
+        .bind(record.path.as_str())
+        .bind(expected_revision as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(Self::agent_unmatched(&mut tx, record.path.as_str()).await);
+        }
+        Self::write_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn delete_agent(
+        &self,
+        path: &ServerPath,
+        expected_revision: u64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM agents WHERE path = ? AND revision = ?")
+            .bind(path.as_str())
+            .bind(expected_revision as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(Self::agent_unmatched(&mut tx, path.as_str()).await);
+        }
+        Self::write_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn update_agent_health(
+        &self,
+        path: &ServerPath,
+        health: &AgentHealth,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE agents SET doc = json_set(doc, '$.health', json(?)) WHERE path = ?")
+            .bind(to_json(health)?)
+            .bind(path.as_str())
+            .execute(&self.writes)
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 
     async fn list_audit(

@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod agents;
 mod api_keys;
 mod bad_input;
 mod catalog;

@@ -74,7 +74,10 @@ async fn every_tool_works_for_a_permitted_caller_and_is_refused_like_rest_otherw
         ("transition_lifecycle", false),
         ("refresh_tools", false),
     ] {
-        assert!(read_only.contains(&(name.to_owned(), ro)), "{name}: {read_only:?}");
+        assert!(
+            read_only.contains(&(name.to_owned(), ro)),
+            "{name}: {read_only:?}"
+        );
     }
 
     // Writes, as the admin; each is what REST would answer, and audited with the caller.
@@ -102,9 +105,13 @@ async fn every_tool_works_for_a_permitted_caller_and_is_refused_like_rest_otherw
     .await
     .unwrap_err();
     assert_eq!(stale["code"], "revision_conflict", "{stale}");
-    let toggled = call(&admin, "toggle_server", json!({"path": "weather", "enabled": false}))
-        .await
-        .unwrap();
+    let toggled = call(
+        &admin,
+        "toggle_server",
+        json!({"path": "weather", "enabled": false}),
+    )
+    .await
+    .unwrap();
     assert_eq!(toggled["enabled"], false);
     let moved = call(
         &admin,
@@ -124,7 +131,12 @@ async fn every_tool_works_for_a_permitted_caller_and_is_refused_like_rest_otherw
     assert_eq!(bad_step["code"], "invalid_transition", "{bad_step}");
     let me = app.get("/api/v1/me").await.body["subject"].clone();
     let audit = app.audit("resource_id=weather").await;
-    for action in ["server.create", "server.update", "server.toggle", "server.lifecycle"] {
+    for action in [
+        "server.create",
+        "server.update",
+        "server.toggle",
+        "server.lifecycle",
+    ] {
         let entry = audit
             .iter()
             .find(|a| a["action"].as_str().unwrap_or("").starts_with(action))
@@ -133,7 +145,9 @@ async fn every_tool_works_for_a_permitted_caller_and_is_refused_like_rest_otherw
     }
 
     // Reads.
-    let list = call(&admin, "list_servers", json!({"limit": 1})).await.unwrap();
+    let list = call(&admin, "list_servers", json!({"limit": 1}))
+        .await
+        .unwrap();
     assert_eq!(count(&list), 1, "{list}");
     assert!(list["next_cursor"].is_string());
     let next = call(
@@ -143,19 +157,33 @@ async fn every_tool_works_for_a_permitted_caller_and_is_refused_like_rest_otherw
     )
     .await
     .unwrap();
-    assert!(next["items"].as_array().unwrap().iter().all(|s| s["enabled"] == false));
-    let got = call(&admin, "get_server", json!({"path": "weather"})).await.unwrap();
+    assert!(
+        next["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["enabled"] == false)
+    );
+    let got = call(&admin, "get_server", json!({"path": "weather"}))
+        .await
+        .unwrap();
     assert_eq!(got["lifecycle"], "submitted");
-    let health = call(&admin, "health", json!({"path": "weather"})).await.unwrap();
+    let health = call(&admin, "health", json!({"path": "weather"}))
+        .await
+        .unwrap();
     assert_eq!(health["path"], "weather");
-    let found = call(&admin, "search", json!({"query": "weather"})).await.unwrap();
+    let found = call(&admin, "search", json!({"query": "weather"}))
+        .await
+        .unwrap();
     assert!(found.to_string().contains("weather"), "{found}");
     // Tool discovery over the network: the registry lists its own tools through its record.
     let refreshed = call(&admin, "refresh_tools", json!({"path": "mcpgw-registry"}))
         .await
         .unwrap();
     assert_eq!(refreshed["tools"].as_array().unwrap().len(), tools.len());
-    let missing = call(&admin, "get_server", json!({"path": "nowhere"})).await.unwrap_err();
+    let missing = call(&admin, "get_server", json!({"path": "nowhere"}))
+        .await
+        .unwrap_err();
     assert_eq!(missing["code"], "server_not_found");
 
     // A reader: reads work, every write is refused with the REST message, nothing changes.
@@ -164,27 +192,44 @@ async fn every_tool_works_for_a_permitted_caller_and_is_refused_like_rest_otherw
     assert!(count(&call(&viewer, "list_servers", json!({})).await.unwrap()) >= 2);
     for (tool, args, permission) in [
         ("register_server", server_body("other"), "servers:create"),
-        ("update_server", json!({"path": "weather", "patch": {"name": "x"}}), "servers:update"),
-        ("toggle_server", json!({"path": "weather", "enabled": true}), "servers:toggle"),
+        (
+            "update_server",
+            json!({"path": "weather", "patch": {"name": "x"}}),
+            "servers:update",
+        ),
+        (
+            "toggle_server",
+            json!({"path": "weather", "enabled": true}),
+            "servers:toggle",
+        ),
         (
             "transition_lifecycle",
             json!({"path": "weather", "to": "security_review", "reason": "r"}),
             "lifecycle:review",
         ),
-        ("refresh_tools", json!({"path": "weather"}), "servers:update"),
+        (
+            "refresh_tools",
+            json!({"path": "weather"}),
+            "servers:update",
+        ),
     ] {
         let refused = call(&viewer, tool, args).await.unwrap_err();
         assert_eq!(refused["code"], "forbidden", "{tool}: {refused}");
         assert_eq!(
             refused["detail"],
-            format!("this action needs the permission `{permission}`, which the caller does not have"),
+            format!(
+                "this action needs the permission `{permission}`, which the caller does not have"
+            ),
             "{tool}"
         );
     }
     let after = app.get("/api/v1/servers/weather").await.body;
     assert_eq!(after["revision"], got["revision"]);
     assert_eq!(after["enabled"], false);
-    assert_eq!(app.get("/api/v1/servers/other").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get("/api/v1/servers/other").await.status,
+        StatusCode::NOT_FOUND
+    );
     // A key that may read nothing gets "forbidden", as on REST.
     let nobody = client(&app, &app.key_with(&["audit:read"]).await).await;
     let refused = call(&nobody, "list_servers", json!({})).await.unwrap_err();
@@ -194,11 +239,23 @@ async fn every_tool_works_for_a_permitted_caller_and_is_refused_like_rest_otherw
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
     let r = app
-        .call_as(None, Method::POST, "/mcp", Some(init.clone()), &[("accept", "application/json, text/event-stream")])
+        .call_as(
+            None,
+            Method::POST,
+            "/mcp",
+            Some(init.clone()),
+            &[("accept", "application/json, text/event-stream")],
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let r = app
-        .call_as(Some("mcpgw_nope.000000000000000000000000"), Method::POST, "/mcp", Some(init), &[("accept", "application/json, text/event-stream")])
+        .call_as(
+            Some("mcpgw_nope.000000000000000000000000"),
+            Method::POST,
+            "/mcp",
+            Some(init),
+            &[("accept", "application/json, text/event-stream")],
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     for c in [admin, viewer, nobody] {
@@ -214,13 +271,41 @@ async fn bad_input_names_the_field_and_changes_nothing(backend: Backend) {
     let before = app.get("/api/v1/servers/weather").await.body;
     let audit_before = app.audit("").await.len();
     for (tool, args, field) in [
-        ("register_server", json!({"path": "xx", "name": "", "endpoint": {"transport": "streamable-http", "url": "http://127.0.0.1:9/mcp"}, "governance": {"owner_team": "t"}}), "name"),
-        ("register_server", json!({"path": "Bad Path", "name": "n", "endpoint": {"transport": "streamable-http", "url": "http://127.0.0.1:9/mcp"}, "governance": {"owner_team": "t"}}), "path"),
-        ("register_server", json!({"path": "meta", "name": "n", "endpoint": {"transport": "streamable-http", "url": "http://169.254.169.254/mcp"}, "governance": {"owner_team": "t"}}), "endpoint.url"),
-        ("toggle_server", json!({"path": "weather", "enabled": "yes"}), "enabled"),
-        ("toggle_server", json!({"path": "weather", "enabled": true, "extra": 1}), "extra"),
-        ("update_server", json!({"path": "weather", "patch": {"name": "x".repeat(200)}}), "name"),
-        ("transition_lifecycle", json!({"path": "weather", "to": "nowhere", "reason": "r"}), "to"),
+        (
+            "register_server",
+            json!({"path": "xx", "name": "", "endpoint": {"transport": "streamable-http", "url": "http://127.0.0.1:9/mcp"}, "governance": {"owner_team": "t"}}),
+            "name",
+        ),
+        (
+            "register_server",
+            json!({"path": "Bad Path", "name": "n", "endpoint": {"transport": "streamable-http", "url": "http://127.0.0.1:9/mcp"}, "governance": {"owner_team": "t"}}),
+            "path",
+        ),
+        (
+            "register_server",
+            json!({"path": "meta", "name": "n", "endpoint": {"transport": "streamable-http", "url": "http://169.254.169.254/mcp"}, "governance": {"owner_team": "t"}}),
+            "endpoint.url",
+        ),
+        (
+            "toggle_server",
+            json!({"path": "weather", "enabled": "yes"}),
+            "enabled",
+        ),
+        (
+            "toggle_server",
+            json!({"path": "weather", "enabled": true, "extra": 1}),
+            "extra",
+        ),
+        (
+            "update_server",
+            json!({"path": "weather", "patch": {"name": "x".repeat(200)}}),
+            "name",
+        ),
+        (
+            "transition_lifecycle",
+            json!({"path": "weather", "to": "nowhere", "reason": "r"}),
+            "to",
+        ),
         ("list_servers", json!({"limit": 1000}), "limit"),
         ("list_servers", json!({"colour": "red"}), "colour"),
         ("search", json!({"query": ""}), "query"),
@@ -231,7 +316,11 @@ async fn bad_input_names_the_field_and_changes_nothing(backend: Backend) {
         assert!(!refused["detail"].as_str().unwrap().is_empty());
     }
     assert_eq!(app.get("/api/v1/servers/weather").await.body, before);
-    assert_eq!(app.audit("").await.len(), audit_before, "nothing was written");
+    assert_eq!(
+        app.audit("").await.len(),
+        audit_before,
+        "nothing was written"
+    );
     let list = app.get("/api/v1/servers").await.body;
     assert_eq!(count(&list), 1);
     // An unknown tool is a protocol fault: a JSON-RPC error, not a tool result.
@@ -259,13 +348,17 @@ async fn the_registry_registers_itself_once_across_restarts(backend: Backend) {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|k| k["permissions"] == json!(["gateway:delegate"]) && k["revoked_at"].is_null())
+            .filter(|k| {
+                k["permissions"] == json!(["gateway:delegate"]) && k["revoked_at"].is_null()
+            })
             .cloned()
             .collect()
     };
     assert_eq!(keys(app.get("/api/v1/api-keys").await.body).len(), 1);
     // A second start on the same store (same port, so the URL is unchanged) changes nothing.
-    let TestApp { running, dir, key, .. } = app;
+    let TestApp {
+        running, dir, key, ..
+    } = app;
     let config = running.state.config.as_ref().clone();
     let listen = running.addr;
     running.stop().await;
@@ -303,7 +396,9 @@ async fn a_caller_assertion_counts_only_beside_a_gateway_delegate_key(backend: B
     app.register(server_body("weather")).await;
     let scope = json!({"name": "readers", "group_mappings": ["registry-readers"],
                        "ui_permissions": {"list_service": ["all"]}});
-    let r = app.call(Method::PUT, "/api/v1/scopes/readers", Some(scope)).await;
+    let r = app
+        .call(Method::PUT, "/api/v1/scopes/readers", Some(scope))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let assertion = |groups: &[&str]| {
         CallerAssertion {
@@ -319,33 +414,70 @@ async fn a_caller_assertion_counts_only_beside_a_gateway_delegate_key(backend: B
     let delegate = app.key_with(&["gateway:delegate"]).await;
     // Beside a delegate key, the request runs as the asserted caller, mapped by the policy.
     let me = app
-        .call_as(Some(&delegate), Method::GET, "/api/v1/me", None, &[("x-mcpgw-caller", &assertion(&["registry-readers"]))])
+        .call_as(
+            Some(&delegate),
+            Method::GET,
+            "/api/v1/me",
+            None,
+            &[("x-mcpgw-caller", &assertion(&["registry-readers"]))],
+        )
         .await;
     assert_eq!(me.body["subject"], "jwt:alice", "{:?}", me.body);
     assert_eq!(me.body["permissions"], json!(["servers:read"]));
     let listed = app
-        .call_as(Some(&delegate), Method::GET, "/api/v1/servers", None, &[("x-mcpgw-caller", &assertion(&["registry-readers"]))])
+        .call_as(
+            Some(&delegate),
+            Method::GET,
+            "/api/v1/servers",
+            None,
+            &[("x-mcpgw-caller", &assertion(&["registry-readers"]))],
+        )
         .await;
     assert_eq!(listed.status, StatusCode::OK);
     let created = app
-        .call_as(Some(&delegate), Method::POST, "/api/v1/servers", Some(server_body("x")), &[("x-mcpgw-caller", &assertion(&["registry-readers"]))])
+        .call_as(
+            Some(&delegate),
+            Method::POST,
+            "/api/v1/servers",
+            Some(server_body("x")),
+            &[("x-mcpgw-caller", &assertion(&["registry-readers"]))],
+        )
         .await;
     assert_eq!(created.status, StatusCode::FORBIDDEN, "{:?}", created.body);
     // Without the assertion the delegate key alone may do nothing.
-    let alone = app.call_as(Some(&delegate), Method::GET, "/api/v1/servers", None, &[]).await;
+    let alone = app
+        .call_as(Some(&delegate), Method::GET, "/api/v1/servers", None, &[])
+        .await;
     assert_eq!(alone.status, StatusCode::FORBIDDEN);
     // Anyone else sending it is refused, even an admin claiming to be someone with less.
     let viewer = app.key_with(&["servers:read", "servers:create"]).await;
     for key in [&viewer] {
         let r = app
-            .call_as(Some(key), Method::GET, "/api/v1/servers", None, &[("x-mcpgw-caller", &assertion(&["registry-readers"]))])
+            .call_as(
+                Some(key),
+                Method::GET,
+                "/api/v1/servers",
+                None,
+                &[("x-mcpgw-caller", &assertion(&["registry-readers"]))],
+            )
             .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
-        assert!(r.body["detail"].as_str().unwrap().contains("gateway:delegate"));
+        assert!(
+            r.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("gateway:delegate")
+        );
     }
     // A malformed assertion is refused, naming it.
     let r = app
-        .call_as(Some(&delegate), Method::GET, "/api/v1/servers", None, &[("x-mcpgw-caller", "%%%")])
+        .call_as(
+            Some(&delegate),
+            Method::GET,
+            "/api/v1/servers",
+            None,
+            &[("x-mcpgw-caller", "%%%")],
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
     assert_eq!(r.field(), "x-mcpgw-caller");
