@@ -152,6 +152,7 @@ impl Running {
     /// Stops accepting, lets in-flight requests finish, and waits for the servers.
     pub async fn stop(self) {
         self.state.registry.gateway.close();
+        self.state.registry.events.close();
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;

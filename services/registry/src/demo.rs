@@ -183,8 +183,9 @@ async fn try_register(registry: &Registry, addr: SocketAddr) -> anyhow::Result<(
 }
 
 /// The scope the local auth-server's admin holds (`mcp-servers-unrestricted/execute`), so a
-/// token minted there can use the demo through the gateway. Only created when absent: an
-/// operator's own document of that name is never replaced.
+/// token minted there can use every server through the gateway: the demo, the registry's own
+/// MCP server (`mcp.path`) and whatever the evaluator registers, writes included. Only created
+/// when absent: an operator's own document of that name is never replaced.
 async fn seed_demo_scope(
     registry: &Registry,
     system: &Principal,
@@ -198,13 +199,13 @@ async fn seed_demo_scope(
     let (doc, _) = mcpgw_core::policy::ScopeDocument::from_value(&serde_json::json!({
         "name": NAME,
         "group_mappings": [],
-        "server_access": [{"server": "demo", "methods": "*", "tools": "*"}]
+        "server_access": [{"server": "*", "methods": "*", "tools": "*", "allow_write": true}]
     }))
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     registry.put_scope(system, ctx, doc).await?;
     tracing::info!(
         scope = NAME,
-        "demo scope created: tokens with this scope may use the demo server"
+        "demo scope created: tokens with this scope may use every server"
     );
     Ok(())
 }

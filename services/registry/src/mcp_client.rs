@@ -46,6 +46,10 @@ pub enum Failure {
     Auth(u16),
     #[error("http_status {0}")]
     Http(u16),
+    /// 404 to a request carrying our session id: the server forgot the session (restart,
+    /// expiry); the spec's answer is a new `initialize`.
+    #[error("session_gone")]
+    SessionGone,
     #[error("jsonrpc_error {code}: {message}")]
     JsonRpc { code: i64, message: String },
     #[error("protocol_error: {0}")]
@@ -235,7 +239,7 @@ impl<'a> Session<'a> {
 
     async fn initialize(&mut self) -> Result<(), Failure> {
         let result = self
-            .request(
+            .request_once(
                 "initialize",
                 json!({"protocolVersion": SESSION_VERSION, "capabilities": {},
                        "clientInfo": {"name": "mcpgw-registry", "version": env!("CARGO_PKG_VERSION")}}),
@@ -256,8 +260,22 @@ impl<'a> Session<'a> {
         self.notify("notifications/initialized").await
     }
 
-    /// Sends a request and waits for its answer.
-    pub async fn request(&mut self, method: &str, mut params: Value) -> Result<Value, Failure> {
+    /// Sends a request and waits for its answer; if the server forgot our session, opens a new
+    /// one once and repeats the request.
+    pub async fn request(&mut self, method: &str, params: Value) -> Result<Value, Failure> {
+        match self.request_once(method, params.clone()).await {
+            Err(Failure::SessionGone) => {
+                if let Mode::Session { id, .. } = &mut self.mode {
+                    *id = None;
+                }
+                self.initialize().await?;
+                self.request_once(method, params).await
+            }
+            other => other,
+        }
+    }
+
+    async fn request_once(&mut self, method: &str, mut params: Value) -> Result<Value, Failure> {
         self.next_id += 1;
         let id = self.next_id;
         if matches!(self.mode, Mode::Modern) {
@@ -317,8 +335,12 @@ impl<'a> Session<'a> {
             Mode::Sse { .. } => {}
         }
         let response = self.send(builder).await?;
+        if response.status() == StatusCode::NOT_FOUND
+            && matches!(self.mode, Mode::Session { id: Some(_), .. })
+        {
+            return Err(Failure::SessionGone);
+        }
         if !response.status().is_success() {
-            eprintln!("DEBUG {method} -> {}", response.status());
             return Err(status_error(response.status()));
         }
         Ok(response)

@@ -126,9 +126,13 @@ impl Bm25 {
         if self.live == 0 {
             return Vec::new();
         }
-        let mut avg = [0f32; FIELDS];
+        // norm(f) = 1 - b + b * len / avg, split into a constant and a factor of len.
+        let mut base = [0f32; FIELDS];
+        let mut per_len = [0f32; FIELDS];
         for (f, total) in self.total_lens.iter().enumerate() {
-            avg[f] = (*total as f32 / n).max(1.0);
+            let avg = (*total as f32 / n).max(1.0);
+            base[f] = 1.0 - weights.b[f];
+            per_len[f] = weights.b[f] / avg;
         }
         let mut query_terms = terms(query);
         query_terms.sort_unstable();
@@ -148,7 +152,7 @@ impl Bm25 {
                 let mut weighted = 0f32;
                 for f in 0..FIELDS {
                     if tf[f] > 0 {
-                        let norm = 1.0 - weights.b[f] + weights.b[f] * lens[f] as f32 / avg[f];
+                        let norm = base[f] + per_len[f] * lens[f] as f32;
                         weighted += weights.field[f] * f32::from(tf[f]) / norm;
                     }
                 }

@@ -320,11 +320,12 @@ impl<T> SearchIndex<T> {
             let d = self.doc(slot);
             filter.matches(d) && visible(d)
         };
+        // Matches are scored first and filtered lazily, best first: `keep` (a filter and the
+        // caller's permissions) then runs on a few times `limit` documents, not on every match.
         let lexical: Vec<(u32, f64)> = self
             .lexical
             .score(query, &self.weights)
             .into_iter()
-            .filter(|(slot, _)| keep(*slot))
             .map(|(slot, s)| (slot, f64::from(s)))
             .collect();
         let semantic = self.embedder.as_ref().and_then(|e| {
@@ -339,13 +340,24 @@ impl<T> SearchIndex<T> {
             )
         });
         let (mode, scored) = match semantic {
-            None => (Mode::Lexical, self.top(lexical, limit)),
+            None => (Mode::Lexical, self.top(lexical, limit, &keep)),
             Some(semantic) => {
                 let depth = limit.max(FUSION_DEPTH);
-                let lex: Vec<u32> = self.top(lexical, depth).into_iter().map(|h| h.0).collect();
-                let sem: Vec<u32> = self.top(semantic, depth).into_iter().map(|h| h.0).collect();
+                let lex: Vec<u32> = self
+                    .top(lexical, depth, &keep)
+                    .into_iter()
+                    .map(|h| h.0)
+                    .collect();
+                let sem: Vec<u32> = self
+                    .top(semantic, depth, &|_| true)
+                    .into_iter()
+                    .map(|h| h.0)
+                    .collect();
                 let fused = reciprocal_rank_fusion(&[&lex, &sem], RRF_K);
-                (Mode::Hybrid, self.top(fused.into_iter().collect(), limit))
+                (
+                    Mode::Hybrid,
+                    self.top(fused.into_iter().collect(), limit, &|_| true),
+                )
             }
         };
         let hits = scored
@@ -360,19 +372,43 @@ impl<T> SearchIndex<T> {
         Results { mode, hits }
     }
 
-    /// The `limit` best by score, ties broken by document id.
-    fn top(&self, mut scored: Vec<(u32, f64)>, limit: usize) -> Vec<(u32, f64)> {
+    /// The `limit` best of `scored` that `keep` accepts, best first, ties broken by document id.
+    /// Candidates are taken in growing chunks (select, then sort the chunk), so `keep` runs on
+    /// the best few only unless most candidates are refused.
+    fn top(
+        &self,
+        mut scored: Vec<(u32, f64)>,
+        limit: usize,
+        keep: &dyn Fn(u32) -> bool,
+    ) -> Vec<(u32, f64)> {
         let order = |a: &(u32, f64), b: &(u32, f64)| {
             b.1.partial_cmp(&a.1)
                 .unwrap_or(Ordering::Equal)
                 .then_with(|| self.doc(a.0).id.cmp(&self.doc(b.0).id))
         };
-        if scored.len() > limit && limit > 0 {
-            scored.select_nth_unstable_by(limit - 1, order);
+        let mut out = Vec::with_capacity(limit.min(scored.len()));
+        let mut start = 0;
+        let mut chunk = (limit * 4).max(32);
+        while out.len() < limit && start < scored.len() {
+            let rest = &mut scored[start..];
+            let take = chunk.min(rest.len());
+            if take < rest.len() {
+                rest.select_nth_unstable_by(take - 1, order);
+            }
+            let head = &mut rest[..take];
+            head.sort_unstable_by(order);
+            for &(slot, score) in head.iter() {
+                if out.len() == limit {
+                    break;
+                }
+                if keep(slot) {
+                    out.push((slot, score));
+                }
+            }
+            start += take;
+            chunk *= 4;
         }
-        scored.truncate(limit);
-        scored.sort_unstable_by(order);
-        scored
+        out
     }
 
     /// The document in a live slot (slots come from the index itself).

@@ -45,15 +45,22 @@ pub async fn stream(State(state): State<AppState>, Caller(caller): Caller) -> Re
         )
         .into_response());
     };
-    let mut events = state.registry.events.subscribe();
+    let bus = state.registry.events.clone();
+    let mut events = bus.subscribe();
     let keep_alive = Duration::from_secs(state.config.events.keep_alive_seconds);
     let body = async_stream(move |tx| async move {
         let _permit = permit;
         if tx.send(": connected\n\n".to_owned()).await.is_err() {
             return;
         }
+        let closed = bus.closed();
+        tokio::pin!(closed);
         loop {
-            let frame_text = match tokio::time::timeout(keep_alive, events.recv()).await {
+            let next = tokio::select! {
+                next = tokio::time::timeout(keep_alive, events.recv()) => next,
+                _ = &mut closed => return,
+            };
+            let frame_text = match next {
                 Err(_) => ": keep-alive\n\n".to_owned(),
                 Ok(Ok(event)) => {
                     if readable.as_ref().is_some_and(|p| !p.contains(event.path())) {

@@ -14,7 +14,7 @@ use mcpgw_core::domain::{HealthCheck, HealthStatus, ServerPath, ServerRecord};
 use mcpgw_core::egress::EgressPolicy;
 use mcpgw_core::upstream_auth::{AwsIdentity, UpstreamAuthContext};
 use serde::Serialize;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::config::HealthConfig;
 use crate::mcp_client::{self, Target};
@@ -62,12 +62,16 @@ impl ServerEvent {
 #[derive(Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Arc<ServerEvent>>,
+    /// Turns true at shutdown: open streams end, so draining connections does not wait for
+    /// them.
+    closing: watch::Sender<bool>,
 }
 
 impl Default for EventBus {
     fn default() -> Self {
         Self {
             tx: broadcast::channel(1024).0,
+            closing: watch::channel(false).0,
         }
     }
 }
@@ -80,6 +84,17 @@ impl EventBus {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<ServerEvent>> {
         self.tx.subscribe()
+    }
+
+    /// Ends every open stream (at shutdown).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`close`](Self::close) was called (at once if it was already).
+    pub async fn closed(&self) {
+        let mut rx = self.closing.subscribe();
+        let _ = rx.wait_for(|closing| *closing).await;
     }
 }
 

@@ -1,5 +1,6 @@
 //! One MCP-level check of one server: handshake (`server/discover`, or `initialize` +
-//! `notifications/initialized`), `ping`, close; classified into a [`HealthCheck`].
+//! `notifications/initialized`), `ping` (session era only: 2026-07-28 has none), close;
+//! classified into a [`HealthCheck`].
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +8,7 @@ use mcpgw_core::domain::{Endpoint, HealthCheck, HealthStatus, ServerRecord};
 use mcpgw_core::time::Timestamp;
 use serde_json::json;
 
-use crate::mcp_client::{Failure, Session, Target};
+use crate::mcp_client::{Failure, MODERN_VERSION, Session, Target};
 
 /// What a check needs besides the record.
 pub struct ProbeSettings {
@@ -50,8 +51,14 @@ pub async fn check(
                 Ok(s) => s,
                 Err(e) => return Outcome::Failed(e),
             };
-            let ping = session.request("ping", json!({})).await;
             let protocol = session.protocol().to_owned();
+            // 2026-07-28 removed `ping` (a modern server answers 404 + -32601): there the
+            // `server/discover` answer already is the MCP-level liveness proof.
+            let ping = if protocol == MODERN_VERSION {
+                Ok(json!({}))
+            } else {
+                session.request("ping", json!({})).await
+            };
             session.close().await;
             match ping {
                 Ok(_) => Outcome::Answered { protocol },

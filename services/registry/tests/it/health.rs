@@ -110,10 +110,19 @@ async fn manual_checks_classify_real_servers_without_bumping_the_revision() {
     ))
     .await;
 
+    // The rmcp demo speaks 2026-07-28 (server/discover, no ping); server-everything is
+    // session-era (its 404 to server/discover falls back to initialize + ping).
     let demo = check(&app, "demo").await;
     assert_eq!(demo["status"], "healthy", "{demo}");
+    assert_eq!(demo["history"][0]["protocol"], "2026-07-28", "{demo}");
     let h = check(&app, "ev-http").await;
     assert_eq!(h["status"], "healthy", "{h}");
+    assert!(
+        h["history"][0]["protocol"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("2025-")),
+        "{h}"
+    );
     let s = check(&app, "ev-sse").await;
     assert_eq!(s["status"], "healthy", "{s}");
     let d = check(&app, "dead").await;
@@ -195,9 +204,34 @@ async fn tools_refresh_lists_through_the_set_tools_path() {
     app.running.stop().await;
 }
 
+/// Reads SSE frames from `stream` until one contains every string of `wanted`; returns all
+/// text read. Waits on the stream itself (bounded), never on sleeps.
+async fn read_until(
+    stream: &mut (impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    seen: &mut String,
+    wanted: &[&str],
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if seen
+            .split("\n\n")
+            .any(|frame| wanted.iter().all(|w| frame.contains(w)))
+        {
+            return;
+        }
+        let chunk = tokio::time::timeout_at(deadline, futures::StreamExt::next(stream))
+            .await
+            .unwrap_or_else(|_| panic!("no frame with {wanted:?} in time; saw:\n{seen}"))
+            .expect("the stream stays open")
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
 #[tokio::test]
 async fn the_scheduler_checks_new_servers_discovers_tools_and_streams_events() {
     let config = "[health]\ninterval_seconds = 5\ndamping = 2\n";
+    let (_http, http_url) = everything("streamableHttp").await;
     for backend in [Backend::Sqlite, Backend::Mongo] {
         let app = spawn_with(backend, config).await;
         let events = app
@@ -208,38 +242,45 @@ async fn the_scheduler_checks_new_servers_discovers_tools_and_streams_events() {
             .await
             .unwrap();
         assert_eq!(events.status(), StatusCode::OK);
-        let (_http, http_url) = everything("streamableHttp").await;
-        app.register(body("ev", "streamable-http", &http_url)).await;
-        // Registration → first check (applies at once) → healthy → discovery.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let s = app.get("/api/v1/servers/ev").await.body;
-            if s["health"]["status"] == "healthy" && s["tool_count"].as_u64() > Some(0) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{backend:?}: not checked and discovered: {s}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        // The stream saw the registration and the health change.
         let mut stream = events.bytes_stream();
         let mut seen = String::new();
-        while !seen.contains("event: health") {
-            let chunk = tokio::time::timeout(
-                Duration::from_secs(5),
-                futures::StreamExt::next(&mut stream),
-            )
+        app.register(body("ev", "streamable-http", &http_url)).await;
+        // Registration (revision 1) → the scheduler's first check (applies at once) →
+        // healthy → discovery records the tools (revision 2).
+        read_until(
+            &mut stream,
+            &mut seen,
+            &["event: changed", r#""path":"ev""#, r#""revision":1"#],
+        )
+        .await;
+        read_until(
+            &mut stream,
+            &mut seen,
+            &["event: health", r#""path":"ev""#, r#""status":"healthy""#],
+        )
+        .await;
+        read_until(
+            &mut stream,
+            &mut seen,
+            &["event: changed", r#""path":"ev""#, r#""revision":2"#],
+        )
+        .await;
+        let s = app.get("/api/v1/servers/ev").await.body;
+        assert_eq!(s["health"]["status"], "healthy", "{backend:?}: {s}");
+        assert!(s["tool_count"].as_u64() > Some(0), "{backend:?}: {s}");
+        let audit = app
+            .get("/api/v1/audit?resource_id=ev&action=server.tools")
+            .await;
+        assert_eq!(audit.body["items"][0]["details"]["source"], "discovery");
+        assert_eq!(
+            audit.body["items"][0]["actor"], "system:tool-discovery",
+            "{:?}",
+            audit.body
+        );
+        // The stream ends at shutdown instead of holding the drain open.
+        tokio::time::timeout(Duration::from_secs(10), app.running.stop())
             .await
-            .expect("an event arrives")
-            .unwrap()
-            .unwrap();
-            seen.push_str(&String::from_utf8_lossy(&chunk));
-        }
-        assert!(seen.contains("event: changed"), "{seen}");
-        assert!(seen.contains(r#""status":"healthy""#), "{seen}");
-        app.running.stop().await;
+            .expect("the registry stops with an event stream open");
     }
 }
 

@@ -771,6 +771,18 @@ async fn the_demo_server_is_registered_approved_for_dev_with_its_discovered_tool
             .all(|t| t["annotations"]["readOnlyHint"] == true)
     );
     assert_eq!(s["lifecycle_history"].as_array().unwrap().len(), 3);
+    // The local admin's scope reaches every server, writes included (the registry's own MCP
+    // server among them), not only the demo.
+    for server in ["demo", "mcpgw-registry", "anything-registered-later"] {
+        let check = app
+            .post(
+                "/api/v1/policy/check",
+                json!({"scopes": ["mcp-servers-unrestricted/execute"], "groups": [],
+                       "server": server, "method": "tools/call", "tool": "register_server"}),
+            )
+            .await;
+        assert_eq!(check.body["allowed"], true, "{server}: {}", check.body);
+    }
     // The demo server answers real MCP: call a tool through the official client crate.
     use rmcp::ServiceExt;
     let client = ()
