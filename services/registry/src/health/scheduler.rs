@@ -1,18 +1,19 @@
 //! The background loop: every second, the servers whose interval has passed are checked, a
 //! bounded number at a time, their starts spread over `spread_ms` (jitter), and the results
-//! written in one batch.
+//! written in one batch ([`check_all`]).
 //!
 //! With several replicas on one store, only the holder of the store's health lease checks
-//! (the lease is renewed every tick and lapses three ticks after its holder stops).
+//! (the lease is renewed every tick and lapses a few seconds after its holder stops).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use mcpgw_core::domain::{Endpoint, ServerRecord};
 use mcpgw_core::time::Timestamp;
 use rand::Rng;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use super::{HealthChecker, damping};
 use crate::service::Registry;
@@ -63,34 +64,67 @@ pub async fn cycle(
     registry: &Arc<Registry>,
     checker: &Arc<HealthChecker>,
 ) -> crate::error::Result<usize> {
-    match registry.store.health_lease(&checker.holder, TICK * 3).await {
+    // The lease outlives the longest cycle (spread + one check) plus two missed ticks, so a
+    // slow cycle does not let another replica start the same checks.
+    let lease = TICK * 3 + Duration::from_millis(checker.config.spread_ms) + checker.timeout();
+    match registry.store.health_lease(&checker.holder, lease).await {
         Ok(true) => {}
         Ok(false) => return Ok(0),
         Err(e) => return Err(e.into()),
     }
+    let started = std::time::Instant::now();
     let due = due_servers(registry, checker.config.interval_seconds).await?;
-    if due.is_empty() {
+    let checked = check_all(registry, checker, due, "scheduled").await?;
+    if checked > 0 {
+        // One line per cycle that did work: how operators (and scripts/bench-health.sh) see
+        // whether a cycle fits its interval.
+        tracing::info!(
+            checked,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "health check cycle done"
+        );
+    }
+    Ok(checked)
+}
+
+/// Checks `records` (damped, as scheduled checks are) and writes the results in one batch:
+/// each check starts after a random delay within `spread_ms` (less when few are due), then
+/// waits for one of `concurrency` slots, so a cycle's work is spread out rather than a burst.
+/// Returns how many were checked.
+pub async fn check_all(
+    registry: &Arc<Registry>,
+    checker: &Arc<HealthChecker>,
+    records: Vec<ServerRecord>,
+    trigger: &str,
+) -> crate::error::Result<usize> {
+    if records.is_empty() {
         return Ok(0);
     }
-    let count = due.len();
-    // Spread the starts over at most spread_ms, less when few servers are due.
-    let spread_ms = checker
-        .config
-        .spread_ms
-        .min((count as u64).saturating_mul(10));
+    let count = records.len();
     let config = &checker.config;
-    let results: Vec<_> = futures::stream::iter(due.into_iter().map(|record| async move {
-        if spread_ms > 0 {
-            let wait = rand::rng().random_range(0..spread_ms);
-            tokio::time::sleep(Duration::from_millis(wait)).await;
-        }
-        let result = checker.check(registry, &record, "scheduled").await;
-        let next = damping::apply(&record.health, result, config.damping, config.history);
-        (record, next)
-    }))
-    .buffer_unordered(config.concurrency)
-    .collect()
-    .await;
+    let spread_ms = config.spread_ms.min((count as u64).saturating_mul(10));
+    let slots = Semaphore::new(config.concurrency);
+    let results: Vec<_> = records
+        .into_iter()
+        .map(|record| {
+            let slots = &slots;
+            async move {
+                if spread_ms > 0 {
+                    let wait = rand::rng().random_range(0..spread_ms);
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                }
+                let _slot = slots
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed");
+                let result = checker.check(registry, &record, trigger).await;
+                let next = damping::apply(&record.health, result, config.damping, config.history);
+                (record, next)
+            }
+        })
+        .collect::<FuturesUnordered<_>>()
+        .collect()
+        .await;
     checker.store(registry, results).await?;
     Ok(count)
 }

@@ -1,8 +1,9 @@
 //! Health checks, tool discovery and the event stream against real MCP servers: the
 //! registry's own rmcp demo server (in-process, Streamable HTTP), the reference
-//! server-everything (Streamable HTTP and legacy SSE, from `scripts/deps/mcp-peers.sh`), a
-//! dead port, and two small axum servers that stand in for a server behind a refusing proxy
-//! (401) and a hung server (nothing real answers exactly that way on demand).
+//! server-everything (Streamable HTTP and legacy SSE, from `scripts/deps/mcp-peers.sh`), the
+//! Python SDK server, a dead port, and two small axum servers that stand in for a server
+//! behind a refusing proxy (401) and a hung server (nothing real answers exactly that way on
+//! demand).
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -10,6 +11,9 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
+
+use mcpgw_core::domain::ServerPath;
+use registry::health::scheduler::check_all;
 
 use crate::helpers::*;
 
@@ -54,6 +58,28 @@ async fn everything(mode: &str) -> (Child, String) {
     (child, format!("http://127.0.0.1:{port}/{path}"))
 }
 
+/// The Python SDK server (`services/gateway/tests/peers/py_server.py`) over Streamable HTTP,
+/// killed on drop.
+async fn py_server() -> (Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = Command::new(format!("{}/python", env("MCPGW_TEST_PY_PEERS")))
+        .arg(format!("{}/py_server.py", env("MCPGW_TEST_PEERS_SRC")))
+        .args(["--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the python peer starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("py_server prints READY within 30 s")
+        .unwrap()
+        .unwrap();
+    let url = line.strip_prefix("READY ").expect("a READY line").trim();
+    (child, url.to_owned())
+}
+
 /// An HTTP server whose every answer is `status` after `delay`.
 async fn fixed(status: u16, delay: Duration) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -85,7 +111,7 @@ async fn check(app: &TestApp, path: &str) -> Value {
 }
 
 /// Scheduled checks off, so the test decides when checks run.
-const MANUAL_ONLY: &str = "[health]\nenabled = false\ntimeout_ms = 1500\nconnect_timeout_ms = 500\ndegraded_ms = 1000\n[demo]\nenabled = true\nlisten = \"127.0.0.1:0\"\n";
+const MANUAL_ONLY: &str = "[health]\nenabled = false\ndamping = 2\ntimeout_ms = 1500\nconnect_timeout_ms = 500\ndegraded_ms = 1000\n[demo]\nenabled = true\nlisten = \"127.0.0.1:0\"\n";
 
 #[tokio::test]
 async fn manual_checks_classify_real_servers_without_bumping_the_revision() {
@@ -95,6 +121,8 @@ async fn manual_checks_classify_real_servers_without_bumping_the_revision() {
     app.register(body("ev-http", "streamable-http", &http_url))
         .await;
     app.register(body("ev-sse", "sse", &sse_url)).await;
+    let (_py, py_url) = py_server().await;
+    app.register(body("py", "streamable-http", &py_url)).await;
     app.register(body("dead", "streamable-http", "http://127.0.0.1:9/mcp"))
         .await;
     app.register(body(
@@ -125,6 +153,8 @@ async fn manual_checks_classify_real_servers_without_bumping_the_revision() {
     );
     let s = check(&app, "ev-sse").await;
     assert_eq!(s["status"], "healthy", "{s}");
+    let p = check(&app, "py").await;
+    assert_eq!(p["status"], "healthy", "{p}");
     let d = check(&app, "dead").await;
     assert_eq!(
         (d["status"].as_str(), d["reason"].as_str()),
@@ -284,6 +314,52 @@ async fn the_scheduler_checks_new_servers_discovers_tools_and_streams_events() {
     }
 }
 
+/// Damping end to end: scheduled checks against a real server that goes away change the
+/// stored status only after `damping` agreeing results, without a revision bump, and announce
+/// the change once.
+#[tokio::test]
+async fn scheduled_results_are_damped_against_a_server_that_goes_away() {
+    let app = spawn_with(Backend::Sqlite, MANUAL_ONLY).await;
+    let (mut server, url) = everything("streamableHttp").await;
+    app.register(body("flaky", "streamable-http", &url)).await;
+    let state = &app.running.state;
+    let path = ServerPath::parse("flaky").unwrap();
+    let scheduled = async || {
+        let record = state
+            .registry
+            .store
+            .get_server(&path)
+            .await
+            .unwrap()
+            .unwrap();
+        check_all(&state.registry, &state.health, vec![record], "scheduled")
+            .await
+            .unwrap();
+        app.get("/api/v1/servers/flaky/health").await.body["health"].clone()
+    };
+    let h = scheduled().await;
+    assert_eq!(
+        h["status"], "healthy",
+        "the first result applies at once: {h}"
+    );
+    let mut events = state.registry.events.subscribe();
+    server.kill().await.unwrap();
+    let h = scheduled().await;
+    assert_eq!(
+        (h["status"].as_str(), h["history"][0]["reason"].as_str()),
+        (Some("healthy"), Some("connection_refused")),
+        "one failure is not enough (damping = 2): {h}"
+    );
+    assert!(events.try_recv().is_err(), "no change announced yet");
+    let h = scheduled().await;
+    assert_eq!(h["status"], "unhealthy", "{h}");
+    assert_eq!(h["history"].as_array().unwrap().len(), 3);
+    let event = events.try_recv().expect("the change is announced");
+    assert_eq!(event.name(), "health");
+    assert_eq!(app.get("/api/v1/servers/flaky").await.body["revision"], 1);
+    app.running.stop().await;
+}
+
 #[tokio::test]
 async fn health_endpoints_check_permissions_and_input() {
     let app = spawn_with(Backend::Sqlite, MANUAL_ONLY).await;
@@ -295,6 +371,36 @@ async fn health_endpoints_check_permissions_and_input() {
         .call(Method::POST, "/api/v1/servers/nope/health", None)
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Reading health needs read access; making the registry call the server needs update.
+    let reader = app.key_with(&["servers:read"]).await;
+    let r = app
+        .call_as(
+            Some(&reader),
+            Method::GET,
+            "/api/v1/servers/demo/health",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    for path in [
+        "/api/v1/servers/demo/health",
+        "/api/v1/servers/demo/tools/refresh",
+    ] {
+        let r = app
+            .call_as(Some(&reader), Method::POST, path, None, &[])
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::FORBIDDEN, "forbidden"),
+            "{path}"
+        );
+    }
+    let health = app.get("/api/v1/servers/demo/health").await.body["health"].clone();
+    assert!(
+        health["checked_at"].is_null() && health["history"].is_null(),
+        "a refused check ran nothing: {health}"
+    );
     let mut b = server_body("bad-interval");
     b["governance"]["health_check_interval_seconds"] = json!(1);
     let r = app.post("/api/v1/servers", b).await;
