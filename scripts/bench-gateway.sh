@@ -59,29 +59,7 @@ REGISTRY_BIN=$TARGET_DIR/release/registry
 GATEWAY_BIN=${BENCH_GATEWAY_BIN:-$TARGET_DIR/release/gateway}
 STACK_BIN=$TARGET_DIR/release/examples/bench_stack
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcpgw-bench-gw.XXXXXX")
-chmod 700 "$WORK"
-PIDS=()   # everything we started, stopped in reverse order at exit
-
-# stop PID: SIGTERM, then SIGKILL after 15 s.
-stop() {
-  local pid=$1
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 15))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  local rc=$? i
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop "${PIDS[i]}"; done
-  if ((rc == 0)) && [[ -z ${BENCH_KEEP:-} ]]; then rm -rf "$WORK"; else log "kept $WORK (logs, partial results)"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_init gw
 
 # wait_for WHAT TIMEOUT_S PID COMMAND...: retry COMMAND until it succeeds; fail if PID dies.
 wait_for() {
@@ -94,35 +72,8 @@ wait_for() {
   done
 }
 
-cpu_seconds() {
-  awk -v tck="$(getconf CLK_TCK)" '{ print ($14 + $15) / tck }' "/proc/$1/stat" 2>/dev/null || echo 0
-}
 rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 hwm_mb() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-
-busy_pct() {
-  local a b
-  a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
-  sleep 3
-  b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
-  awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2]; printf "%.0f", (t > 0 ? 100 * (y[1] - x[1]) / t : 0) }'
-}
-
-# wait_quiet: numbers from a machine that is also compiling are noise. Wait (up to
-# BENCH_QUIET_WAIT s) until the CPUs are mostly idle; note it in the report if they never were.
-QUIET_NOTE=""
-wait_quiet() {
-  local deadline=$((SECONDS + QUIET_WAIT)) busy
-  while busy=$(busy_pct) && ((busy > 15)); do
-    if ((SECONDS >= deadline)); then
-      log "the machine is still ${busy}% busy after ${QUIET_WAIT} s; benchmarking anyway"
-      QUIET_NOTE="The machine was ${busy}% busy with other work when the runs started; treat these numbers as pessimistic."
-      return
-    fi
-    log "CPUs ${busy}% busy with other work; waiting for them to settle before measuring"
-    sleep 10
-  done
-}
 
 # metric NAME_WITH_LABELS: one sample from the gateway's /metrics (0 if absent).
 metric() {
@@ -130,15 +81,6 @@ metric() {
 }
 
 calls() { curl -fsS --max-time 5 "$COUNT_URL"; }
-
-# children_cpu: set CHILD_CPU to the user+system CPU seconds of this shell's finished
-# (waited-for) children. Not a $(...) function: `times` in a subshell would see the
-# subshell's children, i.e. none.
-CHILD_CPU=0
-children_cpu() {
-  times >"$WORK/times"
-  CHILD_CPU=$(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$WORK/times")
-}
 
 # ---------------------------------------------------------------------------------------------
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -152,26 +94,14 @@ log "building the registry, the gateway and bench_stack (release). A first relea
 for b in "$REGISTRY_BIN" "$GATEWAY_BIN" "$STACK_BIN"; do [[ -x $b ]] || die "build finished but $b is missing"; done
 
 # --- the registry --------------------------------------------------------------------------------
-REG_PORT=$(free_port)
-REG_MPORT=$(free_port)
 REG_DATA=$WORK/registry
 mkdir -p "$REG_DATA"
 SEAL=$WORK/seal.key
 (umask 077 && python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())' >"$SEAL")
-for v in $(compgen -e | grep -E '^MCPGW_(REGISTRY|GATEWAY)_' || true); do unset "$v"; done
-log "starting the registry on 127.0.0.1:$REG_PORT"
-MCPGW_REGISTRY_LISTEN=127.0.0.1:$REG_PORT \
-  MCPGW_REGISTRY_METRICS_LISTEN=127.0.0.1:$REG_MPORT \
-  MCPGW_REGISTRY_DATA_DIR=$REG_DATA \
-  MCPGW_REGISTRY_STORE__URL="sqlite://$REG_DATA/registry.db" \
-  MCPGW_REGISTRY_EGRESS__ALLOW_LOOPBACK=true \
-  MCPGW_REGISTRY_BOOTSTRAP__ADMIN_KEY_FILE=$REG_DATA/admin.key \
-  MCPGW_REGISTRY_SECRETS__ENCRYPTION_KEY_FILE=$SEAL \
-  MCPGW_REGISTRY_LOG__FILTER=warn \
-  "$REGISTRY_BIN" serve >"$WORK/registry.log" 2>&1 &
-REG_PID=$!
-PIDS+=("$REG_PID")
-wait_for "the registry" 60 "$REG_PID" bash -c "curl -fs -o /dev/null --max-time 2 http://127.0.0.1:$REG_PORT/health && test -s $REG_DATA/admin.key"
+for v in $(compgen -e | grep -E '^MCPGW_GATEWAY_' || true); do unset "$v"; done
+log "starting the registry"
+start_registry "$REGISTRY_BIN" "$REG_DATA" "sqlite://$REG_DATA/registry.db" "$WORK/registry.log" \
+  MCPGW_REGISTRY_SECRETS__ENCRYPTION_KEY_FILE="$SEAL"
 
 # --- the issuer, the MCP server, the registrations --------------------------------------------
 GW_PORT=$(free_port)
@@ -287,7 +217,7 @@ STREAMS_LINE=$(head -n1 "$WORK/streams.out")
 GW_THREADS=$(awk '/^Threads:/ { print $2 }' "/proc/$GW_PID/status")
 log "gateway RSS with $STREAMS streams: $RSS_STREAMS MB (client: $STREAMS_LINE; gateway open-stream gauge $OPEN_GAUGE)"
 ((OPEN_GAUGE >= STREAMS)) || die "the gateway counts $OPEN_GAUGE open streams, expected $STREAMS"
-stop "$STREAMS_PID"
+bench_stop "$STREAMS_PID"
 deadline=$((SECONDS + 60))
 while (($(metric mcpgw_gateway_open_streams) > 0)) && ((SECONDS < deadline)); do sleep 0.5; done
 OPEN_AFTER=$(metric mcpgw_gateway_open_streams)
@@ -390,8 +320,7 @@ AUDIT_DROPPED=$(metric mcpgw_gateway_audit_dropped_total)
 log "gateway RSS after the load: $RSS_AFTER MB (peak $HWM MB); audit events sent $AUDIT_SENT, dropped $AUDIT_DROPPED"
 
 # --- the report ----------------------------------------------------------------------------------
-cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-mem_gb=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
+machine_facts
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
   commit="$commit (with uncommitted changes)"
@@ -464,7 +393,6 @@ with open(f"{work}/summary", "w") as f:
         f.write(f"{c} {dp50 / 1000:.3f} {ratio:.2f}\n")
 EOF
 
-verdict() { awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN { ok = (op == "<=") ? (v + 0 <= l + 0) : (v + 0 >= l + 0); print ok ? "met" : "**missed**" }'; }
 targets=()
 while read -r c dp50 ratio; do
   if ((c == 1)); then
@@ -522,21 +450,6 @@ targets+=("- RSS with $STREAMS open SSE streams: $RSS_STREAMS MB (target at most
   echo
 } >"$WORK/section.md"
 
-python3 - "$OUT" "$WORK/section.md" "$SECTION" <<'EOF'
-import os, sys
-out, section_file, heading = sys.argv[1:]
-section = open(section_file).read().rstrip("\n") + "\n"
-lines = open(out).read().splitlines(keepends=True) if os.path.exists(out) else ["# Performance\n", "\n"]
-start = next((i for i, l in enumerate(lines) if l.rstrip("\n") == heading), None)
-if start is None:
-    if lines and lines[-1].strip():
-        lines.append("\n")
-    lines.append(section)
-else:
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = lines[end:]
-    lines[start:end] = [section] + (["\n"] if tail else [])
-open(out, "w").write("".join(lines))
-EOF
+write_sections "$OUT" "$WORK/section.md" "$SECTION"
 cat "$WORK/section.md"
 log "wrote \"$SECTION\" to ${OUT#"$ROOT"/}"

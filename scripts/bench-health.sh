@@ -37,49 +37,7 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 export CARGO_TARGET_DIR=$TARGET_DIR
 REGISTRY_BIN=$TARGET_DIR/release/registry
 
-WORK=$(mktemp -d -t mcpgw-bench-health.XXXXXX)
-chmod 700 "$WORK"
-PIDS=()
-# stop PID: SIGTERM, then SIGKILL after 15 s.
-stop() {
-  local pid=$1
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 15))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local rc=$? i
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop "${PIDS[i]}"; done
-  if ((rc == 0)) && [[ -z ${BENCH_KEEP:-} ]]; then rm -rf "$WORK"; else log "kept $WORK (logs, partial results)"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-busy_pct() {
-  local a b
-  a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
-  sleep 3
-  b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
-  awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2]; printf "%.0f", (t > 0 ? 100 * (y[1] - x[1]) / t : 0) }'
-}
-# wait_quiet: numbers from a machine that is also compiling are noise.
-QUIET_NOTE=""
-wait_quiet() {
-  local deadline=$((SECONDS + QUIET_WAIT)) busy
-  while busy=$(busy_pct) && ((busy > 15)); do
-    if ((SECONDS >= deadline)); then
-      log "the machine is still ${busy}% busy after ${QUIET_WAIT} s; benchmarking anyway"
-      QUIET_NOTE="The machine was ${busy}% busy with other work when the cycle ran; treat these numbers as pessimistic."
-      return
-    fi
-    log "CPUs ${busy}% busy with other work; waiting for them to settle before measuring"
-    sleep 10
-  done
-}
+bench_init health
 
 command -v curl >/dev/null || apt_install curl
 eval "$(bash "$ROOT/scripts/deps/mcp-peers.sh" env)"
@@ -100,46 +58,23 @@ done
 for ((i = 0; i < PEERS; i++)); do
   port=${PEER_URLS[i]#http://127.0.0.1:}
   port=${port%/mcp}
-  for _ in $(seq 1 150); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.2
-  done
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || die "server-everything $i did not listen (log in $WORK)"
+  wait_for_port 127.0.0.1 "$port" 30 || die "server-everything $i did not listen (log in $WORK)"
 done
 log "$PEERS server-everything peers up"
 
 # --- the registry --------------------------------------------------------------------------------
-REG_PORT=$(free_port)
-REG_MPORT=$(free_port)
-while [[ $REG_MPORT == "$REG_PORT" ]]; do REG_MPORT=$(free_port); done
 REG_DATA=$WORK/registry
-mkdir -p "$REG_DATA"
-for v in $(compgen -e | grep -E '^MCPGW_REGISTRY_' || true); do unset "$v"; done
-# start_registry HEALTH_ENABLED LOG_FILE: sets REG_PID.
-start_registry() {
-  MCPGW_REGISTRY_LISTEN=127.0.0.1:$REG_PORT \
-    MCPGW_REGISTRY_METRICS_LISTEN=127.0.0.1:$REG_MPORT \
-    MCPGW_REGISTRY_DATA_DIR=$REG_DATA \
-    MCPGW_REGISTRY_STORE__URL="sqlite://$REG_DATA/registry.db" \
-    MCPGW_REGISTRY_EGRESS__ALLOW_LOOPBACK=true \
-    MCPGW_REGISTRY_BOOTSTRAP__ADMIN_KEY_FILE=$REG_DATA/admin.key \
+# start_registry_with HEALTH_ENABLED LOG_FILE: the same data and ports each time; sets REG_PID.
+start_registry_with() {
+  start_registry "$REGISTRY_BIN" "$REG_DATA" "sqlite://$REG_DATA/registry.db" "$2" \
     MCPGW_REGISTRY_MCP__REGISTER=false \
-    MCPGW_REGISTRY_HEALTH__ENABLED=$1 \
+    MCPGW_REGISTRY_HEALTH__ENABLED="$1" \
     MCPGW_REGISTRY_HEALTH__INTERVAL_SECONDS=3600 \
     MCPGW_REGISTRY_LOG__FORMAT=json \
-    MCPGW_REGISTRY_LOG__FILTER="warn,registry::health=info" \
-    "$REGISTRY_BIN" serve >"$2" 2>&1 &
-  REG_PID=$!
-  PIDS+=("$REG_PID")
-  for _ in $(seq 1 120); do
-    curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:$REG_PORT/health" && [[ -s $REG_DATA/admin.key ]] && return
-    kill -0 "$REG_PID" 2>/dev/null || { cat "$2" >&2; die "the registry exited"; }
-    sleep 0.5
-  done
-  die "the registry did not come up (log: $2)"
+    MCPGW_REGISTRY_LOG__FILTER="warn,registry::health=info"
 }
 log "starting the registry (checks off) and registering $SERVERS servers over $PEERS peers"
-start_registry false "$WORK/registry-seed.log"
+start_registry_with false "$WORK/registry-seed.log"
 KEY=$(head -n1 "$REG_DATA/admin.key")
 BASE=http://127.0.0.1:$REG_PORT
 python3 - "$SERVERS" "$BASE" "$KEY" "${PEER_URLS[@]}" <<'EOF'
@@ -160,12 +95,12 @@ def register(i):
 with ThreadPoolExecutor(8) as pool:
     list(pool.map(register, range(servers)))
 EOF
-stop "$REG_PID"
+bench_stop "$REG_PID"
 
 wait_quiet
 log "restarting the registry with checks on; its first tick checks all $SERVERS servers"
 : >"$WORK/cpu.txt"
-start_registry true "$WORK/registry.log"
+start_registry_with true "$WORK/registry.log"
 CLK_TCK=$(getconf CLK_TCK)
 # The sampler: wall time and the registry's user+system CPU seconds, every 100 ms.
 (
@@ -244,9 +179,7 @@ REG_RSS=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$REG_PID/status")
 cfg() { awk -F' = ' -v k="$1" '/^\[health\]/ { h = 1; next } /^\[/ { h = 0 } h && $1 == k { print $2; exit }' "$ROOT/services/registry/config/default.toml"; }
 
 # --- report ----------------------------------------------------------------------------------------
-verdict() { awk -v v="$1" -v l="$2" 'BEGIN { print (v + 0 <= l + 0) ? "met" : "**missed**" }'; }
-cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-mem_gb=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
+machine_facts
 {
   echo "$SECTION"
   echo
@@ -261,7 +194,7 @@ mem_gb=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
   echo
   echo "| measure | result | target | |"
   echo "|---|---|---|---|"
-  echo "| cycle duration, $SERVERS servers | $(rj duration_ms) ms | ≤ 5,000 ms | $(verdict "$(rj duration_ms)" 5000) |"
+  echo "| cycle duration, $SERVERS servers | $(rj duration_ms) ms | ≤ 5,000 ms | $(verdict "$(rj duration_ms)" "<=" 5000) |"
   echo "| registry CPU during the cycle | $(rj cpu_s) s (mean $(rj mean_cores) cores) | | |"
   echo "| registry CPU, busiest 500 ms | $(rj peak_cores) cores | no spike | |"
   echo "| one check (5 HTTP exchanges), p50 / p90 / max | $(rj p50) / $(rj p90) / $(rj max) ms | | |"
@@ -271,21 +204,6 @@ mem_gb=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
   echo "cycle's work is a plateau, not a burst; the results are written in one batch at its end."
 } >"$WORK/section.md"
 
-python3 - "$OUT" "$WORK/section.md" "$SECTION" <<'EOF'
-import os, sys
-out, section_file, heading = sys.argv[1:]
-section = open(section_file).read().rstrip("\n") + "\n"
-lines = open(out).read().splitlines(keepends=True) if os.path.exists(out) else ["# Performance\n", "\n"]
-start = next((i for i, l in enumerate(lines) if l.rstrip("\n") == heading), None)
-if start is None:
-    if lines and lines[-1].strip():
-        lines.append("\n")
-    lines.append(section)
-else:
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = lines[end:]
-    lines[start:] = [section] + (["\n"] if tail else []) + tail
-open(out, "w").write("".join(lines))
-EOF
+write_sections "$OUT" "$WORK/section.md" "$SECTION"
 cat "$WORK/section.md"
 log "wrote the health section to ${OUT#"$ROOT"/}"

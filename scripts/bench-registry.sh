@@ -36,24 +36,11 @@ BIN=$TARGET_DIR/release/registry
 BENCH=$TARGET_DIR/release/examples/bench
 MONGO_SH=$ROOT/scripts/deps/mongodb.sh
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcpgw-bench.XXXXXX")
+bench_init registry
 REG_PID=""         # the registry we started, while it runs
 MONGO_STARTED=""   # set if this script started mongod (then it also stops it)
 MONGO_URL=""
 MONGO_DB=""        # the database to drop at exit
-
-# stop_registry: SIGTERM our registry (graceful shutdown), SIGKILL after 15 s.
-stop_registry() {
-  [[ -n $REG_PID ]] || return 0
-  if kill -0 "$REG_PID" 2>/dev/null; then
-    kill -TERM "$REG_PID" 2>/dev/null || true
-    local deadline=$((SECONDS + 15))
-    while kill -0 "$REG_PID" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
-    kill -KILL "$REG_PID" 2>/dev/null || true
-  fi
-  wait "$REG_PID" 2>/dev/null || true
-  REG_PID=""
-}
 
 drop_mongo_db() {
   [[ -n $MONGO_DB && -n $MONGO_URL ]] || return 0
@@ -65,28 +52,10 @@ EOF
   MONGO_DB=""
 }
 
-cleanup() {
-  local rc=$?
-  stop_registry
+# bench_on_exit: run by bench_cleanup (scripts/lib.sh) after it stopped the registry.
+bench_on_exit() {
   drop_mongo_db
   if [[ -n $MONGO_STARTED ]]; then "$MONGO_SH" stop || true; fi
-  if ((rc == 0)); then rm -rf "$WORK"; else log "kept $WORK (registry logs, partial results)"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# cpu_seconds PID: user+system CPU time the process has used so far.
-cpu_seconds() {
-  awk -v tck="$(getconf CLK_TCK)" '{ print ($14 + $15) / tck }' "/proc/$1/stat" 2>/dev/null || echo 0
-}
-
-# children_cpu: set CHILD_CPU to the user+system CPU seconds of this shell's finished
-# (waited-for) children. Not a $(...) function: `times` in a subshell would see the
-# subshell's children, i.e. none.
-CHILD_CPU=0
-children_cpu() {
-  times >"$WORK/times"
-  CHILD_CPU=$(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$WORK/times")
 }
 
 # machine_cpu: "PROC IRQ STEAL" CPU seconds since boot: process time (user, nice, system),
@@ -98,30 +67,6 @@ machine_cpu() {
 
 now() { date +%s.%N; }
 
-# busy_pct: percent of all CPUs busy over the next 3 seconds (from /proc/stat).
-busy_pct() {
-  local a b
-  a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
-  sleep 3
-  b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
-  awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2]; printf "%.0f", (t > 0 ? 100 * (y[1] - x[1]) / t : 0) }'
-}
-
-# wait_quiet: numbers from a machine that is also compiling are noise. Wait (up to 20 min)
-# until the CPUs are mostly idle; record in QUIET_NOTE if they never were.
-QUIET_NOTE=""
-wait_quiet() {
-  local deadline=$((SECONDS + 1200)) busy
-  while busy=$(busy_pct) && ((busy > 15)); do
-    if ((SECONDS >= deadline)); then
-      log "the machine is still ${busy}% busy after 20 min; benchmarking anyway"
-      QUIET_NOTE="The machine was ${busy}% busy with other work when a run started; treat these numbers as pessimistic."
-      return
-    fi
-    log "CPUs ${busy}% busy with other work; waiting for them to settle before measuring"
-    sleep 10
-  done
-}
 # minus A B: A - B with one decimal.
 minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a - b }'; }
 
@@ -140,11 +85,10 @@ field() {
 run_backend() {
   local name=$1 variant=${2:-}
   local id=$name${variant:+-$variant}
-  local data=$WORK/$id port mport url db=mcpgw_registry key_file seal_file=""
+  local data=$WORK/$id url db=mcpgw_registry seal_file=""
   local env_extra=("${EXTRA_ENV[@]}")
   [[ $variant == store ]] && env_extra+=(MCPGW_REGISTRY_STORE__CATALOG_CACHE_MS=0)
   mkdir -p "$data"
-  key_file=$data/admin.key
   case $name in
     sqlite) url="sqlite://$data/registry.db" ;;
     mongodb)
@@ -165,35 +109,15 @@ run_backend() {
       ;;
     *) die "unknown backend $name (expected sqlite or mongodb)" ;;
   esac
-  port=$(free_port)
-  mport=$(free_port)
-  while [[ $mport == "$port" ]]; do mport=$(free_port); done
-
-  log "[$id] starting the registry on 127.0.0.1:$port (store ${url%%:*}${MONGO_DB:+, database $db})"
-  # Inherited MCPGW_REGISTRY_* settings would make the runs incomparable: drop them.
-  local v
-  for v in $(compgen -e | grep '^MCPGW_REGISTRY_' || true); do unset "$v"; done
-  MCPGW_REGISTRY_LISTEN=127.0.0.1:$port \
-    MCPGW_REGISTRY_METRICS_LISTEN=127.0.0.1:$mport \
-    MCPGW_REGISTRY_DATA_DIR=$data \
-    MCPGW_REGISTRY_STORE__URL=$url \
-    MCPGW_REGISTRY_STORE__MONGO_DATABASE=$db \
-    MCPGW_REGISTRY_EGRESS__ALLOW_LOOPBACK=true \
-    MCPGW_REGISTRY_BOOTSTRAP__ADMIN_KEY_FILE=$key_file \
-    MCPGW_REGISTRY_LOG__FILTER=warn \
-    MCPGW_REGISTRY_SECRETS__ENCRYPTION_KEY_FILE=$seal_file \
-    env "${env_extra[@]}" "$BIN" serve >"$WORK/$id.log" 2>&1 &
-  REG_PID=$!
-
-  # /health can answer a moment before main() writes the key file: wait for both.
-  local deadline=$((SECONDS + 60))
-  until curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" && [[ -s $key_file ]]; do
-    kill -0 "$REG_PID" 2>/dev/null || die "[$id] the registry exited during startup:"$'\n'"$(tail -n 20 "$WORK/$id.log")"
-    ((SECONDS < deadline)) || die "[$id] the registry did not become healthy within 60 s:"$'\n'"$(tail -n 20 "$WORK/$id.log")"
-    sleep 0.2
-  done
-  local key
-  key=$(head -n1 "$key_file")
+  log "[$id] starting the registry (store ${url%%:*}${MONGO_DB:+, database $db})"
+  # Fresh ports for each run.
+  REG_PORT="" REG_MPORT=""
+  start_registry "$BIN" "$data" "$url" "$WORK/$id.log" \
+    MCPGW_REGISTRY_STORE__MONGO_DATABASE="$db" \
+    MCPGW_REGISTRY_SECRETS__ENCRYPTION_KEY_FILE="$seal_file" \
+    "${env_extra[@]}"
+  local port=$REG_PORT key
+  key=$(head -n1 "$data/admin.key")
 
   # CPU accounting, to tell whether the machine (2 cores shared by the registry, the store
   # and the load generator) or something else was the limit.
@@ -234,7 +158,7 @@ run_backend() {
     log "[$id] other processes took ${share}% of the CPUs during the run; its numbers are pessimistic"
     echo "Other processes took ${share}% of the CPUs during this run, so these numbers are pessimistic." >>"$WORK/$id.cpu"
   fi
-  stop_registry
+  bench_stop "$REG_PID"
   [[ $name == mongodb ]] && drop_mongo_db
   cat "$WORK/$id.md"
 }
@@ -255,15 +179,12 @@ for b in $BACKENDS; do
 done
 
 # --- the report -------------------------------------------------------------------------------
-cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-mem_gb=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
+machine_facts
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
   commit="$commit (with uncommitted changes)"
 fi
 
-# verdict VALUE LIMIT: "met" if VALUE < LIMIT.
-verdict() { awk -v v="$1" -v l="$2" 'BEGIN { print (v + 0 < l + 0) ? "met" : "**missed**" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.0f", a / b; else print "n/a" }'; }
 # The anchor's registration throughput (1,000 in 5,391 s) over ours, so other --servers counts
 # still compare like for like.
@@ -317,8 +238,8 @@ reg_ratio() { awk -v n="$SERVERS" -v w="$1" 'BEGIN { if (w + 0 > 0) printf "%.0f
     # and the single read), so the target is checked against every list shape, not one.
     worst=$(awk -F'|' 'NR > 2 && $2 !~ /register|whole|get one/ { v = $9 + 0; n = $2; gsub(/^ +| +$/, "", n); if (v > m) { m = v; w = n } } END { printf "%.2f ms (%s)", m, w }' \
       <(grep '^|' "$WORK/$b.md"))
-    echo "- **$label**: $SERVERS registrations in $reg_wall s (target < 10 s: $(verdict "$reg_wall" 10));" \
-      "list first page p99 $list_p99 ms (target < 20 ms: $(verdict "$list_p99" 20)); slowest list/filter p99 $worst." \
+    echo "- **$label**: $SERVERS registrations in $reg_wall s (target < 10 s: $(verdict "$reg_wall" "<" 10));" \
+      "list first page p99 $list_p99 ms (target < 20 ms: $(verdict "$list_p99" "<" 20)); slowest list/filter p99 $worst." \
       "Against the anchor (Python/FastAPI registry: 5,391 s for 1,000 registrations, p50 794 ms):" \
       "registration throughput $(reg_ratio "$reg_wall")x higher; p50 $(ratio 794 "$reg_p50")x lower for" \
       "registration ($reg_p50 ms) and $(ratio 794 "$list_p50")x lower for a list page ($list_p50 ms)." \
@@ -329,32 +250,5 @@ reg_ratio() { awk -v n="$SERVERS" -v w="$1" 'BEGIN { if (w + 0 > 0) printf "%.0f
   echo
 } >"$WORK/section.md"
 
-# Replace the section in place (from its heading to the next "## " heading), or append it;
-# create the file with a short header if it does not exist.
-python3 - "$OUT" "$WORK/section.md" "$SECTION" <<'EOF'
-import os, sys
-out, section_file, heading = sys.argv[1:]
-section = open(section_file).read().rstrip("\n") + "\n"
-if os.path.exists(out):
-    lines = open(out).read().splitlines(keepends=True)
-else:
-    lines = [
-        "# Performance\n", "\n",
-        "Measurements of mcpgw on the development machine (2 cores, see each section for the CPU).\n",
-        "Each section names the script that produced it; rerun that script to refresh it, e.g.\n",
-        "`scripts/bench-registry.sh` for the registry. Sections are replaced in place, others kept.\n",
-        "\n",
-    ]
-start = next((i for i, l in enumerate(lines) if l.rstrip("\n") == heading), None)
-if start is None:
-    if lines and lines[-1].strip():
-        lines.append("\n")
-    lines.append(section)
-else:
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = lines[end:]
-    lines[start:end] = [section] + (["\n"] if tail else [])
-os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-open(out, "w").write("".join(lines))
-EOF
+write_sections "$OUT" "$WORK/section.md" "$SECTION"
 log "wrote \"$SECTION\" to ${OUT#"$ROOT"/}"

@@ -40,25 +40,7 @@ REGISTRY_BIN=$TARGET_DIR/release/registry
 EXAMPLE_BIN=$TARGET_DIR/release/examples/search_bench
 DATA=$ROOT/services/registry/tests/data
 
-WORK=$(mktemp -d -t mcpgw-bench-search.XXXXXX)
-PIDS=()
-# stop PID: SIGTERM, then SIGKILL after 15 s.
-stop() {
-  local pid=$1
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 15))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local rc=$? i
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop "${PIDS[i]}"; done
-  if ((rc == 0)) && [[ -z ${BENCH_KEEP:-} ]]; then rm -rf "$WORK"; else log "kept $WORK (logs, partial results)"; fi
-}
-trap cleanup EXIT
+bench_init search
 
 command -v wrk >/dev/null || apt_install wrk
 command -v curl >/dev/null || apt_install curl
@@ -69,28 +51,9 @@ log "building the registry and search_bench (release)"
 for b in "$REGISTRY_BIN" "$EXAMPLE_BIN"; do [[ -x $b ]] || die "build finished but $b is missing"; done
 
 # --- the registry --------------------------------------------------------------------------------
-REG_PORT=$(free_port)
-REG_MPORT=$(free_port)
-while [[ $REG_MPORT == "$REG_PORT" ]]; do REG_MPORT=$(free_port); done
 REG_DATA=$WORK/registry
-mkdir -p "$REG_DATA"
-for v in $(compgen -e | grep -E '^MCPGW_REGISTRY_' || true); do unset "$v"; done
-log "starting the registry on 127.0.0.1:$REG_PORT"
-MCPGW_REGISTRY_LISTEN=127.0.0.1:$REG_PORT \
-  MCPGW_REGISTRY_METRICS_LISTEN=127.0.0.1:$REG_MPORT \
-  MCPGW_REGISTRY_DATA_DIR=$REG_DATA \
-  MCPGW_REGISTRY_STORE__URL="sqlite://$REG_DATA/registry.db" \
-  MCPGW_REGISTRY_EGRESS__ALLOW_LOOPBACK=true \
-  MCPGW_REGISTRY_BOOTSTRAP__ADMIN_KEY_FILE=$REG_DATA/admin.key \
-  MCPGW_REGISTRY_LOG__FILTER=warn \
-  "$REGISTRY_BIN" serve >"$WORK/registry.log" 2>&1 &
-REG_PID=$!
-PIDS+=("$REG_PID")
-for _ in $(seq 1 120); do
-  curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:$REG_PORT/health" && [[ -s $REG_DATA/admin.key ]] && break
-  kill -0 "$REG_PID" 2>/dev/null || { cat "$WORK/registry.log" >&2; die "the registry exited"; }
-  sleep 0.5
-done
+log "starting the registry"
+start_registry "$REGISTRY_BIN" "$REG_DATA" "sqlite://$REG_DATA/registry.db" "$WORK/registry.log"
 KEY=$(head -n1 "$REG_DATA/admin.key")
 BASE=http://127.0.0.1:$REG_PORT
 
@@ -260,25 +223,8 @@ end
 EOF
 
 # --- quiet machine ---------------------------------------------------------------------------------
-busy_pct() {
-  local a b
-  a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
-  sleep 2
-  b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
-  awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2]; printf "%.0f", (t > 0 ? 100 * (y[1] - x[1]) / t : 0) }'
-}
-QUIET_NOTE=""
-waited=0
-while busy=$(busy_pct) && ((busy > 25)); do
-  if ((waited >= QUIET_WAIT)); then
-    QUIET_NOTE="The machine was ${busy}% busy with other work when the runs started; treat these numbers as pessimistic."
-    log "$QUIET_NOTE"
-    break
-  fi
-  log "the machine is ${busy}% busy; waiting for it to be quiet"
-  sleep 10
-  waited=$((waited + 12))
-done
+# Searches are light; 25 % of background load does not change them much.
+wait_quiet 25
 
 # --- timed runs ------------------------------------------------------------------------------------
 log "warm-up ${WARMUP}s"
@@ -308,9 +254,7 @@ log "quality evaluation"
 qj() { python3 -c 'import json, sys; v = json.load(open(sys.argv[1]))[sys.argv[2]]; print(round(v, 3) if isinstance(v, float) else v)' "$WORK/quality.json" "$1"; }
 
 # --- report ----------------------------------------------------------------------------------------
-verdict() { awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN { ok = (op == "<=") ? (v + 0 <= l + 0) : (v + 0 >= l + 0); print ok ? "met" : "**missed**" }'; }
-cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-mem_gb=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
+machine_facts
 {
   echo "## Search: throughput and latency"
   echo
@@ -355,28 +299,6 @@ mem_gb=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
   echo "Tuning, on this set: see \"What was tuned\" in docs/API.md (Search)."
 } >"$WORK/section.md"
 
-python3 - "$OUT" "$WORK/section.md" "## Search: throughput and latency" "## Search quality" <<'EOF'
-import os, sys
-out, section_file, *headings = sys.argv[1:]
-section = open(section_file).read().rstrip("\n") + "\n"
-lines = open(out).read().splitlines(keepends=True) if os.path.exists(out) else ["# Performance\n", "\n"]
-# Drop the old copies of both sections, then put the new text where the first one was (or at the end).
-at = None
-for heading in headings:
-    start = next((i for i, l in enumerate(lines) if l.rstrip("\n") == heading), None)
-    if start is None:
-        continue
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    del lines[start:end]
-    at = start if at is None else min(at, start)
-if at is None:
-    if lines and lines[-1].strip():
-        lines.append("\n")
-    lines.append(section)
-else:
-    tail = lines[at:]
-    lines[at:] = [section] + (["\n"] if tail else []) + tail
-open(out, "w").write("".join(lines))
-EOF
+write_sections "$OUT" "$WORK/section.md" "## Search: throughput and latency" "## Search quality"
 cat "$WORK/section.md"
 log "wrote the search sections to ${OUT#"$ROOT"/}"

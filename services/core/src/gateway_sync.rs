@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::domain::integrity::{self, Gate};
 use crate::domain::{
-    DeploymentStage, Endpoint, GatewaySettings, IntegrityMode, ServerPath, ServerRecord,
-    UpstreamAuth,
+    DeploymentStage, Endpoint, GatewaySettings, HealthStatus, IntegrityMode, ServerPath,
+    ServerRecord, UpstreamAuth,
 };
 use crate::policy::PolicySnapshot;
 use crate::secrets::SealedSecret;
@@ -31,6 +31,20 @@ pub struct GatewaySnapshot {
     pub stage: DeploymentStage,
     pub servers: Vec<RouteEntry>,
     pub policy: PolicySnapshot,
+    /// The registry's damped health status of routed servers whose status is known, by path.
+    /// Apart from the route entries on purpose: a status change must reach gateways (it
+    /// changes the version) without rebuilding the route, which would restart a stdio child.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub health: BTreeMap<String, RouteHealth>,
+}
+
+/// One routed server's health as the registry sees it (after damping).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteHealth {
+    pub status: HealthStatus,
+    /// When the status last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
 }
 
 /// One routable server, with its credentials still sealed.
@@ -162,25 +176,40 @@ impl GatewaySnapshot {
         policy: PolicySnapshot,
         default_integrity: IntegrityMode,
     ) -> Self {
-        let mut servers: Vec<RouteEntry> = records
+        let routable: Vec<&ServerRecord> = records
             .into_iter()
             .filter(|r| r.is_routable(stage))
+            .collect();
+        let mut servers: Vec<RouteEntry> = routable
+            .iter()
             .map(|r| RouteEntry::from_record(r, default_integrity))
             .collect();
         servers.sort_by(|a, b| a.path.as_str().cmp(b.path.as_str()));
-        let version = digest(stage, &servers, &policy);
+        let health: BTreeMap<String, RouteHealth> = routable
+            .iter()
+            .filter(|r| r.health.status != HealthStatus::Unknown)
+            .map(|r| {
+                let health = RouteHealth {
+                    status: r.health.status,
+                    since: r.health.since,
+                };
+                (r.path.as_str().to_owned(), health)
+            })
+            .collect();
+        let version = digest(stage, &servers, &policy, &health);
         Self {
             version,
             generated_at: Timestamp::now(),
             stage,
             servers,
             policy,
+            health,
         }
     }
 
     /// Whether `version` matches the content (a disk copy or a response was not altered).
     pub fn is_consistent(&self) -> bool {
-        digest(self.stage, &self.servers, &self.policy) == self.version
+        digest(self.stage, &self.servers, &self.policy, &self.health) == self.version
     }
 }
 
@@ -247,17 +276,49 @@ pub struct McpAuditBatch {
 
 pub const MAX_AUDIT_BATCH: usize = 1000;
 
-fn digest(stage: DeploymentStage, servers: &[RouteEntry], policy: &PolicySnapshot) -> String {
+/// A gateway's checks of the stdio servers it runs as child processes
+/// (`POST /api/v1/gateway/health`, at most [`MAX_HEALTH_BATCH`] reports).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StdioHealthBatch {
+    /// The reporting gateway process (its `instance_id`).
+    pub gateway: String,
+    pub reports: Vec<StdioHealthReport>,
+}
+
+/// One check of one stdio server by a gateway: `healthy`, `degraded` or `unhealthy`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StdioHealthReport {
+    pub server: String,
+    pub status: crate::domain::HealthStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub latency_ms: u64,
+}
+
+pub const MAX_HEALTH_BATCH: usize = 1000;
+
+fn digest(
+    stage: DeploymentStage,
+    servers: &[RouteEntry],
+    policy: &PolicySnapshot,
+    health: &BTreeMap<String, RouteHealth>,
+) -> String {
     #[derive(Serialize)]
     struct Content<'a> {
         stage: DeploymentStage,
         servers: &'a [RouteEntry],
         policy: &'a PolicySnapshot,
+        // Left out when empty, so copies written before health was carried keep their version.
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        health: &'a BTreeMap<String, RouteHealth>,
     }
     let bytes = serde_json::to_vec(&Content {
         stage,
         servers,
         policy,
+        health,
     })
     .expect("a snapshot serializes");
     let hash = Sha256::digest(&bytes);
@@ -326,6 +387,35 @@ mod tests {
         assert_ne!(one.version, three.version);
         let mut tampered = one.clone();
         tampered.servers[0].name = "other".into();
+        assert!(!tampered.is_consistent());
+    }
+
+    #[test]
+    fn a_health_change_changes_the_version_but_not_the_route_entry() {
+        let policy = PolicySnapshot {
+            version: 1,
+            documents: vec![],
+        };
+        let stage = DeploymentStage::NonProduction;
+        let mut records = [record("aa", Lifecycle::ApprovedDev, true)];
+        let unknown = GatewaySnapshot::build(stage, &records, policy.clone());
+        assert!(unknown.health.is_empty(), "unknown health is not carried");
+        records[0].health.status = HealthStatus::Healthy;
+        let healthy = GatewaySnapshot::build(stage, &records, policy.clone());
+        records[0].health.status = HealthStatus::Unhealthy;
+        records[0].health.reason = Some("timeout".into());
+        let unhealthy = GatewaySnapshot::build(stage, &records, policy.clone());
+        assert_eq!(healthy.health["aa"].status, HealthStatus::Healthy);
+        assert_eq!(unhealthy.health["aa"].status, HealthStatus::Unhealthy);
+        assert_ne!(healthy.version, unhealthy.version);
+        assert_ne!(unknown.version, healthy.version);
+        assert_eq!(healthy.servers, unhealthy.servers);
+        // A reason that changes without a status change is not routing news.
+        records[0].health.reason = Some("connection refused".into());
+        let same = GatewaySnapshot::build(stage, &records, policy);
+        assert_eq!(same.version, unhealthy.version);
+        let mut tampered = unhealthy.clone();
+        tampered.health.clear();
         assert!(!tampered.is_consistent());
     }
 }

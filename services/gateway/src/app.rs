@@ -442,6 +442,19 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<Running> {
     ));
     let registry_http = syncer.http.clone();
     let api_key = syncer.api_key.clone();
+    let stdio_health = crate::stdio_health::StdioHealth {
+        table: Arc::clone(&gw.table),
+        http: registry_http.clone(),
+        registry_url: gw.config.registry.url.clone(),
+        api_key: api_key.clone(),
+        gateway: gw.instance.clone(),
+        interval: Duration::from_secs(gw.config.stdio.health_interval_seconds),
+        probe: crate::stdio_health::ProbeSettings {
+            timeout: Duration::from_millis(gw.config.stdio.health_timeout_ms),
+            degraded: Duration::from_millis(gw.config.stdio.health_degraded_ms),
+        },
+    };
+    tasks.push(tokio::spawn(stdio_health.run(stop.clone())));
     tasks.push(tokio::spawn(syncer.run(stop.clone())));
     tasks.push(tokio::spawn(Arc::clone(&gw.audit).run(
         registry_http,

@@ -104,6 +104,12 @@ pub struct StdioConfig {
     pub restart_min_ms: u64,
     pub restart_max_ms: u64,
     pub start_timeout_ms: u64,
+    /// Seconds between health probes of the stdio children (0 = no probes, no reports).
+    pub health_interval_seconds: u64,
+    /// Milliseconds a probe's `ping` may take.
+    pub health_timeout_ms: u64,
+    /// A `ping` answered slower than this many milliseconds is `degraded`.
+    pub health_degraded_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -260,6 +266,24 @@ impl GatewayConfig {
         }
         if self.stdio.start_timeout_ms < 100 {
             return Err(key("stdio.start_timeout_ms", "must be at least 100"));
+        }
+        if self.stdio.health_interval_seconds > 86_400 {
+            return Err(key(
+                "stdio.health_interval_seconds",
+                "must be at most 86400 (a day); 0 turns probes off",
+            ));
+        }
+        if !(10..=60_000).contains(&self.stdio.health_timeout_ms) {
+            return Err(key(
+                "stdio.health_timeout_ms",
+                "must be between 10 and 60000",
+            ));
+        }
+        if self.stdio.health_degraded_ms > self.stdio.health_timeout_ms {
+            return Err(key(
+                "stdio.health_degraded_ms",
+                "must be at most stdio.health_timeout_ms",
+            ));
         }
         if self.audit.queue_capacity < self.audit.batch_size {
             return Err(key(

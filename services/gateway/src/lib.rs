@@ -17,5 +17,6 @@ pub mod routes;
 pub mod session;
 pub mod shared;
 pub mod sse;
+pub mod stdio_health;
 pub mod sync;
 pub mod transform;

@@ -22,6 +22,7 @@ pub struct Metrics {
     pub sessions_ended: IntCounter,
     pub open_streams: IntGauge,
     pub snapshot_info: GaugeVec,
+    pub server_health: GaugeVec,
     pub snapshot_age: Gauge,
     pub snapshot_updates: IntCounter,
     pub snapshot_errors: IntCounter,
@@ -107,6 +108,17 @@ impl Metrics {
                         "The routing snapshot in use (1 for its version)",
                     ),
                     &["version"],
+                )
+                .expect("valid metric"),
+            ),
+            server_health: register(
+                reg,
+                GaugeVec::new(
+                    Opts::new(
+                        "mcpgw_gateway_server_health",
+                        "The registry's health status of each routed server whose status is known (1 for its status)",
+                    ),
+                    &["server", "status"],
                 )
                 .expect("valid metric"),
             ),

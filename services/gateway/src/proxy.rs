@@ -1000,12 +1000,13 @@ async fn send_http(
     else {
         unreachable!("send_http is for HTTP upstreams");
     };
-    let fail = |reason: &'static str, message: String| {
+    let fail = |reason: &'static str, mut message: String| {
         call.gw
             .metrics
             .upstream_errors
             .with_label_values(&[call.server(), reason])
             .inc();
+        message.push_str(&registry_health_note(call));
         UpstreamFailure { reason, message }
     };
     let mut out = HeaderMap::with_capacity(12);
@@ -1098,6 +1099,27 @@ async fn send_http(
             ))
         }
         Ok(Ok(r)) => Ok(r),
+    }
+}
+
+/// What the registry's health checks say of a server that failed, for the error message: the
+/// gateway still tries every server (its own view may differ from the registry's), but a
+/// caller learns whether the failure was already known.
+fn registry_health_note(call: &Call) -> String {
+    use mcpgw_core::domain::HealthStatus;
+    match call.routes.health.get(call.server()) {
+        Some(h) if h.status != HealthStatus::Healthy => {
+            let status = serde_json::to_value(h.status).unwrap_or_default();
+            let status = status.as_str().unwrap_or("unknown").replace('_', " ");
+            match h.since {
+                Some(since) => format!(
+                    " (the registry's health checks report it {status} since {})",
+                    since.to_canonical()
+                ),
+                None => format!(" (the registry's health checks report it {status})"),
+            }
+        }
+        _ => String::new(),
     }
 }
 

@@ -4,12 +4,12 @@
 //! running stdio process, upstream connection, learned tool hints and limits survive unrelated
 //! registrations.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use mcpgw_core::domain::{Endpoint, ServerRecord, UpstreamAuth};
-use mcpgw_core::gateway_sync::{GatewaySnapshot, RouteEntry};
+use mcpgw_core::gateway_sync::{GatewaySnapshot, RouteEntry, RouteHealth};
 use mcpgw_core::policy::{CompiledPolicy, ScopeDocument};
 use mcpgw_core::secrets::Keyring;
 use mcpgw_core::time::Timestamp;
@@ -80,6 +80,8 @@ pub struct Routes {
     pub policy: Arc<CompiledPolicy>,
     /// The documents the policy was compiled from (to name the scopes a 403 asks for).
     pub documents: Arc<Vec<ScopeDocument>>,
+    /// The registry's health status of routed servers, by path (absent: unknown).
+    pub health: BTreeMap<String, RouteHealth>,
 }
 
 impl Routes {
@@ -90,6 +92,7 @@ impl Routes {
             servers: HashMap::new(),
             policy: Arc::new(CompiledPolicy::empty(0)),
             documents: Arc::new(Vec::new()),
+            health: BTreeMap::new(),
         }
     }
 
@@ -140,6 +143,7 @@ pub fn build(snapshot: &GatewaySnapshot, previous: &Routes, ctx: &RouteContext<'
         servers,
         policy,
         documents,
+        health: snapshot.health.clone(),
     }
 }
 

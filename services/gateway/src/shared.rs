@@ -175,6 +175,17 @@ impl SharedUpstream {
         })
     }
 
+    /// Whether this is a stdio child process (not an HTTP+SSE upstream).
+    pub fn is_stdio(&self) -> bool {
+        matches!(self.transport, Transport::Stdio { .. })
+    }
+
+    /// Starts in a row that failed or ended within seconds (cleared once a connection has
+    /// lived a while): how a crash loop shows.
+    pub fn failed_starts(&self) -> u32 {
+        self.restart.lock().expect("backoff").failures
+    }
+
     /// Notifications that belong to no request (list changes, resource updates, logs).
     pub fn subscribe(&self) -> broadcast::Receiver<Value> {
         self.notifications.subscribe()

@@ -145,6 +145,14 @@ impl Syncer {
             .snapshot_info
             .with_label_values(&[snapshot.version.as_str()])
             .set(1.0);
+        self.metrics.server_health.reset();
+        for (server, health) in &snapshot.health {
+            let status = serde_json::to_value(health.status).unwrap_or_default();
+            self.metrics
+                .server_health
+                .with_label_values(&[server.as_str(), status.as_str().unwrap_or("unknown")])
+                .set(1.0);
+        }
         self.metrics.routes.set(routes.servers.len() as i64);
         self.metrics
             .policy_version

@@ -19,8 +19,8 @@ use futures::StreamExt;
 use mcpgw_core::auth::{Permission, Principal};
 use mcpgw_core::domain::agent::limits;
 use mcpgw_core::domain::{
-    AgentCard, AgentHealth, AgentRecord, AgentSpec, HealthStatus, Lifecycle, LifecycleEvent,
-    ServerPath, ValidAgentSpec,
+    AgentCard, AgentHealth, AgentRecord, AgentSpec, HealthStatus, Lifecycle, ServerPath,
+    ValidAgentSpec,
 };
 use mcpgw_core::time::Timestamp;
 use mcpgw_core::validate::{self, FieldError};
@@ -28,8 +28,9 @@ use serde_json::{Value, json};
 
 use crate::error::{RegistryError, Result};
 use crate::mcp_client::{Failure, http_client, send_error};
-use crate::service::{Change, Page, Registry, RequestContext, audit, merge_patch};
+use crate::service::{Change, Page, Registry, RequestContext, audit, patched};
 use crate::store::{AgentFilter, AuditRecord, StoreError};
+use crate::versioned::{self, Versioned, check_revision, transition_permission};
 
 /// Time allowed for one card fetch, connection included.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -40,27 +41,7 @@ fn not_found(path: &ServerPath) -> RegistryError {
 }
 
 fn store_error(e: StoreError, path: &ServerPath, expected: u64) -> RegistryError {
-    match e {
-        StoreError::StaleRevision { current } => RegistryError::StaleRevision { expected, current },
-        StoreError::NotFound => not_found(path),
-        other => other.into(),
-    }
-}
-
-fn check_revision(record: &AgentRecord, expected: Option<u64>) -> Result<u64> {
-    match expected {
-        Some(e) if e != record.revision => Err(RegistryError::StaleRevision {
-            expected: e,
-            current: record.revision,
-        }),
-        _ => Ok(record.revision),
-    }
-}
-
-fn bump(record: &mut AgentRecord, caller: &Principal) {
-    record.revision += 1;
-    record.updated_at = Timestamp::now();
-    record.updated_by = caller.subject.clone();
+    versioned::store_error(e, expected, || not_found(path))
 }
 
 fn change<'a>(
@@ -220,14 +201,8 @@ impl Registry {
         limit: u32,
     ) -> Result<Page<AgentRecord>> {
         caller.require(Permission::ServersRead)?;
-        let mut items = self.store.list_agents(filter, after, limit + 1).await?;
-        let next = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|r| r.path.to_string())
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        let items = self.store.list_agents(filter, after, limit + 1).await?;
+        Ok(Page::from_overfetch(items, limit, |r| r.path.to_string()))
     }
 
     pub async fn replace_agent(
@@ -244,7 +219,7 @@ impl Registry {
         let valid = self.resolve_agent_spec(spec.validate()?).await?;
         let mut next = current.clone();
         next.apply_spec(valid)?;
-        bump(&mut next, caller);
+        next.bump(caller);
         let before = serde_json::to_value(current.to_spec()).unwrap_or_default();
         let after = serde_json::to_value(next.to_spec()).unwrap_or_default();
         let changed: Vec<&String> = after
@@ -280,9 +255,7 @@ impl Registry {
         caller.require(Permission::ServersUpdate)?;
         let current = self.load_agent(path).await?;
         check_revision(&current, expected)?;
-        let mut merged = serde_json::to_value(current.to_spec())
-            .map_err(|e| StoreError::Internal(format!("serializing a spec: {e}")))?;
-        merge_patch(&mut merged, &patch);
+        let merged = patched(&current.to_spec(), &patch)?;
         let spec: AgentSpec = crate::api::extract::parse_json_value(merged)?;
         self.replace_agent(caller, ctx, path, spec, Some(current.revision))
             .await
@@ -336,7 +309,7 @@ impl Registry {
         }
         let mut next = current.clone();
         next.enabled = enabled;
-        bump(&mut next, caller);
+        next.bump(caller);
         let entry = audit(
             caller,
             ctx,
@@ -366,29 +339,14 @@ impl Registry {
         let reason = validate::text("reason", reason, 1, mcpgw_core::domain::limits::REASON)?;
         let current = self.load_agent(path).await?;
         let from = current.lifecycle;
-        let permission =
-            from.transition_permission(to)
-                .ok_or_else(|| RegistryError::InvalidTransition {
-                    from,
-                    to,
-                    allowed: from.next_states(),
-                })?;
-        caller.require(permission)?;
+        caller.require(transition_permission(from, to)?)?;
         let read_at = check_revision(&current, expected)?;
         let mut next = current.clone();
-        next.lifecycle = to;
         let approves_card = from == Lifecycle::SecurityReview && to == Lifecycle::ApprovedDev;
         if approves_card {
             next.approved_card_hash = Some(current.card_hash.clone());
         }
-        bump(&mut next, caller);
-        next.lifecycle_history.push(LifecycleEvent {
-            from,
-            to,
-            actor: caller.subject.clone(),
-            reason: reason.clone(),
-            at: next.updated_at,
-        });
+        next.transition(to, caller, &reason);
         let mut details = json!({"from": from, "to": to, "reason": reason});
         if approves_card {
             details["approved_card_hash"] = json!(current.card_hash);
@@ -432,7 +390,7 @@ impl Registry {
         }
         let mut next = current.clone();
         next.approved_card_hash = Some(card_hash.to_owned());
-        bump(&mut next, caller);
+        next.bump(caller);
         let entry = audit(
             caller,
             ctx,

@@ -64,6 +64,7 @@ pub async fn build_state(config: RegistryConfig, keyring: Keyring) -> anyhow::Re
     let store = store::open(&url, &config.store)
         .await
         .with_context(|| format!("opening the {} store", url.split(':').next().unwrap_or("")))?;
+    let embeddings = crate::embeddings::Embeddings::from_config(&config).await?;
     let registry = Arc::new(Registry {
         store,
         keyring: Arc::new(keyring),
@@ -98,7 +99,8 @@ pub async fn build_state(config: RegistryConfig, keyring: Keyring) -> anyhow::Re
                 0 => 1000,
                 ms => ms,
             })
-        })),
+        }))
+        .with_embeddings(embeddings.clone()),
         events: Default::default(),
     });
     // Built now, so the first search does not pay for it.
@@ -131,7 +133,13 @@ pub async fn build_state(config: RegistryConfig, keyring: Keyring) -> anyhow::Re
         auth,
         event_streams: Arc::new(tokio::sync::Semaphore::new(config.events.max_streams)),
         config: Arc::new(config),
-        metrics: HttpMetrics::new("mcpgw_registry"),
+        metrics: {
+            let metrics = HttpMetrics::new("mcpgw_registry");
+            if let Some(e) = &embeddings {
+                e.register_metrics(&metrics.registry);
+            }
+            metrics
+        },
         health,
     })
 }
@@ -226,6 +234,13 @@ pub async fn start(config: RegistryConfig) -> anyhow::Result<Running> {
             state.health.clone(),
             stop.clone(),
         )));
+        if state.config.health.discover_tools && state.config.health.list_changed_watchers > 0 {
+            tasks.push(tokio::spawn(crate::health::list_changed::run(
+                state.registry.clone(),
+                state.health.clone(),
+                stop.clone(),
+            )));
+        }
     }
     let addr = listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;

@@ -37,7 +37,47 @@ pub struct RegistryConfig {
     pub health: HealthConfig,
     pub events: EventsConfig,
     pub mcp: McpConfig,
+    pub search: SearchConfig,
 }
+
+/// Search (`[search]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    pub embeddings: EmbeddingsConfig,
+}
+
+/// Where search's optional semantic leg gets its embeddings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbeddingsProvider {
+    /// Lexical search only.
+    None,
+    /// `POST {base_url}/embeddings` as the OpenAI embeddings API defines it (OpenAI, LiteLLM,
+    /// Ollama's `/v1`, Hugging Face TEI, gateways in front of Azure or Bedrock).
+    OpenaiCompatible,
+}
+
+/// `[search.embeddings]`; see `docs/CONFIGURATION.md`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingsConfig {
+    pub provider: EmbeddingsProvider,
+    pub base_url: String,
+    pub model: String,
+    /// At most one of the three; none for providers without authentication.
+    pub api_key: SecretString,
+    pub api_key_file: String,
+    pub api_key_secret_id: String,
+    pub dimensions: usize,
+    pub batch_size: usize,
+    pub timeout_ms: u64,
+    pub query_timeout_ms: u64,
+}
+
+/// Limits of `[search.embeddings]`.
+pub const MAX_EMBEDDING_DIMENSIONS: usize = 8192;
+pub const MAX_EMBEDDING_BATCH: usize = 2048;
 
 /// The registry's own MCP server at `/mcp` (`[mcp]`).
 #[derive(Debug, Clone, Deserialize)]
@@ -124,6 +164,8 @@ pub struct HealthConfig {
     pub damping: u32,
     pub history: usize,
     pub discover_tools: bool,
+    /// Most servers watched for `notifications/tools/list_changed` (0: none).
+    pub list_changed_watchers: usize,
 }
 
 /// `GET /api/v1/events` (`[events]`).
@@ -302,6 +344,9 @@ impl RegistryConfig {
         if !(1..=100).contains(&h.history) {
             return Err(key("health.history", "must be between 1 and 100"));
         }
+        if h.list_changed_watchers > 10_000 {
+            return Err(key("health.list_changed_watchers", "must be at most 10000"));
+        }
         if !(1..=10_000).contains(&self.events.max_streams) {
             return Err(key("events.max_streams", "must be between 1 and 10000"));
         }
@@ -311,10 +356,78 @@ impl RegistryConfig {
                 "must be between 1 and 300",
             ));
         }
+        self.search.embeddings.validate(&key)?;
         if self.demo.enabled && !self.egress.allow_loopback {
             return Err(key(
                 "demo.enabled",
                 "the demo server is registered at a loopback URL, which needs egress.allow_loopback = true",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl EmbeddingsConfig {
+    /// The rules of `[search.embeddings]` (reachability and the egress policy are checked at
+    /// start, see `embeddings.rs`).
+    fn validate(&self, key: &dyn Fn(&str, &str) -> ConfigError) -> Result<(), ConfigError> {
+        if self.provider == EmbeddingsProvider::None {
+            return Ok(());
+        }
+        let base_url = url::Url::parse(&self.base_url);
+        let ok = base_url.as_ref().is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host().is_some()
+                && u.username().is_empty()
+                && u.password().is_none()
+                && u.query().is_none()
+        });
+        if !ok || self.base_url.len() > 2048 {
+            return Err(key(
+                "search.embeddings.base_url",
+                "must be an http(s) URL without credentials or query, at most 2048 characters, \
+                 such as https://api.openai.com/v1 (the provider's /embeddings is appended)",
+            ));
+        }
+        if self.model.trim().is_empty() || self.model.len() > 256 {
+            return Err(key(
+                "search.embeddings.model",
+                "must name the embedding model (1-256 characters), such as text-embedding-3-small",
+            ));
+        }
+        if !(1..=MAX_EMBEDDING_DIMENSIONS).contains(&self.dimensions) {
+            return Err(key(
+                "search.embeddings.dimensions",
+                "must be the model's vector length, between 1 and 8192 (every answer is checked against it)",
+            ));
+        }
+        if !(1..=MAX_EMBEDDING_BATCH).contains(&self.batch_size) {
+            return Err(key(
+                "search.embeddings.batch_size",
+                "must be between 1 and 2048",
+            ));
+        }
+        if !(100..=120_000).contains(&self.timeout_ms) {
+            return Err(key(
+                "search.embeddings.timeout_ms",
+                "must be between 100 and 120000",
+            ));
+        }
+        if self.query_timeout_ms < 10 || self.query_timeout_ms > self.timeout_ms {
+            return Err(key(
+                "search.embeddings.query_timeout_ms",
+                "must be at least 10 and at most search.embeddings.timeout_ms",
+            ));
+        }
+        let sources = [
+            !self.api_key.expose_secret().is_empty(),
+            !self.api_key_file.is_empty(),
+            !self.api_key_secret_id.is_empty(),
+        ];
+        if sources.iter().filter(|s| **s).count() > 1 {
+            return Err(key(
+                "search.embeddings.api_key",
+                "give at most one of api_key, api_key_file and api_key_secret_id",
             ));
         }
         Ok(())
@@ -365,5 +478,55 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("allow_loopback"), "{err}");
+    }
+
+    #[test]
+    fn embeddings_settings_are_checked_naming_the_key() {
+        let on = "[search.embeddings]\nprovider = \"openai_compatible\"\n";
+        let good = format!(
+            "{on}base_url = \"https://api.openai.com/v1\"\nmodel = \"m\"\ndimensions = 8\n"
+        );
+        assert!(RegistryConfig::from_toml(&good).is_ok());
+        // Off by default, and then nothing else is required.
+        let c = RegistryConfig::from_toml("").unwrap();
+        assert_eq!(c.search.embeddings.provider, EmbeddingsProvider::None);
+        for (bad, named) in [
+            (on.to_owned(), "search.embeddings.base_url"),
+            (
+                good.replace("https://api.openai.com/v1", "https://u:p@h/v1"),
+                "search.embeddings.base_url",
+            ),
+            (
+                good.replace("model = \"m\"", "model = \"\""),
+                "search.embeddings.model",
+            ),
+            (
+                good.replace("dimensions = 8", "dimensions = 0"),
+                "search.embeddings.dimensions",
+            ),
+            (
+                format!("{good}batch_size = 0\n"),
+                "search.embeddings.batch_size",
+            ),
+            (
+                format!("{good}timeout_ms = 5\n"),
+                "search.embeddings.timeout_ms",
+            ),
+            (
+                format!("{good}query_timeout_ms = 999999\n"),
+                "search.embeddings.query_timeout_ms",
+            ),
+            (
+                format!("{good}api_key = \"k\"\napi_key_file = \"/f\"\n"),
+                "search.embeddings.api_key",
+            ),
+            (
+                "[search.embeddings]\nprovider = \"magic\"\n".to_owned(),
+                "provider",
+            ),
+        ] {
+            let err = RegistryConfig::from_toml(&bad).unwrap_err().to_string();
+            assert!(err.contains(named), "{bad}: {err}");
+        }
     }
 }

@@ -93,8 +93,11 @@ async fn check(config: &RegistryConfig) -> anyhow::Result<()> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         app::load_keyring(config).await?;
     }
+    // The embedding provider's URL against the egress policy, and its API key (never printed).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let semantic = registry::embeddings::Embeddings::from_config(config).await?;
     println!(
-        "configuration OK: listen={} metrics={} store={} stage={:?} egress(loopback={}, private={}) key={}",
+        "configuration OK: listen={} metrics={} store={} stage={:?} egress(loopback={}, private={}) key={} search={}",
         config.listen,
         config.metrics_listen,
         config.store_url().split(':').next().unwrap_or(""),
@@ -105,6 +108,11 @@ async fn check(config: &RegistryConfig) -> anyhow::Result<()> {
             "loaded"
         } else {
             "generated in data_dir at first start"
+        },
+        if semantic.is_some() {
+            "hybrid"
+        } else {
+            "lexical"
         }
     );
     Ok(())

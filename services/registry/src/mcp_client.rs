@@ -471,6 +471,69 @@ impl<'a> Session<'a> {
         )))
     }
 
+    /// Whether the server declared `capabilities.tools.listChanged` (in its `server/discover`
+    /// or `initialize` result).
+    pub fn announces_tool_changes(&self) -> bool {
+        self.server
+            .pointer("/capabilities/tools/listChanged")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    /// Opens the stream on which the server sends notifications: `subscriptions/listen` for
+    /// tool-list changes (2026-07-28), the session's `GET` stream (session era), or the legacy
+    /// SSE stream already open. The stream lives until the server ends it or [`close`](Self::close).
+    pub async fn notifications(&mut self) -> Result<Notifications, Failure> {
+        let response = match &mut self.mode {
+            Mode::Sse { inbox, .. } => {
+                // Answers to requests would arrive here too; this session sends none after.
+                let inbox = std::mem::replace(inbox, mpsc::channel(1).1);
+                return Ok(Notifications::from_inbox(inbox));
+            }
+            Mode::Modern => {
+                self.next_id += 1;
+                let message = json!({"jsonrpc": "2.0", "id": self.next_id,
+                    "method": "subscriptions/listen",
+                    "params": {"notifications": {"toolsListChanged": true},
+                               "_meta": {"io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
+                                         "io.modelcontextprotocol/clientCapabilities": {}}}});
+                self.post(&message, "subscriptions/listen").await?
+            }
+            Mode::Session { id, version } => {
+                let mut builder = self
+                    .http
+                    .get(self.target.url.clone())
+                    .headers(self.target.headers.clone())
+                    .header("accept", "text/event-stream")
+                    .header("mcp-protocol-version", version.as_str());
+                if let Some(id) = id {
+                    builder = builder.header("mcp-session-id", id.as_str());
+                }
+                let response = self.send(builder).await?;
+                if !response.status().is_success() {
+                    // 405: the server offers no stream.
+                    return Err(status_error(response.status()));
+                }
+                response
+            }
+        };
+        let is_sse = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("text/event-stream"));
+        if !is_sse {
+            return Err(Failure::Protocol(
+                "the notification stream is not text/event-stream".into(),
+            ));
+        }
+        Ok(Notifications {
+            source: Source::Body(response.bytes_stream().boxed()),
+            parser: Parser::new(MAX_ANSWER_BYTES),
+            ready: std::collections::VecDeque::new(),
+        })
+    }
+
     /// Ends the session: `DELETE` for a session-era server (a refusal is fine: the spec lets
     /// servers answer 405), closing the stream for SSE.
     pub async fn close(self) {
@@ -527,4 +590,66 @@ async fn read_answer(response: reqwest::Response, id: u64) -> Result<Value, Fail
         ));
     }
     serde_json::from_slice(&json_body).map_err(|e| Failure::Protocol(format!("not JSON: {e}")))
+}
+
+/// The server's notifications (messages with a `method`), from [`Session::notifications`].
+pub struct Notifications {
+    source: Source,
+    parser: Parser,
+    ready: std::collections::VecDeque<Value>,
+}
+
+enum Source {
+    Body(futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>),
+    Inbox(mpsc::Receiver<Value>),
+}
+
+impl Notifications {
+    fn from_inbox(inbox: mpsc::Receiver<Value>) -> Self {
+        Self {
+            source: Source::Inbox(inbox),
+            parser: Parser::new(MAX_ANSWER_BYTES),
+            ready: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// The next notification; `Err` when the stream ended or broke (an event above
+    /// [`MAX_ANSWER_BYTES`] breaks it).
+    pub async fn next(&mut self) -> Result<Value, Failure> {
+        loop {
+            if let Some(message) = self.ready.pop_front() {
+                return Ok(message);
+            }
+            let body = match &mut self.source {
+                Source::Inbox(inbox) => {
+                    let message = inbox.recv().await.ok_or_else(ended)?;
+                    if message.get("method").is_some() {
+                        return Ok(message);
+                    }
+                    continue;
+                }
+                Source::Body(body) => body,
+            };
+            let chunk = body
+                .next()
+                .await
+                .ok_or_else(ended)?
+                .map_err(|e| send_error(&e))?;
+            let events = self
+                .parser
+                .feed(&chunk)
+                .map_err(|e| Failure::Protocol(format!("SSE: {e}")))?;
+            self.ready.extend(
+                events
+                    .into_iter()
+                    .filter(|e| e.is_message())
+                    .filter_map(|e| serde_json::from_str::<Value>(&e.data).ok())
+                    .filter(|m| m.get("method").is_some()),
+            );
+        }
+    }
+}
+
+fn ended() -> Failure {
+    Failure::Protocol("the notification stream ended".into())
 }

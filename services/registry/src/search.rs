@@ -11,23 +11,33 @@
 //! - A reconciliation never undoes a newer write: a load that overlapped a write through this
 //!   process is discarded (as the catalog cache does), and a loaded record replaces the indexed
 //!   one only if it is a different server (id) or a later revision.
+//!
+//! With `[search.embeddings]` on, the semantic leg follows the same changes without slowing
+//! them: a change indexes its documents lexically at once and queues their texts; a background
+//! task embeds them in batches (off the lock; cached by text hash, so unchanged text is never
+//! re-embedded) and attaches the vectors if the text is still current. A query is embedded
+//! before the index is read, within `query_timeout_ms`; if that fails the answer is lexical and
+//! says why.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::sync::RwLock;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use mcpgw_core::auth::{MissingPermission, Permission, Principal};
 use mcpgw_core::domain::tool::ToolAnnotations;
 use mcpgw_core::domain::{AgentRecord, Lifecycle, ServerRecord};
 use mcpgw_core::policy::CompiledPolicy;
-use mcpgw_core::search::{DocKind, Document, Filter, Mode, Param, SearchIndex, Weights};
+use mcpgw_core::search::{
+    DocKind, Document, EmbedError, Filter, Mode, Param, SearchIndex, Weights,
+};
 use mcpgw_core::validate::{self, FieldError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::embeddings::{Embeddings, TextHash, text_hash};
 use crate::error::Result;
 use crate::service::{Registry, parse_path};
 use crate::store::{AgentFilter, RegistryStore, ServerFilter, StoreError};
@@ -159,14 +169,33 @@ struct State {
     /// Indexed agents by path: (id, revision).
     agents: HashMap<String, (uuid::Uuid, u64)>,
     synced_at: Option<Instant>,
+    /// With embeddings on: the provider (for its cache) and the background embedder's queue.
+    semantic: Option<(Arc<Embeddings>, tokio::sync::mpsc::UnboundedSender<Job>)>,
+}
+
+/// A document text waiting to be embedded.
+struct Job {
+    id: String,
+    hash: TextHash,
+    text: String,
 }
 
 pub struct CatalogSearch {
     /// `None`: the store has no other writer; the index is built once.
     refresh_every: Option<Duration>,
     writes: AtomicU64,
-    state: RwLock<State>,
+    state: Arc<RwLock<State>>,
     sync: tokio::sync::Mutex<()>,
+    embeddings: Option<Arc<Embeddings>>,
+}
+
+/// The query's vector, or why there is none.
+pub enum QueryEmbedding {
+    /// Embeddings are off: lexical search, nothing to report.
+    Off,
+    Ready(Vec<f32>),
+    /// The provider failed or timed out: lexical search, and the answer says so.
+    Failed(String),
 }
 
 impl CatalogSearch {
@@ -179,13 +208,51 @@ impl CatalogSearch {
         Self {
             refresh_every,
             writes: AtomicU64::new(0),
-            state: RwLock::new(State {
+            state: Arc::new(RwLock::new(State {
                 index: SearchIndex::new(weights, None),
                 servers: HashMap::new(),
                 agents: HashMap::new(),
                 synced_at: None,
-            }),
+                semantic: None,
+            })),
             sync: tokio::sync::Mutex::new(()),
+            embeddings: None,
+        }
+    }
+
+    /// Turns the semantic leg on (before anything is indexed): starts the background embedder
+    /// on the current tokio runtime. It stops when this index is dropped.
+    pub fn with_embeddings(mut self, embeddings: Option<Arc<Embeddings>>) -> Self {
+        if let Some(e) = embeddings {
+            let (queue, jobs) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(embed_in_background(
+                e.clone(),
+                Arc::downgrade(&self.state),
+                jobs,
+            ));
+            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+            state.semantic = Some((e.clone(), queue));
+            drop(state);
+            self.embeddings = Some(e);
+        }
+        self
+    }
+
+    /// The query's vector, when embeddings are on and the query is valid (an invalid one is
+    /// refused by [`CatalogSearch::answer_with`] without reaching the provider).
+    pub async fn embed_query(&self, req: &SearchRequest) -> QueryEmbedding {
+        let Some(e) = &self.embeddings else {
+            return QueryEmbedding::Off;
+        };
+        let Ok(query) = validate::text("query", &req.query, 1, MAX_QUERY) else {
+            return QueryEmbedding::Off;
+        };
+        match e.embed_query(&query).await {
+            Ok(v) => QueryEmbedding::Ready(v),
+            Err(err) => {
+                tracing::warn!(error = %err, "search query not embedded; answering lexically");
+                QueryEmbedding::Failed(err.0)
+            }
         }
     }
 
@@ -301,6 +368,40 @@ impl CatalogSearch {
 }
 
 impl State {
+    /// Indexes documents lexically at once; with embeddings on, attaches cached vectors and
+    /// queues the other texts for the background embedder.
+    fn upsert(&mut self, docs: Vec<Document<Payload>>) -> std::result::Result<(), EmbedError> {
+        let texts: Vec<(String, String)> = match &self.semantic {
+            Some(_) => docs
+                .iter()
+                .map(|d| (d.id.clone(), d.embedding_text()))
+                .collect(),
+            None => Vec::new(),
+        };
+        self.index.upsert_many(docs)?;
+        let Some((embeddings, queue)) = &self.semantic else {
+            return Ok(());
+        };
+        for (id, text) in texts {
+            let hash = text_hash(&text);
+            match embeddings.cached(&hash) {
+                Some(v) => {
+                    self.index.set_vector(&id, v.to_vec());
+                }
+                // A closed queue means the runtime is shutting down: nothing to do.
+                None => drop(queue.send(Job { id, hash, text })),
+            }
+        }
+        Ok(())
+    }
+
+    /// The document `job` was made for is still indexed with that text.
+    fn current(&self, job: &Job) -> bool {
+        self.index
+            .get(&job.id)
+            .is_some_and(|d| text_hash(&d.embedding_text()) == job.hash)
+    }
+
     fn put(&mut self, r: &ServerRecord) {
         let docs = documents(r);
         let ids: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
@@ -310,7 +411,7 @@ impl State {
             }
         }
         // Without an embedder upsert cannot fail; with one, a failure keeps the old documents.
-        if let Err(e) = self.index.upsert_many(docs) {
+        if let Err(e) = self.upsert(docs) {
             tracing::warn!(server = %r.path.as_str(), error = %e, "search index not updated");
             return;
         }
@@ -325,7 +426,7 @@ impl State {
     }
 
     fn put_agent(&mut self, r: &AgentRecord) {
-        if let Err(e) = self.index.upsert_many(vec![agent_document(r)]) {
+        if let Err(e) = self.upsert(vec![agent_document(r)]) {
             tracing::warn!(agent = %r.path.as_str(), error = %e, "search index not updated");
             return;
         }
@@ -342,6 +443,88 @@ impl State {
         if let Some(old) = self.servers.remove(path) {
             for id in &old.docs {
                 self.index.remove(id);
+            }
+        }
+    }
+}
+
+/// Embeds queued document texts in batches, off the index lock, until the index is dropped.
+/// A failed batch is retried with growing pauses (the documents stay lexical meanwhile); texts
+/// that changed or went while waiting are skipped.
+async fn embed_in_background(
+    embeddings: Arc<Embeddings>,
+    state: Weak<RwLock<State>>,
+    mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
+) {
+    const FIRST_PAUSE: Duration = Duration::from_millis(500);
+    let mut pending: VecDeque<Job> = VecDeque::new();
+    let mut pause = FIRST_PAUSE;
+    loop {
+        if pending.is_empty() {
+            match jobs.recv().await {
+                Some(job) => pending.push_back(job),
+                None => return,
+            }
+        }
+        while let Ok(job) = jobs.try_recv() {
+            pending.push_back(job);
+        }
+        let Some(shared) = state.upgrade() else {
+            return;
+        };
+        // A batch of distinct texts still current and not cached (those attach at once).
+        let mut batch: Vec<Job> = Vec::new();
+        let mut texts: Vec<String> = Vec::new();
+        {
+            let mut st = shared.write().unwrap_or_else(|e| e.into_inner());
+            let mut seen = HashSet::new();
+            while texts.len() < embeddings.batch_size() {
+                let Some(job) = pending.pop_front() else {
+                    break;
+                };
+                if !st.current(&job) {
+                    continue;
+                }
+                if let Some(v) = embeddings.cached(&job.hash) {
+                    st.index.set_vector(&job.id, v.to_vec());
+                    continue;
+                }
+                if seen.insert(job.hash) {
+                    texts.push(job.text.clone());
+                }
+                batch.push(job);
+            }
+        }
+        drop(shared);
+        if batch.is_empty() {
+            continue;
+        }
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        match embeddings.embed_documents(&refs).await {
+            Ok(_) => {
+                pause = FIRST_PAUSE;
+                let Some(shared) = state.upgrade() else {
+                    return;
+                };
+                let mut st = shared.write().unwrap_or_else(|e| e.into_inner());
+                for job in &batch {
+                    if let (true, Some(v)) = (st.current(job), embeddings.cached(&job.hash)) {
+                        st.index.set_vector(&job.id, v.to_vec());
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    documents = batch.len(),
+                    retry_in_ms = pause.as_millis() as u64,
+                    "search documents not embedded; they are found lexically until this works"
+                );
+                for job in batch.into_iter().rev() {
+                    pending.push_front(job);
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(60));
             }
         }
     }
@@ -454,6 +637,10 @@ pub struct SearchResult {
 pub struct SearchAnswer {
     pub mode: Mode,
     pub results: Vec<SearchResult>,
+    /// Set when semantic search is configured but this answer is lexical, saying why (e.g. the
+    /// embedding provider timed out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 impl SearchRequest {
@@ -532,8 +719,24 @@ impl Registry {
             Some(_) => Some(self.compiled_policy().await?),
             None => None,
         };
-        self.search_index.answer(caller, policy.as_deref(), req)
+        // Checked before the provider is asked anything.
+        req.validate()?;
+        may_search(caller)?;
+        let query_vector = self.search_index.embed_query(req).await;
+        self.search_index
+            .answer_with(caller, policy.as_deref(), req, query_vector)
     }
+}
+
+/// A caller with no `servers:read` at all may not search.
+fn may_search(caller: &Principal) -> Result<()> {
+    if caller
+        .limited_to(Permission::ServersRead)
+        .is_some_and(|p| p.is_empty())
+    {
+        return Err(MissingPermission(Permission::ServersRead).into());
+    }
+    Ok(())
 }
 
 impl CatalogSearch {
@@ -547,11 +750,21 @@ impl CatalogSearch {
         policy: Option<&CompiledPolicy>,
         req: &SearchRequest,
     ) -> Result<SearchAnswer> {
+        self.answer_with(caller, policy, req, QueryEmbedding::Off)
+    }
+
+    /// As [`CatalogSearch::answer`], with the query's vector from [`CatalogSearch::embed_query`]:
+    /// hybrid when there is one, else lexical (saying why when the provider failed).
+    pub fn answer_with(
+        &self,
+        caller: &Principal,
+        policy: Option<&CompiledPolicy>,
+        req: &SearchRequest,
+        query_embedding: QueryEmbedding,
+    ) -> Result<SearchAnswer> {
         let (query, filter, limit) = req.validate()?;
+        may_search(caller)?;
         let readable = caller.limited_to(Permission::ServersRead);
-        if readable.as_ref().is_some_and(|p| p.is_empty()) {
-            return Err(MissingPermission(Permission::ServersRead).into());
-        }
         let policy_caller = match (policy, &caller.identity) {
             (Some(p), Some(identity)) => Some(p.caller(identity)),
             _ => None,
@@ -581,7 +794,19 @@ impl CatalogSearch {
                     || filter.allows_write(&d.name))
         };
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        let found = state.index.search(&query, &filter, limit, &visible);
+        let (query_vector, notice) = match query_embedding {
+            QueryEmbedding::Off => (None, None),
+            QueryEmbedding::Ready(v) => (Some(v), None),
+            QueryEmbedding::Failed(why) => (
+                None,
+                Some(format!(
+                    "semantic search unavailable ({why}); results are lexical"
+                )),
+            ),
+        };
+        let found = state
+            .index
+            .search_with_vector(&query, query_vector, &filter, limit, &visible);
         let results = found
             .hits
             .into_iter()
@@ -606,6 +831,7 @@ impl CatalogSearch {
         Ok(SearchAnswer {
             mode: found.mode,
             results,
+            notice,
         })
     }
 }

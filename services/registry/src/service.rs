@@ -12,8 +12,8 @@ use mcpgw_core::auth::{Permission, Principal};
 use mcpgw_core::domain::integrity;
 use mcpgw_core::domain::tool::{MAX_TOOLS, validate_tools};
 use mcpgw_core::domain::{
-    ApplyError, DeploymentStage, Lifecycle, LifecycleEvent, ServerPath, ServerRecord, ServerSpec,
-    Tool, ToolSpec, ValidSpec,
+    ApplyError, DeploymentStage, Lifecycle, ServerPath, ServerRecord, ServerSpec, Tool, ToolSpec,
+    ValidSpec,
 };
 use mcpgw_core::egress::EgressPolicy;
 use mcpgw_core::gateway_sync::McpAuditEvent;
@@ -28,6 +28,7 @@ use crate::keys;
 use crate::store::{
     ApiKeyRecord, AuditFilter, AuditRecord, RegistryStore, ServerFilter, StoreError,
 };
+use crate::versioned::{Versioned, check_revision, store_error, transition_permission};
 
 /// Where a server's tool definitions came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -116,6 +117,24 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// A page from up to `limit + 1` items read (one more than asked, to know if more follow):
+    /// the first `limit`, and the cursor (`key` of the last) when there were more.
+    pub(crate) fn from_overfetch(
+        mut items: Vec<T>,
+        limit: u32,
+        key: impl Fn(&T) -> String,
+    ) -> Self {
+        let next = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(key)
+        } else {
+            None
+        };
+        Page { items, next }
+    }
+}
+
 /// What a mutation changed, for its audit record.
 pub(crate) struct Change<'a> {
     pub(crate) action: &'a str,
@@ -147,6 +166,15 @@ fn apply_error(e: ApplyError) -> RegistryError {
         ApplyError::Field(f) => RegistryError::Invalid(f),
         ApplyError::Secret(s) => RegistryError::Secret(s),
     }
+}
+
+/// `spec` (a record's writable fields) as JSON with `patch` merged in (RFC 7396): the body of a
+/// PATCH, before it is parsed and validated as a full spec.
+pub(crate) fn patched(spec: &impl serde::Serialize, patch: &Value) -> Result<Value> {
+    let mut merged = serde_json::to_value(spec)
+        .map_err(|e| StoreError::Internal(format!("serializing a spec: {e}")))?;
+    merge_patch(&mut merged, patch);
+    Ok(merged)
 }
 
 /// RFC 7396 JSON merge patch.
@@ -252,24 +280,10 @@ impl Registry {
             .ok_or_else(|| RegistryError::ServerNotFound(path.to_string()))
     }
 
-    fn check_revision(record: &ServerRecord, expected: Option<u64>) -> Result<u64> {
-        match expected {
-            Some(e) if e != record.revision => Err(RegistryError::StaleRevision {
-                expected: e,
-                current: record.revision,
-            }),
-            _ => Ok(record.revision),
-        }
-    }
-
     fn store_error(e: StoreError, path: &ServerPath, expected: u64) -> RegistryError {
-        match e {
-            StoreError::StaleRevision { current } => {
-                RegistryError::StaleRevision { expected, current }
-            }
-            StoreError::NotFound => RegistryError::ServerNotFound(path.to_string()),
-            other => other.into(),
-        }
+        store_error(e, expected, || {
+            RegistryError::ServerNotFound(path.to_string())
+        })
     }
 
     /// Writes `next` (revision already bumped) in place of a record read at `expected`.
@@ -302,12 +316,6 @@ impl Registry {
         let result = self.store.update_health(updates).await;
         self.catalog_changed();
         Ok(result?)
-    }
-
-    fn bump(record: &mut ServerRecord, caller: &Principal) {
-        record.revision += 1;
-        record.updated_at = Timestamp::now();
-        record.updated_by = caller.subject.clone();
     }
 
     pub async fn create_server(
@@ -396,7 +404,7 @@ impl Registry {
                 &scoped_filter
             }
         };
-        let mut items = match &self.catalog {
+        let items = match &self.catalog {
             Some(cache) => {
                 cache
                     .list(self.store.as_ref(), filter, after, limit + 1)
@@ -410,13 +418,7 @@ impl Registry {
                 .map(Arc::new)
                 .collect(),
         };
-        let next = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|r| r.path.to_string())
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        Ok(Page::from_overfetch(items, limit, |r| r.path.to_string()))
     }
 
     pub async fn replace_server(
@@ -429,11 +431,11 @@ impl Registry {
     ) -> Result<ServerRecord> {
         caller.require_for(Permission::ServersUpdate, path.as_str())?;
         let current = self.load(path).await?;
-        let read_at = Self::check_revision(&current, expected)?;
+        let read_at = check_revision(&current, expected)?;
         let valid = self.validate(caller, &spec).await?;
         let mut next = current.clone();
         next.apply_spec(valid, &self.keyring).map_err(apply_error)?;
-        Self::bump(&mut next, caller);
+        next.bump(caller);
         let entry = audit(
             caller,
             ctx,
@@ -462,10 +464,8 @@ impl Registry {
     ) -> Result<ServerRecord> {
         caller.require_for(Permission::ServersUpdate, path.as_str())?;
         let current = self.load(path).await?;
-        Self::check_revision(&current, expected)?;
-        let mut merged = serde_json::to_value(current.to_spec())
-            .map_err(|e| StoreError::Internal(format!("serializing a spec: {e}")))?;
-        merge_patch(&mut merged, &patch);
+        check_revision(&current, expected)?;
+        let mut merged = patched(&current.to_spec(), &patch)?;
         write_only_maps(&patch, &mut merged)?;
         let spec: ServerSpec = crate::api::extract::parse_json_value(merged)?;
         self.replace_server(caller, ctx, path, spec, Some(current.revision))
@@ -481,7 +481,7 @@ impl Registry {
     ) -> Result<()> {
         caller.require_for(Permission::ServersDelete, path.as_str())?;
         let current = self.load(path).await?;
-        let read_at = Self::check_revision(&current, expected)?;
+        let read_at = check_revision(&current, expected)?;
         if current.lifecycle.blocks_delete() {
             return Err(RegistryError::DeleteBlocked(current.lifecycle));
         }
@@ -522,13 +522,13 @@ impl Registry {
     ) -> Result<ServerRecord> {
         caller.require_for(Permission::ServersToggle, path.as_str())?;
         let current = self.load(path).await?;
-        let read_at = Self::check_revision(&current, expected)?;
+        let read_at = check_revision(&current, expected)?;
         if current.enabled == enabled {
             return Ok(current);
         }
         let mut next = current.clone();
         next.enabled = enabled;
-        Self::bump(&mut next, caller);
+        next.bump(caller);
         let entry = audit(
             caller,
             ctx,
@@ -557,17 +557,9 @@ impl Registry {
         let reason = validate::text("reason", reason, 1, mcpgw_core::domain::limits::REASON)?;
         let current = self.load(path).await?;
         let from = current.lifecycle;
-        let permission =
-            from.transition_permission(to)
-                .ok_or_else(|| RegistryError::InvalidTransition {
-                    from,
-                    to,
-                    allowed: from.next_states(),
-                })?;
-        caller.require_for(permission, path.as_str())?;
-        let read_at = Self::check_revision(&current, expected)?;
+        caller.require_for(transition_permission(from, to)?, path.as_str())?;
+        let read_at = check_revision(&current, expected)?;
         let mut next = current.clone();
-        next.lifecycle = to;
         // The review approves the server as it stands, tools included: tools recorded before
         // the first approval become the baseline (later changes need `tools:approve`).
         let approves_tools = from == Lifecycle::SecurityReview
@@ -582,14 +574,7 @@ impl Registry {
                 &caller.subject,
             ));
         }
-        Self::bump(&mut next, caller);
-        next.lifecycle_history.push(LifecycleEvent {
-            from,
-            to,
-            actor: caller.subject.clone(),
-            reason: reason.clone(),
-            at: next.updated_at,
-        });
+        next.transition(to, caller, &reason);
         let entry = audit(
             caller,
             ctx,
@@ -658,13 +643,13 @@ impl Registry {
         expected: Option<u64>,
     ) -> Result<ServerRecord> {
         let current = self.load(path).await?;
-        let read_at = Self::check_revision(&current, expected)?;
+        let read_at = check_revision(&current, expected)?;
         if source == ToolSource::Discovery && current.tools == tools {
             return Ok(current);
         }
         let mut next = current.clone();
         next.tools = tools;
-        Self::bump(&mut next, actor);
+        next.bump(actor);
         let hashes: serde_json::Map<String, Value> = next
             .tools
             .iter()
@@ -719,7 +704,7 @@ impl Registry {
         let reason = validate::optional_text("reason", reason, mcpgw_core::domain::limits::REASON)?;
         check_approval_shape(expected_hashes)?;
         let current = self.load(path).await?;
-        let read_at = Self::check_revision(&current, expected)?;
+        let read_at = check_revision(&current, expected)?;
         let approved_names = |name: &str| {
             current
                 .approved_tools
@@ -757,7 +742,7 @@ impl Registry {
             Some(&names),
             &caller.subject,
         ));
-        Self::bump(&mut next, caller);
+        next.bump(caller);
         let entry = audit(
             caller,
             ctx,
@@ -1094,14 +1079,8 @@ impl Registry {
         limit: u32,
     ) -> Result<Page<AuditRecord>> {
         caller.require(Permission::AuditRead)?;
-        let mut items = self.store.list_audit(filter, before, limit + 1).await?;
-        let next = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|r| r.id.clone())
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        let items = self.store.list_audit(filter, before, limit + 1).await?;
+        Ok(Page::from_overfetch(items, limit, |r| r.id.clone()))
     }
 }
 

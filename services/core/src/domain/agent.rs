@@ -12,12 +12,11 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::lifecycle::{Lifecycle, LifecycleEvent};
-use super::server::{Governance, HealthStatus, ServerPath, dedup, web_url};
-use super::tool::canonical_json;
+use super::server::{Governance, HealthStatus, ServerPath, spec_path, spec_tags, web_url};
+use super::tool::{canonical_json, sha256_hex};
 use crate::time::Timestamp;
 use crate::validate::{self, FieldError};
 
@@ -244,10 +243,7 @@ impl AgentCard {
 
     /// SHA-256 of the canonical JSON of the card (key order and white space do not count).
     pub fn content_hash(&self) -> String {
-        Sha256::digest(self.canonical().as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        sha256_hex(self.canonical().as_bytes())
     }
 
     /// The card's own well-known address, on the origin of its `url`.
@@ -292,10 +288,7 @@ pub struct ValidAgentSpec {
 
 impl AgentSpec {
     pub fn validate(&self) -> Result<ValidAgentSpec, FieldError> {
-        let path = match &self.path {
-            None => None,
-            Some(p) => Some(ServerPath::parse(p).map_err(|m| FieldError::new("path", m))?),
-        };
+        let path = spec_path(self.path.as_deref())?;
         let card = self.card.as_ref().map(AgentCard::validate).transpose()?;
         let card_url = optional_url("card_url", self.card_url.as_deref())?;
         if card.is_none() && card_url.is_none() {
@@ -304,19 +297,12 @@ impl AgentSpec {
                 "is required unless card_url names where to fetch it",
             ));
         }
-        let tags = validate::list("tags", &self.tags, super::server::limits::TAGS, |f, t| {
-            validate::identifier(
-                f,
-                &t.trim().to_ascii_lowercase(),
-                super::server::limits::TAG,
-                "-_.:",
-            )
-        })?;
+        let tags = spec_tags(&self.tags)?;
         Ok(ValidAgentSpec {
             path,
             card,
             card_url,
-            tags: dedup(tags),
+            tags,
             governance: self.governance.validate()?,
         })
     }

@@ -345,6 +345,20 @@ impl Governance {
     }
 }
 
+/// A spec's optional `path` (required on create, checked against the URL on update).
+pub(crate) fn spec_path(path: Option<&str>) -> Result<Option<ServerPath>, FieldError> {
+    path.map(|p| ServerPath::parse(p).map_err(|m| FieldError::new("path", m)))
+        .transpose()
+}
+
+/// A spec's `tags`: lowercased identifiers, at most `limits::TAGS`, duplicates dropped.
+pub(crate) fn spec_tags(tags: &[String]) -> Result<Vec<String>, FieldError> {
+    let tags = validate::list("tags", tags, limits::TAGS, |f, t| {
+        validate::identifier(f, &t.trim().to_ascii_lowercase(), limits::TAG, "-_.:")
+    })?;
+    Ok(dedup(tags))
+}
+
 pub(crate) fn dedup(mut items: Vec<String>) -> Vec<String> {
     let mut seen = std::collections::BTreeSet::new();
     items.retain(|i| seen.insert(i.clone()));
@@ -592,15 +606,10 @@ fn header_value(field: &str, value: &str) -> Result<(), FieldError> {
 impl ServerSpec {
     /// Runs every check that needs no network and normalizes the values.
     pub fn validate(&self) -> Result<ValidSpec, FieldError> {
-        let path = match &self.path {
-            None => None,
-            Some(p) => Some(ServerPath::parse(p).map_err(|m| FieldError::new("path", m))?),
-        };
+        let path = spec_path(self.path.as_deref())?;
         let name = validate::text("name", &self.name, 1, limits::NAME)?;
         let description = validate::text("description", &self.description, 0, limits::DESCRIPTION)?;
-        let tags = validate::list("tags", &self.tags, limits::TAGS, |f, t| {
-            validate::identifier(f, &t.trim().to_ascii_lowercase(), limits::TAG, "-_.:")
-        })?;
+        let tags = spec_tags(&self.tags)?;
         let endpoint = self.validate_endpoint()?;
         let upstream_auth = self.validate_auth()?;
         let custom_headers = match &self.custom_headers {
@@ -647,7 +656,7 @@ impl ServerSpec {
             path,
             name,
             description,
-            tags: dedup(tags),
+            tags,
             endpoint,
             upstream_auth,
             custom_headers,
@@ -869,7 +878,7 @@ pub struct HealthCheck {
     /// The protocol version the server spoke, when it answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
-    /// `scheduled`, `manual`, or `gateway` (stdio children reported by a gateway).
+    /// `scheduled`, `manual`, or `gateway:<instance>` (a stdio server reported by that gateway).
     pub trigger: String,
 }
 

@@ -158,7 +158,7 @@ impl ToolSpec {
                 ),
             ));
         }
-        let content_hash = hex(&Sha256::digest(canonical.as_bytes()));
+        let content_hash = sha256_hex(canonical.as_bytes());
         Ok(Tool {
             spec: self,
             content_hash,
@@ -192,8 +192,12 @@ pub fn validate_tools(field: &str, specs: Vec<ToolSpec>) -> Result<Vec<Tool>, Fi
     Ok(tools)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// SHA-256 in lowercase hex: the content hashes of tools and agent cards.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// JSON with object keys sorted at every level and no insignificant white space.

@@ -115,7 +115,7 @@ impl<T> Document<T> {
     }
 
     /// The text the semantic leg embeds: what a person would read about it.
-    fn embedding_text(&self) -> String {
+    pub fn embedding_text(&self) -> String {
         let mut text = self.name.clone();
         for part in [self.title.as_deref(), Some(&self.description)]
             .into_iter()
@@ -288,6 +288,17 @@ impl<T> SearchIndex<T> {
         Ok(())
     }
 
+    /// Sets the vector of an indexed document, embedded outside the index (the registry embeds
+    /// in the background, off the index lock). Returns whether the document is there. The
+    /// vector goes when the document is replaced or removed.
+    pub fn set_vector(&mut self, id: &str, vector: Vec<f32>) -> bool {
+        let Some(&slot) = self.slots.get(id) else {
+            return false;
+        };
+        self.vectors.insert(slot, vector);
+        true
+    }
+
     /// Removes a document; returns whether it was there.
     pub fn remove(&mut self, id: &str) -> bool {
         let Some(slot) = self.slots.remove(id) else {
@@ -316,6 +327,23 @@ impl<T> SearchIndex<T> {
         limit: usize,
         visible: &dyn Fn(&Document<T>) -> bool,
     ) -> Results<T> {
+        let query_vector = self
+            .embedder
+            .as_ref()
+            .and_then(|e| e.embed(&[query]).ok()?.into_iter().next());
+        self.search_with_vector(query, query_vector, filter, limit, visible)
+    }
+
+    /// As [`SearchIndex::search`], with the query's vector computed by the caller (`None`: a
+    /// lexical search). For callers that embed outside the index (I/O off the index lock).
+    pub fn search_with_vector(
+        &self,
+        query: &str,
+        query_vector: Option<Vec<f32>>,
+        filter: &Filter,
+        limit: usize,
+        visible: &dyn Fn(&Document<T>) -> bool,
+    ) -> Results<T> {
         let keep = |slot: u32| {
             let d = self.doc(slot);
             filter.matches(d) && visible(d)
@@ -328,16 +356,13 @@ impl<T> SearchIndex<T> {
             .into_iter()
             .map(|(slot, s)| (slot, f64::from(s)))
             .collect();
-        let semantic = self.embedder.as_ref().and_then(|e| {
-            let v = e.embed(&[query]).ok()?.into_iter().next()?;
+        let semantic = query_vector.map(|v| {
             let q = semantic::normalized(v);
-            Some(
-                self.vectors
-                    .similar(&q, keep)
-                    .into_iter()
-                    .map(|(slot, s)| (slot, f64::from(s)))
-                    .collect::<Vec<_>>(),
-            )
+            self.vectors
+                .similar(&q, keep)
+                .into_iter()
+                .map(|(slot, s)| (slot, f64::from(s)))
+                .collect::<Vec<_>>()
         });
         let (mode, scored) = match semantic {
             None => (Mode::Lexical, self.top(lexical, limit, &keep)),

@@ -397,3 +397,82 @@ async fn slow_upstreams_meet_the_first_byte_and_idle_limits() {
         r.text
     );
 }
+
+#[tokio::test]
+async fn the_registrys_health_status_reaches_the_gateway_and_its_errors() {
+    let stack = Stack::start().await;
+    // A port nothing listens on: the registry's check and the gateway's call both fail.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    stack
+        .register(
+            "gone",
+            json!({"transport": "streamable-http", "url": format!("http://127.0.0.1:{port}/mcp")}),
+            json!({}),
+        )
+        .await;
+    stack
+        .put_scope(scope("agents", "agents", "gone", ALL_METHODS, &["*"]))
+        .await;
+    wait_routed(&stack.gateway, "gone", true).await;
+    wait_scope(&stack, "agents").await;
+    let route_before =
+        std::sync::Arc::as_ptr(stack.gateway.state.table.current().get("gone").unwrap());
+    let version_before = stack.gateway.state.table.current().version.clone();
+
+    // A manual check applies at once (no damping).
+    let checked = stack
+        .http
+        .post(format!("{}/api/v1/servers/gone/health", stack.registry_url))
+        .bearer_auth(&stack.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(checked.status(), StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let routes = stack.gateway.state.table.current();
+        if routes.health.get("gone").map(|h| h.status)
+            == Some(mcpgw_core::domain::HealthStatus::Unhealthy)
+        {
+            assert_ne!(
+                routes.version, version_before,
+                "a status change is a new snapshot"
+            );
+            // The route itself was kept (a rebuild would restart a stdio child).
+            assert_eq!(
+                std::sync::Arc::as_ptr(routes.get("gone").unwrap()),
+                route_before
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway never saw the health status"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The gateway still tries the server, and its error says what the registry knew.
+    let token = stack.token("alice", &["agents"]);
+    let mut c = RawClient::new(&stack.url(), "gone", Some(token));
+    let reply = c.modern("tools/list", json!({})).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::BAD_GATEWAY,
+        "{:?}",
+        reply.messages
+    );
+    let message = reply.last()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("could not be reached")
+            && message.contains("the registry's health checks report it unhealthy since"),
+        "{message}"
+    );
+}

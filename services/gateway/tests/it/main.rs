@@ -9,4 +9,5 @@ mod integrity;
 mod peers;
 mod proxy;
 mod registry_mcp;
+mod stdio_health;
 mod upstream;

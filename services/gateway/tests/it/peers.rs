@@ -13,7 +13,7 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::*;
 
-fn env(name: &str) -> String {
+pub(crate) fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!(
             "{name} is not set: run the suite with `make test`, or `eval \"$(scripts/deps/mcp-peers.sh env)\"` after `scripts/deps/mcp-peers.sh install`"
@@ -135,7 +135,7 @@ pub async fn inspector(url: &str, token: &str, args: &[&str]) -> Value {
     })
 }
 
-async fn route(stack: &Stack, path: &str, endpoint: Value, tools: &[&str]) {
+pub(crate) async fn route(stack: &Stack, path: &str, endpoint: Value, tools: &[&str]) {
     stack.register(path, endpoint, json!({})).await;
     stack
         .put_scope(scope(
@@ -151,7 +151,7 @@ async fn route(stack: &Stack, path: &str, endpoint: Value, tools: &[&str]) {
     wait_scope(stack, &format!("use-{path}")).await;
 }
 
-fn text(result: &Value) -> String {
+pub(crate) fn text(result: &Value) -> String {
     result["content"][0]["text"]
         .as_str()
         .unwrap_or_default()

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::Ctx;
 use super::extract::{ApiJson, ApiPath, Params, encode_cursor, etag, if_match};
-use super::servers::{ToggleRequest, TransitionRequest};
+use super::servers::{ToggleRequest, TransitionRequest, parse_lifecycle};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::Result;
@@ -53,12 +53,7 @@ fn list_query(query: Option<&str>) -> Result<(AgentFilter, u32, Option<String>)>
     let p = Params::parse(query, LIST_PARAMS)?;
     let filter = AgentFilter {
         enabled: p.bool("enabled")?,
-        lifecycle: p.parsed("lifecycle", |v| {
-            Lifecycle::parse(v).ok_or_else(|| {
-                let all: Vec<&str> = Lifecycle::ALL.iter().map(|l| l.as_str()).collect();
-                format!("must be one of {} (got {v:?})", all.join(", "))
-            })
-        })?,
+        lifecycle: p.parsed("lifecycle", parse_lifecycle)?,
         tag: p.text("tag").map(|t| t.to_ascii_lowercase()),
         owner_team: p.text("owner").map(str::to_owned),
         text: p.text("q").map(str::to_owned),

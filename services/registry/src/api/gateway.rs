@@ -1,5 +1,6 @@
 //! `/api/v1/gateway`: what gateway processes use (permission `gateway:sync`): the routing
-//! snapshot, long-polled, and the audit events they report.
+//! snapshot, long-polled, the audit events they report, and the health of their stdio
+//! servers.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mcpgw_core::error::ErrorBody;
-use mcpgw_core::gateway_sync::{McpAuditBatch, McpAuditEvent};
+use mcpgw_core::gateway_sync::{McpAuditBatch, McpAuditEvent, StdioHealthBatch};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -17,6 +18,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::Result;
 use crate::gateway::{AUDIT_BODY_LIMIT, MAX_WAIT_SECONDS, Poll, check_batch_size};
+use crate::health::gateway_reports::{self, HEALTH_BODY_LIMIT};
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct AuditAccepted {
@@ -131,4 +133,38 @@ pub async fn audit(
         accepted,
         duplicates,
     }))
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct HealthAccepted {
+    /// Reports applied to their server's health.
+    pub applied: usize,
+    /// Reports on servers the registry does not know (deleted since the gateway's snapshot).
+    pub ignored: usize,
+}
+
+/// Report the health of stdio servers this gateway runs (at most 1000 reports, body at most
+/// 1 MiB). Each report is one check, damped and kept in the server's history like the
+/// registry's own checks (`trigger` = `gateway:<gateway>`). A report on a server that is not
+/// stdio refuses the batch (422); one on an unknown server is ignored.
+#[utoipa::path(post, path = "/api/v1/gateway/health", tag = "gateway",
+    request_body = StdioHealthBatch,
+    responses(
+        (status = 200, body = HealthAccepted),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn health(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    LargeJson(body): LargeJson<HEALTH_BODY_LIMIT>,
+) -> Result<impl IntoResponse> {
+    // Permission first: a caller without it learns nothing about the body's validity.
+    caller.require(mcpgw_core::auth::Permission::GatewaySync)?;
+    gateway_reports::check_batch_size(&body)?;
+    let batch: StdioHealthBatch = parse_json_value(body)?;
+    let (applied, ignored) =
+        gateway_reports::record(&state.registry, &state.health, &caller, &batch).await?;
+    Ok(Json(HealthAccepted { applied, ignored }))
 }

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::Ctx;
-use super::extract::{ApiPath, etag};
-use super::servers::ToolList;
+use super::extract::ApiPath;
+use super::servers::{ToolList, tool_list};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::Result;
@@ -81,12 +81,5 @@ pub async fn refresh_tools(
     let path = parse_path(&path)?;
     let record =
         crate::discovery::refresh(&state.registry, &state.health, &caller, &ctx.0, &path).await?;
-    Ok((
-        [etag(record.revision)],
-        Json(ToolList {
-            path: record.path,
-            revision: record.revision,
-            tools: record.tools,
-        }),
-    ))
+    Ok(tool_list(record))
 }

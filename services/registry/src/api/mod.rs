@@ -128,6 +128,7 @@ fn build(state: Option<AppState>) -> (axum::Router<AppState>, utoipa::openapi::O
         .routes(routes!(policy::check))
         .routes(routes!(gateway::snapshot))
         .routes(routes!(gateway::audit))
+        .routes(routes!(gateway::health))
         .routes(routes!(catalog::list))
         .routes(routes!(catalog::versions))
         .routes(routes!(catalog::version))

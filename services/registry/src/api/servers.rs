@@ -1,11 +1,13 @@
 //! `/api/v1/servers`: the catalog of MCP servers.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use mcpgw_core::domain::{
-    Lifecycle, ServerPath, ServerRecord, ServerSpec, ServerView, Tool, ToolSpec,
+    DeploymentStage, Lifecycle, ServerPath, ServerRecord, ServerSpec, ServerView, Tool, ToolSpec,
 };
 use mcpgw_core::error::ErrorBody;
 use serde::{Deserialize, Serialize};
@@ -16,7 +18,7 @@ use super::extract::{ApiJson, ApiPath, Params, encode_cursor, etag, if_match};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::Result;
-use crate::service::parse_path;
+use crate::service::{Page, parse_path};
 use crate::store::ServerFilter;
 
 fn respond(
@@ -38,6 +40,16 @@ pub struct ServerList {
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+}
+
+impl ServerList {
+    /// A page of the catalog as the API shows it (views for this registry's stage).
+    pub fn new(page: &Page<Arc<ServerRecord>>, stage: DeploymentStage) -> Self {
+        ServerList {
+            items: page.items.iter().map(|r| r.view(stage)).collect(),
+            next_cursor: page.next.as_deref().map(encode_cursor),
+        }
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -82,6 +94,21 @@ pub struct ToolList {
     pub path: ServerPath,
     pub revision: u64,
     pub tools: Vec<Tool>,
+}
+
+impl From<ServerRecord> for ToolList {
+    fn from(record: ServerRecord) -> Self {
+        ToolList {
+            path: record.path,
+            revision: record.revision,
+            tools: record.tools,
+        }
+    }
+}
+
+/// The answer of the tool endpoints: the server's tools, its revision as the `ETag`.
+pub(super) fn tool_list(record: ServerRecord) -> impl IntoResponse {
+    ([etag(record.revision)], Json(ToolList::from(record)))
 }
 
 pub const LIST_PARAMS: &[&str] = &[
@@ -138,14 +165,7 @@ pub async fn list(
         .registry
         .list_servers(&caller, &filter, cursor.as_deref(), limit)
         .await?;
-    Ok(Json(ServerList {
-        items: page
-            .items
-            .iter()
-            .map(|r| r.view(state.config.stage))
-            .collect(),
-        next_cursor: page.next.as_deref().map(encode_cursor),
-    }))
+    Ok(Json(ServerList::new(&page, state.config.stage)))
 }
 
 /// The filter, page size and cursor of a list query (`GET /api/v1/servers`, and the MCP tool
@@ -154,14 +174,7 @@ pub fn list_query(query: Option<&str>) -> Result<(ServerFilter, u32, Option<Stri
     let p = Params::parse(query, LIST_PARAMS)?;
     let filter = ServerFilter {
         enabled: p.bool("enabled")?,
-        lifecycle: p
-            .parsed("lifecycle", |v| {
-                Lifecycle::parse(v).ok_or_else(|| {
-                    let all: Vec<&str> = Lifecycle::ALL.iter().map(|l| l.as_str()).collect();
-                    format!("must be one of {} (got {v:?})", all.join(", "))
-                })
-            })?
-            .map(|l| vec![l]),
+        lifecycle: p.parsed("lifecycle", parse_lifecycle)?.map(|l| vec![l]),
         tag: p.text("tag").map(|t| t.to_ascii_lowercase()),
         owner_team: p.text("owner").map(str::to_owned),
         environment: p.parsed("environment", |v| {
@@ -175,6 +188,14 @@ pub fn list_query(query: Option<&str>) -> Result<(ServerFilter, u32, Option<Stri
     let limit = p.limit("limit", 200, 50)?;
     let cursor = p.cursor("cursor")?;
     Ok((filter, limit, cursor))
+}
+
+/// A `lifecycle` query parameter (of the server and agent lists): a state by name.
+pub(super) fn parse_lifecycle(v: &str) -> std::result::Result<Lifecycle, String> {
+    Lifecycle::parse(v).ok_or_else(|| {
+        let all: Vec<&str> = Lifecycle::ALL.iter().map(|l| l.as_str()).collect();
+        format!("must be one of {} (got {v:?})", all.join(", "))
+    })
 }
 
 /// Read one server. The `ETag` header carries its revision.
@@ -323,14 +344,7 @@ pub async fn tools(
 ) -> Result<impl IntoResponse> {
     let path = parse_path(&path)?;
     let record = state.registry.get_server(&caller, &path).await?;
-    Ok((
-        [etag(record.revision)],
-        Json(ToolList {
-            path: record.path,
-            revision: record.revision,
-            tools: record.tools,
-        }),
-    ))
+    Ok(tool_list(record))
 }
 
 /// Record a server's tools (as a `tools/list` result gives them); hashes are computed here.
@@ -359,14 +373,7 @@ pub async fn set_tools(
         .registry
         .set_tools(&caller, &ctx.0, &path, tools, expected)
         .await?;
-    Ok((
-        [etag(record.revision)],
-        Json(ToolList {
-            path: record.path,
-            revision: record.revision,
-            tools: record.tools,
-        }),
-    ))
+    Ok(tool_list(record))
 }
 
 /// Approve tool definitions: the baseline gateways serve. Each named tool must still have the

@@ -4,10 +4,13 @@
 //! status, in the gateways' route snapshot.
 
 pub mod damping;
+pub mod gateway_reports;
+pub mod list_changed;
 pub mod probe;
 pub mod scheduler;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mcpgw_core::domain::{HealthCheck, HealthStatus, ServerPath, ServerRecord};
@@ -106,6 +109,10 @@ pub struct HealthChecker {
     egress: EgressPolicy,
     /// This process's name in the store's health lease.
     pub holder: String,
+    /// Whether this process held the health lease at the scheduler's last tick.
+    leader: AtomicBool,
+    /// The `notifications/tools/list_changed` watchers of this process.
+    pub watchers: list_changed::Watchers,
 }
 
 impl HealthChecker {
@@ -126,7 +133,18 @@ impl HealthChecker {
             auth,
             egress: egress.clone(),
             holder: uuid::Uuid::new_v4().to_string(),
+            leader: AtomicBool::new(false),
+            watchers: Default::default(),
         })
+    }
+
+    /// Whether this process holds the health lease (as of the scheduler's last tick).
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_leader(&self, leader: bool) {
+        self.leader.store(leader, Ordering::Relaxed);
     }
 
     pub fn http(&self) -> &reqwest::Client {
@@ -202,7 +220,12 @@ impl HealthChecker {
                 status: health.status,
                 reason: health.reason.clone(),
             });
-            if health.status == HealthStatus::Healthy && self.config.discover_tools {
+            // Tools of a stdio server are discovered by no one here: the registry cannot
+            // reach it (it became healthy through a gateway's report).
+            if health.status == HealthStatus::Healthy
+                && self.config.discover_tools
+                && !matches!(record.endpoint, mcpgw_core::domain::Endpoint::Stdio { .. })
+            {
                 let (checker, registry) = (Arc::clone(self), Arc::clone(registry));
                 tokio::spawn(async move {
                     if let Err(e) =

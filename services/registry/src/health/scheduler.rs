@@ -67,7 +67,9 @@ pub async fn cycle(
     // The lease outlives the longest cycle (spread + one check) plus two missed ticks, so a
     // slow cycle does not let another replica start the same checks.
     let lease = TICK * 3 + Duration::from_millis(checker.config.spread_ms) + checker.timeout();
-    match registry.store.health_lease(&checker.holder, lease).await {
+    let held = registry.store.health_lease(&checker.holder, lease).await;
+    checker.set_leader(matches!(held, Ok(true)));
+    match held {
         Ok(true) => {}
         Ok(false) => return Ok(0),
         Err(e) => return Err(e.into()),

@@ -12,7 +12,6 @@ use rmcp::model::{Tool, ToolAnnotations};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::extract::encode_cursor;
 use crate::api::health::HealthReport;
 use crate::api::servers::{ServerList, ToolList, list_query};
 use crate::app::AppState;
@@ -258,14 +257,7 @@ pub async fn call(
             let page = registry
                 .list_servers(caller, &filter, cursor.as_deref(), limit)
                 .await?;
-            Ok(to_value(&ServerList {
-                items: page
-                    .items
-                    .iter()
-                    .map(|r| r.view(state.config.stage))
-                    .collect(),
-                next_cursor: page.next.as_deref().map(encode_cursor),
-            }))
+            Ok(to_value(&ServerList::new(&page, state.config.stage)))
         }
         "get_server" => {
             let a: PathArgs = parse_json_value(args)?;
@@ -318,11 +310,7 @@ pub async fn call(
             let path = parse_path(&a.path)?;
             let record =
                 crate::discovery::refresh(registry, &state.health, caller, ctx, &path).await?;
-            Ok(to_value(&ToolList {
-                path: record.path,
-                revision: record.revision,
-                tools: record.tools,
-            }))
+            Ok(to_value(&ToolList::from(record)))
         }
         other => Err(FieldError::new("name", format!("no tool is named {other:?}")).into()),
     }

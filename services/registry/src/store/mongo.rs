@@ -272,11 +272,11 @@ impl MongoStore {
 
     /// Fails the transaction with the precise reason a conditional write matched nothing.
     async fn why_unmatched(
-        servers: &Collection<Document>,
+        records: &Collection<Document>,
         session: &mut ClientSession,
         path: &str,
     ) -> MongoError {
-        match servers
+        match records
             .find_one(doc! {"_id": path})
             .projection(doc! {"revision": 1})
             .session(session)
@@ -289,6 +289,105 @@ impl MongoStore {
             Err(e) => e,
         }
     }
+
+    /// Inserts `record` into `records` and `audit` into the audit log, in one transaction.
+    async fn insert_with_audit(
+        &self,
+        records: &Collection<Document>,
+        record: Document,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let entry = audit_doc(audit)?;
+        let (records, audits) = (records.clone(), self.audit.clone());
+        let mut session = self.session().await?;
+        session
+            .start_transaction()
+            .and_run2(async move |s| {
+                records.insert_one(record.clone()).session(&mut *s).await?;
+                audits.insert_one(entry.clone()).session(&mut *s).await?;
+                Ok(())
+            })
+            .await
+            .map_err(map_err)
+    }
+
+    /// Replaces or deletes the record at `path` in `records` if it is still at
+    /// `expected_revision`, and writes `audit`, in one transaction.
+    async fn write_versioned(
+        &self,
+        records: &Collection<Document>,
+        path: &ServerPath,
+        expected_revision: u64,
+        write: Write,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let entry = audit_doc(audit)?;
+        let path = path.as_str().to_owned();
+        let (records, audits) = (records.clone(), self.audit.clone());
+        let mut session = self.session().await?;
+        session
+            .start_transaction()
+            .and_run2(async move |s| {
+                let filter = doc! {"_id": &path, "revision": expected_revision as i64};
+                let matched = match &write {
+                    Write::Replace(record) => {
+                        let done = records
+                            .replace_one(filter, record.clone())
+                            .session(&mut *s)
+                            .await?;
+                        done.matched_count
+                    }
+                    Write::Delete => {
+                        records
+                            .delete_one(filter)
+                            .session(&mut *s)
+                            .await?
+                            .deleted_count
+                    }
+                };
+                if matched == 0 {
+                    return Err(Self::why_unmatched(&records, s, &path).await);
+                }
+                audits.insert_one(entry.clone()).session(&mut *s).await?;
+                Ok(())
+            })
+            .await
+            .map_err(map_err)
+    }
+
+    /// Up to `limit` stored records matching `query` (documents and health), by path.
+    async fn find_records(
+        records: &Collection<Document>,
+        query: Document,
+        limit: u32,
+    ) -> Result<Vec<Document>, StoreError> {
+        let cursor = records
+            .find(query)
+            .projection(doc! {"doc": 1, "health": 1})
+            .sort(doc! {"_id": 1})
+            .limit(limit as i64)
+            .await
+            .map_err(map_err)?;
+        cursor.try_collect().await.map_err(map_err)
+    }
+
+    /// The stored record at `path` in `records` (its document and its health).
+    async fn find_record(
+        records: &Collection<Document>,
+        path: &ServerPath,
+    ) -> Result<Option<Document>, StoreError> {
+        records
+            .find_one(doc! {"_id": path.as_str()})
+            .projection(doc! {"doc": 1, "health": 1})
+            .await
+            .map_err(map_err)
+    }
+}
+
+/// What [`MongoStore::write_versioned`] does to a record found at the expected revision.
+enum Write {
+    Replace(Document),
+    Delete,
 }
 
 #[async_trait]
@@ -311,28 +410,12 @@ impl RegistryStore for MongoStore {
         record: &ServerRecord,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let server = server_doc(record)?;
-        let entry = audit_doc(audit)?;
-        let (servers, audits) = (self.servers.clone(), self.audit.clone());
-        let mut session = self.session().await?;
-        session
-            .start_transaction()
-            .and_run2(async move |s| {
-                servers.insert_one(server.clone()).session(&mut *s).await?;
-                audits.insert_one(entry.clone()).session(&mut *s).await?;
-                Ok(())
-            })
+        self.insert_with_audit(&self.servers, server_doc(record)?, audit)
             .await
-            .map_err(map_err)
     }
 
     async fn get_server(&self, path: &ServerPath) -> Result<Option<ServerRecord>, StoreError> {
-        let found = self
-            .servers
-            .find_one(doc! {"_id": path.as_str()})
-            .projection(doc! {"doc": 1, "health": 1})
-            .await
-            .map_err(map_err)?;
+        let found = Self::find_record(&self.servers, path).await?;
         found.as_ref().map(server_from_doc).transpose()
     }
 
@@ -379,15 +462,7 @@ impl RegistryStore for MongoStore {
         if !id.is_empty() {
             query.insert("_id", id);
         }
-        let cursor = self
-            .servers
-            .find(query)
-            .projection(doc! {"doc": 1, "health": 1})
-            .sort(doc! {"_id": 1})
-            .limit(limit as i64)
-            .await
-            .map_err(map_err)?;
-        let docs: Vec<Document> = cursor.try_collect().await.map_err(map_err)?;
+        let docs = Self::find_records(&self.servers, query, limit).await?;
         docs.iter().map(server_from_doc).collect()
     }
 
@@ -398,28 +473,14 @@ impl RegistryStore for MongoStore {
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
         let server = server_doc(record)?;
-        let entry = audit_doc(audit)?;
-        let path = record.path.as_str().to_owned();
-        let (servers, audits) = (self.servers.clone(), self.audit.clone());
-        let mut session = self.session().await?;
-        session
-            .start_transaction()
-            .and_run2(async move |s| {
-                let done = servers
-                    .replace_one(
-                        doc! {"_id": &path, "revision": expected_revision as i64},
-                        server.clone(),
-                    )
-                    .session(&mut *s)
-                    .await?;
-                if done.matched_count == 0 {
-                    return Err(Self::why_unmatched(&servers, s, &path).await);
-                }
-                audits.insert_one(entry.clone()).session(&mut *s).await?;
-                Ok(())
-            })
-            .await
-            .map_err(map_err)
+        self.write_versioned(
+            &self.servers,
+            &record.path,
+            expected_revision,
+            Write::Replace(server),
+            audit,
+        )
+        .await
     }
 
     async fn delete_server(
@@ -428,25 +489,8 @@ impl RegistryStore for MongoStore {
         expected_revision: u64,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let entry = audit_doc(audit)?;
-        let path = path.as_str().to_owned();
-        let (servers, audits) = (self.servers.clone(), self.audit.clone());
-        let mut session = self.session().await?;
-        session
-            .start_transaction()
-            .and_run2(async move |s| {
-                let done = servers
-                    .delete_one(doc! {"_id": &path, "revision": expected_revision as i64})
-                    .session(&mut *s)
-                    .await?;
-                if done.deleted_count == 0 {
-                    return Err(Self::why_unmatched(&servers, s, &path).await);
-                }
-                audits.insert_one(entry.clone()).session(&mut *s).await?;
-                Ok(())
-            })
+        self.write_versioned(&self.servers, path, expected_revision, Write::Delete, audit)
             .await
-            .map_err(map_err)
     }
 
     async fn insert_api_key(
@@ -455,18 +499,7 @@ impl RegistryStore for MongoStore {
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
         let key_doc = doc! {"_id": &key.id, "revoked": false, "doc": to_json(key)?};
-        let entry = audit_doc(audit)?;
-        let (keys, audits) = (self.api_keys.clone(), self.audit.clone());
-        let mut session = self.session().await?;
-        session
-            .start_transaction()
-            .and_run2(async move |s| {
-                keys.insert_one(key_doc.clone()).session(&mut *s).await?;
-                audits.insert_one(entry.clone()).session(&mut *s).await?;
-                Ok(())
-            })
-            .await
-            .map_err(map_err)
+        self.insert_with_audit(&self.api_keys, key_doc, audit).await
     }
 
     async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
@@ -674,28 +707,12 @@ impl RegistryStore for MongoStore {
         record: &AgentRecord,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let agent = agent_doc(record)?;
-        let entry = audit_doc(audit)?;
-        let (agents, audits) = (self.agents.clone(), self.audit.clone());
-        let mut session = self.session().await?;
-        session
-            .start_transaction()
-            .and_run2(async move |s| {
-                agents.insert_one(agent.clone()).session(&mut *s).await?;
-                audits.insert_one(entry.clone()).session(&mut *s).await?;
-                Ok(())
-            })
+        self.insert_with_audit(&self.agents, agent_doc(record)?, audit)
             .await
-            .map_err(map_err)
     }
 
     async fn get_agent(&self, path: &ServerPath) -> Result<Option<AgentRecord>, StoreError> {
-        let found = self
-            .agents
-            .find_one(doc! {"_id": path.as_str()})
-            .projection(doc! {"doc": 1, "health": 1})
-            .await
-            .map_err(map_err)?;
+        let found = Self::find_record(&self.agents, path).await?;
         found.as_ref().map(agent_from_doc).transpose()
     }
 
@@ -727,15 +744,7 @@ impl RegistryStore for MongoStore {
         if let Some(after) = after {
             query.insert("_id", doc! {"$gt": after});
         }
-        let cursor = self
-            .agents
-            .find(query)
-            .projection(doc! {"doc": 1, "health": 1})
-            .sort(doc! {"_id": 1})
-            .limit(limit as i64)
-            .await
-            .map_err(map_err)?;
-        let docs: Vec<Document> = cursor.try_collect().await.map_err(map_err)?;
+        let docs = Self::find_records(&self.agents, query, limit).await?;
         docs.iter().map(agent_from_doc).collect()
     }
 
@@ -746,28 +755,14 @@ impl RegistryStore for MongoStore {
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
         let agent = agent_doc(record)?;
-        let entry = audit_doc(audit)?;
-        let path = record.path.as_str().to_owned();
-        let (agents, audits) = (self.agents.clone(), self.audit.clone());
-        let mut session = self.session().await?;
-        session
-            .start_transaction()
-            .and_run2(async move |s| {
-                let done = agents
-                    .replace_one(
-                        doc! {"_id": &path, "revision": expected_revision as i64},
-                        agent.clone(),
-                    )
-                    .session(&mut *s)
-                    .await?;
-                if done.matched_count == 0 {
-                    return Err(Self::why_unmatched(&agents, s, &path).await);
-                }
-                audits.insert_one(entry.clone()).session(&mut *s).await?;
-                Ok(())
-            })
-            .await
-            .map_err(map_err)
+        self.write_versioned(
+            &self.agents,
+            &record.path,
+            expected_revision,
+            Write::Replace(agent),
+            audit,
+        )
+        .await
     }
 
     async fn delete_agent(
@@ -776,25 +771,8 @@ impl RegistryStore for MongoStore {
         expected_revision: u64,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let entry = audit_doc(audit)?;
-        let path = path.as_str().to_owned();
-        let (agents, audits) = (self.agents.clone(), self.audit.clone());
-        let mut session = self.session().await?;
-        session
-            .start_transaction()
-            .and_run2(async move |s| {
-                let done = agents
-                    .delete_one(doc! {"_id": &path, "revision": expected_revision as i64})
-                    .session(&mut *s)
-                    .await?;
-                if done.deleted_count == 0 {
-                    return Err(Self::why_unmatched(&agents, s, &path).await);
-                }
-                audits.insert_one(entry.clone()).session(&mut *s).await?;
-                Ok(())
-            })
+        self.write_versioned(&self.agents, path, expected_revision, Write::Delete, audit)
             .await
-            .map_err(map_err)
     }
 
     async fn update_agent_health(

@@ -28,6 +28,25 @@ pub struct SqliteStore {
     writes: SqlitePool,
 }
 
+/// The statements the shared helpers run on a table of versioned records (`path` key,
+/// `revision`, `doc`): servers and agents.
+#[derive(Clone, Copy)]
+struct Table {
+    revision: &'static str,
+    doc: &'static str,
+    delete: &'static str,
+}
+const SERVERS: Table = Table {
+    revision: "SELECT revision FROM servers WHERE path = ?",
+    doc: "SELECT doc FROM servers WHERE path = ?",
+    delete: "DELETE FROM servers WHERE path = ? AND revision = ?",
+};
+const AGENTS: Table = Table {
+    revision: "SELECT revision FROM agents WHERE path = ?",
+    doc: "SELECT doc FROM agents WHERE path = ?",
+    delete: "DELETE FROM agents WHERE path = ? AND revision = ?",
+};
+
 fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -146,9 +165,9 @@ impl SqliteStore {
         Ok(row.get::<i64, _>(0) as u64)
     }
 
-    /// Why a conditional write of an agent matched nothing.
-    async fn agent_unmatched(tx: &mut Transaction<'_, Sqlite>, path: &str) -> StoreError {
-        let row = sqlx::query("SELECT revision FROM agents WHERE path = ?")
+    /// Why a conditional write (`WHERE path = ? AND revision = ?`) on `table` matched nothing.
+    async fn unmatched(tx: &mut Transaction<'_, Sqlite>, table: Table, path: &str) -> StoreError {
+        let row = sqlx::query(table.revision)
             .bind(path)
             .fetch_optional(&mut **tx)
             .await;
@@ -161,16 +180,41 @@ impl SqliteStore {
         }
     }
 
-    async fn current_revision(
-        tx: &mut Transaction<'_, Sqlite>,
-        path: &str,
-    ) -> Result<Option<u64>, StoreError> {
-        let row = sqlx::query("SELECT revision FROM servers WHERE path = ?")
-            .bind(path)
-            .fetch_optional(&mut **tx)
+    /// The JSON document of the record at `path` in `table`.
+    async fn get_doc<T: serde::de::DeserializeOwned>(
+        &self,
+        table: Table,
+        path: &ServerPath,
+    ) -> Result<Option<T>, StoreError> {
+        let row = sqlx::query(table.doc)
+            .bind(path.as_str())
+            .fetch_optional(&self.reads)
             .await
             .map_err(map_err)?;
-        Ok(row.map(|r| r.get::<i64, _>(0) as u64))
+        row.map(|r| from_json(r.get::<&str, _>(0))).transpose()
+    }
+
+    /// Deletes the record at `path` in `table` if it is still at `expected_revision`, and
+    /// writes its audit record, in one transaction.
+    async fn delete_with_audit(
+        &self,
+        table: Table,
+        path: &ServerPath,
+        expected_revision: u64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(table.delete)
+            .bind(path.as_str())
+            .bind(expected_revision as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(Self::unmatched(&mut tx, table, path.as_str()).await);
+        }
+        Self::write_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
     }
 }
 
@@ -221,12 +265,7 @@ impl RegistryStore for SqliteStore {
     }
 
     async fn get_server(&self, path: &ServerPath) -> Result<Option<ServerRecord>, StoreError> {
-        let row = sqlx::query("SELECT doc FROM servers WHERE path = ?")
-            .bind(path.as_str())
-            .fetch_optional(&self.reads)
-            .await
-            .map_err(map_err)?;
-        row.map(|r| from_json(r.get::<&str, _>(0))).transpose()
+        self.get_doc(SERVERS, path).await
     }
 
     async fn list_servers(
@@ -317,10 +356,7 @@ impl RegistryStore for SqliteStore {
         .await
         .map_err(map_err)?;
         if done.rows_affected() == 0 {
-            return match Self::current_revision(&mut tx, record.path.as_str()).await? {
-                Some(current) => Err(StoreError::StaleRevision { current }),
-                None => Err(StoreError::NotFound),
-            };
+            return Err(Self::unmatched(&mut tx, SERVERS, record.path.as_str()).await);
         }
         Self::write_tags(&mut tx, record).await?;
         Self::write_audit(&mut tx, audit).await?;
@@ -333,21 +369,8 @@ impl RegistryStore for SqliteStore {
         expected_revision: u64,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM servers WHERE path = ? AND revision = ?")
-            .bind(path.as_str())
-            .bind(expected_revision as i64)
-            .execute(&mut *tx)
+        self.delete_with_audit(SERVERS, path, expected_revision, audit)
             .await
-            .map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            return match Self::current_revision(&mut tx, path.as_str()).await? {
-                Some(current) => Err(StoreError::StaleRevision { current }),
-                None => Err(StoreError::NotFound),
-            };
-        }
-        Self::write_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(map_err)
     }
 
     async fn insert_api_key(
@@ -558,12 +581,7 @@ impl RegistryStore for SqliteStore {
     }
 
     async fn get_agent(&self, path: &ServerPath) -> Result<Option<AgentRecord>, StoreError> {
-        let row = sqlx::query("SELECT doc FROM agents WHERE path = ?")
-            .bind(path.as_str())
-            .fetch_optional(&self.reads)
-            .await
-            .map_err(map_err)?;
-        row.map(|r| from_json(r.get::<&str, _>(0))).transpose()
+        self.get_doc(AGENTS, path).await
     }
 
     async fn list_agents(
@@ -626,7 +644,7 @@ impl RegistryStore for SqliteStore {
         .await
         .map_err(map_err)?;
         if done.rows_affected() == 0 {
-            return Err(Self::agent_unmatched(&mut tx, record.path.as_str()).await);
+            return Err(Self::unmatched(&mut tx, AGENTS, record.path.as_str()).await);
         }
         Self::write_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)
@@ -638,18 +656,8 @@ impl RegistryStore for SqliteStore {
         expected_revision: u64,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM agents WHERE path = ? AND revision = ?")
-            .bind(path.as_str())
-            .bind(expected_revision as i64)
-            .execute(&mut *tx)
+        self.delete_with_audit(AGENTS, path, expected_revision, audit)
             .await
-            .map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            return Err(Self::agent_unmatched(&mut tx, path.as_str()).await);
-        }
-        Self::write_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(map_err)
     }
 
     async fn update_agent_health(

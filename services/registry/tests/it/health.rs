@@ -236,7 +236,7 @@ async fn tools_refresh_lists_through_the_set_tools_path() {
 
 /// Reads SSE frames from `stream` until one contains every string of `wanted`; returns all
 /// text read. Waits on the stream itself (bounded), never on sleeps.
-async fn read_until(
+pub(crate) async fn read_until(
     stream: &mut (impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
     seen: &mut String,
     wanted: &[&str],
@@ -406,5 +406,40 @@ async fn health_endpoints_check_permissions_and_input() {
     let r = app.post("/api/v1/servers", b).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
     assert_eq!(r.field(), "governance.health_check_interval_seconds");
+    app.running.stop().await;
+}
+
+/// The session-era notification streams against server-everything, which declares
+/// `tools.listChanged` (it has no tool that changes its tool list, so the rediscovery itself is
+/// covered by `list_changed.rs`): the watcher holds the session's `GET` stream (Streamable
+/// HTTP) and the legacy SSE stream open.
+#[tokio::test]
+async fn server_everything_is_watched_for_tool_changes_over_get_and_legacy_sse() {
+    use registry::health::list_changed::WatchState;
+    let (_http, http_url) = everything("streamableHttp").await;
+    let (_sse, sse_url) = everything("sse").await;
+    let app = spawn_with(Backend::Sqlite, "[health]\ninterval_seconds = 5\n").await;
+    app.register(body("ev-http", "streamable-http", &http_url))
+        .await;
+    app.register(body("ev-sse", "sse", &sse_url)).await;
+    let watchers = &app.running.state.health.watchers;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for path in ["ev-http", "ev-sse"] {
+        let path = ServerPath::parse(path).unwrap();
+        while watchers.state(&path) != Some(WatchState::Listening) {
+            assert!(
+                Instant::now() < deadline,
+                "{path}: {:?}",
+                watchers.state(&path)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // Still open a moment later (not a stream that ends at once and reconnects).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for path in ["ev-http", "ev-sse"] {
+        let path = ServerPath::parse(path).unwrap();
+        assert_eq!(watchers.state(&path), Some(WatchState::Listening), "{path}");
+    }
     app.running.stop().await;
 }

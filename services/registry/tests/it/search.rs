@@ -18,6 +18,7 @@ both_backends!(
     the_index_follows_every_change_at_once,
     a_jwt_caller_never_sees_a_tool_it_may_not_call,
     a_caller_limited_to_some_servers_sees_only_those,
+    with_embeddings_a_query_is_found_by_meaning_and_unchanged_text_is_not_re_embedded,
 );
 
 fn tool(name: &str, description: &str, params: &[(&str, &str)]) -> Value {
@@ -584,4 +585,293 @@ async fn search_quality_meets_the_floor() {
         "NDCG@10 {} fell below {NDCG_FLOOR}",
         ndcg / count
     );
+}
+
+// ---- The semantic leg: an OpenAI-compatible embedding provider -----------------------------
+
+/// The key the stand-in provider wants (given to the registry through `api_key_file`).
+const EMBEDDING_KEY: &str = "test-embedding-key";
+
+/// Concepts of the toy model, one per dimension, with the words that carry them.
+const CONCEPTS: [&[&str]; 4] = [
+    &[
+        "weather",
+        "forecast",
+        "forecasts",
+        "alerts",
+        "umbrella",
+        "drizzle",
+        "rain",
+    ],
+    &[
+        "payment",
+        "payments",
+        "refund",
+        "refunds",
+        "charges",
+        "reimburse",
+        "money",
+    ],
+    &["code", "repositories", "pull", "request", "branch", "merge"],
+    &["ice", "glacier", "frost"],
+];
+
+/// The toy model: how often each concept's words occur in `text`.
+fn toy_embedding(text: &str) -> Vec<f32> {
+    let mut v = vec![0.0; CONCEPTS.len()];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .map(str::to_lowercase)
+    {
+        for (dim, words) in CONCEPTS.iter().enumerate() {
+            if words.contains(&word.as_str()) {
+                v[dim] += 1.0;
+            }
+        }
+    }
+    v
+}
+
+/// A STAND-IN embedding provider: a real HTTP server speaking the OpenAI embeddings wire format
+/// (`POST /v1/embeddings`, bearer key, `{model, input}` → `data[i].embedding`), with a toy
+/// model ([`toy_embedding`]), since no embedding model can run on this machine. The wire format
+/// is real; the model is not, and says nothing about semantic quality. Returns its base URL and
+/// the number of texts it has embedded.
+async fn toy_provider() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::http::HeaderMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let texts = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = texts.clone();
+    let app = axum::Router::new().route(
+        "/v1/embeddings",
+        axum::routing::post(move |headers: HeaderMap, body: axum::Json<Value>| {
+            let counter = counter.clone();
+            async move {
+                let bearer = format!("Bearer {EMBEDDING_KEY}");
+                if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&bearer) {
+                    return (
+                        StatusCode::UNAUTHORIZED,
+                        axum::Json(json!({"error": "key"})),
+                    );
+                }
+                assert_eq!(body["model"], "toy-concepts");
+                let inputs = body["input"].as_array().expect("input is a list");
+                // Document texts are "name. description…"; the test's queries have no ". ".
+                let documents = inputs
+                    .iter()
+                    .filter(|t| t.as_str().unwrap().contains(". "))
+                    .count();
+                counter.fetch_add(documents, Ordering::SeqCst);
+                let data: Vec<Value> = inputs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        json!({"object": "embedding", "index": i,
+                               "embedding": toy_embedding(t.as_str().unwrap())})
+                    })
+                    .collect();
+                (
+                    StatusCode::OK,
+                    axum::Json(json!({"object": "list", "data": data})),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/v1"), texts)
+}
+
+fn embeddings_toml(base_url: &str, key_file: &std::path::Path, dimensions: usize) -> String {
+    format!(
+        "[search.embeddings]\nprovider = \"openai_compatible\"\nbase_url = \"{base_url}\"\n\
+         model = \"toy-concepts\"\napi_key_file = \"{}\"\ndimensions = {dimensions}\n\
+         batch_size = 4\nquery_timeout_ms = 2000\n",
+        key_file.display()
+    )
+}
+
+fn key_file() -> tempfile::NamedTempFile {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), format!("{EMBEDDING_KEY}\n")).unwrap();
+    f
+}
+
+/// Searches until `done` holds for the answer (documents are embedded in the background).
+async fn search_until(app: &TestApp, body: Value, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let a = search(app, body.clone()).await;
+        if done(&a) {
+            return a;
+        }
+        assert!(std::time::Instant::now() < deadline, "never reached: {a:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn with_embeddings_a_query_is_found_by_meaning_and_unchanged_text_is_not_re_embedded(
+    backend: Backend,
+) {
+    let (base_url, embedded) = toy_provider().await;
+    let key = key_file();
+    let app = spawn_with(backend, &embeddings_toml(&base_url, key.path(), 4)).await;
+    seed(&app).await;
+    // No seeded text contains "umbrella" or "drizzle": BM25 alone finds nothing.
+    let lexical_only = names(&search(&app, json!({"query": "umbrella drizzle"})).await);
+    assert!(lexical_only.is_empty() || lexical_only.iter().all(|n| n.starts_with("weather")));
+    let a = search_until(&app, json!({"query": "umbrella drizzle"}), |a| {
+        names(a).contains(&"weather/get_forecast".to_owned())
+    })
+    .await;
+    assert_eq!(a["mode"], "hybrid", "{a:#}");
+    assert!(a.get("notice").is_none(), "{a:#}");
+    let found = names(&a);
+    assert!(found.iter().all(|n| n.starts_with("weather/")), "{found:?}");
+    // Lexical matches still count: an exact name is near the top.
+    let a = search(&app, json!({"query": "create_refund"})).await;
+    assert_eq!(a["mode"], "hybrid");
+    assert!(
+        names(&a)[..2].contains(&"payments/create_refund".to_owned()),
+        "{a:#}"
+    );
+
+    // The seed is 3 servers and 5 tools, 8 distinct texts, each embedded once although the
+    // server documents were indexed twice (registration, then tools).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while embedded.load(std::sync::atomic::Ordering::SeqCst) < 8 {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let before = embedded.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(before, 8);
+    // The same tools written again: nothing new is embedded.
+    let same = vec![
+        tool(
+            "create_refund",
+            "Refund a payment",
+            &[("payment_id", "The payment")],
+        ),
+        tool("list_charges", "List recent charges", &[]),
+    ];
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/servers/payments/tools",
+            Some(json!({"tools": same})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    // One changed description: exactly one new text, and the new meaning is found.
+    let changed = vec![
+        tool(
+            "create_refund",
+            "Refund a payment",
+            &[("payment_id", "The payment")],
+        ),
+        tool("list_charges", "Glacier frost readings", &[]),
+    ];
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/servers/payments/tools",
+            Some(json!({"tools": changed})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    search_until(&app, json!({"query": "ice"}), |a| {
+        names(a).contains(&"payments/list_charges".to_owned())
+    })
+    .await;
+    assert_eq!(
+        embedded.load(std::sync::atomic::Ordering::SeqCst),
+        before + 1
+    );
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.metrics))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .contains(r#"mcpgw_registry_embedding_requests_total{kind="documents",outcome="ok"}"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_provider_down_or_wrong_search_answers_lexically_and_says_so() {
+    // Nothing listens on a port just released.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let key = key_file();
+    let app = spawn_with(
+        Backend::Sqlite,
+        &embeddings_toml(&format!("http://{closed}/v1"), key.path(), 4),
+    )
+    .await;
+    seed(&app).await;
+    let a = search(&app, json!({"query": "weather forecast"})).await;
+    assert_eq!(a["mode"], "lexical", "{a:#}");
+    assert_eq!(names(&a)[0], "weather/get_forecast");
+    let notice = a["notice"].as_str().unwrap();
+    assert!(notice.contains("semantic search unavailable"), "{notice}");
+    assert!(!notice.contains(EMBEDDING_KEY));
+    // The next searches do not wait for the provider again for a while.
+    let a = search(&app, json!({"query": "weather forecast"})).await;
+    assert_eq!(a["mode"], "lexical");
+    assert!(a["notice"].as_str().unwrap().contains("paused"), "{a:#}");
+    // Bad input is still refused naming the field, before any provider call.
+    let (status, body) = search_as(&app, &app.key, json!({"query": ""})).await;
+    assert!(status.is_client_error(), "{body:?}");
+    assert_eq!(body["field"], "query");
+
+    // A provider whose vectors do not have the configured dimensions is not trusted.
+    let (base_url, embedded) = toy_provider().await;
+    let app = spawn_with(Backend::Sqlite, &embeddings_toml(&base_url, key.path(), 5)).await;
+    seed(&app).await;
+    let a = search(&app, json!({"query": "weather forecast"})).await;
+    assert_eq!(a["mode"], "lexical", "{a:#}");
+    assert!(
+        a["notice"].as_str().unwrap().contains("dimensions"),
+        "{a:#}"
+    );
+    assert_eq!(names(&a)[0], "weather/get_forecast");
+    // The provider was reached (and refused by the check), so the failure is not "down".
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(embedded.load(std::sync::atomic::Ordering::SeqCst) > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_embeddings_config_is_refused_at_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = crate::helpers::backend_toml(Backend::Sqlite, &dir);
+    // The cloud metadata address is never an allowed destination.
+    let layer = "[search.embeddings]\nprovider = \"openai_compatible\"\n\
+                 base_url = \"http://169.254.169.254/v1\"\nmodel = \"m\"\ndimensions = 4\n";
+    let config = registry::config::RegistryConfig::from_toml_layers(&[&base, layer]).unwrap();
+    let err = format!("{:#}", registry::app::start(config).await.err().unwrap());
+    assert!(err.contains("search.embeddings.base_url"), "{err}");
+    // An API key file that does not exist.
+    let layer = "[search.embeddings]\nprovider = \"openai_compatible\"\n\
+                 base_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\ndimensions = 4\n\
+                 api_key_file = \"/nonexistent/key\"\n";
+    let config = registry::config::RegistryConfig::from_toml_layers(&[&base, layer]).unwrap();
+    let err = format!("{:#}", registry::app::start(config).await.err().unwrap());
+    assert!(err.contains("search.embeddings.api_key_file"), "{err}");
+    // Static rules are refused when the config is loaded (as --check-config does).
+    let layer = "[search.embeddings]\nprovider = \"openai_compatible\"\n\
+                 base_url = \"http://127.0.0.1:9/v1\"\ndimensions = 4\n";
+    let err = registry::config::RegistryConfig::from_toml_layers(&[&base, layer])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("search.embeddings.model"), "{err}");
 }
