@@ -8,7 +8,8 @@
 # temp dir; MongoDB from scripts/deps/mongodb.sh with a new database), runs
 # services/registry/examples/bench.rs against it, and stops it. Tunables (environment):
 #   BENCH_SERVERS=1000  BENCH_CONCURRENCY=50  BENCH_REQUESTS=5000  BENCH_BACKENDS="sqlite mongodb"
-#   BENCH_OUT=docs/performance.md
+#   BENCH_OUT=docs/performance.md  BENCH_QUIET_WAIT=1200 (s to wait for the machine to be quiet)
+#   BENCH_KEEP=1 keep the work dir
 #   BENCH_STORE_PATH=1  also run each backend with the in-memory catalog off
 #     (catalog_cache_ms = 0), so lists and filters are answered by the store itself
 #   BENCH_REGISTRY_ENV="MCPGW_REGISTRY_X=1 …"  extra registry settings, recorded in the report
@@ -26,6 +27,7 @@ REQUESTS=${BENCH_REQUESTS:-5000}
 BACKENDS=${BENCH_BACKENDS:-sqlite mongodb}
 STORE_PATH=${BENCH_STORE_PATH:-1}
 OUT=${BENCH_OUT:-$ROOT/docs/performance.md}
+QUIET_WAIT=${BENCH_QUIET_WAIT:-1200}
 read -ra EXTRA_ENV <<<"${BENCH_REGISTRY_ENV:-}"
 for kv in "${EXTRA_ENV[@]}"; do
   [[ $kv =~ ^MCPGW_REGISTRY_[A-Z0-9_]+=.*$ ]] || die "BENCH_REGISTRY_ENV: '$kv' is not MCPGW_REGISTRY_NAME=value"
