@@ -241,6 +241,15 @@ async fn stack(args: StackArgs) -> anyhow::Result<()> {
         }),
     )
     .await?;
+    // Tools discovered before the review, so the review approves them (tool integrity).
+    admin(
+        &http,
+        &args,
+        reqwest::Method::POST,
+        &format!("/api/v1/servers/{server}/tools/refresh"),
+        json!({}),
+    )
+    .await?;
     for to in ["submitted", "security_review", "approved_dev"] {
         admin(
             &http,

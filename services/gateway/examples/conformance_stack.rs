@@ -7,8 +7,8 @@
 //!
 //! It starts the registry (SQLite in a temporary directory), a loopback OIDC issuer and one
 //! gateway, all on 127.0.0.1 with kernel-chosen ports, the way `tests/it/helpers.rs` does;
-//! registers the upstream as server `--path` (default `conformance`, Streamable HTTP), approves
-//! it, grants group `conformance` every method and every tool on it (`"methods": "*",
+//! registers the upstream as server `--path` (default `conformance`, Streamable HTTP), has the
+//! registry discover its tools, approves it (and with it those tools), grants group `conformance` every method and every tool on it (`"methods": "*",
 //! "tools": "*"`), waits until the gateway routes it, and prints one line on stdout:
 //!
 //! ```text
@@ -140,6 +140,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 "endpoint": {"transport": args.transport, "url": args.upstream},
                 "governance": {"owner_team": "platform"}
             }),
+        )
+        .await?;
+    // Its tools discovered before the review, so the review approves them (tool integrity
+    // withholds tools recorded after approval until someone approves them).
+    admin
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/servers/{path}/tools/refresh"),
+            json!({}),
         )
         .await?;
     for to in ["submitted", "security_review", "approved_dev"] {
