@@ -186,6 +186,11 @@ impl HealthChecker {
         registry: &Arc<Registry>,
         record: &ServerRecord,
     ) -> crate::error::Result<mcpgw_core::domain::Health> {
+        // Stdio servers run inside gateways, which probe and report them: the registry's own
+        // probe could only say `unknown` and would wipe what they reported.
+        if matches!(record.endpoint, mcpgw_core::domain::Endpoint::Stdio { .. }) {
+            return Ok(record.health.clone());
+        }
         let result = self.check(registry, record, "manual").await;
         let next = damping::apply(
             &record.health,

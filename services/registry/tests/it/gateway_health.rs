@@ -211,6 +211,21 @@ async fn reports_go_through_damping_and_history_and_unknown_servers_are_ignored(
         "{h}"
     );
     assert_eq!(h["history"].as_array().unwrap().len(), 5);
+    // The registry cannot reach a stdio server: a manual check answers what the gateways
+    // reported and changes nothing.
+    let manual = app.post("/api/v1/servers/local/health", json!({})).await;
+    assert_eq!(manual.status, StatusCode::OK, "{:?}", manual.body);
+    assert_eq!(
+        manual.body["health"]["status"], "degraded",
+        "{:?}",
+        manual.body
+    );
+    let h = health(&app, "local").await;
+    assert_eq!(
+        (h["status"].as_str(), h["history"].as_array().unwrap().len()),
+        (Some("degraded"), 5),
+        "{h}"
+    );
     // The changes were announced as the registry's own checks are.
     let mut seen = String::new();
     for status in ["healthy", "unhealthy", "degraded"] {
