@@ -1109,8 +1109,7 @@ fn registry_health_note(call: &Call) -> String {
     use mcpgw_core::domain::HealthStatus;
     match call.routes.health.get(call.server()) {
         Some(h) if h.status != HealthStatus::Healthy => {
-            let status = serde_json::to_value(h.status).unwrap_or_default();
-            let status = status.as_str().unwrap_or("unknown").replace('_', " ");
+            let status = h.status.as_str().replace('_', " ");
             match h.since {
                 Some(since) => format!(
                     " (the registry's health checks report it {status} since {})",

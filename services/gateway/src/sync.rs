@@ -147,10 +147,9 @@ impl Syncer {
             .set(1.0);
         self.metrics.server_health.reset();
         for (server, health) in &snapshot.health {
-            let status = serde_json::to_value(health.status).unwrap_or_default();
             self.metrics
                 .server_health
-                .with_label_values(&[server.as_str(), status.as_str().unwrap_or("unknown")])
+                .with_label_values(&[server.as_str(), health.status.as_str()])
                 .set(1.0);
         }
         self.metrics.routes.set(routes.servers.len() as i64);

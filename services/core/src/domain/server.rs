@@ -839,6 +839,19 @@ pub enum HealthStatus {
     AuthFailed,
 }
 
+impl HealthStatus {
+    /// The wire name (`auth_failed`, …), as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Healthy => "healthy",
+            Self::Degraded => "degraded",
+            Self::Unhealthy => "unhealthy",
+            Self::AuthFailed => "auth_failed",
+        }
+    }
+}
+
 /// A server's health as the registry's checks see it. `status` and `reason` are damped (they
 /// change only after enough checks agree, see the registry's `health` settings); the
 /// latest raw result is the first entry of `history`.
@@ -1307,6 +1320,14 @@ pub struct ServerView {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn health_status_names_are_the_serialized_ones() {
+        use HealthStatus::*;
+        for status in [Unknown, Healthy, Degraded, Unhealthy, AuthFailed] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+    }
 
     fn keyring() -> Keyring {
         Keyring::from_base64(&Keyring::generate_base64(), &[]).unwrap()

@@ -4,7 +4,7 @@
 //! `scripts/test.sh` exports where they are.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -13,13 +13,7 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::*;
 
-pub(crate) fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: run the suite with `make test`, or `eval \"$(scripts/deps/mcp-peers.sh env)\"` after `scripts/deps/mcp-peers.sh install`"
-        )
-    })
-}
+pub(crate) use mcpgw_core::testing::peer_env as env;
 
 /// A peer process, killed when dropped.
 pub struct Peer {
@@ -55,39 +49,8 @@ pub async fn py_server(args: &[&str]) -> Peer {
 
 /// The reference server-everything in `mode` (`streamableHttp` or `sse`).
 pub async fn everything(mode: &str) -> Peer {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let child = Command::new(env("MCPGW_TEST_NODE"))
-        .args([
-            "--require",
-            &env("MCPGW_TEST_NODE_LOOPBACK"),
-            &env("MCPGW_TEST_SERVER_EVERYTHING"),
-            mode,
-        ])
-        .env("PORT", port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("server-everything starts");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "server-everything did not listen"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let path = if mode == "sse" { "sse" } else { "mcp" };
-    Peer {
-        _child: child,
-        url: format!("http://127.0.0.1:{port}/{path}"),
-    }
+    let (child, url) = mcpgw_core::testing::server_everything(mode).await;
+    Peer { _child: child, url }
 }
 
 /// Runs the Python SDK client; its one JSON line.

@@ -17,45 +17,11 @@ use registry::health::scheduler::check_all;
 
 use crate::helpers::*;
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: `eval \"$(scripts/deps/mcp-peers.sh env)\"` first")
-    })
-}
+use mcpgw_core::testing::peer_env as env;
 
 /// server-everything in `mode` (`streamableHttp` or `sse`), killed on drop.
 async fn everything(mode: &str) -> (Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env("MCPGW_TEST_NODE"))
-        .args([
-            "--require",
-            &env("MCPGW_TEST_NODE_LOOPBACK"),
-            &env("MCPGW_TEST_SERVER_EVERYTHING"),
-            mode,
-        ])
-        .env("PORT", port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("server-everything starts");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "server-everything did not listen"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let path = if mode == "sse" { "sse" } else { "mcp" };
-    (child, format!("http://127.0.0.1:{port}/{path}"))
+    mcpgw_core::testing::server_everything(mode).await
 }
 
 /// The Python SDK server (`services/gateway/tests/peers/py_server.py`) over Streamable HTTP,
