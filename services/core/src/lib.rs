@@ -12,6 +12,7 @@ pub mod egress;
 pub mod error;
 pub mod gateway_sync;
 pub mod input;
+pub mod plan;
 pub mod policy;
 pub mod search;
 pub mod secrets;

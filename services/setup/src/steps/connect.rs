@@ -1,0 +1,244 @@
+//! Steps 3 and 4: reach Keycloak, DocumentDB and Aurora with their credentials, before
+//! anything is written anywhere (a wrong password stops the run with nothing changed).
+
+use std::time::Duration;
+
+use mongodb::error::ErrorKind;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use crate::error::{Result, SetupError};
+use crate::inputs::{AdminCredentials, DatabaseTarget};
+use crate::keycloak::{Admin, join};
+use crate::wait::{Attempt, until};
+use crate::{Context, Outcome, Step};
+
+/// Waits for Keycloak's master realm to answer, then signs in to the admin API.
+pub async fn keycloak(ctx: &mut Context) -> Result<Outcome> {
+    let base = ctx
+        .inputs
+        .keycloak_url
+        .clone()
+        .ok_or_else(|| SetupError::internal("keycloak_url was checked by the inputs step"))?;
+    let http = ctx.http.clone();
+    let probe = join(&base, "realms/master");
+    until(
+        &ctx.out,
+        &format!("Keycloak at {base}"),
+        ctx.inputs.wait_keycloak,
+        Duration::from_secs(2),
+        || {
+            let (http, probe) = (http.clone(), probe.clone());
+            async move {
+                match http.get(probe.clone()).send().await {
+                    Ok(r) if r.status().is_success() => Attempt::Ready(()),
+                    Ok(r) => Attempt::NotYet(format!("{probe} answers {}", r.status())),
+                    Err(e) => Attempt::NotYet(crate::error::error_chain(&e)),
+                }
+            }
+        },
+    )
+    .await
+    .map_err(|e| {
+        e.with_hint("check keycloak_url and that Keycloak's service is running; raise --wait-keycloak if it is still starting")
+    })?;
+    let (username, password) = match ctx.inputs.keycloak_admin.clone() {
+        Some(AdminCredentials::Given { username, password }) => (username, password),
+        Some(AdminCredentials::Secret(id)) => admin_from_secret(ctx, &id).await?,
+        None => {
+            return Err(SetupError::internal(
+                "admin credentials were checked by the inputs step",
+            ));
+        }
+    };
+    let admin = Admin::sign_in(ctx.http.clone(), &base, &username, password).await?;
+    let version = admin.version().await?;
+    ctx.keycloak = Some(admin);
+    Ok(Outcome::note(format!(
+        "Keycloak {version} at {}; signed in as {username}",
+        base.as_str().trim_end_matches('/')
+    )))
+}
+
+/// `{"username": …, "password": …}`, or the bare password of `admin`.
+async fn admin_from_secret(ctx: &Context, id: &str) -> Result<(String, SecretString)> {
+    let value = ctx.secrets.get(id).await?.ok_or_else(|| {
+        SetupError::input(format!(
+            "the Keycloak admin secret {id:?} does not exist in {}",
+            ctx.secrets.describe()
+        ))
+    })?;
+    match serde_json::from_str::<Value>(value.expose_secret()) {
+        Ok(Value::Object(m)) => {
+            let password = m.get("password").and_then(Value::as_str).ok_or_else(|| {
+                SetupError::input(format!(
+                    "the Keycloak admin secret {id:?} has no \"password\""
+                ))
+            })?;
+            let username = m.get("username").and_then(Value::as_str).unwrap_or("admin");
+            Ok((username.to_owned(), SecretString::from(password.to_owned())))
+        }
+        _ => Ok(("admin".to_owned(), value)),
+    }
+}
+
+/// `(username, password)` from a managed master-user secret.
+async fn credentials_from_secret(
+    ctx: &Context,
+    id: &str,
+    what: &str,
+) -> Result<(String, SecretString)> {
+    let value = ctx.secrets.get(id).await?.ok_or_else(|| {
+        SetupError::input(format!(
+            "the {what} secret {id:?} does not exist in {}",
+            ctx.secrets.describe()
+        ))
+    })?;
+    let parsed: Value = serde_json::from_str(value.expose_secret()).map_err(|_| {
+        SetupError::input(format!(
+            "the {what} secret {id:?} is not JSON with \"username\" and \"password\""
+        ))
+    })?;
+    match (parsed["username"].as_str(), parsed["password"].as_str()) {
+        (Some(u), Some(p)) => Ok((u.to_owned(), SecretString::from(p.to_owned()))),
+        _ => Err(SetupError::input(format!(
+            "the {what} secret {id:?} lacks \"username\" or \"password\""
+        ))),
+    }
+}
+
+/// Percent-encodes a URL userinfo part.
+fn userinfo(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+/// Connects to the databases the selected steps use and checks the credentials.
+pub async fn databases(ctx: &mut Context) -> Result<Outcome> {
+    let mut notes = Vec::new();
+    if let Some(target) = ctx.inputs.documentdb.clone() {
+        let url = match target {
+            DatabaseTarget::Url(u) => u,
+            DatabaseTarget::Endpoint {
+                endpoint,
+                secret_id,
+            } => {
+                let (user, password) =
+                    credentials_from_secret(ctx, &secret_id, "DocumentDB").await?;
+                // DocumentDB: TLS, no retryable writes; the CA bundle comes from the
+                // image's trust store.
+                SecretString::from(format!(
+                    "mongodb://{}:{}@{endpoint}/?tls=true&retryWrites=false&readPreference=primary",
+                    userinfo(&user),
+                    userinfo(password.expose_secret())
+                ))
+            }
+        };
+        let db = connect_mongo(&url, &ctx.inputs.documentdb_database).await?;
+        ctx.mongo = Some(db);
+        ctx.mongo_url = Some(url);
+        notes.push(format!(
+            "DocumentDB database {}",
+            ctx.inputs.documentdb_database
+        ));
+    }
+    if let Some(target) = ctx.inputs.aurora.clone() {
+        let pool = match target {
+            DatabaseTarget::Url(u) => connect_postgres(u.expose_secret().parse(), None).await?,
+            DatabaseTarget::Endpoint {
+                endpoint,
+                secret_id,
+            } => {
+                let (user, password) = credentials_from_secret(ctx, &secret_id, "Aurora").await?;
+                let url = format!(
+                    "postgres://{}@{endpoint}/{}?sslmode=require",
+                    userinfo(&user),
+                    ctx.inputs.aurora_database
+                );
+                connect_postgres(url.parse(), Some(password)).await?
+            }
+        };
+        ctx.postgres = Some(pool);
+        notes.push("Aurora PostgreSQL".to_owned());
+    }
+    let _ = Step::Databases;
+    Ok(Outcome::note(if notes.is_empty() {
+        "no database needed by the selected steps".to_owned()
+    } else {
+        format!("connected: {}", notes.join(", "))
+    }))
+}
+
+async fn connect_mongo(url: &SecretString, database: &str) -> Result<mongodb::Database> {
+    let mut options = mongodb::options::ClientOptions::parse(url.expose_secret())
+        .await
+        .map_err(|e| SetupError::input(format!("the DocumentDB URL is not valid: {}", e.kind)))?;
+    options.app_name = Some("mcpgw-setup".to_owned());
+    options.server_selection_timeout = Some(Duration::from_secs(15));
+    options.connect_timeout = Some(Duration::from_secs(5));
+    let client = mongodb::Client::with_options(options)
+        .map_err(|e| SetupError::input(format!("the DocumentDB URL is not usable: {}", e.kind)))?;
+    let db = client.database(database);
+    db.run_command(mongodb::bson::doc! {"ping": 1})
+        .await
+        .map_err(|e| classify_mongo("connecting to DocumentDB", &e))?;
+    Ok(db)
+}
+
+/// Sorts a MongoDB driver error into a failure class.
+pub fn classify_mongo(what: &str, e: &mongodb::error::Error) -> SetupError {
+    match e.kind.as_ref() {
+        ErrorKind::Authentication { message, .. } => SetupError::credentials(format!(
+            "{what}: the credentials were refused ({message})"
+        ))
+        .with_hint("check the user and password in the DocumentDB secret"),
+        ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => {
+            SetupError::unreachable(format!("{what}: {e}")).with_hint(
+                "check that this runs inside the VPC (or through a tunnel) and that the security group admits it",
+            )
+        }
+        ErrorKind::Command(c) if c.code == 13 || c.code == 18 => SetupError::credentials(format!(
+            "{what}: not authorized ({})",
+            c.message
+        )),
+        _ => SetupError::apply(format!("{what}: {e}")),
+    }
+}
+
+async fn connect_postgres(
+    options: std::result::Result<sqlx::postgres::PgConnectOptions, sqlx::Error>,
+    password: Option<SecretString>,
+) -> Result<sqlx::PgPool> {
+    let mut options =
+        options.map_err(|e| SetupError::input(format!("the PostgreSQL URL is not valid: {e}")))?;
+    if let Some(p) = password {
+        options = options.password(p.expose_secret());
+    }
+    options = options.application_name("mcpgw-setup");
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(15))
+        .connect_with(options)
+        .await
+        .map_err(|e| classify_postgres("connecting to Aurora PostgreSQL", &e))
+}
+
+/// Sorts a sqlx error into a failure class.
+pub fn classify_postgres(what: &str, e: &sqlx::Error) -> SetupError {
+    match e {
+        sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("28P01" | "28000")) => {
+            SetupError::credentials(format!("{what}: the credentials were refused ({})", d.message()))
+                .with_hint("check the user and password in the Aurora secret")
+        }
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("3D000") => SetupError::input(
+            format!("{what}: {} (create it, or give the right aurora_database)", d.message()),
+        ),
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => {
+            SetupError::unreachable(format!("{what}: {e}")).with_hint(
+                "check that this runs inside the VPC (or through a tunnel) and that the security group admits it",
+            )
+        }
+        _ => SetupError::apply(format!("{what}: {e}")),
+    }
+}

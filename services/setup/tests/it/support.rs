@@ -1,0 +1,154 @@
+//! What the setup tests share: the real components' addresses, options for a run, a
+//! captured output, and a spec with a realm of its own per test.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mcpgw_setup::inputs::{Overrides, RawInputs, output};
+use mcpgw_setup::output::Output;
+use mcpgw_setup::spec::DEFAULT_SPEC;
+use mcpgw_setup::{Options, Report, Step};
+use secrecy::SecretString;
+
+pub fn env(name: &str, start: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the suite with `make test`, or start it with `scripts/deps/{start}` and export its URL")
+    })
+}
+
+pub fn keycloak_url() -> String {
+    env("MCPGW_TEST_KEYCLOAK_URL", "keycloak.sh start")
+}
+
+pub fn keycloak_admin_password() -> String {
+    env(
+        "MCPGW_TEST_KEYCLOAK_ADMIN_PASSWORD",
+        "keycloak.sh admin-password",
+    )
+}
+
+pub fn mongodb_url() -> String {
+    env("MCPGW_TEST_MONGODB_URL", "mongodb.sh start")
+}
+
+pub fn postgres_url() -> String {
+    env("MCPGW_TEST_POSTGRES_URL", "postgres.sh start")
+}
+
+pub fn moto_url() -> String {
+    env("MCPGW_TEST_MOTO_URL", "moto.sh start")
+}
+
+/// A name no other test (or run) uses.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+/// The built-in spec with its realm renamed (each test owns a realm).
+pub fn spec_for_realm(realm: &str) -> String {
+    DEFAULT_SPEC.replacen("name = \"mcpgw\"", &format!("name = \"{realm}\""), 1)
+}
+
+/// Output captured for assertions.
+#[derive(Clone, Default)]
+pub struct Captured(pub Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// A run's settings; tests adjust the fields, then [`Run::run`].
+pub struct Run {
+    pub values: Vec<(&'static str, String)>,
+    pub overrides: Overrides,
+    pub spec: Option<String>,
+    pub secrets_dir: Option<std::path::PathBuf>,
+    pub aws_endpoint_url: Option<String>,
+    pub dry_run: bool,
+    pub only: Vec<Step>,
+    pub skip: Vec<Step>,
+    pub captured: Captured,
+}
+
+impl Run {
+    /// Keycloak (admin password given), `realm`'s spec, dev environment, secrets in `secrets`.
+    pub fn keycloak(realm: &str, secrets: &Path) -> Self {
+        Self {
+            values: vec![
+                (output::KEYCLOAK_URL, keycloak_url()),
+                (output::ENVIRONMENT, "dev".to_owned()),
+                (
+                    output::AUTH_SERVER_URL,
+                    "https://auth.example.test".to_owned(),
+                ),
+            ],
+            overrides: Overrides {
+                keycloak_admin_password: Some(SecretString::from(keycloak_admin_password())),
+                wait_endpoints: Some(Duration::from_secs(10)),
+                wait_keycloak: Some(Duration::from_secs(10)),
+                ..Overrides::default()
+            },
+            spec: Some(spec_for_realm(realm)),
+            secrets_dir: Some(secrets.to_owned()),
+            aws_endpoint_url: None,
+            dry_run: false,
+            only: vec![],
+            skip: vec![],
+            captured: Captured::default(),
+        }
+    }
+
+    pub fn set(&mut self, name: &'static str, value: &str) -> &mut Self {
+        self.values.retain(|(n, _)| *n != name);
+        self.values.push((name, value.to_owned()));
+        self
+    }
+
+    pub async fn run(&self) -> Report {
+        let mut raw = RawInputs::default();
+        for (n, v) in &self.values {
+            raw.set(n, Some(v.clone()));
+        }
+        let options = Options {
+            raw,
+            overrides: self.overrides.clone(),
+            spec: self.spec.clone().map(|s| (s, "test spec".to_owned())),
+            secrets_dir: self.secrets_dir.clone(),
+            aws_endpoint_url: self.aws_endpoint_url.clone(),
+            dry_run: self.dry_run,
+            only: self.only.clone(),
+            skip: self.skip.clone(),
+            out: Output::to_writer(Box::new(self.captured.clone()), true),
+        };
+        mcpgw_setup::run(options).await
+    }
+}
+
+/// Panics with the run's output unless it succeeded.
+pub fn assert_ok(report: &Report, run: &Run) {
+    assert!(
+        report.error.is_none(),
+        "the run failed: {:?}\n{}",
+        report.error,
+        run.captured.text()
+    );
+}
