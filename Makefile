@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 CARGO ?= cargo
 
-.PHONY: help run run-registry run-auth test lint fmt build check-config openapi bench bench-gateway
+.PHONY: help run run-registry run-auth setup test lint fmt build check-config openapi bench bench-gateway
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -15,6 +15,9 @@ run-registry: ## Run only the registry on embedded defaults; prints an admin key
 
 run-auth: ## Run the auth-server on embedded defaults (SQLite, local admin; password printed once)
 	$(CARGO) run -p auth-server -- --config services/auth-server/config/local.toml
+
+setup: ## Post-deploy setup: make setup ARGS="--terraform-outputs outputs.json --dry-run" (docs/deployment.md)
+	$(CARGO) run -q -p mcpgw-setup -- $(ARGS)
 
 test: ## Run every check and test (installs and starts MongoDB and the Secrets Manager emulator)
 	scripts/test.sh

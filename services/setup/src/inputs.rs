@@ -189,6 +189,7 @@ pub struct Inputs {
     pub auth_server_url: Option<Url>,
     pub documentdb: Option<DatabaseTarget>,
     pub documentdb_database: String,
+    pub documentdb_ca_file: Option<std::path::PathBuf>,
     pub aurora: Option<DatabaseTarget>,
     pub aurora_database: String,
     /// Prefix of the secrets this program creates (`<prefix>/keycloak/<client id>`).
@@ -204,6 +205,8 @@ pub struct Overrides {
     pub keycloak_admin_password: Option<SecretString>,
     pub mongodb_url: Option<SecretString>,
     pub postgres_url: Option<SecretString>,
+    /// The RDS CA bundle DocumentDB's certificates chain to (used with documentdb_endpoint).
+    pub documentdb_ca_file: Option<std::path::PathBuf>,
     pub wait_endpoints: Option<Duration>,
     pub wait_keycloak: Option<Duration>,
 }
@@ -348,6 +351,18 @@ impl Inputs {
                 output::DOCUMENTDB_SECRET_ID,
             )?,
             documentdb_database: name(output::DOCUMENTDB_DATABASE, "mcpgw_registry")?,
+            documentdb_ca_file: match over.documentdb_ca_file {
+                Some(path) if !path.is_file() => {
+                    return Err(SetupError::input(format!(
+                        "--documentdb-ca-file {} is not a readable file",
+                        path.display()
+                    ))
+                    .with_hint(
+                        "download the RDS CA bundle (global-bundle.pem) from AWS and give its path",
+                    ));
+                }
+                other => other,
+            },
             aurora: database(
                 over.postgres_url,
                 output::AURORA_ENDPOINT,

@@ -200,20 +200,27 @@ pub struct Context {
 pub struct Outcome {
     pub changes: Vec<Change>,
     pub note: String,
+    /// The step had nothing to do in this run (e.g. the end-to-end check in a dry run).
+    pub skipped: bool,
 }
 
 impl Outcome {
     pub fn note(note: impl Into<String>) -> Self {
-        Self {
-            changes: Vec::new(),
-            note: note.into(),
-        }
+        Self::changes(Vec::new(), note)
     }
 
     pub fn changes(changes: Vec<Change>, note: impl Into<String>) -> Self {
         Self {
             changes,
             note: note.into(),
+            skipped: false,
+        }
+    }
+
+    pub fn skipped(why: impl Into<String>) -> Self {
+        Self {
+            skipped: true,
+            ..Self::note(why)
         }
     }
 }
@@ -318,7 +325,9 @@ pub async fn run(options: Options) -> Report {
         let r = match result {
             Ok(outcome) => {
                 let tally = Tally::of(&outcome.changes);
-                let status = if dry_run && tally.changes() > 0 {
+                let status = if outcome.skipped {
+                    StepStatus::Skipped
+                } else if dry_run && tally.changes() > 0 {
                     StepStatus::Planned
                 } else if tally.changes() > 0 {
                     StepStatus::Changed

@@ -63,6 +63,9 @@ struct Cli {
     /// A full MongoDB/DocumentDB URL (instead of documentdb_endpoint + documentdb_secret_id).
     #[arg(long, env = "MCPGW_SETUP_MONGODB_URL", hide_env_values = true)]
     mongodb_url: Option<String>,
+    /// The RDS CA bundle (global-bundle.pem) for TLS to DocumentDB.
+    #[arg(long, env = "MCPGW_SETUP_DOCUMENTDB_CA_FILE")]
+    documentdb_ca_file: Option<PathBuf>,
     #[arg(long, env = "MCPGW_SETUP_DOCUMENTDB_DATABASE")]
     documentdb_database: Option<String>,
     /// A full PostgreSQL URL (instead of aurora_endpoint + aurora_secret_id).
@@ -161,6 +164,7 @@ async fn main() -> ExitCode {
             keycloak_admin_password: secret(cli.keycloak_admin_password),
             mongodb_url: secret(cli.mongodb_url),
             postgres_url: secret(cli.postgres_url),
+            documentdb_ca_file: cli.documentdb_ca_file,
             wait_endpoints: Some(Duration::from_secs(cli.wait_endpoints)),
             wait_keycloak: Some(Duration::from_secs(cli.wait_keycloak)),
         },

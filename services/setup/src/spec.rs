@@ -100,6 +100,11 @@ pub struct ClientSpec {
     pub service_account_groups: Vec<String>,
     #[serde(default)]
     pub mappers: Vec<MapperSpec>,
+    /// Also allow the resource-owner password grant (Keycloak's `directAccessGrantsEnabled`):
+    /// the client sends a user's password to get that user's token. For development and
+    /// tests only; refused when the environment is prod.
+    #[serde(default)]
+    pub password_grant: bool,
 }
 
 /// A protocol mapper on a client.
@@ -330,7 +335,10 @@ impl Spec {
                 }
             }
             for u in c.redirect_uris.iter().chain(&c.post_logout_redirect_uris) {
-                let parsed = url::Url::parse(u).map_err(|e| {
+                // Keycloak's wildcards: a trailing `*`, and `:*` for any port of a loopback
+                // host; the rest must be a URL.
+                let pattern = u.trim_end_matches('*').replacen(":*", "", 1);
+                let parsed = url::Url::parse(&pattern).map_err(|e| {
                     bad(format!(
                         "client {:?}: redirect URI {u:?} is not a URL ({e})",
                         c.client_id

@@ -28,6 +28,10 @@ use super::{
 };
 use crate::config::StoreConfig;
 
+/// The PostgreSQL schema's migrations, compiled in. `open` runs them; `mcpgw-setup` compares
+/// them with `_sqlx_migrations` to report what is pending, then runs them the same way.
+pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
 pub struct PostgresStore {
     pool: PgPool,
 }
@@ -66,7 +70,7 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(map_err)?;
-        sqlx::migrate!("./migrations/postgres")
+        POSTGRES_MIGRATOR
             .run(&pool)
             .await
             .map_err(|e| StoreError::Internal(format!("migrating the PostgreSQL schema: {e}")))?;

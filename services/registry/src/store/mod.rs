@@ -14,6 +14,7 @@
 //!   stable while servers are added or removed.
 
 pub mod mongo;
+pub mod mongo_schema;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -142,6 +143,33 @@ pub struct AuditRecord {
     /// Action-specific facts (never secrets), e.g. the lifecycle transition and reason.
     #[schema(value_type = Object)]
     pub details: serde_json::Value,
+}
+
+impl AuditRecord {
+    /// A record of a change made now, outside a request (no request id, no revisions): for
+    /// callers outside the API, such as `mcpgw-setup` seeding scope documents.
+    pub fn new(
+        actor: impl Into<String>,
+        actor_kind: PrincipalKind,
+        action: impl Into<String>,
+        resource_type: impl Into<String>,
+        resource_id: impl Into<String>,
+        details: serde_json::Value,
+    ) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            at: Timestamp::now(),
+            request_id: None,
+            actor: actor.into(),
+            actor_kind,
+            action: action.into(),
+            resource_type: resource_type.into(),
+            resource_id: resource_id.into(),
+            revision_before: None,
+            revision_after: None,
+            details,
+        }
+    }
 }
 
 /// The audit record of a policy change, with the policy version it produced.

@@ -19,9 +19,10 @@ use mcpgw_core::policy::{PolicySnapshot, ScopeDocument};
 use mcpgw_core::time::Timestamp;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::error::{Error as MongoError, ErrorKind, WriteFailure};
-use mongodb::options::{Acknowledgment, ClientOptions, IndexOptions, ReadConcern, WriteConcern};
-use mongodb::{Client, ClientSession, Collection, IndexModel};
+use mongodb::options::{Acknowledgment, ClientOptions, ReadConcern, WriteConcern};
+use mongodb::{Client, ClientSession, Collection, Database};
 
+use super::mongo_schema;
 use super::{
     AgentFilter, ApiKeyRecord, AuditFilter, AuditRecord, RegistryStore, ServerFilter, StoreError,
     with_version,
@@ -30,6 +31,7 @@ use crate::config::StoreConfig;
 
 pub struct MongoStore {
     client: Client,
+    db: Database,
     servers: Collection<Document>,
     agents: Collection<Document>,
     api_keys: Collection<Document>,
@@ -175,7 +177,16 @@ fn escape_regex(text: &str) -> String {
 }
 
 impl MongoStore {
+    /// Connects and creates missing indexes ([`mongo_schema::create_indexes`]).
     pub async fn open(url: &str, settings: &StoreConfig) -> Result<Self, StoreError> {
+        let store = Self::connect(url, settings).await?;
+        store.ensure_indexes().await?;
+        Ok(store)
+    }
+
+    /// Connects without writing anything (no index creation): for a caller that must not
+    /// change the database before it decides to, such as `mcpgw-setup --dry-run`.
+    pub async fn connect(url: &str, settings: &StoreConfig) -> Result<Self, StoreError> {
         let mut options = ClientOptions::parse(url).await.map_err(|e| {
             StoreError::Internal(format!("store.url is not a valid MongoDB URL: {e}"))
         })?;
@@ -194,67 +205,24 @@ impl MongoStore {
         options.max_pool_size = Some(settings.pool_size.max(1) * 4);
         let client = Client::with_options(options).map_err(map_err)?;
         let db = client.database(&settings.mongo_database);
-        let store = Self {
-            servers: db.collection("servers"),
-            agents: db.collection("agents"),
-            api_keys: db.collection("api_keys"),
-            audit: db.collection("audit"),
-            scopes: db.collection("scopes"),
-            meta: db.collection("meta"),
+        Ok(Self {
+            servers: db.collection(mongo_schema::SERVERS),
+            agents: db.collection(mongo_schema::AGENTS),
+            api_keys: db.collection(mongo_schema::API_KEYS),
+            audit: db.collection(mongo_schema::AUDIT),
+            scopes: db.collection(mongo_schema::SCOPES),
+            meta: db.collection(mongo_schema::META),
+            db,
             client,
-        };
-        store.ensure_indexes().await?;
-        Ok(store)
+        })
     }
 
-    /// Creates the collections' indexes; safe to run on every start.
+    /// Creates the collections' missing indexes; safe to run on every start. Validators are
+    /// left to `mcpgw-setup` (see [`mongo_schema`]).
     pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
-        let index = |keys: Document, name: &str, unique: bool| {
-            IndexModel::builder()
-                .keys(keys)
-                .options(
-                    IndexOptions::builder()
-                        .name(name.to_owned())
-                        .unique(unique)
-                        .build(),
-                )
-                .build()
-        };
-        self.servers
-            .create_indexes(vec![
-                index(doc! {"id": 1}, "id_unique", true),
-                index(doc! {"lifecycle": 1, "_id": 1}, "lifecycle_path", false),
-                index(doc! {"enabled": 1, "_id": 1}, "enabled_path", false),
-                index(doc! {"tags": 1, "_id": 1}, "tags_path", false),
-                index(doc! {"owner_team": 1, "_id": 1}, "owner_path", false),
-                index(doc! {"environment": 1, "_id": 1}, "environment_path", false),
-                index(doc! {"updated_at": 1}, "updated_at", false),
-            ])
+        mongo_schema::create_indexes(&self.db)
             .await
-            .map_err(map_err)?;
-        self.agents
-            .create_indexes(vec![
-                index(doc! {"id": 1}, "id_unique", true),
-                index(doc! {"lifecycle": 1, "_id": 1}, "lifecycle_path", false),
-                index(doc! {"tags": 1, "_id": 1}, "tags_path", false),
-                index(doc! {"owner_team": 1, "_id": 1}, "owner_path", false),
-            ])
-            .await
-            .map_err(map_err)?;
-        self.audit
-            .create_indexes(vec![
-                index(
-                    doc! {"resource_type": 1, "resource_id": 1, "_id": -1},
-                    "resource",
-                    false,
-                ),
-                index(doc! {"actor": 1, "_id": -1}, "actor", false),
-                index(doc! {"action": 1, "_id": -1}, "action", false),
-                index(doc! {"at": 1}, "at", false),
-            ])
-            .await
-            .map_err(map_err)?;
-        Ok(())
+            .map_err(map_err)
     }
 
     async fn policy_version(&self) -> Result<u64, StoreError> {

@@ -164,7 +164,20 @@ impl Admin {
         if !status.is_success() {
             return Err(refused(&Method::POST, path, status, &answer.to_string()));
         }
-        Ok(location.and_then(|l| l.rsplit('/').next().map(str::to_owned)))
+        Ok(location_id(location))
+    }
+
+    /// POST that creates an object; a 409 Conflict (it exists already, e.g. another run made it
+    /// meanwhile) is [`Created::Exists`] rather than an error, so the caller can read it back.
+    pub async fn create(&self, path: &str, body: &Value) -> Result<Created> {
+        let (status, location, answer) = self.send(Method::POST, path, Some(body)).await?;
+        if status == StatusCode::CONFLICT {
+            return Ok(Created::Exists);
+        }
+        if !status.is_success() {
+            return Err(refused(&Method::POST, path, status, &answer.to_string()));
+        }
+        Ok(Created::New(location_id(location)))
     }
 
     /// PUT (with or without a body).
@@ -174,6 +187,17 @@ impl Admin {
             return Err(refused(&Method::PUT, path, status, &answer.to_string()));
         }
         Ok(())
+    }
+
+    /// PUT without a body that adds a link (a group membership, an attached client scope);
+    /// `false` on 409 Conflict: the link is there already (added meanwhile by someone else).
+    pub async fn link(&self, path: &str) -> Result<bool> {
+        let (status, _, answer) = self.send(Method::PUT, path, None).await?;
+        match status {
+            StatusCode::CONFLICT => Ok(false),
+            s if s.is_success() => Ok(true),
+            s => Err(refused(&Method::PUT, path, s, &answer.to_string())),
+        }
     }
 
     pub async fn delete(&self, path: &str) -> Result<()> {
@@ -202,10 +226,31 @@ impl Admin {
     }
 }
 
-/// `base` + `path`, keeping any path prefix of `base` (Keycloak behind `/auth` or `/keycloak`).
+/// A new object's id: the last segment of the `Location` Keycloak answers a POST with.
+fn location_id(location: Option<String>) -> Option<String> {
+    location.and_then(|l| l.rsplit('/').next().map(str::to_owned))
+}
+
+/// What [`Admin::create`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// Created; its id (the last segment of `Location`) when Keycloak gave one.
+    New(Option<String>),
+    /// 409 Conflict: an object of that name exists already.
+    Exists,
+}
+
+/// `base` + `path` (which may end in `?query`), keeping any path prefix of `base` (Keycloak
+/// behind `/auth` or `/keycloak`).
 pub fn join(base: &Url, path: &str) -> Url {
     let mut url = base.clone();
     let prefix = url.path().trim_end_matches('/').to_owned();
+    // The query is set apart: `set_path` would percent-encode its `?`.
+    let (path, query) = match path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path, None),
+    };
     url.set_path(&format!("{prefix}/{}", path.trim_start_matches('/')));
+    url.set_query(query);
     url
 }

@@ -126,10 +126,16 @@ pub async fn databases(ctx: &mut Context) -> Result<Outcome> {
             } => {
                 let (user, password) =
                     credentials_from_secret(ctx, &secret_id, "DocumentDB").await?;
-                // DocumentDB: TLS, no retryable writes; the CA bundle comes from the
-                // image's trust store.
+                // DocumentDB: TLS with certificates from the RDS CA (not in the usual trust
+                // stores: give its bundle), no retryable writes.
+                let ca = ctx
+                    .inputs
+                    .documentdb_ca_file
+                    .as_ref()
+                    .map(|p| format!("&tlsCAFile={}", userinfo(&p.display().to_string())))
+                    .unwrap_or_default();
                 SecretString::from(format!(
-                    "mongodb://{}:{}@{endpoint}/?tls=true&retryWrites=false&readPreference=primary",
+                    "mongodb://{}:{}@{endpoint}/?tls=true&retryWrites=false&readPreference=primary{ca}",
                     userinfo(&user),
                     userinfo(password.expose_secret())
                 ))

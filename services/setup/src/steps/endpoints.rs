@@ -74,7 +74,7 @@ pub async fn run(ctx: &mut Context) -> Result<Outcome> {
     .await
     .map_err(|e| e.with_hint("check the DNS records and the load balancer's target health; raise --wait-endpoints if the deployment is still starting, or --skip endpoints"))?;
     Ok(Outcome::note(format!(
-        "{} answer: {}",
+        "all {} answer: {}",
         endpoints.len(),
         endpoints
             .iter()

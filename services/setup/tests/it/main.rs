@@ -1,4 +1,8 @@
 //! mcpgw-setup against real Keycloak, MongoDB, PostgreSQL and the Secrets Manager emulator
 //! (all started by `scripts/test.sh`).
 
+mod cli;
+mod databases;
+mod e2e;
+mod realm;
 mod support;

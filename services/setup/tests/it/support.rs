@@ -117,6 +117,31 @@ impl Run {
         }
     }
 
+    /// The database steps only (documentdb, migrations, scopes): DocumentDB database `database`
+    /// at `mongodb_url`, PostgreSQL at `postgres_url`, the built-in spec, secrets in `secrets`.
+    pub fn databases(
+        mongodb_url: &str,
+        database: &str,
+        postgres_url: &str,
+        secrets: &Path,
+    ) -> Self {
+        Self {
+            values: vec![(output::DOCUMENTDB_DATABASE, database.to_owned())],
+            overrides: Overrides {
+                mongodb_url: Some(SecretString::from(mongodb_url.to_owned())),
+                postgres_url: Some(SecretString::from(postgres_url.to_owned())),
+                ..Overrides::default()
+            },
+            spec: None,
+            secrets_dir: Some(secrets.to_owned()),
+            aws_endpoint_url: None,
+            dry_run: false,
+            only: vec![Step::Documentdb, Step::Migrations, Step::Scopes],
+            skip: vec![],
+            captured: Captured::default(),
+        }
+    }
+
     pub fn set(&mut self, name: &'static str, value: &str) -> &mut Self {
         self.values.retain(|(n, _)| *n != name);
         self.values.push((name, value.to_owned()));
