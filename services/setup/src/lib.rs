@@ -7,6 +7,7 @@
 //! half-way is finished by running again. docs/deployment.md shows a run.
 
 pub mod error;
+pub mod fixture;
 pub mod inputs;
 pub mod keycloak;
 pub mod output;
@@ -49,12 +50,14 @@ pub enum Step {
     Migrations,
     /// Seed the registry's scope documents (policy).
     Scopes,
+    /// The gateways' API key for the registry, in a secret they read.
+    GatewayKey,
     /// An M2M token, then the gateway's aggregated endpoint lists tools.
     Validate,
 }
 
 impl Step {
-    pub const ALL: [Step; 10] = [
+    pub const ALL: [Step; 11] = [
         Step::Inputs,
         Step::Endpoints,
         Step::Keycloak,
@@ -64,6 +67,7 @@ impl Step {
         Step::Documentdb,
         Step::Migrations,
         Step::Scopes,
+        Step::GatewayKey,
         Step::Validate,
     ];
 
@@ -78,6 +82,7 @@ impl Step {
             Step::Documentdb => "documentdb",
             Step::Migrations => "migrations",
             Step::Scopes => "scopes",
+            Step::GatewayKey => "gateway-key",
             Step::Validate => "validate",
         }
     }
@@ -90,7 +95,9 @@ impl Step {
     fn needs(self) -> &'static [Step] {
         match self {
             Step::Realm => &[Step::Keycloak],
-            Step::Documentdb | Step::Migrations | Step::Scopes => &[Step::Databases],
+            Step::Documentdb | Step::Migrations | Step::Scopes | Step::GatewayKey => {
+                &[Step::Databases]
+            }
             _ => &[],
         }
     }

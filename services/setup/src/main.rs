@@ -15,7 +15,7 @@ use secrecy::SecretString;
     name = "mcpgw-setup",
     version,
     about = "Post-deploy setup of mcpgw: Keycloak realm, client secrets, DocumentDB schema, auth database migrations, seed policies, end-to-end check",
-    after_help = "Steps, in order: inputs, endpoints, keycloak, databases, secrets, realm, documentdb, migrations, scopes, validate.\n\
+    after_help = "Steps, in order: inputs, endpoints, keycloak, databases, secrets, realm, documentdb, migrations, scopes, gateway-key, validate.\n\
 Exit codes: 0 done; 1 internal error; 2 bad input (nothing changed); 3 unreachable; 4 credentials refused; 5 a change failed; 6 end-to-end check failed."
 )]
 struct Cli {

@@ -47,9 +47,11 @@ pub async fn run(options: Options, chosen: &[Step]) -> Result<(Context, String)>
         return Err(SetupError::input("the Keycloak admin credentials are missing: the keycloak step needs them")
             .with_hint("give --keycloak-admin-password (or MCPGW_SETUP_KEYCLOAK_ADMIN_PASSWORD), or the Terraform output keycloak_admin_secret_id"));
     }
-    if (has(Step::Documentdb) || has(Step::Scopes)) && inputs.documentdb.is_none() {
-        return Err(SetupError::input("the DocumentDB connection is missing: the documentdb and scopes steps need it")
-                .with_hint("give --mongodb-url (or MCPGW_SETUP_MONGODB_URL), or the Terraform outputs documentdb_endpoint and documentdb_secret_id; or --skip documentdb,scopes"));
+    if (has(Step::Documentdb) || has(Step::Scopes) || has(Step::GatewayKey))
+        && inputs.documentdb.is_none()
+    {
+        return Err(SetupError::input("the DocumentDB connection is missing: the documentdb, scopes and gateway-key steps need it")
+                .with_hint("give --mongodb-url (or MCPGW_SETUP_MONGODB_URL), or the Terraform outputs documentdb_endpoint and documentdb_secret_id; or --skip documentdb,scopes,gateway-key"));
     }
     if has(Step::Migrations) && inputs.aurora.is_none() {
         return Err(SetupError::input("the Aurora PostgreSQL connection is missing: the migrations step needs it")
@@ -162,7 +164,15 @@ mod tests {
     async fn a_client_with_the_password_grant_is_accepted_in_dev() {
         let report = inputs("dev", PASSWORD_GRANT_SPEC).await;
         assert!(report.error.is_none(), "{:?}", report.error);
-        let prod = inputs("prod", &PASSWORD_GRANT_SPEC.replace("password_grant = true", "")).await;
-        assert!(prod.error.is_none(), "without it prod is fine: {:?}", prod.error);
+        let prod = inputs(
+            "prod",
+            &PASSWORD_GRANT_SPEC.replace("password_grant = true", ""),
+        )
+        .await;
+        assert!(
+            prod.error.is_none(),
+            "without it prod is fine: {:?}",
+            prod.error
+        );
     }
 }

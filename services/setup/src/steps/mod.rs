@@ -3,6 +3,7 @@
 pub mod connect;
 pub mod documentdb;
 pub mod endpoints;
+pub mod gateway_key;
 pub mod generated_secrets;
 pub mod inputs;
 pub mod migrations;
@@ -30,6 +31,7 @@ pub async fn run(step: Step, ctx: &mut Context) -> Result<Outcome> {
         Step::Documentdb => documentdb::run(ctx).await,
         Step::Migrations => migrations::run(ctx).await,
         Step::Scopes => scopes::run(ctx).await,
+        Step::GatewayKey => gateway_key::run(ctx).await,
         Step::Validate => validate::run(ctx).await,
     }
 }

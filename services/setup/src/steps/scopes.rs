@@ -19,7 +19,9 @@ use crate::{Context, Outcome};
 /// Who the audit log names as the author of the seeded documents.
 pub const ACTOR: &str = "setup:mcpgw-setup";
 
-pub async fn run(ctx: &mut Context) -> Result<Outcome> {
+/// The registry's own store on the DocumentDB the databases step connected to. `connect`, not
+/// `open`: opening creates indexes, and a dry run writes nothing.
+pub(crate) async fn registry_store(ctx: &Context) -> Result<MongoStore> {
     let url = ctx
         .mongo_url
         .as_ref()
@@ -32,10 +34,13 @@ pub async fn run(ctx: &mut Context) -> Result<Outcome> {
         mongo_server_selection_timeout_ms: 15_000,
         catalog_cache_ms: 0,
     };
-    // `connect`, not `open`: opening creates indexes, and a dry run writes nothing.
-    let store = MongoStore::connect(url.expose_secret(), &settings)
+    MongoStore::connect(url.expose_secret(), &settings)
         .await
-        .map_err(|e| store_error("opening the registry store", e))?;
+        .map_err(|e| store_error("opening the registry store", e))
+}
+
+pub async fn run(ctx: &mut Context) -> Result<Outcome> {
+    let store = registry_store(ctx).await?;
     let stored = store
         .policy()
         .await
@@ -95,7 +100,7 @@ fn differences(have: &ScopeDocument, want: &ScopeDocument) -> Option<String> {
     (!differ.is_empty()).then(|| format!("{} differ", differ.join(", ")))
 }
 
-fn store_error(what: &str, e: StoreError) -> SetupError {
+pub(crate) fn store_error(what: &str, e: StoreError) -> SetupError {
     match e {
         StoreError::Unavailable(m) => SetupError::unreachable(format!("{what}: {m}")).with_hint(
             "check that DocumentDB is reachable from here and run again; nothing was half-written",

@@ -1,7 +1,7 @@
 //! The database steps (documentdb, migrations, scopes) against real MongoDB (a replica set) and
 //! PostgreSQL: each test has its own MongoDB database and its own PostgreSQL database.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use auth_server::store::postgres::POSTGRES_MIGRATOR;
 use futures::TryStreamExt;
@@ -19,134 +19,14 @@ use mcpgw_setup::{Report, Step, StepStatus};
 use mongodb::bson::{Document, doc};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ValidationAction, ValidationLevel};
-use registry::config::{RegistryConfig, SqliteSync, StoreConfig};
+use registry::config::{SqliteSync, StoreConfig};
 use registry::store::mongo::MongoStore;
 use registry::store::mongo_schema;
 use registry::store::{ApiKeyRecord, AuditFilter, AuditRecord, RegistryStore};
 use serde_json::json;
 use sqlx::Connection as _;
 
-use crate::support::{Run, assert_ok, mongodb_url, postgres_url, unique};
-
-// ---------------------------------------------------------------------------------------------
-// Per-test databases
-
-/// A PostgreSQL database of one test, made with `CREATE DATABASE` on the test server and dropped
-/// (`WITH (FORCE)`) when the test ends, as the auth-server's tests do. Names carry their creation
-/// time, so databases left by a crashed run are swept by the next one.
-struct PgDatabase {
-    url: String,
-    name: String,
-}
-
-const PG_PREFIX: &str = "setup_it_";
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs()
-}
-
-async fn pg_admin() -> sqlx::PgConnection {
-    sqlx::PgConnection::connect(&postgres_url())
-        .await
-        .unwrap_or_else(|e| panic!("connecting to MCPGW_TEST_POSTGRES_URL: {e}"))
-}
-
-async fn pg_drop(conn: &mut sqlx::PgConnection, name: &str) {
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-    )))
-    .execute(conn)
-    .await;
-}
-
-/// Drops this suite's databases older than an hour, once per run.
-async fn pg_sweep(conn: &mut sqlx::PgConnection) {
-    static SWEPT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    if SWEPT.set(()).is_err() {
-        return;
-    }
-    let cutoff = now_secs().saturating_sub(3600);
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'setup\\_it\\_%'")
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap_or_default();
-    for name in names {
-        let created = name
-            .strip_prefix(PG_PREFIX)
-            .and_then(|rest| rest.split('_').next())
-            .and_then(|t| t.parse::<u64>().ok())
-            .unwrap_or(0);
-        if created < cutoff {
-            pg_drop(conn, &name).await;
-        }
-    }
-}
-
-impl PgDatabase {
-    async fn create() -> Self {
-        let name = format!(
-            "{PG_PREFIX}{}_{}",
-            now_secs(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let mut conn = pg_admin().await;
-        pg_sweep(&mut conn).await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&mut conn)
-            .await
-            .expect("creating the test database");
-        let _ = conn.close().await;
-        let mut url = url::Url::parse(&postgres_url()).expect("MCPGW_TEST_POSTGRES_URL is a URL");
-        url.set_path(&format!("/{name}"));
-        Self {
-            url: url.to_string(),
-            name,
-        }
-    }
-
-    async fn connect(&self) -> sqlx::PgConnection {
-        sqlx::PgConnection::connect(&self.url)
-            .await
-            .expect("connecting to the test database")
-    }
-
-    /// Whether sqlx's bookkeeping table exists (i.e. anything was migrated).
-    async fn has_migrations_table(&self) -> bool {
-        let mut conn = self.connect().await;
-        let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        let _ = conn.close().await;
-        exists
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let name = std::mem::take(&mut self.name);
-        // Drop runs inside the test's runtime, which cannot be blocked on: a thread with its
-        // own small runtime does the work.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                let mut conn = pg_admin().await;
-                pg_drop(&mut conn, &name).await;
-                let _ = conn.close().await;
-            });
-        })
-        .join();
-    }
-}
+use crate::support::{PgDatabase, Run, assert_ok, mongodb_url, start_registry, unique};
 
 async fn mongo_client() -> mongodb::Client {
     mongodb::Client::with_uri_str(mongodb_url())
@@ -633,20 +513,7 @@ async fn registry_works_under_the_validators() {
 
     // The registry starts on the database (its start creates indexes, which exist) and a
     // server registers through its API.
-    let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\
-         [store]\nurl = \"{}\"\nmongo_database = \"{}\"\n[egress]\nallow_loopback = true\n\
-         [secrets]\nencryption_key = \"{}\"\n[mcp]\nregister = false\n",
-        dir.path().display(),
-        mongodb_url(),
-        f.mongo.name(),
-        secrecy::ExposeSecret::expose_secret(&Keyring::generate_base64()),
-    );
-    let config = RegistryConfig::from_toml_layers(&[&config]).expect("test config is valid");
-    let running = registry::app::start(config)
-        .await
-        .expect("the registry starts on the set-up database");
+    let (running, _dir) = start_registry(f.mongo.name()).await;
     let key = running
         .bootstrap_key
         .clone()

@@ -16,6 +16,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_mcpgw-setup");
 /// The three services, as ECS would run them before setup.
 struct Services {
     registry: registry::app::Running,
+    _registry_dir: tempfile::TempDir,
     auth: auth_server::app::Running,
     gateway: gateway::app::Running,
     _dir: tempfile::TempDir,
@@ -29,20 +30,7 @@ async fn start_services(mongo_db: &str, postgres_url: &str, issuer: &str) -> Ser
             .expose_secret()
             .to_owned()
     };
-    let registry = registry::app::start(
-        registry::config::RegistryConfig::from_toml_layers(&[&format!(
-            "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\ndata_dir = \"{}/registry\"\n\
-             [store]\nurl = \"{}\"\nmongo_database = \"{mongo_db}\"\n\
-             [egress]\nallow_loopback = true\n[secrets]\nencryption_key = \"{}\"\n\
-             [health]\ndiscover_tools = false\n[mcp]\nregister = false\n",
-            dir.path().display(),
-            mongodb_url(),
-            key()
-        )])
-        .unwrap(),
-    )
-    .await
-    .expect("registry starts");
+    let (registry, registry_dir) = start_registry(mongo_db).await;
     let registry_url = format!("http://{}", registry.addr);
     let created: Value = reqwest::Client::new()
         .post(format!("{registry_url}/api/v1/api-keys"))
@@ -85,25 +73,11 @@ async fn start_services(mongo_db: &str, postgres_url: &str, issuer: &str) -> Ser
     .expect("gateway starts");
     Services {
         registry,
+        _registry_dir: registry_dir,
         auth,
         gateway,
         _dir: dir,
     }
-}
-
-/// A new, empty PostgreSQL database on the test server; its URL.
-async fn fresh_postgres_database() -> String {
-    use sqlx::ConnectOptions;
-    let name = unique("setup_e2e").replace('-', "_");
-    let server: sqlx::postgres::PgConnectOptions = postgres_url().parse().unwrap();
-    let mut conn = server.connect().await.expect("the test PostgreSQL server");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let mut url = url::Url::parse(&postgres_url()).unwrap();
-    url.set_path(&name);
-    url.to_string()
 }
 
 fn moto_credentials() -> Credentials {
@@ -163,7 +137,8 @@ async fn a_deployment_is_set_up_validated_end_to_end_and_a_second_run_changes_no
     let realm = unique("setup-e2e");
     let prefix = unique("mcpgw-e2e");
     let mongo_db = unique("setup_e2e").replace('-', "_");
-    let postgres_db = fresh_postgres_database().await;
+    let postgres = PgDatabase::create().await;
+    let postgres_db = postgres.url.clone();
     let kc = keycloak_url();
     let issuer = format!("{kc}/realms/{realm}");
     let services = start_services(&mongo_db, &postgres_db, &issuer).await;

@@ -4,5 +4,6 @@
 mod cli;
 mod databases;
 mod e2e;
+mod gateway_key;
 mod realm;
 mod support;

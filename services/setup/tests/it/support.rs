@@ -6,7 +6,9 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::Connection as _;
 
 use mcpgw_setup::inputs::{Overrides, RawInputs, output};
 use mcpgw_setup::output::Output;
@@ -176,4 +178,142 @@ pub fn assert_ok(report: &Report, run: &Run) {
         report.error,
         run.captured.text()
     );
+}
+
+/// A PostgreSQL database of one test, made with `CREATE DATABASE` on the test server and dropped
+/// (`WITH (FORCE)`) when the test ends, as the auth-server's tests do. Names carry their creation
+/// time, so databases left by a crashed run are swept by the next one.
+pub struct PgDatabase {
+    pub url: String,
+    name: String,
+}
+
+const PG_PREFIX: &str = "setup_it_";
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+}
+
+pub async fn pg_admin() -> sqlx::PgConnection {
+    sqlx::PgConnection::connect(&postgres_url())
+        .await
+        .unwrap_or_else(|e| panic!("connecting to MCPGW_TEST_POSTGRES_URL: {e}"))
+}
+
+async fn pg_drop(conn: &mut sqlx::PgConnection, name: &str) {
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(conn)
+    .await;
+}
+
+/// Drops this suite's databases older than an hour, once per run.
+async fn pg_sweep(conn: &mut sqlx::PgConnection) {
+    static SWEPT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if SWEPT.set(()).is_err() {
+        return;
+    }
+    let cutoff = now_secs().saturating_sub(3600);
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'setup\\_it\\_%'")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap_or_default();
+    for name in names {
+        let created = name
+            .strip_prefix(PG_PREFIX)
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(0);
+        if created < cutoff {
+            pg_drop(conn, &name).await;
+        }
+    }
+}
+
+impl PgDatabase {
+    pub async fn create() -> Self {
+        let name = format!(
+            "{PG_PREFIX}{}_{}",
+            now_secs(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let mut conn = pg_admin().await;
+        pg_sweep(&mut conn).await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut conn)
+            .await
+            .expect("creating the test database");
+        let _ = conn.close().await;
+        let mut url = url::Url::parse(&postgres_url()).expect("MCPGW_TEST_POSTGRES_URL is a URL");
+        url.set_path(&format!("/{name}"));
+        Self {
+            url: url.to_string(),
+            name,
+        }
+    }
+
+    pub async fn connect(&self) -> sqlx::PgConnection {
+        sqlx::PgConnection::connect(&self.url)
+            .await
+            .expect("connecting to the test database")
+    }
+
+    /// Whether sqlx's bookkeeping table exists (i.e. anything was migrated).
+    pub async fn has_migrations_table(&self) -> bool {
+        let mut conn = self.connect().await;
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        let _ = conn.close().await;
+        exists
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let name = std::mem::take(&mut self.name);
+        // Drop runs inside the test's runtime, which cannot be blocked on: a thread with its
+        // own small runtime does the work.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                let mut conn = pg_admin().await;
+                pg_drop(&mut conn, &name).await;
+                let _ = conn.close().await;
+            });
+        })
+        .join();
+    }
+}
+
+/// The registry, in-process on real sockets, on MongoDB database `database` (as ECS runs it
+/// before setup); without tool discovery or self-registration, which these tests do not use.
+pub async fn start_registry(database: &str) -> (registry::app::Running, tempfile::TempDir) {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\
+         [store]\nurl = \"{}\"\nmongo_database = \"{database}\"\n[egress]\nallow_loopback = true\n\
+         [secrets]\nencryption_key = \"{}\"\n[health]\ndiscover_tools = false\n[mcp]\nregister = false\n",
+        dir.path().display(),
+        mongodb_url(),
+        secrecy::ExposeSecret::expose_secret(&mcpgw_core::secrets::Keyring::generate_base64()),
+    );
+    let config = registry::config::RegistryConfig::from_toml_layers(&[&config])
+        .expect("the registry's test config is valid");
+    let running = registry::app::start(config)
+        .await
+        .expect("the registry starts");
+    (running, dir)
 }
