@@ -10,8 +10,6 @@
 //! [`FixtureRealm`] owns; read them with [`FixtureRealm::client_secret`] and
 //! [`FixtureRealm::user_password`].
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -64,7 +62,7 @@ pub async fn realm(
     raw.set(output::SECRET_PREFIX, Some(SECRET_PREFIX.to_owned()));
     raw.set(output::AUTH_SERVER_URL, auth_server_url.map(str::to_owned));
     let admin_password = SecretString::from(admin_password.to_owned());
-    let captured = Captured::default();
+    let captured = crate::output::Captured::default();
     let report = crate::run(Options {
         raw,
         overrides: Overrides {
@@ -176,29 +174,6 @@ impl FixtureRealm {
         )
         .await?;
         admin.delete(&format!("/{}", self.name)).await
-    }
-}
-
-/// The run's output, kept for the error of a failed run.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut bytes = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        bytes.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

@@ -190,6 +190,8 @@ pub struct Inputs {
     pub documentdb: Option<DatabaseTarget>,
     pub documentdb_database: String,
     pub documentdb_ca_file: Option<std::path::PathBuf>,
+    /// TLS to databases reached by endpoint + secret.
+    pub database_tls: bool,
     pub aurora: Option<DatabaseTarget>,
     pub aurora_database: String,
     /// Prefix of the secrets this program creates (`<prefix>/keycloak/<client id>`).
@@ -207,6 +209,8 @@ pub struct Overrides {
     pub postgres_url: Option<SecretString>,
     /// The RDS CA bundle DocumentDB's certificates chain to (used with documentdb_endpoint).
     pub documentdb_ca_file: Option<std::path::PathBuf>,
+    /// TLS to databases reached by endpoint + secret (default on; off only for local stacks).
+    pub database_tls: Option<bool>,
     pub wait_endpoints: Option<Duration>,
     pub wait_keycloak: Option<Duration>,
 }
@@ -363,6 +367,7 @@ impl Inputs {
                 }
                 other => other,
             },
+            database_tls: over.database_tls.unwrap_or(true),
             aurora: database(
                 over.postgres_url,
                 output::AURORA_ENDPOINT,

@@ -66,6 +66,10 @@ struct Cli {
     /// The RDS CA bundle (global-bundle.pem) for TLS to DocumentDB.
     #[arg(long, env = "MCPGW_SETUP_DOCUMENTDB_CA_FILE")]
     documentdb_ca_file: Option<PathBuf>,
+    /// TLS to DocumentDB and Aurora when reached by endpoint + secret; `false` only for
+    /// local stacks without TLS.
+    #[arg(long, env = "MCPGW_SETUP_DATABASE_TLS", default_value_t = true, action = clap::ArgAction::Set)]
+    database_tls: bool,
     #[arg(long, env = "MCPGW_SETUP_DOCUMENTDB_DATABASE")]
     documentdb_database: Option<String>,
     /// A full PostgreSQL URL (instead of aurora_endpoint + aurora_secret_id).
@@ -165,6 +169,7 @@ async fn main() -> ExitCode {
             mongodb_url: secret(cli.mongodb_url),
             postgres_url: secret(cli.postgres_url),
             documentdb_ca_file: cli.documentdb_ca_file,
+            database_tls: Some(cli.database_tls),
             wait_endpoints: Some(Duration::from_secs(cli.wait_endpoints)),
             wait_keycloak: Some(Duration::from_secs(cli.wait_keycloak)),
         },

@@ -1,9 +1,9 @@
 //! The browser login against a real Keycloak (on PostgreSQL, started by `scripts/test.sh`):
-//! the realm, client and user are made through Keycloak's admin API, then the login is driven
+//! the realm, client and user are made by mcpgw-setup from a spec, then the login is driven
 //! over HTTP as a browser does it (redirects, Keycloak's login form, the callback).
 
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use reqwest::StatusCode;
+use serde_json::json;
 
 use crate::helpers::{Backend, spawn_with};
 use crate::oidc::sign_in_with;
@@ -14,100 +14,57 @@ fn env(name: &str) -> String {
     })
 }
 
-async fn admin_token(base: &str) -> String {
-    let r: Value = reqwest::Client::new()
-        .post(format!(
-            "{base}/realms/master/protocol/openid-connect/token"
-        ))
-        .form(&[
-            ("grant_type", "password"),
-            ("client_id", "admin-cli"),
-            ("username", "admin"),
-            ("password", &env("MCPGW_TEST_KEYCLOAK_ADMIN_PASSWORD")),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["access_token"]
-        .as_str()
-        .expect("an admin token")
-        .to_owned()
-}
+/// A realm (made by mcpgw-setup from a spec) with group `mcp-users`, a dev user `alice` in it,
+/// and the web client `mcpgw-web` (authorization code with PKCE, any loopback port) whose
+/// tokens carry `groups`.
+const SPEC: &str = r#"
+[realm]
+name = "login"
 
-async fn admin(base: &str, token: &str, method: Method, path: &str, body: Value) {
-    let r = reqwest::Client::new()
-        .request(method, format!("{base}/admin/realms{path}"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{path}: {}", r.status());
-}
+[[groups]]
+name = "mcp-users"
+
+[[clients]]
+client_id = "mcpgw-web"
+kind = "web"
+redirect_uris = ["http://127.0.0.1:*"]
+post_logout_redirect_uris = ["http://127.0.0.1:*"]
+mappers = [{ type = "groups", name = "groups" }]
+
+[[dev_users]]
+username = "alice"
+email = "alice@example.test"
+first_name = "Alice"
+last_name = "Test"
+groups = ["mcp-users"]
+"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_login_through_keycloak_starts_a_session_with_its_groups() {
-    let kc = env("MCPGW_TEST_KEYCLOAK_URL");
-    let token = admin_token(&kc).await;
-    let realm = format!("login-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    admin(
-        &kc,
-        &token,
-        Method::POST,
-        "",
-        json!({"realm": realm, "enabled": true}),
+    let realm = mcpgw_setup::fixture::realm(
+        &env("MCPGW_TEST_KEYCLOAK_URL"),
+        &env("MCPGW_TEST_KEYCLOAK_ADMIN_PASSWORD"),
+        SPEC,
+        None,
     )
-    .await;
-    admin(
-        &kc,
-        &token,
-        Method::POST,
-        &format!("/{realm}/groups"),
-        json!({"name": "mcp-users"}),
-    )
-    .await;
-    admin(
-        &kc,
-        &token,
-        Method::POST,
-        &format!("/{realm}/users"),
-        json!({"username": "alice", "enabled": true, "email": "alice@example.test", "emailVerified": true,
-               "firstName": "Alice", "lastName": "Test", "groups": ["/mcp-users"],
-               "credentials": [{"type": "password", "value": "alice-password", "temporary": false}]}),
-    )
-    .await;
-    admin(
-        &kc,
-        &token,
-        Method::POST,
-        &format!("/{realm}/clients"),
-        json!({"clientId": "mcpgw-web", "secret": "web-secret", "publicClient": false,
-               "standardFlowEnabled": true, "directAccessGrantsEnabled": false,
-               "redirectUris": ["http://127.0.0.1:*"], "attributes": {"pkce.code.challenge.method": "S256",
-               "post.logout.redirect.uris": "http://127.0.0.1:*"},
-               "protocolMappers": [{"name": "groups", "protocol": "openid-connect",
-                 "protocolMapper": "oidc-group-membership-mapper",
-                 "config": {"claim.name": "groups", "full.path": "false", "access.token.claim": "true",
-                            "id.token.claim": "true", "userinfo.token.claim": "true"}}]}),
-    )
-    .await;
-    let issuer = format!("{kc}/realms/{realm}");
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let web_secret = realm.client_secret("mcpgw-web").await.unwrap();
+    let alice_password = realm.user_password("alice").await.unwrap();
+    let issuer = realm.issuer();
     let app = spawn_with(
         Backend::Sqlite,
         &format!(
             "[group_scopes]\nmcp-users = [\"weather/read\"]\n\
              [[oidc.providers]]\nid = \"keycloak\"\nname = \"Keycloak\"\nissuer = \"{issuer}\"\n\
              client_id = \"mcpgw-web\"\nscopes = [\"openid\", \"profile\"]\n\
-             [oidc.providers.client_secret]\nvalue = \"web-secret\"\n"
+             [oidc.providers.client_secret]\nvalue = \"{web_secret}\"\n"
         ),
     )
     .await;
     let b = app.browser();
     // Keycloak's login page, its form, the redirect back with the code, the session.
-    let callback = sign_in_with(&app, &b, "keycloak", "alice", "alice-password").await;
+    let callback = sign_in_with(&app, &b, "keycloak", "alice", &alice_password).await;
     let r = b.get(&callback).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
     let me = b.get("/api/v1/me").await;
@@ -116,4 +73,5 @@ async fn a_browser_login_through_keycloak_starts_a_session_with_its_groups() {
     assert_eq!(me.body["provider"], "keycloak");
     assert_eq!(me.body["groups"], json!(["mcp-users"]));
     assert_eq!(me.body["scopes"], json!(["weather/read"]));
+    realm.delete().await.unwrap();
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use mcpgw_setup::fixture::{self, FixtureRealm};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -71,145 +72,56 @@ async fn idp_stack(gateway_toml: &str, scopes: &[Value]) -> (Stack, upstream::Up
     (stack, up)
 }
 
-/// Keycloak's admin REST API, authenticated as the bootstrap admin.
-struct KeycloakAdmin {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
+/// A realm (made by mcpgw-setup from a spec) with group `gw-readers`, an optional client scope
+/// `gw-echo` (it appears in the token's `scope` when asked for), and two m2m clients whose
+/// service accounts are in the group and whose tokens carry `groups`: `gw-m2m` with the
+/// gateway's audience, and `gw-elsewhere` with another API's audience.
+async fn keycloak_realm() -> FixtureRealm {
+    let clients: String = [("gw-m2m", AUDIENCE), ("gw-elsewhere", "some-other-api")]
+        .map(|(client_id, audience)| {
+            format!(
+                r#"
+[[clients]]
+client_id = "{client_id}"
+kind = "m2m"
+optional_scopes = ["gw-echo"]
+service_account_groups = ["gw-readers"]
+mappers = [
+  {{ type = "audience", name = "aud", audience = "{audience}" }},
+  {{ type = "groups", name = "groups" }},
+]
+"#
+            )
+        })
+        .concat();
+    let spec = format!(
+        r#"
+[realm]
+name = "gw"
 
-impl KeycloakAdmin {
-    async fn connect() -> Self {
-        let base = env("MCPGW_TEST_KEYCLOAK_URL", "keycloak.sh start");
-        let password = env(
+[[client_scopes]]
+name = "gw-echo"
+
+[[groups]]
+name = "gw-readers"
+{clients}"#
+    );
+    fixture::realm(
+        &env("MCPGW_TEST_KEYCLOAK_URL", "keycloak.sh start"),
+        &env(
             "MCPGW_TEST_KEYCLOAK_ADMIN_PASSWORD",
             "keycloak.sh admin-password",
-        );
-        let http = client();
-        let r: Value = http
-            .post(format!(
-                "{base}/realms/master/protocol/openid-connect/token"
-            ))
-            .form(&[
-                ("grant_type", "password"),
-                ("client_id", "admin-cli"),
-                ("username", "admin"),
-                ("password", &password),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = r["access_token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("a Keycloak admin token: {r}"))
-            .to_owned();
-        Self { base, token, http }
-    }
-
-    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}/admin/realms{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn create(&self, path: &str, body: Value) {
-        let (status, body) = self.send(Method::POST, path, Some(body)).await;
-        assert!(status.is_success(), "POST {path}: {status} {body}");
-    }
-
-    async fn put(&self, path: &str) {
-        let (status, body) = self.send(Method::PUT, path, None).await;
-        assert!(status.is_success(), "PUT {path}: {status} {body}");
-    }
-
-    /// The id of the item of `path`'s list whose `field` is `value`.
-    async fn id_where(&self, path: &str, field: &str, value: &str) -> String {
-        let (_, list) = self.send(Method::GET, path, None).await;
-        list.as_array()
-            .and_then(|items| items.iter().find(|i| i[field] == value))
-            .and_then(|i| i["id"].as_str())
-            .unwrap_or_else(|| panic!("GET {path}: no {field} = {value}: {list}"))
-            .to_owned()
-    }
-}
-
-/// A realm with group `gw-readers`, an optional client scope `gw-echo` (it appears in the
-/// token's `scope` when asked for), and two confidential clients whose service accounts are in
-/// the group and whose tokens carry `groups`: `gw-m2m` with the gateway's audience, and
-/// `gw-elsewhere` with another API's audience.
-async fn keycloak_realm(kc: &KeycloakAdmin) -> String {
-    let realm = format!("gw-{}", uuid::Uuid::new_v4().simple());
-    kc.create("", json!({"realm": realm, "enabled": true}))
-        .await;
-    kc.create(&format!("/{realm}/groups"), json!({"name": "gw-readers"}))
-        .await;
-    let group = kc
-        .id_where(&format!("/{realm}/groups"), "name", "gw-readers")
-        .await;
-    kc.create(
-        &format!("/{realm}/client-scopes"),
-        json!({"name": "gw-echo", "protocol": "openid-connect",
-               "attributes": {"include.in.token.scope": "true", "display.on.consent.screen": "false"}}),
+        ),
+        &spec,
+        None,
     )
-    .await;
-    let echo_scope = kc
-        .id_where(&format!("/{realm}/client-scopes"), "name", "gw-echo")
-        .await;
-    for (client_id, audience) in [("gw-m2m", AUDIENCE), ("gw-elsewhere", "some-other-api")] {
-        kc.create(
-            &format!("/{realm}/clients"),
-            json!({"clientId": client_id, "secret": format!("{client_id}-secret"), "publicClient": false,
-                   "serviceAccountsEnabled": true, "standardFlowEnabled": false,
-                   "directAccessGrantsEnabled": false,
-                   "protocolMappers": [
-                     {"name": "aud", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
-                      "config": {"included.custom.audience": audience, "access.token.claim": "true"}},
-                     {"name": "groups", "protocol": "openid-connect",
-                      "protocolMapper": "oidc-group-membership-mapper",
-                      "config": {"claim.name": "groups", "full.path": "false", "access.token.claim": "true"}}]}),
-        )
-        .await;
-        let client = kc
-            .id_where(
-                &format!("/{realm}/clients?clientId={client_id}"),
-                "clientId",
-                client_id,
-            )
-            .await;
-        kc.put(&format!(
-            "/{realm}/clients/{client}/optional-client-scopes/{echo_scope}"
-        ))
-        .await;
-        let (_, account) = kc
-            .send(
-                Method::GET,
-                &format!("/{realm}/clients/{client}/service-account-user"),
-                None,
-            )
-            .await;
-        let account = account["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{client_id}'s service account: {account}"));
-        kc.put(&format!("/{realm}/users/{account}/groups/{group}"))
-            .await;
-    }
-    realm
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// A client credentials token of `client_id`, asking for `scope` if given.
-async fn client_credentials(issuer: &str, client_id: &str, scope: Option<&str>) -> String {
-    let secret = format!("{client_id}-secret");
+/// A client credentials token of `realm`'s client `client_id`, asking for `scope` if given.
+async fn client_credentials(realm: &FixtureRealm, client_id: &str, scope: Option<&str>) -> String {
+    let secret = realm.client_secret(client_id).await.unwrap();
     let mut form = vec![
         ("grant_type", "client_credentials"),
         ("client_id", client_id),
@@ -219,7 +131,7 @@ async fn client_credentials(issuer: &str, client_id: &str, scope: Option<&str>) 
         form.push(("scope", s));
     }
     let r: Value = client()
-        .post(format!("{issuer}/protocol/openid-connect/token"))
+        .post(format!("{}/protocol/openid-connect/token", realm.issuer()))
         .form(&form)
         .send()
         .await
@@ -251,9 +163,8 @@ fn audiences(claims: &Value) -> Vec<&str> {
 
 #[tokio::test]
 async fn a_keycloak_client_credentials_token_reaches_a_tool() {
-    let kc = KeycloakAdmin::connect().await;
-    let realm = keycloak_realm(&kc).await;
-    let issuer = format!("{}/realms/{realm}", kc.base);
+    let realm = keycloak_realm().await;
+    let issuer = realm.issuer();
     // Group `gw-readers` may look at the server but call nothing; the token scope `gw-echo`
     // (a scope document mapped to no group) may call echo.
     let readers = scope(
@@ -271,7 +182,7 @@ async fn a_keycloak_client_credentials_token_reaches_a_tool() {
     let (stack, up) = idp_stack(&trusting(&issuer, false), &[readers, echo_scope("gw-echo")]).await;
 
     // A machine-to-machine token with the gateway's audience, the group and the scope.
-    let m2m = client_credentials(&issuer, "gw-m2m", Some("gw-echo")).await;
+    let m2m = client_credentials(&realm, "gw-m2m", Some("gw-echo")).await;
     let claims = claims_of(&m2m);
     assert_eq!(claims["iss"], json!(issuer));
     assert!(audiences(&claims).contains(&AUDIENCE), "{claims}");
@@ -315,7 +226,7 @@ async fn a_keycloak_client_credentials_token_reaches_a_tool() {
     assert_eq!(actors, [sub]);
 
     // The same client without the scope: the group lets it in, but not to call echo.
-    let reader = client_credentials(&issuer, "gw-m2m", None).await;
+    let reader = client_credentials(&realm, "gw-m2m", None).await;
     let claims = claims_of(&reader);
     assert!(audiences(&claims).contains(&AUDIENCE), "{claims}");
     assert!(!scope_claim(&claims).contains(&"gw-echo"), "{claims}");
@@ -340,7 +251,7 @@ async fn a_keycloak_client_credentials_token_reaches_a_tool() {
     );
 
     // A Keycloak token with the group and the scope, but for another audience.
-    let elsewhere = client_credentials(&issuer, "gw-elsewhere", Some("gw-echo")).await;
+    let elsewhere = client_credentials(&realm, "gw-elsewhere", Some("gw-echo")).await;
     let claims = claims_of(&elsewhere);
     assert!(!audiences(&claims).contains(&AUDIENCE), "{claims}");
     assert!(scope_claim(&claims).contains(&"gw-echo"), "{claims}");
@@ -350,6 +261,7 @@ async fn a_keycloak_client_credentials_token_reaches_a_tool() {
     let challenge = r.header("www-authenticate");
     assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
     assert!(challenge.contains("audience"), "{challenge}");
+    realm.delete().await.unwrap();
 }
 
 /// A browser session at the auth-server: keeps its cookies, sends the CSRF token.

@@ -4,7 +4,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, server_body, spawn_with, unique_name};
+use mcpgw_setup::fixture::{self, FixtureRealm};
+
+use crate::helpers::{Backend, TestApp, server_body, spawn_with};
 
 fn env(name: &str, start: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -27,127 +29,48 @@ async fn registry_trusting(issuer: &str, audience: &str, scope: Value) -> TestAp
     app
 }
 
-/// Keycloak's admin REST API, authenticated as the bootstrap admin.
-struct KeycloakAdmin {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
+/// A realm (made by mcpgw-setup from a spec) with a group, a dev user `alice` in it, and an
+/// m2m client `mcpgw-m2m` whose tokens carry `audience` and the `groups` claim, whose service
+/// account is in the group too (so M2M tokens carry it), and which may use the password grant
+/// (for alice's user tokens).
+async fn realm(audience: &str) -> FixtureRealm {
+    let spec = format!(
+        r#"
+[realm]
+name = "t"
 
-impl KeycloakAdmin {
-    async fn connect() -> Self {
-        let base = env("MCPGW_TEST_KEYCLOAK_URL", "keycloak.sh start");
-        let password = env(
+[[groups]]
+name = "registry-publishers"
+
+[[clients]]
+client_id = "mcpgw-m2m"
+kind = "m2m"
+password_grant = true
+service_account_groups = ["registry-publishers"]
+mappers = [
+  {{ type = "audience", name = "aud", audience = "{audience}" }},
+  {{ type = "groups", name = "groups" }},
+]
+
+[[dev_users]]
+username = "alice"
+email = "alice@example.test"
+first_name = "Alice"
+last_name = "Test"
+groups = ["registry-publishers"]
+"#
+    );
+    fixture::realm(
+        &env("MCPGW_TEST_KEYCLOAK_URL", "keycloak.sh start"),
+        &env(
             "MCPGW_TEST_KEYCLOAK_ADMIN_PASSWORD",
             "keycloak.sh admin-password",
-        );
-        let http = reqwest::Client::new();
-        let r: Value = http
-            .post(format!(
-                "{base}/realms/master/protocol/openid-connect/token"
-            ))
-            .form(&[
-                ("grant_type", "password"),
-                ("client_id", "admin-cli"),
-                ("username", "admin"),
-                ("password", &password),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = r["access_token"]
-            .as_str()
-            .expect("an admin token")
-            .to_owned();
-        Self { base, token, http }
-    }
-
-    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}/admin/realms{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn create(&self, path: &str, body: Value) {
-        let (status, body) = self.send(Method::POST, path, Some(body)).await;
-        assert!(status.is_success(), "POST {path}: {status} {body}");
-    }
-
-    async fn first_id(&self, path: &str) -> String {
-        let (_, list) = self.send(Method::GET, path, None).await;
-        list[0]["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("GET {path}: {list}"))
-            .to_owned()
-    }
-}
-
-/// A realm with a group, a user in it, and a confidential client whose tokens carry the
-/// registry's audience and the `groups` claim (as the setup binary will configure).
-async fn realm(kc: &KeycloakAdmin, audience: &str) -> String {
-    let realm = unique_name("t").replace('_', "-");
-    kc.create("", json!({"realm": realm, "enabled": true}))
-        .await;
-    kc.create(
-        &format!("/{realm}/groups"),
-        json!({"name": "registry-publishers"}),
+        ),
+        &spec,
+        None,
     )
-    .await;
-    kc.create(
-        &format!("/{realm}/users"),
-        json!({"username": "alice", "enabled": true, "email": "alice@example.test", "emailVerified": true,
-               "firstName": "Alice", "lastName": "Test", "groups": ["/registry-publishers"],
-               "credentials": [{"type": "password", "value": "alice-password", "temporary": false}]}),
-    )
-    .await;
-    kc.create(
-        &format!("/{realm}/clients"),
-        json!({"clientId": "mcpgw-m2m", "secret": "m2m-secret", "publicClient": false,
-               "serviceAccountsEnabled": true, "standardFlowEnabled": false, "directAccessGrantsEnabled": true,
-               "protocolMappers": [
-                 {"name": "aud", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
-                  "config": {"included.custom.audience": audience, "access.token.claim": "true"}},
-                 {"name": "groups", "protocol": "openid-connect", "protocolMapper": "oidc-group-membership-mapper",
-                  "config": {"claim.name": "groups", "full.path": "false", "access.token.claim": "true"}}]}),
-    )
-    .await;
-    // The client's service account joins the group too, so M2M tokens carry it.
-    let client = kc
-        .first_id(&format!("/{realm}/clients?clientId=mcpgw-m2m"))
-        .await;
-    let (_, account) = kc
-        .send(
-            Method::GET,
-            &format!("/{realm}/clients/{client}/service-account-user"),
-            None,
-        )
-        .await;
-    let group = kc
-        .first_id(&format!("/{realm}/groups?search=registry-publishers"))
-        .await;
-    let (status, _) = kc
-        .send(
-            Method::PUT,
-            &format!(
-                "/{realm}/users/{}/groups/{group}",
-                account["id"].as_str().unwrap()
-            ),
-            None,
-        )
-        .await;
-    assert!(status.is_success());
-    realm
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 async fn token(url: &str, form: &[(&str, &str)]) -> String {
@@ -173,18 +96,19 @@ fn publishers_scope() -> Value {
 
 #[tokio::test]
 async fn keycloak_client_credentials_and_user_tokens_are_accepted_with_groups_mapped_to_scopes() {
-    let kc = KeycloakAdmin::connect().await;
-    let realm = realm(&kc, "mcpgw-registry").await;
-    let issuer = format!("{}/realms/{realm}", kc.base);
+    let realm = realm("mcpgw-registry").await;
+    let issuer = realm.issuer();
     let app = registry_trusting(&issuer, "mcpgw-registry", publishers_scope()).await;
     let token_url = format!("{issuer}/protocol/openid-connect/token");
+    let m2m_secret = realm.client_secret("mcpgw-m2m").await.unwrap();
+    let alice_password = realm.user_password("alice").await.unwrap();
 
     let m2m = token(
         &token_url,
         &[
             ("grant_type", "client_credentials"),
             ("client_id", "mcpgw-m2m"),
-            ("client_secret", "m2m-secret"),
+            ("client_secret", m2m_secret.as_str()),
         ],
     )
     .await;
@@ -212,9 +136,9 @@ async fn keycloak_client_credentials_and_user_tokens_are_accepted_with_groups_ma
         &[
             ("grant_type", "password"),
             ("client_id", "mcpgw-m2m"),
-            ("client_secret", "m2m-secret"),
+            ("client_secret", m2m_secret.as_str()),
             ("username", "alice"),
-            ("password", "alice-password"),
+            ("password", alice_password.as_str()),
         ],
     )
     .await;
@@ -233,9 +157,9 @@ async fn keycloak_client_credentials_and_user_tokens_are_accepted_with_groups_ma
         .form(&[
             ("grant_type", "password"),
             ("client_id", "mcpgw-m2m"),
-            ("client_secret", "m2m-secret"),
+            ("client_secret", m2m_secret.as_str()),
             ("username", "alice"),
-            ("password", "alice-password"),
+            ("password", alice_password.as_str()),
             ("scope", "openid"),
         ])
         .send()
@@ -263,6 +187,7 @@ async fn keycloak_client_credentials_and_user_tokens_are_accepted_with_groups_ma
         (r.status, r.code()),
         (StatusCode::UNAUTHORIZED, "invalid_token")
     );
+    realm.delete().await.unwrap();
 }
 
 #[tokio::test]
@@ -314,9 +239,8 @@ async fn hs256_signed_with_keycloaks_rsa_public_key_is_refused() {
     use base64::Engine;
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
-    let kc = KeycloakAdmin::connect().await;
-    let realm = realm(&kc, "mcpgw-registry").await;
-    let issuer = format!("{}/realms/{realm}", kc.base);
+    let realm = realm("mcpgw-registry").await;
+    let issuer = realm.issuer();
     let app = registry_trusting(&issuer, "mcpgw-registry", publishers_scope()).await;
     let jwks: Value = reqwest::get(format!("{issuer}/protocol/openid-connect/certs"))
         .await
@@ -366,4 +290,5 @@ async fn hs256_signed_with_keycloaks_rsa_public_key_is_refused() {
             r.body
         );
     }
+    realm.delete().await.unwrap();
 }

@@ -127,15 +127,19 @@ pub async fn databases(ctx: &mut Context) -> Result<Outcome> {
                 let (user, password) =
                     credentials_from_secret(ctx, &secret_id, "DocumentDB").await?;
                 // DocumentDB: TLS with certificates from the RDS CA (not in the usual trust
-                // stores: give its bundle), no retryable writes.
-                let ca = ctx
-                    .inputs
-                    .documentdb_ca_file
-                    .as_ref()
-                    .map(|p| format!("&tlsCAFile={}", userinfo(&p.display().to_string())))
-                    .unwrap_or_default();
+                // stores: give its bundle), replica set rs0, no retryable writes.
+                let tls = match (&ctx.inputs.documentdb_ca_file, ctx.inputs.database_tls) {
+                    (_, false) => String::new(),
+                    (None, true) => "&tls=true".to_owned(),
+                    (Some(ca), true) => {
+                        format!(
+                            "&tls=true&tlsCAFile={}",
+                            userinfo(&ca.display().to_string())
+                        )
+                    }
+                };
                 SecretString::from(format!(
-                    "mongodb://{}:{}@{endpoint}/?tls=true&retryWrites=false&readPreference=primary{ca}",
+                    "mongodb://{}:{}@{endpoint}/?replicaSet=rs0&retryWrites=false&readPreference=primary{tls}",
                     userinfo(&user),
                     userinfo(password.expose_secret())
                 ))
@@ -158,9 +162,14 @@ pub async fn databases(ctx: &mut Context) -> Result<Outcome> {
             } => {
                 let (user, password) = credentials_from_secret(ctx, &secret_id, "Aurora").await?;
                 let url = format!(
-                    "postgres://{}@{endpoint}/{}?sslmode=require",
+                    "postgres://{}@{endpoint}/{}?sslmode={}",
                     userinfo(&user),
-                    ctx.inputs.aurora_database
+                    ctx.inputs.aurora_database,
+                    if ctx.inputs.database_tls {
+                        "require"
+                    } else {
+                        "disable"
+                    }
                 );
                 connect_postgres(url.parse(), Some(password)).await?
             }

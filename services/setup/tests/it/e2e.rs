@@ -100,7 +100,7 @@ fn output(value: &str) -> Value {
 }
 
 /// Runs the binary on `outputs` with the emulator's credentials.
-fn setup(outputs: &str, extra: &[&str], mongo: &str, postgres: &str) -> (i32, String) {
+fn setup(outputs: &str, extra: &[&str]) -> (i32, String) {
     let mut cmd = Command::new(BIN);
     for (k, _) in std::env::vars() {
         if k.starts_with("MCPGW_SETUP_") || k.starts_with("AWS_") {
@@ -115,8 +115,8 @@ fn setup(outputs: &str, extra: &[&str], mongo: &str, postgres: &str) -> (i32, St
             &moto_url(),
         ])
         .args(extra)
-        .env("MCPGW_SETUP_MONGODB_URL", mongo)
-        .env("MCPGW_SETUP_POSTGRES_URL", postgres)
+        // The test databases have no TLS; deployments keep the default (on).
+        .env("MCPGW_SETUP_DATABASE_TLS", "false")
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -138,10 +138,9 @@ async fn a_deployment_is_set_up_validated_end_to_end_and_a_second_run_changes_no
     let prefix = unique("mcpgw-e2e");
     let mongo_db = unique("setup_e2e").replace('-', "_");
     let postgres = PgDatabase::create().await;
-    let postgres_db = postgres.url.clone();
     let kc = keycloak_url();
     let issuer = format!("{kc}/realms/{realm}");
-    let services = start_services(&mongo_db, &postgres_db, &issuer).await;
+    let services = start_services(&mongo_db, &postgres.url, &issuer).await;
 
     // What Terraform creates: the Keycloak admin secret.
     let sm = moto().await;
@@ -154,6 +153,36 @@ async fn a_deployment_is_set_up_validated_end_to_end_and_a_second_run_changes_no
         .send()
         .await
         .unwrap();
+
+    // The database master users' secrets, as DocumentDB and Aurora keep them.
+    let mongo_user = unique("setup-e2e");
+    let mongo_password = unique("pw");
+    mongodb::Client::with_uri_str(mongodb_url())
+        .await
+        .unwrap()
+        .database("admin")
+        .run_command(mongodb::bson::doc! {
+            "createUser": &mongo_user, "pwd": &mongo_password,
+            "roles": [{"role": "root", "db": "admin"}]
+        })
+        .await
+        .unwrap();
+    let mongo_endpoint = {
+        let u = url::Url::parse(&mongodb_url()).unwrap();
+        format!("{}:{}", u.host_str().unwrap(), u.port().unwrap())
+    };
+    let pg = url::Url::parse(&postgres.url).unwrap();
+    for (name, user, password) in [
+        ("documentdb", mongo_user.as_str(), mongo_password.as_str()),
+        ("aurora", pg.username(), pg.password().unwrap()),
+    ] {
+        sm.create_secret()
+            .name(format!("{prefix}/{name}-master"))
+            .secret_string(json!({"username": user, "password": password}).to_string())
+            .send()
+            .await
+            .unwrap();
+    }
 
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("realm.toml");
@@ -169,7 +198,12 @@ async fn a_deployment_is_set_up_validated_end_to_end_and_a_second_run_changes_no
             "registry_url": output(&format!("http://{}", services.registry.addr)),
             "gateway_url": output(&services.gateway.url()),
             "auth_server_url": output(&format!("http://{}", services.auth.addr)),
+            "documentdb_endpoint": output(&mongo_endpoint),
+            "documentdb_secret_id": output(&format!("{prefix}/documentdb-master")),
             "documentdb_database": output(&mongo_db),
+            "aurora_endpoint": output(&format!("{}:{}", pg.host_str().unwrap(), pg.port().unwrap())),
+            "aurora_secret_id": output(&format!("{prefix}/aurora-master")),
+            "aurora_database": output(postgres.name()),
             "secret_prefix": output(&prefix),
             "an_output_setup_does_not_read": {"value": ["ignored"], "type": "list", "sensitive": false}
         })
@@ -179,22 +213,11 @@ async fn a_deployment_is_set_up_validated_end_to_end_and_a_second_run_changes_no
     let outputs = outputs.to_str().unwrap();
     let spec_arg = ["--spec", spec.to_str().unwrap()];
 
-    let (code, text) = setup(outputs, &spec_arg, &mongodb_url(), &postgres_db);
+    let (code, text) = setup(outputs, &spec_arg);
     assert_eq!(code, 0, "the first run succeeds:\n{text}");
     // Shown with --nocapture: docs/deployment.md quotes these runs.
     println!("--- first run ---\n{text}");
-    for step in [
-        "inputs",
-        "endpoints",
-        "keycloak",
-        "databases",
-        "secrets",
-        "realm",
-        "documentdb",
-        "migrations",
-        "scopes",
-        "validate",
-    ] {
+    for step in mcpgw_setup::Step::ALL.map(|s| s.name()) {
         assert!(
             text.lines()
                 .any(|l| l.contains(&format!("] {step} ")) && !l.contains("FAILED")),
@@ -220,7 +243,7 @@ async fn a_deployment_is_set_up_validated_end_to_end_and_a_second_run_changes_no
     assert!(stored.len() >= 40, "a generated secret");
     assert!(!text.contains(&stored), "secrets are never printed");
 
-    let (code, text) = setup(outputs, &spec_arg, &mongodb_url(), &postgres_db);
+    let (code, text) = setup(outputs, &spec_arg);
     assert_eq!(code, 0, "{text}");
     assert!(
         text.contains("done: no changes"),
@@ -228,12 +251,7 @@ async fn a_deployment_is_set_up_validated_end_to_end_and_a_second_run_changes_no
     );
     println!("--- second run ---\n{text}");
 
-    let (code, text) = setup(
-        outputs,
-        &[&spec_arg[..], &["--dry-run"]].concat(),
-        &mongodb_url(),
-        &postgres_db,
-    );
+    let (code, text) = setup(outputs, &[&spec_arg[..], &["--dry-run"]].concat());
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("plan: 0 to create, 0 to update"), "{text}");
     println!("--- dry run ---\n{text}");

@@ -3,15 +3,13 @@
 
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::Connection as _;
 
 use mcpgw_setup::inputs::{Overrides, RawInputs, output};
-use mcpgw_setup::output::Output;
+use mcpgw_setup::output::{Captured, Output};
 use mcpgw_setup::spec::DEFAULT_SPEC;
 use mcpgw_setup::{Options, Report, Step};
 use secrecy::SecretString;
@@ -56,26 +54,6 @@ pub fn unique(prefix: &str) -> String {
 /// The built-in spec with its realm renamed (each test owns a realm).
 pub fn spec_for_realm(realm: &str) -> String {
     DEFAULT_SPEC.replacen("name = \"mcpgw\"", &format!("name = \"{realm}\""), 1)
-}
-
-/// Output captured for assertions.
-#[derive(Clone, Default)]
-pub struct Captured(pub Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
 }
 
 /// A run's settings; tests adjust the fields, then [`Run::run`].
@@ -236,6 +214,10 @@ async fn pg_sweep(conn: &mut sqlx::PgConnection) {
 }
 
 impl PgDatabase {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     pub async fn create() -> Self {
         let name = format!(
             "{PG_PREFIX}{}_{}",
