@@ -292,3 +292,79 @@ fn an_unresolvable_endpoint_is_waited_for_with_progress_then_reported() {
         "progress lines while waiting: {text}"
     );
 }
+
+#[tokio::test]
+async fn a_run_killed_half_way_is_finished_by_the_next_run() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let realm = unique("setup-kill");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(dir.path(), "spec.toml", &spec_for_realm(&realm));
+    let secrets = dir.path().join("secrets");
+    let args = [
+        "--spec",
+        &spec,
+        "--only",
+        "secrets,realm",
+        "--environment",
+        "dev",
+        "--keycloak-url",
+        &keycloak_url(),
+        "--auth-server-url",
+        "https://auth.example.test",
+        "--secrets-dir",
+        secrets.to_str().unwrap(),
+    ];
+    // Killed while the realm step runs: after the secrets step has reported, a moment into
+    // the realm's creation.
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env(
+            "MCPGW_SETUP_KEYCLOAK_ADMIN_PASSWORD",
+            keycloak_admin_password(),
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("] secrets ") {
+            break;
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let kc = admin().await;
+    let partial = kc
+        .get(&format!("/{realm}/clients?clientId=mcpgw-m2m"))
+        .await
+        .unwrap();
+
+    let env = [(
+        "MCPGW_SETUP_KEYCLOAK_ADMIN_PASSWORD",
+        keycloak_admin_password(),
+    )];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (code, text) = setup(&args, &env);
+    assert_eq!(code, 0, "the next run finishes the job:\n{text}");
+    let (code, text) = setup(&args, &env);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("done: no changes"),
+        "and the one after changes nothing:\n{text}"
+    );
+    // Whatever the first run had done, the realm is now complete.
+    let clients = kc
+        .get(&format!("/{realm}/clients?clientId=mcpgw-m2m"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        clients.as_array().map(Vec::len),
+        Some(1),
+        "before: {partial:?}"
+    );
+    let _ = kc.delete(&format!("/{realm}")).await;
+}
