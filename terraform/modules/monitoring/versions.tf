@@ -1,0 +1,11 @@
+terraform {
+  # `check` blocks (used for the WAF region warning) need Terraform 1.5.
+  required_version = ">= 1.5.0"
+  required_providers {
+    aws = {
+      source = "hashicorp/aws"
+      # The same range as the other modules; the local mirror (/opt/tf-plugins) holds 5.100.0.
+      version = ">= 5.100.0, < 6.0.0"
+    }
+  }
+}
