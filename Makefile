@@ -1,8 +1,17 @@
 # mcpgw: one front door for MCP servers. `make help` lists the targets.
 SHELL := /usr/bin/env bash
 CARGO ?= cargo
+COMPOSE ?= docker compose
+TF ?= terraform
+MCPGW_CACHE_DIR ?= $(HOME)/.cache/mcpgw
+# A local provider mirror (terraform init -plugin-dir) when this machine has one; empty = the
+# Terraform Registry.
+TF_PLUGIN_DIR ?= $(wildcard /opt/tf-plugins)
+# Passed through to scripts/build-images.sh: IMAGE= (one image), AWS_REGION=, REGISTRY=, FORCE=1.
+export IMAGE AWS_REGION REGISTRY FORCE
 
-.PHONY: help run run-registry run-auth setup test lint fmt build check-config openapi bench bench-gateway
+.PHONY: help run run-registry run-auth setup test lint fmt build check-config openapi bench bench-gateway \
+	images build-push env up down compose-check tf-fmt tf-validate tf-scan
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -43,3 +52,39 @@ bench: ## Benchmark the registry on SQLite and MongoDB; writes docs/performance.
 
 bench-gateway: ## Benchmark tools/call direct vs through the gateway; writes docs/performance.md
 	scripts/bench-gateway.sh
+
+images: ## docker build every image (IMAGE=registry|auth-server|gateway|setup for one), tagged <version>-<git short sha>
+	scripts/build-images.sh build
+
+build-push: ## Build and push to ECR, immutable tag <version>-<git sha>: AWS_REGION=… [REGISTRY=…] [IMAGE=…] [FORCE=1]
+	scripts/build-images.sh push
+
+env: ## Write .env for docker compose with generated secrets (never overwrites an existing .env)
+	deploy/compose/new-env.sh
+
+up: compose-check ## Start the docker compose stack (builds the images; see docker-compose.yml for the URLs)
+	@test -f .env || { echo "no .env: run 'make env' (generated secrets) or copy .env.example" >&2; exit 1; }
+	$(COMPOSE) up -d --build
+	$(COMPOSE) ps
+
+down: ## Stop the docker compose stack (keeps the volumes; add ARGS=-v to delete them)
+	$(COMPOSE) down $(ARGS)
+
+compose-check: ## Validate docker-compose.yml: Compose schema, project rules, each binary's --check-config
+	scripts/check-compose.sh
+
+tf-fmt: ## terraform fmt every .tf file under terraform/
+	$(TF) fmt -recursive terraform
+
+tf-validate: ## terraform init -backend=false and validate in every Terraform directory (.terraform in ~/.cache/mcpgw/tf-data)
+	@set -euo pipefail; \
+	for d in $$(find terraform -name '*.tf' -not -path '*/.terraform/*' -printf '%h\n' | sort -u); do \
+	  echo "==> terraform validate $$d"; \
+	  export TF_DATA_DIR="$(MCPGW_CACHE_DIR)/tf-data/$$d"; \
+	  $(TF) -chdir="$$d" init -backend=false -input=false -no-color $(if $(TF_PLUGIN_DIR),-plugin-dir=$(TF_PLUGIN_DIR)) >/dev/null \
+	    || { echo "terraform init failed in $$d (run it there to see why)" >&2; exit 1; }; \
+	  $(TF) -chdir="$$d" validate -no-color; \
+	done
+
+tf-scan: ## Static security checks of the Terraform code (scripts/check-terraform.sh)
+	scripts/check-terraform.sh
