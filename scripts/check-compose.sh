@@ -12,8 +12,8 @@
 #   4. for registry, auth-server and gateway: the binary's --check-config with the service's
 #      environment (image ENV + compose environment, .env or generated placeholders), its
 #      mounted config files and placeholder secret files, if a built binary is found
-#      (MCPGW_BIN_DIR, else $MCPGW_CACHE_DIR/target/x86_64-unknown-linux-musl/release,
-#      target/release, target/debug); skipped with a message otherwise.
+#      (MCPGW_BIN_DIR, else $CARGO_TARGET_DIR (default target) /debug (fresh after `make test`),
+#      /release, /x86_64-unknown-linux-musl/image); skipped with a message otherwise.
 # Usage: scripts/check-compose.sh [COMPOSE_FILE]   (default docker-compose.yml; exits 1 naming
 # each problem)
 set -euo pipefail
@@ -45,7 +45,8 @@ log "compose: schema (check-jsonschema $("$venv/bin/check-jsonschema" --version 
   die "$file does not follow the Compose Specification (see above)"
 
 bin_dir=""
-for d in ${MCPGW_BIN_DIR:-} "$MCPGW_CACHE_DIR/target/x86_64-unknown-linux-musl/release" target/release target/debug; do
+target_dir=${CARGO_TARGET_DIR:-target}
+for d in ${MCPGW_BIN_DIR:-} "$target_dir/debug" "$target_dir/release" "$target_dir/x86_64-unknown-linux-musl/image"; do
   if [[ -x $d/registry && -x $d/auth-server && -x $d/gateway ]]; then bin_dir=$d; break; fi
 done
 

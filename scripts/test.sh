@@ -23,7 +23,7 @@ need_rust() {
 
 need_rust
 log "installing test dependencies (cached after the first run)"
-for dep in mongodb moto postgres keycloak oidc mcp-peers; do scripts/deps/"$dep".sh install; done
+for dep in mongodb moto postgres keycloak oidc mcp-peers tfscan; do scripts/deps/"$dep".sh install; done
 # Where the real MCP servers and clients are (server-everything, the Inspector, the Python SDK).
 eval "$(scripts/deps/mcp-peers.sh env)"
 
@@ -56,9 +56,18 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "static checks of docs and deployment files"
 scripts/check-static.sh
+scripts/check-runbook.sh
 
 log "cargo test (SQLite and MongoDB backends)"
 cargo test --workspace --locked
 
 log "MCP conformance suite, both eras, through the gateway (docs/conformance.md)"
 scripts/conformance.sh
+
+# After the tests: the compose check runs the services' --check-config with the debug
+# binaries they built.
+log "docker-compose.yml: Compose schema, project rules, each service's --check-config"
+scripts/check-compose.sh
+
+log "Terraform: fmt, validate every module and environment, checkov and trivy"
+scripts/check-terraform.sh

@@ -41,6 +41,12 @@ enum Command {
     Openapi,
 }
 
+/// The static (musl) images: musl's allocator serializes every thread on one lock, which a
+/// multi-threaded server pays for on each allocation; mimalloc keeps per-thread heaps.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(cli.command, Some(Command::Openapi)) {

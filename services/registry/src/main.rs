@@ -49,6 +49,12 @@ enum Command {
     Openapi,
 }
 
+/// The static (musl) images: musl's allocator serializes every thread on one lock, which a
+/// multi-threaded server pays for on each allocation; mimalloc keeps per-thread heaps.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(cli.command, Some(Command::Openapi)) {
@@ -121,9 +127,16 @@ async fn check(config: &RegistryConfig) -> anyhow::Result<()> {
 async fn serve(config: RegistryConfig) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     mcpgw_core::telemetry::init_logging(&config.log)?;
+    let key_file = config.bootstrap.admin_key_file.clone();
     let running = app::start(config).await?;
-    if let Some(key) = &running.bootstrap_key {
-        announce_bootstrap_key(key, running.addr);
+    match &running.bootstrap_key {
+        // Written to the file: not printed too, since stderr goes to the log store in
+        // deployments, and a log line is no place for a credential.
+        Some(_) if !key_file.is_empty() => eprintln!(
+            "bootstrap admin API key created and written to {key_file} (not shown here)"
+        ),
+        Some(key) => announce_bootstrap_key(key, running.addr),
+        None => {}
     }
     eprintln!(
         "mcpgw registry listening on http://{} (metrics on http://{}/metrics, API docs at /api/v1/openapi.json)",

@@ -60,6 +60,18 @@ struct Cli {
     gateway_url: Option<String>,
     #[arg(long, env = "MCPGW_SETUP_AUTH_SERVER_URL")]
     auth_server_url: Option<String>,
+    /// DocumentDB's `host:port`, with documentdb_secret_id.
+    #[arg(long, env = "MCPGW_SETUP_DOCUMENTDB_ENDPOINT")]
+    documentdb_endpoint: Option<String>,
+    /// The DocumentDB master-user secret: `{"username": …, "password": …}`.
+    #[arg(long, env = "MCPGW_SETUP_DOCUMENTDB_SECRET_ID")]
+    documentdb_secret_id: Option<String>,
+    /// Aurora PostgreSQL's `host:port`, with aurora_secret_id.
+    #[arg(long, env = "MCPGW_SETUP_AURORA_ENDPOINT")]
+    aurora_endpoint: Option<String>,
+    /// The Aurora master-user secret (the managed one): `{"username": …, "password": …}`.
+    #[arg(long, env = "MCPGW_SETUP_AURORA_SECRET_ID")]
+    aurora_secret_id: Option<String>,
     /// A full MongoDB/DocumentDB URL (instead of documentdb_endpoint + documentdb_secret_id).
     #[arg(long, env = "MCPGW_SETUP_MONGODB_URL", hide_env_values = true)]
     mongodb_url: Option<String>,
@@ -141,7 +153,11 @@ async fn main() -> ExitCode {
         (output::REGISTRY_URL, cli.registry_url),
         (output::GATEWAY_URL, cli.gateway_url),
         (output::AUTH_SERVER_URL, cli.auth_server_url),
+        (output::DOCUMENTDB_ENDPOINT, cli.documentdb_endpoint),
+        (output::DOCUMENTDB_SECRET_ID, cli.documentdb_secret_id),
         (output::DOCUMENTDB_DATABASE, cli.documentdb_database),
+        (output::AURORA_ENDPOINT, cli.aurora_endpoint),
+        (output::AURORA_SECRET_ID, cli.aurora_secret_id),
         (output::AURORA_DATABASE, cli.aurora_database),
         (output::SECRET_PREFIX, cli.secret_prefix),
     ] {

@@ -20,6 +20,19 @@ async fn after_kill_9_every_acknowledged_write_is_still_there(backend: Backend) 
         .unwrap()
         .trim()
         .to_owned();
+    // Written to the file, the key stays out of stderr (the log store of a deployment). The
+    // start-up lines follow readiness: wait for the last one.
+    for _ in 0..50 {
+        if process.stderr().contains("listening on") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !process.stderr().contains(&key),
+        "the bootstrap key is not printed when it goes to a file"
+    );
+    assert!(process.stderr().contains("written to"), "{}", process.stderr());
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

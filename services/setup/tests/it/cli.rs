@@ -368,3 +368,17 @@ async fn a_run_killed_half_way_is_finished_by_the_next_run() {
     );
     let _ = kc.delete(&format!("/{realm}")).await;
 }
+
+/// Every Terraform output setup reads can also be given as a flag and an environment variable
+/// (the ECS task of the setup image passes them as variables).
+#[test]
+fn every_output_has_a_flag_and_an_environment_variable() {
+    let (code, help) = setup(&["--help"], &[]);
+    assert_eq!(code, 0, "{help}");
+    for name in mcpgw_setup::inputs::output::ALL {
+        let flag = format!("--{}", name.replace('_', "-"));
+        let var = format!("MCPGW_SETUP_{}", name.to_uppercase());
+        assert!(help.contains(&flag), "no {flag} in --help");
+        assert!(help.contains(&var), "no {var} in --help");
+    }
+}

@@ -1,0 +1,49 @@
+# Plans and applies this environment against a mocked AWS provider (no credentials, no network):
+# catches wiring errors (cycles, wrong types, failing validations and preconditions) that
+# `terraform validate` cannot see. Run by scripts/check-terraform.sh.
+
+mock_provider "aws" {
+  source = "../tests"
+}
+
+mock_provider "aws" {
+  alias  = "us_east_1"
+  source = "../tests"
+}
+
+variables {
+  aws_region = "eu-west-1"
+  image_tags = {
+    registry      = "v1.0.0-build-20261121"
+    "auth-server" = "v1.0.0-build-20261121"
+    gateway       = "v1.0.0-build-20261121"
+    setup         = "v1.0.0-build-20261121"
+    keycloak      = "26.7.3"
+    "db-init"     = "16.10-alpine"
+  }
+  keycloak_admin_cidr_blocks = ["203.0.113.0/24"]
+  alarm_email                = "oncall@example.com"
+  runbook_base_url           = "https://github.com/example/mcpgw/blob/main/docs/runbook.md"
+
+}
+
+run "plan" {
+  command = plan
+}
+
+run "apply" {
+  command = apply
+
+  assert {
+    condition     = output.documentdb_database == "mcpgw_registry" && output.aurora_database == "mcpgw_auth" && output.secret_prefix == "mcpgw"
+    error_message = "the database and prefix outputs mcpgw-setup reads have changed"
+  }
+  assert {
+    condition     = startswith(output.gateway_url, "https://") && startswith(output.keycloak_url, "https://")
+    error_message = "public URLs must be https"
+  }
+  assert {
+    condition     = can(regex("^aws ecs run-task ", output.setup_run_task_command))
+    error_message = "setup_run_task_command must be an aws ecs run-task command"
+  }
+}

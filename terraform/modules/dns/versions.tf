@@ -1,0 +1,11 @@
+terraform {
+  required_version = ">= 1.6.0"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.100.0, < 6.0.0"
+      # CloudFront only accepts certificates from us-east-1.
+      configuration_aliases = [aws.us_east_1]
+    }
+  }
+}
