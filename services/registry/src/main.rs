@@ -132,9 +132,9 @@ async fn serve(config: RegistryConfig) -> anyhow::Result<()> {
     match &running.bootstrap_key {
         // Written to the file: not printed too, since stderr goes to the log store in
         // deployments, and a log line is no place for a credential.
-        Some(_) if !key_file.is_empty() => eprintln!(
-            "bootstrap admin API key created and written to {key_file} (not shown here)"
-        ),
+        Some(_) if !key_file.is_empty() => {
+            eprintln!("bootstrap admin API key created and written to {key_file} (not shown here)")
+        }
         Some(key) => announce_bootstrap_key(key, running.addr),
         None => {}
     }

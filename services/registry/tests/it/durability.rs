@@ -32,7 +32,11 @@ async fn after_kill_9_every_acknowledged_write_is_still_there(backend: Backend) 
         !process.stderr().contains(&key),
         "the bootstrap key is not printed when it goes to a file"
     );
-    assert!(process.stderr().contains("written to"), "{}", process.stderr());
+    assert!(
+        process.stderr().contains("written to"),
+        "{}",
+        process.stderr()
+    );
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
