@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mcpgw_core::gateway_sync::GatewaySnapshot;
 use secrecy::{ExposeSecret, SecretString};
@@ -15,6 +15,15 @@ use tokio::sync::watch;
 
 use crate::metrics::Metrics;
 use crate::routes::{self, RouteContext, Routes};
+
+/// While polls fail: how often the failure is logged. The first failure of an outage is logged
+/// at once, then one line a minute, so an outage is visible (and its snapshot age alarmed on)
+/// without a line every retry.
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
+
+fn warning_due(last: Option<Instant>, now: Instant) -> bool {
+    last.is_none_or(|t| now.duration_since(t) >= FAILURE_LOG_EVERY)
+}
 
 /// The current table, shared by every request.
 pub struct RouteTable {
@@ -163,6 +172,7 @@ impl Syncer {
     /// Polls until `stop` turns true.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let mut failures: u32 = 0;
+        let mut last_warning: Option<Instant> = None;
         loop {
             let known = self.table.current().version.clone();
             let poll = tokio::select! {
@@ -172,6 +182,7 @@ impl Syncer {
             match poll {
                 Ok(Poll::Changed(snapshot)) => {
                     failures = 0;
+                    last_warning = None;
                     self.table.confirm();
                     if snapshot.version == known {
                         continue;
@@ -190,17 +201,20 @@ impl Syncer {
                 }
                 Ok(Poll::Unchanged) => {
                     failures = 0;
+                    last_warning = None;
                     self.table.confirm();
                 }
                 Err(e) => {
                     self.metrics.snapshot_errors.inc();
                     failures += 1;
-                    // The first failure and then one in 30 are logged, so an outage is visible
-                    // without a line every retry.
-                    if failures == 1 || failures.is_multiple_of(30) {
+                    if warning_due(last_warning, Instant::now()) {
+                        last_warning = Some(Instant::now());
+                        // `snapshot_age_seconds` is what the stale-snapshot alarm reads from
+                        // the log (terraform/modules/monitoring).
                         tracing::warn!(
                             error = %e,
                             failures,
+                            snapshot_age_seconds = self.table.age_seconds() as u64,
                             version = %known,
                             "registry unreachable; serving the snapshot in use"
                         );
@@ -301,4 +315,17 @@ pub fn write_snapshot(path: &Path, snapshot: &GatewaySnapshot) -> anyhow::Result
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_is_logged_at_once_then_once_a_minute() {
+        let start = Instant::now();
+        assert!(warning_due(None, start), "the first failure");
+        assert!(!warning_due(Some(start), start + Duration::from_secs(59)));
+        assert!(warning_due(Some(start), start + Duration::from_secs(60)));
+    }
 }

@@ -332,17 +332,16 @@ locals {
 
     "gateway-snapshot-stale" = {
       per     = "none"
-      summary = "A gateway has failed at least {threshold} consecutive polls of the registry: it serves a routing snapshot (routes, policy, credentials) the registry has not confirmed since."
+      summary = "A gateway's routing snapshot (routes, policy, credentials) has not been confirmed by the registry for {threshold} seconds or more: it cannot reach the registry."
       queries = [
-        { id = "failures", metric = "gateway-snapshot-sync-failures", namespace = "LOG", stat = "Maximum", dims = {}, return = true },
+        { id = "age", metric = "gateway-snapshot-age-seconds", namespace = "LOG", stat = "Maximum", dims = {}, return = true },
       ]
       comparison = "GreaterThanOrEqualToThreshold"
-      threshold  = 30
-      # The gateway logs the 1st failure and then every 30th (services/gateway/src/sync.rs:200), i.e. every ~1 min
-      # when the registry refuses connections and every ~18 min when polls time out (25 s wait
-      # + 10 s + 2 s retry). A 20-minute window keeps the alarm raised between those lines.
+      threshold  = 300
+      # While polls fail the gateway logs the snapshot's age once a minute
+      # (services/gateway/src/sync.rs), so each 5-minute period of an outage has lines.
       period              = 300
-      evaluation_periods  = 4
+      evaluation_periods  = 1
       datapoints_to_alarm = 1
       # No line means no failed poll: the gateway is in sync.
       treat_missing_data = "notBreaching"

@@ -36,28 +36,28 @@ locals {
   ])
 
   log_series = {
-    for k in keys(local.log_metrics) : k => [local.log_namespace, k, { stat = k == "gateway-snapshot-sync-failures" ? "Maximum" : "Sum", label = k }]
+    for k in keys(local.log_metrics) : k => [local.log_namespace, k, { stat = k == "gateway-snapshot-age-seconds" ? "Maximum" : "Sum", label = k }]
   }
 
   graph = {
     for title, spec in {
-      "ALB requests by service"                                                                  = { metrics = local.tg_series["RequestCount:Sum"] }
-      "ALB 5xx (load balancer and per service)"                                                  = { metrics = concat([["AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "LoadBalancer", var.alb_arn_suffix, { stat = "Sum", label = "ALB itself" }]], local.tg_series["HTTPCode_Target_5XX_Count:Sum"]) }
-      "ALB 4xx by service (401s included)"                                                       = { metrics = local.tg_series["HTTPCode_Target_4XX_Count:Sum"] }
-      "Time to first byte p95 (s)"                                                               = { metrics = local.tg_series["TargetResponseTime:p95"] }
-      "Time to first byte p99 (s)"                                                               = { metrics = local.tg_series["TargetResponseTime:p99"] }
-      "Healthy targets (minimum)"                                                                = { metrics = local.tg_series["HealthyHostCount:Minimum"] }
-      "Unhealthy targets (maximum)"                                                              = { metrics = local.tg_series["UnHealthyHostCount:Maximum"] }
-      "ECS CPU % of reservation"                                                                 = { metrics = local.ecs_series["CPUUtilization"] }
-      "ECS memory % of reservation"                                                              = { metrics = local.ecs_series["MemoryUtilization"] }
-      "ECS tasks running vs desired"                                                             = { metrics = local.tasks_series }
-      "Aurora PostgreSQL CPU % and connections"                                                  = { metrics = [["AWS/RDS", "CPUUtilization", "DBClusterIdentifier", var.aurora_cluster_id, { stat = "Maximum", label = "CPU %" }], ["AWS/RDS", "DatabaseConnections", "DBClusterIdentifier", var.aurora_cluster_id, { stat = "Maximum", label = "connections", yAxis = "right" }]] }
-      "Aurora free local storage and deadlocks"                                                  = { metrics = [["AWS/RDS", "FreeLocalStorage", "DBClusterIdentifier", var.aurora_cluster_id, { stat = "Minimum", label = "free local storage (bytes)" }], ["AWS/RDS", "Deadlocks", "DBClusterIdentifier", var.aurora_cluster_id, { stat = "Maximum", label = "deadlocks/s", yAxis = "right" }]] }
-      "DocumentDB CPU % and connections"                                                         = { metrics = [["AWS/DocDB", "CPUUtilization", "DBClusterIdentifier", var.documentdb_cluster_id, { stat = "Maximum", label = "CPU %" }], ["AWS/DocDB", "DatabaseConnections", "DBClusterIdentifier", var.documentdb_cluster_id, { stat = "Maximum", label = "connections", yAxis = "right" }]] }
-      "Gateway tool calls and upstream failures"                                                 = { metrics = [local.log_series["gateway-tool-calls"], local.log_series["gateway-upstream-errors"]] }
-      "Refused credentials and denials"                                                          = { metrics = [for k in ["gateway-unauthorized", "gateway-policy-denials", "auth-unauthorized", "auth-oidc-failures", "keycloak-login-errors"] : local.log_series[k] if contains(keys(local.log_series), k)] }
-      "Gateway snapshot sync (consecutive failed polls), unusable routes, dropped audit batches" = { metrics = [local.log_series["gateway-snapshot-sync-failures"], local.log_series["gateway-route-unusable"], local.log_series["gateway-audit-dropped"]] }
-      "Store unavailable errors"                                                                 = { metrics = [local.log_series["registry-store-unavailable"], local.log_series["auth-store-unavailable"]] }
+      "ALB requests by service"                                                                            = { metrics = local.tg_series["RequestCount:Sum"] }
+      "ALB 5xx (load balancer and per service)"                                                            = { metrics = concat([["AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "LoadBalancer", var.alb_arn_suffix, { stat = "Sum", label = "ALB itself" }]], local.tg_series["HTTPCode_Target_5XX_Count:Sum"]) }
+      "ALB 4xx by service (401s included)"                                                                 = { metrics = local.tg_series["HTTPCode_Target_4XX_Count:Sum"] }
+      "Time to first byte p95 (s)"                                                                         = { metrics = local.tg_series["TargetResponseTime:p95"] }
+      "Time to first byte p99 (s)"                                                                         = { metrics = local.tg_series["TargetResponseTime:p99"] }
+      "Healthy targets (minimum)"                                                                          = { metrics = local.tg_series["HealthyHostCount:Minimum"] }
+      "Unhealthy targets (maximum)"                                                                        = { metrics = local.tg_series["UnHealthyHostCount:Maximum"] }
+      "ECS CPU % of reservation"                                                                           = { metrics = local.ecs_series["CPUUtilization"] }
+      "ECS memory % of reservation"                                                                        = { metrics = local.ecs_series["MemoryUtilization"] }
+      "ECS tasks running vs desired"                                                                       = { metrics = local.tasks_series }
+      "Aurora PostgreSQL CPU % and connections"                                                            = { metrics = [["AWS/RDS", "CPUUtilization", "DBClusterIdentifier", var.aurora_cluster_id, { stat = "Maximum", label = "CPU %" }], ["AWS/RDS", "DatabaseConnections", "DBClusterIdentifier", var.aurora_cluster_id, { stat = "Maximum", label = "connections", yAxis = "right" }]] }
+      "Aurora free local storage and deadlocks"                                                            = { metrics = [["AWS/RDS", "FreeLocalStorage", "DBClusterIdentifier", var.aurora_cluster_id, { stat = "Minimum", label = "free local storage (bytes)" }], ["AWS/RDS", "Deadlocks", "DBClusterIdentifier", var.aurora_cluster_id, { stat = "Maximum", label = "deadlocks/s", yAxis = "right" }]] }
+      "DocumentDB CPU % and connections"                                                                   = { metrics = [["AWS/DocDB", "CPUUtilization", "DBClusterIdentifier", var.documentdb_cluster_id, { stat = "Maximum", label = "CPU %" }], ["AWS/DocDB", "DatabaseConnections", "DBClusterIdentifier", var.documentdb_cluster_id, { stat = "Maximum", label = "connections", yAxis = "right" }]] }
+      "Gateway tool calls and upstream failures"                                                           = { metrics = [local.log_series["gateway-tool-calls"], local.log_series["gateway-upstream-errors"]] }
+      "Refused credentials and denials"                                                                    = { metrics = [for k in ["gateway-unauthorized", "gateway-policy-denials", "auth-unauthorized", "auth-oidc-failures", "keycloak-login-errors"] : local.log_series[k] if contains(keys(local.log_series), k)] }
+      "Gateway snapshot age while the registry is unreachable (s), unusable routes, dropped audit batches" = { metrics = [local.log_series["gateway-snapshot-age-seconds"], local.log_series["gateway-route-unusable"], local.log_series["gateway-audit-dropped"]] }
+      "Store unavailable errors"                                                                           = { metrics = [local.log_series["registry-store-unavailable"], local.log_series["auth-store-unavailable"]] }
       } : title => {
       type   = "metric"
       width  = 12
@@ -90,7 +90,7 @@ locals {
     "DocumentDB CPU % and connections",
     "Gateway tool calls and upstream failures",
     "Refused credentials and denials",
-    "Gateway snapshot sync (consecutive failed polls), unusable routes, dropped audit batches",
+    "Gateway snapshot age while the registry is unreachable (s), unusable routes, dropped audit batches",
     "Store unavailable errors",
   ]
 

@@ -58,16 +58,15 @@ locals {
       pattern = "%http.status.:401%"
       value   = "1"
     }
-    # services/gateway/src/sync.rs:201-206: "registry unreachable; serving the snapshot in use",
-    # logged at the 1st failed poll and every 30th after it, with `failures` = consecutive
-    # failed polls. The metric is that count, so Maximum >= 30 means the snapshot has not been
-    # confirmed for at least 30 polls (≥ 30 × sync.retry_seconds). The gateway logs nothing
-    # about the snapshot's age itself; that is only the Prometheus gauge
-    # mcpgw_gateway_snapshot_age_seconds, which CloudWatch does not receive.
-    "gateway-snapshot-sync-failures" = {
+    # services/gateway/src/sync.rs (Refresher::run): "registry unreachable; serving the
+    # snapshot in use", logged at a gateway's first failed poll and then once a minute while
+    # polls keep failing, with `snapshot_age_seconds` = seconds since the registry last
+    # confirmed the gateway's routing snapshot (the Prometheus gauge
+    # mcpgw_gateway_snapshot_age_seconds, which CloudWatch does not receive).
+    "gateway-snapshot-age-seconds" = {
       service = "gateway"
       pattern = "{ $.message = \"registry unreachable; serving the snapshot in use\" }"
-      value   = "$.failures"
+      value   = "$.snapshot_age_seconds"
     }
     # services/gateway/src/routes.rs:164 "route unusable" (a route whose sealed credentials
     # did not open when the snapshot was applied) and proxy.rs:363 "request to an unusable
