@@ -25,8 +25,9 @@ run-registry: ## Run only the registry on embedded defaults; prints an admin key
 run-auth: ## Run the auth-server on embedded defaults (SQLite, local admin; password printed once)
 	$(CARGO) run -p auth-server -- --config services/auth-server/config/local.toml
 
-setup: ## Post-deploy setup: make setup ARGS="--terraform-outputs outputs.json --dry-run" (docs/deployment.md)
-	$(CARGO) run -q -p mcpgw-setup -- $(ARGS)
+setup: ## Post-deploy setup on `terraform output -json` of TF_DIR=terraform/environments/<mode> [ARGS=--dry-run] (docs/deployment.md)
+	@[[ -n "$(TF_DIR)" ]] || { echo "make setup: give TF_DIR=terraform/environments/<mode> (where terraform apply ran), e.g. make setup TF_DIR=terraform/environments/custom-domain ARGS=--dry-run" >&2; exit 2; }
+	terraform -chdir=$(TF_DIR) output -json | $(CARGO) run -q -p mcpgw-setup -- --terraform-outputs - $(ARGS)
 
 test: ## Run every check and test (installs and starts MongoDB and the Secrets Manager emulator)
 	scripts/test.sh
