@@ -187,7 +187,7 @@ async fn backend_env(
             format!("sqlite://{}/auth.db", dir.display()),
         )),
         Backend::Postgres => {
-            let created = TestDatabase::create().await;
+            let created = crate::helpers::test_database().await;
             env.push(("MCPGW_AUTH_STORE__URL".to_owned(), created.url.clone()));
             db = Some(created);
             env.push((
@@ -368,7 +368,7 @@ async fn the_sealing_key_and_the_database_password_come_from_secrets_manager() {
     let creds =
         aws_sdk_secretsmanager::config::Credentials::new("test", "test", None, None, "test");
     let client = secrets_manager_client(&aws, Some(creds)).await;
-    let test_db = TestDatabase::create().await;
+    let test_db = crate::helpers::test_database().await;
     let mut db = url::Url::parse(&test_db.url).unwrap();
     let password = db.password().unwrap().to_owned();
     db.set_password(None).unwrap();

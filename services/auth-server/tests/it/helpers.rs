@@ -13,7 +13,6 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use sqlx::Connection;
 use tempfile::TempDir;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,113 +21,16 @@ pub enum Backend {
     Postgres,
 }
 
-/// The PostgreSQL server the test run uses (a server URL such as
-/// `postgres://postgres:PW@127.0.0.1:PORT/postgres`); each test creates its own database.
-pub fn postgres_url() -> String {
-    std::env::var("MCPGW_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!(
-            "MCPGW_TEST_POSTGRES_URL is not set: run the suite with `make test`, or start PostgreSQL with \
-             `scripts/deps/postgres.sh start` and export the URL it prints as MCPGW_TEST_POSTGRES_URL"
-        )
-    })
-}
-
 pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
-/// A database of one test on the shared test server, dropped when the test ends (with
-/// `WITH (FORCE)`, so open connections do not keep it). Names carry their creation time, so a
-/// run that crashed before dropping leaves databases the next run sweeps away.
-pub struct TestDatabase {
-    pub url: String,
-    name: String,
-}
+/// A database of one test on the shared test server (dropped when the test ends).
+pub type TestDatabase = mcpgw_core::testing::PgTestDatabase;
 
-const DB_PREFIX: &str = "auth_it_";
-
-async fn admin_connection() -> sqlx::PgConnection {
-    sqlx::PgConnection::connect(&postgres_url())
-        .await
-        .unwrap_or_else(|e| panic!("connecting to MCPGW_TEST_POSTGRES_URL: {e}"))
-}
-
-async fn drop_database(conn: &mut sqlx::PgConnection, name: &str) {
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-    )))
-    .execute(conn)
-    .await;
-}
-
-/// Drops test databases older than an hour (left by runs that did not finish), once per run.
-async fn sweep_old_databases(conn: &mut sqlx::PgConnection) {
-    static SWEPT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    if SWEPT.set(()).is_err() {
-        return;
-    }
-    let cutoff = chrono::Utc::now().timestamp() - 3600;
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'auth\\_it\\_%'")
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap_or_default();
-    for name in names {
-        let created = name
-            .strip_prefix(DB_PREFIX)
-            .and_then(|rest| rest.split('_').next())
-            .and_then(|t| t.parse::<i64>().ok())
-            .unwrap_or(0);
-        if created < cutoff {
-            drop_database(conn, &name).await;
-        }
-    }
-}
-
-impl TestDatabase {
-    /// Creates a fresh database on the test server.
-    pub async fn create() -> Self {
-        let name = format!(
-            "{DB_PREFIX}{}_{}",
-            chrono::Utc::now().timestamp(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let mut conn = admin_connection().await;
-        sweep_old_databases(&mut conn).await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&mut conn)
-            .await
-            .expect("creating the test database");
-        let _ = conn.close().await;
-        let mut url = url::Url::parse(&postgres_url()).expect("MCPGW_TEST_POSTGRES_URL is a URL");
-        url.set_path(&format!("/{name}"));
-        Self {
-            url: url.to_string(),
-            name,
-        }
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let name = std::mem::take(&mut self.name);
-        // Drop runs inside the test's runtime, which cannot be blocked on: use a thread with
-        // its own small runtime.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                let mut conn = admin_connection().await;
-                drop_database(&mut conn, &name).await;
-                let _ = conn.close().await;
-            });
-        })
-        .join();
-    }
+/// Creates this suite's databases (`auth_it_…`).
+pub async fn test_database() -> TestDatabase {
+    TestDatabase::create("auth_it_").await
 }
 
 /// Settings every test starts from: loopback ports, cheap password hashing, no `Secure`.
@@ -137,7 +39,7 @@ pub async fn backend_toml(backend: Backend, dir: &TempDir) -> (String, Option<Te
     let data_dir = dir.path().display();
     let db = match backend {
         Backend::Sqlite => None,
-        Backend::Postgres => Some(TestDatabase::create().await),
+        Backend::Postgres => Some(test_database().await),
     };
     let store = match &db {
         None => format!("url = \"sqlite://{data_dir}/auth.db\""),

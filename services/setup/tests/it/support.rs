@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sqlx::Connection as _;
 
@@ -158,85 +158,19 @@ pub fn assert_ok(report: &Report, run: &Run) {
     );
 }
 
-/// A PostgreSQL database of one test, made with `CREATE DATABASE` on the test server and dropped
-/// (`WITH (FORCE)`) when the test ends, as the auth-server's tests do. Names carry their creation
-/// time, so databases left by a crashed run are swept by the next one.
-pub struct PgDatabase {
-    pub url: String,
-    name: String,
-}
+/// A PostgreSQL database of one test (`setup_it_…`), dropped when the test ends.
+pub struct PgDatabase(mcpgw_core::testing::PgTestDatabase);
 
-const PG_PREFIX: &str = "setup_it_";
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs()
-}
-
-pub async fn pg_admin() -> sqlx::PgConnection {
-    sqlx::PgConnection::connect(&postgres_url())
-        .await
-        .unwrap_or_else(|e| panic!("connecting to MCPGW_TEST_POSTGRES_URL: {e}"))
-}
-
-async fn pg_drop(conn: &mut sqlx::PgConnection, name: &str) {
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-    )))
-    .execute(conn)
-    .await;
-}
-
-/// Drops this suite's databases older than an hour, once per run.
-async fn pg_sweep(conn: &mut sqlx::PgConnection) {
-    static SWEPT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    if SWEPT.set(()).is_err() {
-        return;
-    }
-    let cutoff = now_secs().saturating_sub(3600);
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'setup\\_it\\_%'")
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap_or_default();
-    for name in names {
-        let created = name
-            .strip_prefix(PG_PREFIX)
-            .and_then(|rest| rest.split('_').next())
-            .and_then(|t| t.parse::<u64>().ok())
-            .unwrap_or(0);
-        if created < cutoff {
-            pg_drop(conn, &name).await;
-        }
+impl std::ops::Deref for PgDatabase {
+    type Target = mcpgw_core::testing::PgTestDatabase;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
 impl PgDatabase {
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     pub async fn create() -> Self {
-        let name = format!(
-            "{PG_PREFIX}{}_{}",
-            now_secs(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let mut conn = pg_admin().await;
-        pg_sweep(&mut conn).await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&mut conn)
-            .await
-            .expect("creating the test database");
-        let _ = conn.close().await;
-        let mut url = url::Url::parse(&postgres_url()).expect("MCPGW_TEST_POSTGRES_URL is a URL");
-        url.set_path(&format!("/{name}"));
-        Self {
-            url: url.to_string(),
-            name,
-        }
+        Self(mcpgw_core::testing::PgTestDatabase::create("setup_it_").await)
     }
 
     pub async fn connect(&self) -> sqlx::PgConnection {
@@ -254,28 +188,6 @@ impl PgDatabase {
             .unwrap();
         let _ = conn.close().await;
         exists
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let name = std::mem::take(&mut self.name);
-        // Drop runs inside the test's runtime, which cannot be blocked on: a thread with its
-        // own small runtime does the work.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                let mut conn = pg_admin().await;
-                pg_drop(&mut conn, &name).await;
-                let _ = conn.close().await;
-            });
-        })
-        .join();
     }
 }
 
