@@ -482,6 +482,23 @@ impl<'a> Reconciler<'a> {
             .map(|id| format!("{}/clients/{id}{path}", self.realm))
     }
 
+    /// An object another run created while this one tried to: Keycloak answers the create
+    /// with 409 as soon as the other transaction holds the name, which may be a moment before
+    /// that transaction commits and the object is listed; so look a few times.
+    async fn find_created_elsewhere(&self, collection: &str, item: &Item) -> Result<Value> {
+        for attempt in 0..10 {
+            if let Some(found) = self.find(collection, item).await? {
+                return Ok(found);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100 * (attempt + 1))).await;
+        }
+        Err(SetupError::apply(format!(
+            "Keycloak said {} exists, but has not listed it within 5 s",
+            item.object
+        ))
+        .with_hint("another run may be creating the realm at the same time; run again"))
+    }
+
     /// Ensures a named object: found by name, created when missing, updated (a PUT of what
     /// Keycloak has, with the managed fields replaced) when a managed field differs.
     async fn ensure_item(&mut self, item: Item) -> Result<Ensured> {
@@ -500,12 +517,7 @@ impl<'a> Reconciler<'a> {
                     return Ok(Ensured { id, created: true });
                 }
                 // Made meanwhile by someone else: compared like any existing one.
-                Created::Exists => self.find(&collection, &item).await?.ok_or_else(|| {
-                    SetupError::apply(format!(
-                        "Keycloak said {} exists, but does not list it",
-                        item.object
-                    ))
-                })?,
+                Created::Exists => self.find_created_elsewhere(&collection, &item).await?,
             },
         };
         let mut id = object_id(&have, &item.object)?;

@@ -14,7 +14,7 @@ const PROTOCOL_VERSION: &str = "2025-11-25";
 
 pub async fn run(ctx: &mut Context) -> Result<Outcome> {
     if ctx.dry_run {
-        return Ok(Outcome::note(
+        return Ok(Outcome::skipped(
             "not run in a dry run (it needs the changes made)",
         ));
     }
@@ -28,6 +28,32 @@ pub async fn run(ctx: &mut Context) -> Result<Outcome> {
     else {
         return Err(SetupError::internal("URLs were checked by the inputs step"));
     };
+    // The gateway may still be starting (it waits for the key the gateway-key step stores):
+    // wait for its health endpoint first, bounded like the endpoints step.
+    let health = join(gateway, "health");
+    let http = ctx.http.clone();
+    crate::wait::until(
+        &ctx.out,
+        &format!("the gateway at {health}"),
+        ctx.inputs.wait_endpoints,
+        std::time::Duration::from_secs(2),
+        || {
+            let (http, health) = (http.clone(), health.clone());
+            async move {
+                match http.get(health.clone()).send().await {
+                    Ok(r) if r.status().is_success() => crate::wait::Attempt::Ready(()),
+                    Ok(r) => crate::wait::Attempt::NotYet(format!("{health} answers {}", r.status())),
+                    Err(e) => crate::wait::Attempt::NotYet(error_chain(&e)),
+                }
+            }
+        },
+    )
+    .await
+    .map_err(|e| {
+        SetupError::validation(e.message)
+            .with_hint("check the gateway's log; it needs its registry key (the gateway-key step) and the registry")
+    })?;
+
     let secret_id = Spec::client_secret_id(&ctx.inputs.secret_prefix, &client_id);
     let secret = ctx.secrets.get(&secret_id).await?.ok_or_else(|| {
         SetupError::validation(format!(

@@ -382,3 +382,37 @@ fn every_output_has_a_flag_and_an_environment_variable() {
         assert!(help.contains(&var), "no {var} in --help");
     }
 }
+
+#[test]
+fn the_check_waits_for_the_gateway_then_says_it_never_came_up() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, text) = setup(
+        &[
+            "--only",
+            "validate",
+            "--keycloak-url",
+            "http://127.0.0.1:9",
+            "--gateway-url",
+            &format!("http://127.0.0.1:{port}"),
+            "--wait-endpoints",
+            "9",
+            "--secrets-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 6, "an end-to-end failure: {text}");
+    assert!(
+        text.contains("the gateway at") && text.contains("not ready after"),
+        "{text}"
+    );
+    assert!(
+        text.contains("waiting for the gateway"),
+        "progress while waiting: {text}"
+    );
+}
