@@ -201,6 +201,8 @@ pub struct Context {
     /// store on it).
     pub mongo_url: Option<secrecy::SecretString>,
     pub postgres: Option<sqlx::PgPool>,
+    /// The registry's own store on that DocumentDB, opened by the first step that needs it.
+    pub registry_store: Option<std::sync::Arc<registry::store::mongo::MongoStore>>,
 }
 
 /// A step's result before it is reported: what it changed and one line about it.

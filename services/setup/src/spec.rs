@@ -362,7 +362,7 @@ impl Spec {
                 }
             }
         }
-        let users = unique(
+        unique(
             "dev user",
             &mut self.dev_users.iter().map(|u| u.username.as_str()),
         )?;
@@ -389,7 +389,6 @@ impl Spec {
                 }
             }
         }
-        let _ = users;
         if let Some(v) = &self.validate {
             let client = self.clients.iter().find(|c| c.client_id == v.client_id);
             if !clients.contains(&v.client_id) || client.is_some_and(|c| c.kind != ClientKind::M2m)

@@ -11,7 +11,7 @@ use crate::error::{Result, SetupError};
 use crate::inputs::{AdminCredentials, DatabaseTarget};
 use crate::keycloak::{Admin, join};
 use crate::wait::{Attempt, until};
-use crate::{Context, Outcome, Step};
+use crate::{Context, Outcome};
 
 /// Waits for Keycloak's master realm to answer, then signs in to the admin API.
 pub async fn keycloak(ctx: &mut Context) -> Result<Outcome> {
@@ -177,7 +177,6 @@ pub async fn databases(ctx: &mut Context) -> Result<Outcome> {
         ctx.postgres = Some(pool);
         notes.push("Aurora PostgreSQL".to_owned());
     }
-    let _ = Step::Databases;
     Ok(Outcome::note(if notes.is_empty() {
         "no database needed by the selected steps".to_owned()
     } else {

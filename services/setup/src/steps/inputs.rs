@@ -114,6 +114,7 @@ pub async fn run(options: Options, chosen: &[Step]) -> Result<(Context, String)>
             mongo: None,
             mongo_url: None,
             postgres: None,
+            registry_store: None,
         },
         note,
     ))

@@ -4,6 +4,8 @@
 //! the stored version, so they pick the change up without a restart. Documents the spec does not
 //! name are left alone (they are managed through the registry's API).
 
+use std::sync::Arc;
+
 use mcpgw_core::auth::PrincipalKind;
 use mcpgw_core::plan::Change;
 use mcpgw_core::policy::ScopeDocument;
@@ -19,9 +21,12 @@ use crate::{Context, Outcome};
 /// Who the audit log names as the author of the seeded documents.
 pub const ACTOR: &str = "setup:mcpgw-setup";
 
-/// The registry's own store on the DocumentDB the databases step connected to. `connect`, not
-/// `open`: opening creates indexes, and a dry run writes nothing.
-pub(crate) async fn registry_store(ctx: &Context) -> Result<MongoStore> {
+/// The registry's own store on the DocumentDB the databases step connected to, opened once per
+/// run. `connect`, not `open`: opening creates indexes, and a dry run writes nothing.
+pub(crate) async fn registry_store(ctx: &mut Context) -> Result<Arc<MongoStore>> {
+    if let Some(store) = &ctx.registry_store {
+        return Ok(store.clone());
+    }
     let url = ctx
         .mongo_url
         .as_ref()
@@ -34,9 +39,13 @@ pub(crate) async fn registry_store(ctx: &Context) -> Result<MongoStore> {
         mongo_server_selection_timeout_ms: 15_000,
         catalog_cache_ms: 0,
     };
-    MongoStore::connect(url.expose_secret(), &settings)
-        .await
-        .map_err(|e| store_error("opening the registry store", e))
+    let store = Arc::new(
+        MongoStore::connect(url.expose_secret(), &settings)
+            .await
+            .map_err(|e| store_error("opening the registry store", e))?,
+    );
+    ctx.registry_store = Some(store.clone());
+    Ok(store)
 }
 
 pub async fn run(ctx: &mut Context) -> Result<Outcome> {
