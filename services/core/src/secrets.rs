@@ -167,6 +167,30 @@ impl Keyring {
         }
     }
 
+    /// Seals a serializable value into one URL-safe text (a cookie value, an authorization
+    /// code): its JSON, sealed bound to `context`, as base64url. Only a holder of the key can
+    /// read or forge one, so state that must survive a redirect needs no server-side table.
+    pub fn seal_text<T: Serialize>(&self, context: &str, value: &T) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let json = serde_json::to_string(value).expect("a sealable value serializes to JSON");
+        let sealed = self.seal(context, &json);
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&sealed).expect("a sealed value serializes"))
+    }
+
+    /// Opens a [`Keyring::seal_text`] text; `None` when it is not one sealed by this keyring
+    /// for `context` (tampered, another context, an unknown key) or does not parse as `T`.
+    pub fn open_text<T: serde::de::DeserializeOwned>(
+        &self,
+        context: &str,
+        text: &str,
+    ) -> Option<T> {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let raw = URL_SAFE_NO_PAD.decode(text).ok()?;
+        let sealed: SealedSecret = serde_json::from_slice(&raw).ok()?;
+        let json = self.open(context, &sealed).ok()?;
+        serde_json::from_str(json.expose_secret()).ok()
+    }
+
     /// Opens a sealed value; fails when the key is unknown or the context differs.
     pub fn open(&self, context: &str, sealed: &SealedSecret) -> Result<SecretString, SecretError> {
         let key = self
@@ -377,6 +401,36 @@ mod tests {
             Err(SecretError::Open)
         ));
         assert!(!format!("{sealed:?}").contains(&sealed.ciphertext));
+    }
+
+    #[test]
+    fn a_sealed_text_opens_only_unchanged_in_its_context() {
+        let ring = ring();
+        let text = ring.seal_text("console:session", &("alice", 42));
+        assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        assert_eq!(
+            ring.open_text::<(String, u32)>("console:session", &text),
+            Some(("alice".to_owned(), 42))
+        );
+        assert_eq!(
+            ring.open_text::<(String, u32)>("console:login", &text),
+            None
+        );
+        let mut tampered = text.clone().into_bytes();
+        let i = tampered.len() / 2;
+        tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert_eq!(
+            ring.open_text::<(String, u32)>("console:session", &tampered),
+            None
+        );
+        assert_eq!(
+            ring.open_text::<(String, u32)>("console:session", "not sealed"),
+            None
+        );
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct AppState {
     pub health: Arc<crate::health::HealthChecker>,
     /// Open `GET /api/v1/events` streams of this process (bounded by `events.max_streams`).
     pub event_streams: Arc<tokio::sync::Semaphore>,
+    /// The web console (`/console/`): its settings, sessions and auth-server client.
+    pub console: Arc<crate::console::Console>,
 }
 
 /// Loads the key that seals upstream credentials, from wherever the config says.
@@ -112,18 +114,35 @@ pub async fn build_state(config: RegistryConfig, keyring: Keyring) -> anyhow::Re
     let mut authenticators: Vec<Box<dyn Authenticator>> = vec![Box::new(ApiKeyAuthenticator {
         registry: registry.clone(),
     })];
+    let mut validator = None;
     if !config.auth.issuers.is_empty() {
-        let validator = TokenValidator::new(config.auth.issuers.clone(), Default::default())
-            .context("auth.issuers")?;
+        let v = Arc::new(
+            TokenValidator::new(config.auth.issuers.clone(), Default::default())
+                .context("auth.issuers")?,
+        );
         authenticators.push(Box::new(JwtAuthenticator {
-            validator: Arc::new(validator),
+            validator: v.clone(),
             registry: registry.clone(),
         }));
+        validator = Some(v);
     }
+    let sessions = Arc::new(crate::console::session::Sessions::new(
+        registry.keyring.clone(),
+        config.console.secure_cookies,
+        &config.console.public_url,
+    ));
     let auth = Arc::new(AuthChain {
         authenticators,
         registry: registry.clone(),
+        console: config
+            .console
+            .sign_in_configured()
+            .then(|| sessions.clone()),
     });
+    let console = Arc::new(
+        crate::console::Console::new(config.console.clone(), sessions, validator)
+            .context("the console's HTTP client")?,
+    );
     let health = Arc::new(crate::health::HealthChecker::new(
         config.health.clone(),
         &registry.egress,
@@ -131,6 +150,7 @@ pub async fn build_state(config: RegistryConfig, keyring: Keyring) -> anyhow::Re
     Ok(AppState {
         registry,
         auth,
+        console,
         event_streams: Arc::new(tokio::sync::Semaphore::new(config.events.max_streams)),
         config: Arc::new(config),
         metrics: {

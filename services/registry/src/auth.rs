@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::extract::FromRequestParts;
-use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
 use mcpgw_core::auth::{
     CALLER_ASSERTION_HEADER, CallerAssertion, Permission, Principal, PrincipalKind,
 };
@@ -145,6 +145,9 @@ pub struct AuthChain {
     pub authenticators: Vec<Box<dyn Authenticator>>,
     /// For turning a gateway's caller assertion into a principal.
     pub registry: Arc<Registry>,
+    /// The console's sessions, when people can sign in to it: its cookie then counts as the
+    /// signed-in user's access token (with a CSRF token on changes).
+    pub console: Option<Arc<crate::console::session::Sessions>>,
 }
 
 impl AuthChain {
@@ -186,6 +189,35 @@ impl AuthChain {
         Ok(principal)
     }
 
+    /// The caller of an HTTP request: an explicit credential (`Authorization`, `X-API-Key`)
+    /// if one is sent, else the console's session cookie, whose changes must carry the
+    /// session's CSRF token.
+    pub async fn identify_request(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<Option<Principal>, RegistryError> {
+        if let Some(principal) = self.identify(headers).await? {
+            return Ok(Some(principal));
+        }
+        let Some(sessions) = &self.console else {
+            return Ok(None);
+        };
+        let Some(session) = sessions.read(headers) else {
+            return Ok(None);
+        };
+        sessions.check_change(method, headers, &session)?;
+        for a in &self.authenticators {
+            if let Some(p) = a.authenticate(&session.token).await? {
+                return Ok(Some(p));
+            }
+        }
+        Err(RegistryError::InvalidToken(
+            "the console session's token is not accepted any more; sign in again".to_owned(),
+        ))
+    }
+
+    /// The caller named by an explicit credential (no cookies: MCP clients and machines).
     pub async fn identify(&self, headers: &HeaderMap) -> Result<Option<Principal>, RegistryError> {
         let Some(credential) = credential(headers)? else {
             return Ok(None);
@@ -210,7 +242,11 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match state.auth.identify(&parts.headers).await? {
+        match state
+            .auth
+            .identify_request(&parts.method, &parts.headers)
+            .await?
+        {
             Some(p) => Ok(Caller(p)),
             None => Err(RegistryError::Unauthenticated(
                 "this endpoint needs credentials: send `Authorization: Bearer <API key>`"
@@ -229,6 +265,11 @@ impl FromRequestParts<AppState> for MaybeCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(MaybeCaller(state.auth.identify(&parts.headers).await?))
+        Ok(MaybeCaller(
+            state
+                .auth
+                .identify_request(&parts.method, &parts.headers)
+                .await?,
+        ))
     }
 }

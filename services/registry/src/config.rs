@@ -38,6 +38,95 @@ pub struct RegistryConfig {
     pub events: EventsConfig,
     pub mcp: McpConfig,
     pub search: SearchConfig,
+    pub console: ConsoleConfig,
+}
+
+/// The web console (`[console]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    pub enabled: bool,
+    pub public_url: String,
+    pub auth_server_url: String,
+    pub auth_server_internal_url: String,
+    pub client_id: String,
+    pub secure_cookies: bool,
+}
+
+impl ConsoleConfig {
+    /// Whether people can sign in: the console is on and knows its auth-server.
+    pub fn sign_in_configured(&self) -> bool {
+        self.enabled && !self.auth_server_url.is_empty()
+    }
+
+    /// Where the registry calls the auth-server.
+    pub fn auth_server_backend_url(&self) -> &str {
+        if self.auth_server_internal_url.is_empty() {
+            &self.auth_server_url
+        } else {
+            &self.auth_server_internal_url
+        }
+    }
+
+    fn validate(
+        &self,
+        issuers: &[mcpgw_core::token::IssuerConfig],
+        key: &dyn Fn(&str, &str) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let http_url = |text: &str| {
+            url::Url::parse(text).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.username().is_empty()
+                    && u.password().is_none()
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+            })
+        };
+        if !http_url(&self.public_url) {
+            return Err(key(
+                "console.public_url",
+                "must be the http(s) URL browsers reach the registry at, such as https://registry.example.com",
+            ));
+        }
+        if self.client_id.is_empty() || self.client_id.len() > 64 {
+            return Err(key(
+                "console.client_id",
+                "must be 1 to 64 characters: the client id registered at the auth-server",
+            ));
+        }
+        if self.auth_server_url.is_empty() {
+            return Ok(());
+        }
+        if !http_url(&self.auth_server_url) {
+            return Err(key(
+                "console.auth_server_url",
+                "must be the http(s) URL browsers reach the auth-server at, such as https://auth.example.com",
+            ));
+        }
+        if !self.auth_server_internal_url.is_empty() && !http_url(&self.auth_server_internal_url) {
+            return Err(key(
+                "console.auth_server_internal_url",
+                "must be an http(s) URL, such as http://auth-server:7870",
+            ));
+        }
+        let issuer = self.auth_server_url.trim_end_matches('/');
+        if !issuers
+            .iter()
+            .any(|i| i.issuer.trim_end_matches('/') == issuer)
+        {
+            return Err(key(
+                "console.auth_server_url",
+                &format!(
+                    "the console signs people in with tokens of {issuer}, which is not a trusted issuer: add an [[auth.issuers]] entry with issuer = \"{issuer}/\" and the audience the auth-server gives the console client"
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Search (`[search]`).
@@ -291,6 +380,7 @@ impl RegistryConfig {
                 "give only one of encryption_key, encryption_key_file and encryption_key_secret_id",
             ));
         }
+        self.console.validate(&self.auth.issuers, &key)?;
         if self.demo.enabled && self.demo.listen == self.listen && self.listen.port() != 0 {
             return Err(key("demo.listen", "must differ from listen"));
         }

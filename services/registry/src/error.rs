@@ -22,6 +22,10 @@ pub enum RegistryError {
     Forbidden(#[from] MissingPermission),
     #[error("{0}")]
     ForbiddenGrant(String),
+    /// A change made with the console's session cookie without its CSRF token, or from
+    /// another origin.
+    #[error("{0}")]
+    CsrfRejected(String),
     #[error(transparent)]
     Invalid(#[from] FieldError),
     #[error("egress check failed for {field}: {error}")]
@@ -92,6 +96,9 @@ impl RegistryError {
             }
             E::ForbiddenGrant(detail) => {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail.clone())
+            }
+            E::CsrfRejected(detail) => {
+                ApiError::new(StatusCode::FORBIDDEN, "csrf_rejected", detail.clone())
             }
             E::Invalid(field) => {
                 ApiError::invalid_field(field.field.clone(), field.message.clone())

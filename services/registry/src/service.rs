@@ -705,35 +705,7 @@ impl Registry {
         check_approval_shape(expected_hashes)?;
         let current = self.load(path).await?;
         let read_at = check_revision(&current, expected)?;
-        let approved_names = |name: &str| {
-            current
-                .approved_tools
-                .as_ref()
-                .is_some_and(|b| b.tools.iter().any(|t| t.name() == name))
-        };
-        for (name, hash) in expected_hashes {
-            let field = format!("tools.{name}");
-            let now = current.tools.iter().find(|t| t.name() == name);
-            if now.is_none() && !approved_names(name) {
-                return Err(FieldError::new(field, "is not a tool of this server").into());
-            }
-            let now_hash = now.map(|t| t.content_hash.as_str());
-            if now_hash != hash.as_deref() {
-                let detail = match (hash, now_hash) {
-                    (Some(h), Some(c)) => format!(
-                        "tool {name:?} changed since it was reviewed: expected hash {h}, current hash {c}"
-                    ),
-                    (Some(h), None) => format!(
-                        "tool {name:?} was removed since it was reviewed (expected hash {h}); approve its removal with null"
-                    ),
-                    (None, Some(c)) => format!(
-                        "tool {name:?} exists (current hash {c}); null approves only a removed tool"
-                    ),
-                    (None, None) => unreachable!("equal hashes"),
-                };
-                return Err(RegistryError::ToolHashMismatch { field, detail });
-            }
-        }
+        check_reviewed_hashes(&current, expected_hashes)?;
         let names: Vec<String> = expected_hashes.keys().cloned().collect();
         let mut next = current.clone();
         next.approved_tools = Some(integrity::approve(
@@ -762,6 +734,42 @@ impl Registry {
         );
         self.commit(&next, read_at, entry).await?;
         Ok(next)
+    }
+
+    /// Records that a reviewer rejected tool changes: nothing else changes (gateways keep
+    /// withholding what nobody approved); the audit record, with the reason, is the decision
+    /// the server's owner reads.
+    pub async fn reject_tools(
+        &self,
+        caller: &Principal,
+        ctx: &RequestContext,
+        path: &ServerPath,
+        expected_hashes: &BTreeMap<String, Option<String>>,
+        reason: &str,
+    ) -> Result<()> {
+        caller.require_for(Permission::ToolsApprove, path.as_str())?;
+        let reason = validate::text("reason", reason, 1, mcpgw_core::domain::limits::REASON)?;
+        check_approval_shape(expected_hashes)?;
+        let current = self.load(path).await?;
+        check_reviewed_hashes(&current, expected_hashes)?;
+        let entry = audit(
+            caller,
+            ctx,
+            Change {
+                action: "server.tools_rejected",
+                resource_type: "server",
+                resource_id: path.as_str(),
+                revision_before: Some(current.revision),
+                revision_after: Some(current.revision),
+                details: json!({
+                    "rejected": expected_hashes,
+                    "reason": reason,
+                    "tools_status": current.tools_status(),
+                }),
+            },
+        );
+        self.store.insert_audit_batch(&[entry]).await?;
+        Ok(())
     }
 
     // ---- API keys --------------------------------------------------------------------------
@@ -1082,6 +1090,50 @@ impl Registry {
         let items = self.store.list_audit(filter, before, limit + 1).await?;
         Ok(Page::from_overfetch(items, limit, |r| r.id.clone()))
     }
+
+    /// How many audit records match (`GET /api/v1/audit/count`).
+    pub async fn count_audit(&self, caller: &Principal, filter: &AuditFilter) -> Result<u64> {
+        caller.require(Permission::AuditRead)?;
+        Ok(self.store.count_audit(filter).await?)
+    }
+}
+
+/// Each named tool's current hash is the one the reviewer saw (`None`: a tool removed since the
+/// approval), so a decision is never taken on a definition nobody looked at.
+fn check_reviewed_hashes(
+    current: &ServerRecord,
+    expected_hashes: &BTreeMap<String, Option<String>>,
+) -> Result<()> {
+    let approved_names = |name: &str| {
+        current
+            .approved_tools
+            .as_ref()
+            .is_some_and(|b| b.tools.iter().any(|t| t.name() == name))
+    };
+    for (name, hash) in expected_hashes {
+        let field = format!("tools.{name}");
+        let now = current.tools.iter().find(|t| t.name() == name);
+        if now.is_none() && !approved_names(name) {
+            return Err(FieldError::new(field, "is not a tool of this server").into());
+        }
+        let now_hash = now.map(|t| t.content_hash.as_str());
+        if now_hash != hash.as_deref() {
+            let detail = match (hash, now_hash) {
+                (Some(h), Some(c)) => format!(
+                    "tool {name:?} changed since it was reviewed: expected hash {h}, current hash {c}"
+                ),
+                (Some(h), None) => format!(
+                    "tool {name:?} was removed since it was reviewed (expected hash {h}); approve its removal with null"
+                ),
+                (None, Some(c)) => format!(
+                    "tool {name:?} exists (current hash {c}); null approves only a removed tool"
+                ),
+                (None, None) => unreachable!("equal hashes"),
+            };
+            return Err(RegistryError::ToolHashMismatch { field, detail });
+        }
+    }
+    Ok(())
 }
 
 /// Limits and formats of an approval body, before anything is read.

@@ -106,6 +106,7 @@ fn build(state: Option<AppState>) -> (axum::Router<AppState>, utoipa::openapi::O
         .routes(routes!(health::refresh_tools))
         .routes(routes!(events::stream))
         .routes(routes!(servers::approve_tools))
+        .routes(routes!(servers::reject_tools))
         .routes(routes!(agents::create, agents::list))
         .routes(routes!(
             agents::get,
@@ -121,6 +122,8 @@ fn build(state: Option<AppState>) -> (axum::Router<AppState>, utoipa::openapi::O
         .routes(routes!(keys::revoke))
         .routes(routes!(keys::me))
         .routes(routes!(audit::list))
+        .routes(routes!(audit::count))
+        .routes(routes!(audit::export))
         .routes(routes!(search::search))
         .routes(routes!(policy::list))
         .routes(routes!(policy::import))
@@ -143,6 +146,9 @@ pub fn router(state: AppState) -> axum::Router {
     let api = Arc::new(api);
     if state.config.mcp.enabled {
         router = router.merge(crate::mcp::router(&state));
+    }
+    if state.config.console.enabled {
+        router = router.merge(crate::console::router());
     }
     router
         .route(

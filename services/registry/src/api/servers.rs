@@ -89,6 +89,16 @@ pub struct ApproveToolsRequest {
     pub reason: Option<String>,
 }
 
+/// `POST /api/v1/servers/{path}/tools/reject`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectToolsRequest {
+    /// Tool name → the `contentHash` reviewed (`null` for a removed tool), as for approval.
+    pub tools: std::collections::BTreeMap<String, Option<String>>,
+    /// Why (required: the server's owner reads it in the audit log).
+    pub reason: String,
+}
+
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct ToolList {
     pub path: ServerPath,
@@ -409,4 +419,29 @@ pub async fn approve_tools(
         )
         .await?;
     Ok(respond(&state, StatusCode::OK, &record))
+}
+
+/// Reject tool changes: records the decision and its reason in the audit log (action
+/// `server.tools_rejected`); nothing else changes, so gateways keep withholding the changed
+/// definitions. Needs `tools:approve`.
+#[utoipa::path(post, path = "/api/v1/servers/{path}/tools/reject", tag = "servers",
+    params(("path" = String, Path)),
+    request_body = RejectToolsRequest,
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "A hash is not the tool's current one", body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn reject_tools(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ctx: Ctx,
+    ApiPath(path): ApiPath<String>,
+    ApiJson(body): ApiJson<RejectToolsRequest>,
+) -> Result<impl IntoResponse> {
+    let path = parse_path(&path)?;
+    state
+        .registry
+        .reject_tools(&caller, &ctx.0, &path, &body.tools, &body.reason)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

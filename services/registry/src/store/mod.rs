@@ -190,6 +190,10 @@ pub struct AuditFilter {
     pub resource_id: Option<String>,
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
+    /// Gateway-reported records of this tool (`details.tool`).
+    pub tool: Option<String>,
+    /// Gateway-reported records with this decision (`details.decision`: `allowed`, `denied`).
+    pub decision: Option<String>,
 }
 
 #[async_trait]
@@ -340,6 +344,9 @@ pub trait RegistryStore: Send + Sync {
         before: Option<&str>,
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// How many audit records match `filter` (the console's "tool calls in 24 h").
+    async fn count_audit(&self, filter: &AuditFilter) -> Result<u64, StoreError>;
 }
 
 /// Opens the store a URL names.

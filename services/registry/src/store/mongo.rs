@@ -784,35 +784,7 @@ impl RegistryStore for MongoStore {
         before: Option<&str>,
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut query = Document::new();
-        for (field, value) in [
-            ("actor", &filter.actor),
-            ("action", &filter.action),
-            ("resource_type", &filter.resource_type),
-            ("resource_id", &filter.resource_id),
-        ] {
-            if let Some(v) = value {
-                query.insert(field, v.as_str());
-            }
-        }
-        if let Some(prefix) = &filter.action_prefix {
-            // An anchored regex without options is answered from the `action` index. (The API
-            // sets either `action` or `action_prefix`, never both.)
-            query.insert(
-                "action",
-                doc! {"$regex": format!("^{}", escape_regex(prefix))},
-            );
-        }
-        let mut at = Document::new();
-        if let Some(since) = filter.since {
-            at.insert("$gte", since.to_canonical());
-        }
-        if let Some(until) = filter.until {
-            at.insert("$lt", until.to_canonical());
-        }
-        if !at.is_empty() {
-            query.insert("at", at);
-        }
+        let mut query = audit_query(filter);
         if let Some(before) = before {
             query.insert("_id", doc! {"$lt": before});
         }
@@ -826,6 +798,49 @@ impl RegistryStore for MongoStore {
         let docs: Vec<Document> = cursor.try_collect().await.map_err(map_err)?;
         docs.iter().map(from_doc).collect()
     }
+
+    async fn count_audit(&self, filter: &AuditFilter) -> Result<u64, StoreError> {
+        self.audit
+            .count_documents(audit_query(filter))
+            .await
+            .map_err(map_err)
+    }
+}
+
+/// The query document of an audit filter.
+fn audit_query(filter: &AuditFilter) -> Document {
+    let mut query = Document::new();
+    for (field, value) in [
+        ("actor", &filter.actor),
+        ("action", &filter.action),
+        ("resource_type", &filter.resource_type),
+        ("resource_id", &filter.resource_id),
+        ("details.tool", &filter.tool),
+        ("details.decision", &filter.decision),
+    ] {
+        if let Some(v) = value {
+            query.insert(field, v.as_str());
+        }
+    }
+    if let Some(prefix) = &filter.action_prefix {
+        // An anchored regex without options is answered from the `action` index. (The API
+        // sets either `action` or `action_prefix`, never both.)
+        query.insert(
+            "action",
+            doc! {"$regex": format!("^{}", escape_regex(prefix))},
+        );
+    }
+    let mut at = Document::new();
+    if let Some(since) = filter.since {
+        at.insert("$gte", since.to_canonical());
+    }
+    if let Some(until) = filter.until {
+        at.insert("$lt", until.to_canonical());
+    }
+    if !at.is_empty() {
+        query.insert("at", at);
+    }
+    query
 }
 
 #[cfg(test)]

@@ -681,30 +681,7 @@ impl RegistryStore for SqliteStore {
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT doc FROM audit WHERE 1=1");
-        for (column, value) in [
-            ("actor", &filter.actor),
-            ("action", &filter.action),
-            ("resource_type", &filter.resource_type),
-            ("resource_id", &filter.resource_id),
-        ] {
-            if let Some(v) = value {
-                q.push(format!(" AND {column} = ")).push_bind(v.clone());
-            }
-        }
-        if let Some(prefix) = &filter.action_prefix {
-            // A range on the indexed column: every text that starts with the prefix sorts
-            // between the prefix and the prefix followed by the highest code point.
-            q.push(" AND action >= ")
-                .push_bind(prefix.clone())
-                .push(" AND action < ")
-                .push_bind(format!("{prefix}\u{10FFFF}"));
-        }
-        if let Some(since) = filter.since {
-            q.push(" AND at >= ").push_bind(since.to_canonical());
-        }
-        if let Some(until) = filter.until {
-            q.push(" AND at < ").push_bind(until.to_canonical());
-        }
+        push_audit_filter(&mut q, filter);
         if let Some(before) = before {
             q.push(" AND id < ").push_bind(before.to_owned());
         }
@@ -713,5 +690,42 @@ impl RegistryStore for SqliteStore {
         rows.iter()
             .map(|r| from_json(r.get::<&str, _>(0)))
             .collect()
+    }
+
+    async fn count_audit(&self, filter: &AuditFilter) -> Result<u64, StoreError> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT COUNT(*) FROM audit WHERE 1=1");
+        push_audit_filter(&mut q, filter);
+        let row = q.build().fetch_one(&self.reads).await.map_err(map_err)?;
+        Ok(row.get::<i64, _>(0).max(0) as u64)
+    }
+}
+
+/// The `AND …` conditions of an audit filter.
+fn push_audit_filter(q: &mut QueryBuilder<Sqlite>, filter: &AuditFilter) {
+    for (column, value) in [
+        ("actor", &filter.actor),
+        ("action", &filter.action),
+        ("resource_type", &filter.resource_type),
+        ("resource_id", &filter.resource_id),
+        ("json_extract(doc, '$.details.tool')", &filter.tool),
+        ("json_extract(doc, '$.details.decision')", &filter.decision),
+    ] {
+        if let Some(v) = value {
+            q.push(format!(" AND {column} = ")).push_bind(v.clone());
+        }
+    }
+    if let Some(prefix) = &filter.action_prefix {
+        // A range on the indexed column: every text that starts with the prefix sorts
+        // between the prefix and the prefix followed by the highest code point.
+        q.push(" AND action >= ")
+            .push_bind(prefix.clone())
+            .push(" AND action < ")
+            .push_bind(format!("{prefix}\u{10FFFF}"));
+    }
+    if let Some(since) = filter.since {
+        q.push(" AND at >= ").push_bind(since.to_canonical());
+    }
+    if let Some(until) = filter.until {
+        q.push(" AND at < ").push_bind(until.to_canonical());
     }
 }
