@@ -137,7 +137,7 @@ fn agent_from_doc(d: &Document) -> Result<AgentRecord, StoreError> {
 }
 
 fn audit_doc(a: &AuditRecord) -> Result<Document, StoreError> {
-    Ok(doc! {
+    let mut d = doc! {
         "_id": &a.id,
         "at": a.at.to_canonical(),
         "actor": &a.actor,
@@ -145,7 +145,15 @@ fn audit_doc(a: &AuditRecord) -> Result<Document, StoreError> {
         "resource_type": &a.resource_type,
         "resource_id": &a.resource_id,
         "doc": to_json(a)?,
-    })
+    };
+    // Gateway-reported records are filtered by tool and decision; the record itself is the
+    // JSON text in `doc`, so these two are copied beside it.
+    for key in ["tool", "decision"] {
+        if let Some(v) = a.details.get(key).and_then(serde_json::Value::as_str) {
+            d.insert(key, v);
+        }
+    }
+    Ok(d)
 }
 
 /// Adds one to the policy version inside the session's transaction; returns the new value.
@@ -815,8 +823,8 @@ fn audit_query(filter: &AuditFilter) -> Document {
         ("action", &filter.action),
         ("resource_type", &filter.resource_type),
         ("resource_id", &filter.resource_id),
-        ("details.tool", &filter.tool),
-        ("details.decision", &filter.decision),
+        ("tool", &filter.tool),
+        ("decision", &filter.decision),
     ] {
         if let Some(v) = value {
             query.insert(field, v.as_str());

@@ -207,6 +207,9 @@ pub fn collections() -> Vec<CollectionSpec> {
                     "resource_type": string(),
                     "resource_id": string(),
                     "doc": string(),
+                    // Copied from gateway-reported records' details, for filtering.
+                    "tool": string(),
+                    "decision": string(),
                 },
             ),
             indexes: vec![

@@ -9,6 +9,7 @@ mod agents;
 mod api_keys;
 mod bad_input;
 mod catalog;
+mod console;
 mod durability;
 mod gateway;
 mod gateway_health;
