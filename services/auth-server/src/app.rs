@@ -96,7 +96,9 @@ pub async fn build_state(
     let keys = Arc::new(KeyManager::new(
         store.clone(),
         keyring.clone(),
-        config.tokens.max_ttl_seconds,
+        // Sign-in tokens of OAuth clients may outlive vended ones: a rotated key stays
+        // published until the longest of them has expired.
+        config.longest_token_ttl_seconds(),
     ));
     keys.ensure_key()
         .await

@@ -39,6 +39,7 @@ pub struct AuthConfig {
     pub tokens: TokensConfig,
     pub keys: KeysConfig,
     pub validate: ValidateConfig,
+    pub oauth: OAuthConfig,
     pub resource: ResourceConfig,
     pub secrets: SecretsConfig,
     pub log: LogConfig,
@@ -158,6 +159,37 @@ pub struct ValidateConfig {
     pub issuers: Vec<IssuerConfig>,
 }
 
+/// The OAuth authorization server for first-party web clients (the registry's console).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    pub clients: Vec<OAuthClientConfig>,
+}
+
+/// One pre-registered public client (authorization code + PKCE, no secret, no consent page).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthClientConfig {
+    /// `client_id`: 1-64 of `a-z 0-9 - _ .`.
+    pub id: String,
+    /// Where codes may be sent, compared exactly (RFC 9700: no pattern matching).
+    pub redirect_uris: Vec<String>,
+    /// The `aud` of its tokens besides the auth-server's own public URL.
+    pub audience: String,
+    #[serde(default = "default_client_token_ttl")]
+    pub token_ttl_seconds: u64,
+    /// Whether its tokens may use the token-vending API on the user's behalf.
+    #[serde(default)]
+    pub manage_tokens: bool,
+}
+
+fn default_client_token_ttl() -> u64 {
+    28_800
+}
+
+/// Bounds of `oauth.clients[].token_ttl_seconds`.
+pub const CLIENT_TOKEN_TTL: std::ops::RangeInclusive<u64> = 300..=86_400;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceConfig {
@@ -244,6 +276,21 @@ impl AuthConfig {
         } else {
             self.public_url.trim_end_matches('/').to_owned()
         }
+    }
+
+    /// The OAuth client with this `client_id`, if configured.
+    pub fn oauth_client(&self, id: &str) -> Option<&OAuthClientConfig> {
+        self.oauth.clients.iter().find(|c| c.id == id)
+    }
+
+    /// The longest lifetime of any token we sign (vended or issued to an OAuth client): a
+    /// rotated key must stay published that long.
+    pub fn longest_token_ttl_seconds(&self) -> u64 {
+        self.oauth
+            .clients
+            .iter()
+            .map(|c| c.token_ttl_seconds)
+            .fold(self.tokens.max_ttl_seconds, u64::max)
     }
 
     /// Every scope some group holds, sorted and without repeats.
@@ -495,6 +542,7 @@ impl AuthConfig {
                 "must not list the auth-server itself: its own tokens are always accepted (and checked against the revocation ledger)",
             ));
         }
+        self.validate_oauth_clients()?;
         match Url::parse(&self.resource.url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
             _ => {
@@ -536,6 +584,94 @@ impl AuthConfig {
         }
         Ok(())
     }
+}
+
+impl AuthConfig {
+    fn validate_oauth_clients(&self) -> Result<(), ConfigError> {
+        let key = |k: &str, m: &str| ConfigError::key(ENV_PREFIX, k, m);
+        let mut ids = std::collections::BTreeSet::new();
+        for (i, c) in self.oauth.clients.iter().enumerate() {
+            let k = |field: &str| format!("oauth.clients[{i}].{field}");
+            let id_ok = (1..=64).contains(&c.id.len())
+                && c.id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+            if !id_ok {
+                return Err(key(
+                    &k("id"),
+                    "must be 1-64 lowercase letters, digits, '-', '_' and '.'",
+                ));
+            }
+            // Vended agent tokens carry this client_id: a client of the same name would let an
+            // agent token pass as a sign-in token.
+            if c.id == crate::tokens::CLIENT_ID {
+                return Err(key(
+                    &k("id"),
+                    &format!(
+                        "must not be {:?}: vended agent tokens carry that client_id",
+                        crate::tokens::CLIENT_ID
+                    ),
+                ));
+            }
+            if !ids.insert(c.id.as_str()) {
+                return Err(key(&k("id"), "is used by two clients"));
+            }
+            if c.redirect_uris.is_empty() {
+                return Err(key(
+                    &k("redirect_uris"),
+                    "must list at least one URL the client receives codes at",
+                ));
+            }
+            for (j, uri) in c.redirect_uris.iter().enumerate() {
+                if let Err(m) = check_redirect_uri(uri) {
+                    return Err(key(&k(&format!("redirect_uris[{j}]")), &m));
+                }
+            }
+            if c.audience.trim().is_empty() || c.audience.len() > 256 {
+                return Err(key(
+                    &k("audience"),
+                    "must be 1-256 characters: the `aud` the client's resource (e.g. \"mcp-registry\") expects",
+                ));
+            }
+            // A sign-in token carries the user's groups: with the gateway's audience it would
+            // pass at the gateway with everything the user holds.
+            if c.audience == self.tokens.audience {
+                return Err(key(
+                    &k("audience"),
+                    "must differ from tokens.audience: a sign-in token carries the user's groups and must not be accepted by the gateway",
+                ));
+            }
+            if !CLIENT_TOKEN_TTL.contains(&c.token_ttl_seconds) {
+                return Err(key(
+                    &k("token_ttl_seconds"),
+                    "must be between 300 and 86400",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A redirect URI a client may register: absolute http(s), no fragment, no credentials, and
+/// plain http only on a loopback host (RFC 9700 §4.1, RFC 8252 §7.3).
+fn check_redirect_uri(text: &str) -> Result<(), String> {
+    let url = Url::parse(text).map_err(|e| {
+        format!("{text:?} is not an absolute URL ({e}); give one such as https://registry.example.com/oauth/callback")
+    })?;
+    if url.host().is_none() || !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{text:?} must be an http(s) URL with a host"));
+    }
+    if url.scheme() == "http" && !is_loopback_host(&url) {
+        return Err(format!(
+            "{text:?} must be https unless its host is a loopback address (local use)"
+        ));
+    }
+    if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{text:?} must have no fragment and no user information"
+        ));
+    }
+    Ok(())
 }
 
 fn is_loopback_host(url: &Url) -> bool {
@@ -631,6 +767,73 @@ mod tests {
         assert!(err.contains("nobody could sign in"), "{err}");
         let err = error_of("[local]\nbootstrap_admin = \"Bad Name\"");
         assert!(err.contains("local.bootstrap_admin"), "{err}");
+    }
+
+    fn client(fields: &str) -> String {
+        format!(
+            "[[oauth.clients]]\nid = \"console\"\nredirect_uris = [\"https://registry.example.com/cb\"]\naudience = \"mcp-registry\"\n{fields}"
+        )
+    }
+
+    #[test]
+    fn oauth_clients_are_checked_key_by_key() {
+        let c = AuthConfig::from_toml(&client("")).unwrap();
+        let console = c.oauth_client("console").unwrap();
+        assert_eq!(console.token_ttl_seconds, 28_800);
+        assert!(!console.manage_tokens);
+        assert!(AuthConfig::from_toml("").unwrap().oauth.clients.is_empty());
+        assert_eq!(c.longest_token_ttl_seconds(), 28_800);
+        let long = AuthConfig::from_toml(&client("token_ttl_seconds = 86400")).unwrap();
+        assert_eq!(long.longest_token_ttl_seconds(), 86_400);
+
+        let bad = |toml: &str, key: &str| {
+            let err = error_of(toml);
+            assert!(err.contains(key), "{key}: {err}");
+        };
+        bad(
+            &client("token_ttl_seconds = 299"),
+            "oauth.clients[0].token_ttl_seconds",
+        );
+        bad(&client("token_ttl_seconds = 86401"), "OAUTH__CLIENTS");
+        bad(
+            "[[oauth.clients]]\nid = \"Console\"\nredirect_uris = [\"https://r.example.com/cb\"]\naudience = \"a\"",
+            "oauth.clients[0].id",
+        );
+        bad(
+            "[[oauth.clients]]\nid = \"mcpgw-token-vending\"\nredirect_uris = [\"https://r.example.com/cb\"]\naudience = \"a\"",
+            "oauth.clients[0].id",
+        );
+        bad(
+            "[[oauth.clients]]\nid = \"c\"\nredirect_uris = []\naudience = \"a\"",
+            "oauth.clients[0].redirect_uris",
+        );
+        for uri in [
+            "http://registry.example.com/cb",
+            "/cb",
+            "https://registry.example.com/cb#x",
+            "ftp://registry.example.com/cb",
+        ] {
+            bad(
+                &format!(
+                    "[[oauth.clients]]\nid = \"c\"\nredirect_uris = [\"https://ok.example.com/\", \"{uri}\"]\naudience = \"a\""
+                ),
+                "oauth.clients[0].redirect_uris[1]",
+            );
+        }
+        assert!(
+            AuthConfig::from_toml(
+                "[[oauth.clients]]\nid = \"c\"\nredirect_uris = [\"http://127.0.0.1:7860/cb\", \"http://localhost/cb\"]\naudience = \"a\""
+            )
+            .is_ok()
+        );
+        bad(
+            "[[oauth.clients]]\nid = \"c\"\nredirect_uris = [\"https://r.example.com/cb\"]\naudience = \"mcp-gateway\"",
+            "oauth.clients[0].audience",
+        );
+        bad(
+            &format!("{}\n{}", client(""), client("")),
+            "oauth.clients[1].id",
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod error;
 pub mod keys;
 pub mod local;
 pub mod metrics;
+pub mod oauth;
 pub mod oidc;
 pub mod scope;
 pub mod session;

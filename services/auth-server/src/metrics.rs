@@ -11,6 +11,9 @@ pub struct AuthMetrics {
     pub mints_limited: IntCounter,
     /// `/validate` answers by result (`allowed`, `unauthenticated`, `insufficient_scope`).
     pub validations: IntCounterVec,
+    /// OAuth authorization codes by event (`issued`, `exchanged`, `refused`: an exchange that
+    /// failed, `replayed`: a code redeemed twice).
+    pub oauth_codes: IntCounterVec,
 }
 
 impl AuthMetrics {
@@ -41,11 +44,20 @@ impl AuthMetrics {
             &["result"],
         )
         .expect("valid metric definition");
+        let oauth_codes = IntCounterVec::new(
+            Opts::new(
+                "mcpgw_auth_oauth_codes_total",
+                "OAuth authorization codes issued, exchanged, refused at exchange, or replayed",
+            ),
+            &["event"],
+        )
+        .expect("valid metric definition");
         for m in [
             Box::new(logins.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(tokens_minted.clone()),
             Box::new(mints_limited.clone()),
             Box::new(validations.clone()),
+            Box::new(oauth_codes.clone()),
         ] {
             registry.register(m).expect("metric registered once");
         }
@@ -54,6 +66,7 @@ impl AuthMetrics {
             tokens_minted,
             mints_limited,
             validations,
+            oauth_codes,
         }
     }
 }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use mcpgw_core::secrets::{Keyring, SealedSecret, SecretsManagerConfig};
+use mcpgw_core::secrets::{Keyring, SecretsManagerConfig};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreIdToken};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, LogoutRequest, Nonce,
@@ -83,17 +83,12 @@ const PENDING_CONTEXT: &str = "oidc:pending_login";
 impl PendingLogin {
     /// The cookie value: the sealed JSON, base64url.
     pub fn seal(&self, keyring: &Keyring) -> String {
-        let json = serde_json::to_string(self).expect("a pending login serializes");
-        let sealed = keyring.seal(PENDING_CONTEXT, &json);
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&sealed).expect("a sealed value serializes"))
+        keyring.seal_text(PENDING_CONTEXT, self)
     }
 
     /// Opens a cookie value; `None` when it is not one we sealed or has expired.
     pub fn open(keyring: &Keyring, cookie: &str) -> Option<Self> {
-        let raw = URL_SAFE_NO_PAD.decode(cookie).ok()?;
-        let sealed: SealedSecret = serde_json::from_slice(&raw).ok()?;
-        let json = keyring.open(PENDING_CONTEXT, &sealed).ok()?;
-        let pending: Self = serde_json::from_str(json.expose_secret()).ok()?;
+        let pending: Self = keyring.open_text(PENDING_CONTEXT, cookie)?;
         let age = chrono::Utc::now().timestamp() - pending.started_at;
         (0..=LOGIN_TIMEOUT_SECONDS)
             .contains(&age)

@@ -10,6 +10,8 @@
 //!   returned once and never stored or logged.
 //! - Our own tokens are verified here (signature with a published key, `iss`, `aud`, `exp`,
 //!   `typ`) and must be in the ledger and not revoked.
+//! - Sign-in tokens of OAuth clients (`crate::oauth`) are signed and recorded by the same
+//!   [`sign_and_record`]; they carry the user's groups and do not count against the limit.
 
 use chrono::Duration;
 use jsonwebtoken::{Algorithm, Validation};
@@ -45,22 +47,56 @@ pub struct MintRequest {
     pub description: Option<String>,
 }
 
-/// The claims of a vended token.
+/// `aud`: one audience (vended tokens: the gateway) or several (sign-in tokens: the client's
+/// resource and the auth-server itself).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The claims of a token we sign.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
     pub iss: String,
     pub sub: String,
-    pub aud: String,
+    pub aud: Audience,
     pub exp: i64,
     pub iat: i64,
     pub nbf: i64,
     pub jti: String,
     pub client_id: String,
-    /// The token's whole authority: a subset of the user's scopes. Vended tokens carry no
-    /// `groups`: a policy that adds up groups and scopes would otherwise hand the agent
-    /// everything the user holds, and the narrowing would narrow nothing.
+    /// The token's scopes. For a vended token, its whole authority: a subset of the user's
+    /// scopes.
     pub scope: String,
     pub preferred_username: String,
+    /// Only sign-in tokens of OAuth clients (they are the user). Vended tokens carry no
+    /// `groups`: a policy that adds up groups and scopes would otherwise hand the agent
+    /// everything the user holds, and the narrowing would narrow nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+}
+
+/// Who acts: a session's user, or the user a sign-in token of an OAuth client stands for.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub subject: String,
+    pub username: String,
+    pub groups: Vec<String>,
+    /// The scopes the user holds (a vended token may carry a subset).
+    pub scopes: Vec<String>,
+}
+
+impl From<&SessionRecord> for Principal {
+    fn from(s: &SessionRecord) -> Self {
+        Self {
+            subject: s.subject.clone(),
+            username: s.username.clone(),
+            groups: s.groups.clone(),
+            scopes: s.scopes.clone(),
+        }
+    }
 }
 
 /// A minted token: the JWT (shown once) and its ledger entry.
@@ -72,12 +108,12 @@ pub struct Minted {
 /// Checks a mint request, records it and signs the token.
 pub async fn mint(
     state: &AppState,
-    session: &SessionRecord,
+    who: &Principal,
     request: MintRequest,
     request_id: Option<&str>,
 ) -> Result<Minted> {
     let config = &state.config.tokens;
-    let scopes = match requested_subset("scopes", &request.scopes, &session.scopes) {
+    let scopes = match requested_subset("scopes", &request.scopes, &who.scopes) {
         Ok(s) => s,
         Err(ScopeRefusal::Invalid(e)) => return Err(e.into()),
         Err(ScopeRefusal::NotHeld { field, scope }) => {
@@ -104,31 +140,18 @@ pub async fn mint(
     let expires_at = Timestamp::from_datetime(now.as_datetime() + Duration::seconds(ttl as i64));
     let record = VendedToken {
         jti: uuid::Uuid::new_v4().to_string(),
-        subject: session.subject.clone(),
-        username: session.username.clone(),
+        subject: who.subject.clone(),
+        username: who.username.clone(),
         scopes,
         audience: config.audience.clone(),
         description,
         issued_at: now,
         expires_at,
         revoked_at: None,
+        client_id: None,
     };
-    let key = state.keys.current().await?;
-    let claims = Claims {
-        iss: state.public_url.to_string(),
-        sub: record.subject.clone(),
-        aud: record.audience.clone(),
-        exp: expires_at.as_datetime().timestamp(),
-        iat: now.as_datetime().timestamp(),
-        nbf: now.as_datetime().timestamp(),
-        jti: record.jti.clone(),
-        client_id: CLIENT_ID.to_owned(),
-        scope: record.scopes.join(" "),
-        preferred_username: record.username.clone(),
-    };
-    let token = key.sign(&claims, TOKEN_TYPE)?;
     let audit = AuditRecord::new(
-        &session.subject,
+        &who.subject,
         request_id,
         "token.mint",
         "vended_token",
@@ -138,7 +161,6 @@ pub async fn mint(
             "audience": record.audience,
             "ttl_seconds": ttl,
             "expires_at": record.expires_at,
-            "kid": key.kid(),
             "description": record.description,
         }),
     );
@@ -147,16 +169,22 @@ pub async fn mint(
         max: config.mints_per_hour,
         since: window_start,
     };
-    match state
-        .store
-        .insert_vended_token(&record, limit, &audit)
-        .await?
-    {
-        MintOutcome::Recorded => {
+    let signed = sign_and_record(
+        state,
+        &record,
+        Audience::One(record.audience.clone()),
+        None,
+        CLIENT_ID,
+        Some(limit),
+        audit,
+    )
+    .await?;
+    match signed {
+        Recorded::Yes(token) => {
             state.auth_metrics.tokens_minted.inc();
             Ok(Minted { token, record })
         }
-        MintOutcome::Limited { oldest } => {
+        Recorded::Limited { oldest } => {
             state.auth_metrics.mints_limited.inc();
             let free_at = oldest.as_datetime() + Duration::seconds(3600);
             let wait = (free_at - now.as_datetime()).num_seconds().max(1) as u64;
@@ -167,10 +195,62 @@ pub async fn mint(
     }
 }
 
-/// Verifies a token the auth-server vended: signature, issuer, audience, lifetime, type, and
-/// the ledger (present, not revoked). The outer error is ours (the store is down); the inner
-/// one says why the token is refused, in words safe to return.
-pub async fn verify_own(state: &AppState, token: &str) -> Result<Result<VerifiedToken, String>> {
+/// What [`sign_and_record`] did.
+pub enum Recorded {
+    /// In the ledger; the signed JWT.
+    Yes(String),
+    /// Over the mint limit: nothing written.
+    Limited { oldest: Timestamp },
+}
+
+/// Signs the JWT for a ledger entry with the current key (read from the store, so a rotation
+/// on any replica applies at once) and records the entry with `audit` (the signing `kid` is
+/// added to its details) in one transaction. A duplicate `jti` is `StoreError::Conflict`.
+pub async fn sign_and_record(
+    state: &AppState,
+    record: &VendedToken,
+    aud: Audience,
+    groups: Option<Vec<String>>,
+    client_id: &str,
+    limit: Option<MintLimit>,
+    mut audit: AuditRecord,
+) -> Result<Recorded> {
+    let key = state.keys.current().await?;
+    let claims = Claims {
+        iss: state.public_url.to_string(),
+        sub: record.subject.clone(),
+        aud,
+        exp: record.expires_at.as_datetime().timestamp(),
+        iat: record.issued_at.as_datetime().timestamp(),
+        nbf: record.issued_at.as_datetime().timestamp(),
+        jti: record.jti.clone(),
+        client_id: client_id.to_owned(),
+        scope: record.scopes.join(" "),
+        preferred_username: record.username.clone(),
+        groups,
+    };
+    let token = key.sign(&claims, TOKEN_TYPE)?;
+    if let Some(details) = audit.details.as_object_mut() {
+        details.insert("kid".to_owned(), key.kid().into());
+    }
+    match state
+        .store
+        .insert_vended_token(record, limit, &audit)
+        .await?
+    {
+        MintOutcome::Recorded => Ok(Recorded::Yes(token)),
+        MintOutcome::Limited { oldest } => Ok(Recorded::Limited { oldest }),
+    }
+}
+
+/// Verifies a token the auth-server signed: signature, issuer, an `aud` among `audiences`,
+/// lifetime, type, and the ledger (present, not revoked). The outer error is ours (the store is
+/// down); the inner one says why the token is refused, in words safe to return.
+pub async fn verify_own(
+    state: &AppState,
+    token: &str,
+    audiences: &[&str],
+) -> Result<Result<VerifiedToken, String>> {
     let header = match jsonwebtoken::decode_header(token) {
         Ok(h) => h,
         Err(e) => {
@@ -200,7 +280,7 @@ pub async fn verify_own(state: &AppState, token: &str) -> Result<Result<Verified
     validation.leeway = 30;
     validation.validate_nbf = true;
     validation.set_issuer(&[state.public_url.as_ref()]);
-    validation.set_audience(&[&state.config.tokens.audience]);
+    validation.set_audience(audiences);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     let claims = match jsonwebtoken::decode::<Value>(token, &key, &validation) {
         Ok(data) => data.claims,

@@ -1,5 +1,6 @@
-//! Request extractors: the caller's session (with the CSRF rule), administrators, JSON bodies,
-//! query parameters, the request id and the client's address.
+//! Request extractors: the caller's session (with the CSRF rule), the caller of the token API
+//! (a session or an OAuth client's sign-in token), administrators, JSON bodies, query
+//! parameters, the request id and the client's address.
 //!
 //! The CSRF rule lives in [`Session`]: for any method other than GET, HEAD and OPTIONS, a
 //! cookie-authenticated request must carry `X-CSRF-Token` equal to the session's token.
@@ -10,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, Method, header};
 use mcpgw_core::input::{self, Params};
 use mcpgw_core::telemetry::RequestId;
 use serde::de::DeserializeOwned;
@@ -19,6 +20,7 @@ use crate::app::AppState;
 use crate::error::AuthError;
 use crate::session::csrf_matches;
 use crate::store::SessionRecord;
+use crate::tokens::{Principal, verify_own};
 
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -90,6 +92,112 @@ impl FromRequestParts<AppState> for Session {
             }
         }
         Ok(session)
+    }
+}
+
+/// The `Authorization: Bearer` token of a request: `None` without the header, an error when
+/// the header is not `Bearer <token>`.
+pub fn bearer_token(headers: &HeaderMap) -> Option<Result<String, String>> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let text = value.to_str().unwrap_or("");
+    let (scheme, token) = text.split_once(' ').unwrap_or((text, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Some(Err(
+            "the Authorization header must be `Bearer <token>`".to_owned()
+        ));
+    }
+    Some(Ok(token.trim().to_owned()))
+}
+
+/// How a [`Caller`] authenticated.
+pub enum Via {
+    /// The session cookie (mutations carried the CSRF token). Boxed: a session record is
+    /// far larger than the other variant.
+    Session(Box<Session>),
+    /// A sign-in token of an OAuth client with `manage_tokens` (`crate::oauth`).
+    SignInToken {
+        client_id: String,
+        /// The token's `jti` (the client revokes it to sign out).
+        token_id: String,
+        /// Unix seconds.
+        expires_at: i64,
+    },
+}
+
+/// The user behind a request to `/api/v1/me` and `/api/v1/tokens`: a session, or
+/// `Authorization: Bearer` with a sign-in token of an OAuth client whose `manage_tokens` is
+/// true. A bearer token is no ambient credential (a browser never attaches it by itself), so
+/// it needs no CSRF token. Any other token of ours (agent tokens, clients without
+/// `manage_tokens`) is 403; a token that does not verify is 401. The header wins over a cookie.
+pub struct Caller {
+    pub principal: Principal,
+    pub via: Via,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AuthError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = match bearer_token(&parts.headers) {
+            None => {
+                let session = Session::from_request_parts(parts, state).await?;
+                return Ok(Caller {
+                    principal: Principal::from(&session.record),
+                    via: Via::Session(Box::new(session)),
+                });
+            }
+            Some(Err(m)) => return Err(AuthError::Unauthenticated(m)),
+            Some(Ok(t)) => t,
+        };
+        // Agent tokens are verified too (their audience is the gateway), so that they are
+        // refused for what they are (403) rather than as unreadable (401).
+        let verified = verify_own(
+            state,
+            &token,
+            &[&state.public_url, &state.config.tokens.audience],
+        )
+        .await?
+        .map_err(|why| {
+            AuthError::Unauthenticated(format!(
+                "the bearer token was refused: {why}; sign in again"
+            ))
+        })?;
+        let client = verified
+            .client_id
+            .as_deref()
+            .and_then(|id| state.config.oauth_client(id));
+        let for_us = verified.audiences.iter().any(|a| *a == *state.public_url);
+        let client = match client {
+            Some(c) if c.manage_tokens && for_us => c,
+            Some(c) => {
+                return Err(AuthError::Forbidden(format!(
+                    "tokens of the OAuth client {:?} may not manage tokens (its manage_tokens is false in oauth.clients); use a session",
+                    c.id
+                )));
+            }
+            None => {
+                return Err(AuthError::Forbidden(
+                    "this is an agent token: it is for the gateway, not for managing tokens; \
+                     sign in (a session) or use a sign-in token of an OAuth client with manage_tokens"
+                        .to_owned(),
+                ));
+            }
+        };
+        Ok(Caller {
+            principal: Principal {
+                username: verified.username.clone().unwrap_or_default(),
+                subject: verified.subject,
+                groups: verified.groups,
+                scopes: verified.scopes,
+            },
+            via: Via::SignInToken {
+                client_id: client.id.clone(),
+                token_id: verified.token_id.unwrap_or_default(),
+                expires_at: verified.expires_at,
+            },
+        })
     }
 }
 

@@ -34,8 +34,11 @@ use crate::store::AuditRecord;
 
 const LOGIN_FORM_COOKIE_SECURE: &str = "__Host-mcpgw_login";
 const LOGIN_FORM_COOKIE_PLAIN: &str = "mcpgw_login";
-/// Largest login or logout form accepted.
-const MAX_FORM_BYTES: usize = 8 * 1024;
+/// Largest form accepted (login, logout, OAuth token requests).
+pub(super) const MAX_FORM_BYTES: usize = 8 * 1024;
+/// Longest `return_to`. It also travels sealed in the OIDC login cookie, which must stay
+/// under browsers' 4 KiB cookie limit.
+pub(super) const MAX_RETURN_TO: usize = 2048;
 const GENERIC_FAILURE: &str = "Invalid username or password.";
 
 /// HTML-escapes text for element content and attribute values.
@@ -108,7 +111,7 @@ pub fn safe_return_to(state: &AppState, text: Option<&str>) -> Result<String, St
     let Some(text) = text.filter(|t| !t.is_empty()) else {
         return Ok("/".to_owned());
     };
-    if text.len() > 2048 || text.chars().any(|c| c.is_control() || c == '\\') {
+    if text.len() > MAX_RETURN_TO || text.chars().any(|c| c.is_control() || c == '\\') {
         return Err(
             "return_to must be at most 2048 characters without control characters or backslashes"
                 .to_owned(),
@@ -244,7 +247,7 @@ pub async fn login_page(State(state): State<AppState>, RawQuery(query): RawQuery
 }
 
 /// Reads an urlencoded form: each of `allowed` at most once, nothing else.
-fn parse_form(
+pub(super) fn parse_form(
     headers: &HeaderMap,
     body: &[u8],
     allowed: &[&str],

@@ -8,12 +8,12 @@ use mcpgw_core::validate::FieldError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{Admin, Ctx, Session, params};
+use super::extract::{Admin, Caller, Ctx, Session, Via, params};
 use crate::app::AppState;
-use crate::error::Result;
+use crate::error::{AuthError, Result};
 use crate::store::{AuditFilter, AuditRecord};
 
-/// The signed-in user, as the session records them.
+/// The signed-in user, as the session (or the sign-in token) records them.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct Me {
     /// `local:<username>` or `<provider>:<IdP subject>`.
@@ -26,27 +26,59 @@ pub struct Me {
     pub scopes: Vec<String>,
     /// Whether you are an administrator of the auth-server.
     pub admin: bool,
-    /// Send this as `X-CSRF-Token` on every POST, PUT, PATCH and DELETE.
-    pub csrf_token: String,
+    /// With a session: send this as `X-CSRF-Token` on every POST, PUT, PATCH and DELETE.
+    /// Absent with a bearer sign-in token (it needs none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
+    /// When the session (or the sign-in token) ends.
     pub session_expires_at: Timestamp,
+    /// With a bearer sign-in token: the OAuth client it was issued to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// With a bearer sign-in token: its id; `DELETE /api/v1/tokens/{token_id}` signs out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
 }
 
-/// Who you are, what you may mint, and your CSRF token.
+/// Who you are, what you may mint, and (with a session) your CSRF token.
 #[utoipa::path(get, path = "/api/v1/me", tag = "session",
-    responses((status = 200, body = Me), (status = 401, body = ErrorBody)),
-    security(("session" = [])))]
-pub async fn me(State(state): State<AppState>, session: Session) -> Json<Me> {
-    let r = session.record;
-    Json(Me {
-        admin: state.is_admin(&r.groups),
-        subject: r.subject,
-        username: r.username,
-        provider: r.provider,
-        groups: r.groups,
-        scopes: r.scopes,
-        csrf_token: r.csrf_token,
-        session_expires_at: r.expires_at,
-    })
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "a bearer token that may not manage tokens (an agent token, or a client without manage_tokens)")),
+    security(("session" = []), ("bearer" = [])))]
+pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me>> {
+    let p = caller.principal;
+    // Subjects are `<provider>:<id>` (see `Me::subject`).
+    let provider = p.subject.split(':').next().unwrap_or_default().to_owned();
+    let (csrf_token, session_expires_at, client_id, token_id) = match caller.via {
+        Via::Session(s) => (Some(s.record.csrf_token), s.record.expires_at, None, None),
+        Via::SignInToken {
+            client_id,
+            token_id,
+            expires_at,
+        } => {
+            let at = chrono::DateTime::from_timestamp(expires_at, 0).ok_or_else(|| {
+                AuthError::Internal(format!("a verified token has exp {expires_at}"))
+            })?;
+            (
+                None,
+                Timestamp::from_datetime(at),
+                Some(client_id),
+                Some(token_id),
+            )
+        }
+    };
+    Ok(Json(Me {
+        admin: state.is_admin(&p.groups),
+        subject: p.subject,
+        username: p.username,
+        provider,
+        groups: p.groups,
+        scopes: p.scopes,
+        csrf_token,
+        session_expires_at,
+        client_id,
+        token_id,
+    }))
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]

@@ -1,6 +1,6 @@
 //! The auth-server's HTTP surface: the browser pages (`/`, `/login`, `/logout`), the JSON API
-//! under `/api/v1` (described by `/api/v1/openapi.json`), `/validate`, the `/.well-known`
-//! documents, and `/health`, `/ready`.
+//! under `/api/v1` (described by `/api/v1/openapi.json`), the OAuth endpoints (`/oauth/*`),
+//! `/validate`, the `/.well-known` documents, and `/health`, `/ready`.
 //!
 //! JSON routes are registered through `utoipa-axum`, so the OpenAPI document is generated from
 //! the handlers that serve the requests. The HTML pages are plain routes, described in
@@ -9,6 +9,7 @@
 pub mod extract;
 pub mod login;
 pub mod me;
+pub mod oauth;
 pub mod oidc;
 pub mod tokens;
 pub mod validate;
@@ -48,6 +49,7 @@ impl Modify for SecurityAddon {
         (name = "keys", description = "Token signing keys"),
         (name = "validate", description = "Credential checks for proxies, and OAuth protected resource metadata"),
         (name = "audit", description = "Audit trail"),
+        (name = "oauth", description = "Authorization code flow with PKCE for registered clients (the registry's console)"),
         (name = "operations", description = "Liveness and readiness"),
     )
 )]
@@ -79,6 +81,8 @@ fn build() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tokens::jwks))
         .routes(routes!(tokens::oauth_metadata))
         .routes(routes!(tokens::openid_configuration))
+        .routes(routes!(oauth::authorize))
+        .routes(routes!(oauth::token))
         .routes(routes!(validate::resource_metadata))
         .routes(routes!(mcpgw_core::serve::health))
         .routes(routes!(ready))

@@ -10,7 +10,7 @@ use mcpgw_core::validate::FieldError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{Admin, ApiJson, ApiPath, Ctx, Session, params};
+use super::extract::{Admin, ApiJson, ApiPath, Caller, Ctx, Via, params};
 use crate::app::AppState;
 use crate::error::{AuthError, Result};
 use crate::store::{AuditRecord, StoreError, VendedToken};
@@ -34,14 +34,14 @@ pub struct MintedToken {
     responses((status = 201, body = MintedToken), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody, description = "no or wrong X-CSRF-Token (csrf_failed), or a scope you do not hold (scope_not_granted)"),
         (status = 422, body = ErrorBody), (status = 429, body = ErrorBody, description = "mint limit reached; see Retry-After")),
-    security(("session" = [])))]
+    security(("session" = []), ("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
-    session: Session,
+    caller: Caller,
     ctx: Ctx,
     ApiJson(body): ApiJson<MintRequest>,
 ) -> Result<impl IntoResponse> {
-    let minted = mint(&state, &session.record, body, ctx.id()).await?;
+    let minted = mint(&state, &caller.principal, body, ctx.id()).await?;
     let expires_in = (minted.record.expires_at.as_datetime()
         - minted.record.issued_at.as_datetime())
     .num_seconds()
@@ -70,18 +70,18 @@ pub struct TokenList {
 /// Your tokens, newest first (the tokens themselves are never stored).
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
     params(("limit" = Option<u32>, Query, description = "1–500, default 100")),
-    responses((status = 200, body = TokenList), (status = 401, body = ErrorBody)),
-    security(("session" = [])))]
+    responses((status = 200, body = TokenList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("session" = []), ("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
-    session: Session,
+    caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Json<TokenList>> {
     let p = params(query.as_deref(), &["limit"])?;
     let limit = p.limit("limit", 500, 100)?;
     let items = state
         .store
-        .list_vended_tokens(&session.record.subject, limit)
+        .list_vended_tokens(&caller.principal.subject, limit)
         .await?;
     Ok(Json(TokenList { items }))
 }
@@ -91,10 +91,10 @@ pub async fn list(
 #[utoipa::path(delete, path = "/api/v1/tokens/{jti}", tag = "tokens",
     params(("jti" = String, Path, description = "The token's id (jti)")),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 403, body = ErrorBody)),
-    security(("session" = [])))]
+    security(("session" = []), ("bearer" = [])))]
 pub async fn revoke(
     State(state): State<AppState>,
-    session: Session,
+    caller: Caller,
     ctx: Ctx,
     ApiPath(jti): ApiPath<String>,
 ) -> Result<StatusCode> {
@@ -109,18 +109,23 @@ pub async fn revoke(
         .get_vended_token(&jti)
         .await?
         .ok_or_else(not_found)?;
-    let admin = state.is_admin(&session.record.groups);
-    if token.subject != session.record.subject && !admin {
+    let who = &caller.principal;
+    let admin = state.is_admin(&who.groups);
+    if token.subject != who.subject && !admin {
         // Someone else's token looks the same as no token.
         return Err(not_found());
     }
+    let client_id = match &caller.via {
+        Via::SignInToken { client_id, .. } => Some(client_id.as_str()),
+        Via::Session(_) => None,
+    };
     let audit = AuditRecord::new(
-        &session.record.subject,
+        &who.subject,
         ctx.id(),
         "token.revoke",
         "vended_token",
         &jti,
-        serde_json::json!({"owner": token.subject, "by_admin": token.subject != session.record.subject}),
+        serde_json::json!({"owner": token.subject, "by_admin": token.subject != who.subject, "via_client": client_id}),
     );
     match state
         .store
@@ -213,29 +218,44 @@ pub async fn jwks(State(state): State<AppState>) -> Result<Response> {
     Ok(response)
 }
 
-/// Authorization server metadata (RFC 8414), as far as it applies today: the issuer of vended
-/// tokens and where their keys are. Served at both well-known names, so validators that
-/// discover keys from `openid-configuration` (core's `TokenValidator`) find them.
+/// Authorization server metadata (RFC 8414): the issuer of our tokens, where their keys are,
+/// and the authorization code flow for registered clients (`oauth.clients`). Served at both
+/// well-known names, so validators that discover keys from `openid-configuration` (core's
+/// `TokenValidator`) find them.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct ServerMetadata {
     pub issuer: String,
     pub jwks_uri: String,
-    /// Empty: tokens are vended through the API, not an OAuth grant, in this version.
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    /// `authorization_code` (agent tokens are vended through the API, not a grant).
     pub grant_types_supported: Vec<String>,
     pub response_types_supported: Vec<String>,
+    /// `S256` only.
+    pub code_challenge_methods_supported: Vec<String>,
+    /// `none`: registered clients are public (PKCE, no secret).
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 9207: authorization responses carry `iss`.
+    pub authorization_response_iss_parameter_supported: bool,
     pub scopes_supported: Vec<String>,
     /// Where gateways read revoked token ids (`mcpgw` extension).
     pub mcpgw_revocations_endpoint: String,
 }
 
 fn server_metadata(state: &AppState) -> Response {
+    let base = &state.public_url;
     let mut response = Json(ServerMetadata {
-        issuer: state.public_url.to_string(),
-        jwks_uri: format!("{}/.well-known/jwks.json", state.public_url),
-        grant_types_supported: Vec::new(),
-        response_types_supported: Vec::new(),
+        issuer: base.to_string(),
+        jwks_uri: format!("{base}/.well-known/jwks.json"),
+        authorization_endpoint: format!("{base}/oauth/authorize"),
+        token_endpoint: format!("{base}/oauth/token"),
+        grant_types_supported: vec!["authorization_code".to_owned()],
+        response_types_supported: vec!["code".to_owned()],
+        code_challenge_methods_supported: vec![crate::oauth::PKCE_METHOD.to_owned()],
+        token_endpoint_auth_methods_supported: vec!["none".to_owned()],
+        authorization_response_iss_parameter_supported: true,
         scopes_supported: state.config.all_scopes(),
-        mcpgw_revocations_endpoint: format!("{}/api/v1/revocations", state.public_url),
+        mcpgw_revocations_endpoint: format!("{base}/api/v1/revocations"),
     })
     .into_response();
     response.headers_mut().insert(

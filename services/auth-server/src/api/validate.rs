@@ -26,7 +26,7 @@ use mcpgw_core::token::VerifiedToken;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{ApiPath, params, session_of};
+use super::extract::{ApiPath, bearer_token, params, session_of};
 use crate::app::AppState;
 use crate::error::{AuthError, Result};
 use crate::scope::Scope;
@@ -54,18 +54,6 @@ pub fn header_safe(value: &str) -> String {
     out
 }
 
-fn bearer(headers: &HeaderMap) -> Option<std::result::Result<String, String>> {
-    let value = headers.get(header::AUTHORIZATION)?;
-    let text = value.to_str().unwrap_or("");
-    let (scheme, token) = text.split_once(' ').unwrap_or((text, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Some(Err(
-            "the Authorization header must be `Bearer <token>`".to_owned()
-        ));
-    }
-    Some(Ok(token.trim().to_owned()))
-}
-
 /// The unverified `iss` of a JWT, only to choose how to verify it.
 fn unverified_issuer(token: &str) -> Option<String> {
     let payload = token.split('.').nth(1)?;
@@ -85,7 +73,7 @@ async fn verify_token(
         return Ok(Err("the token is not a JWT with an issuer".to_owned()));
     };
     if iss == *state.public_url {
-        return crate::tokens::verify_own(state, token).await;
+        return crate::tokens::verify_own(state, token, &[&state.config.tokens.audience]).await;
     }
     match &state.validator {
         Some(v) if v.trusts(&iss) => Ok(v.validate(token).await.map_err(|e| e.to_string())),
@@ -147,7 +135,7 @@ async fn validate_inner(
         presented,
         resource_metadata: metadata.clone(),
     };
-    let identity = match bearer(headers) {
+    let identity = match bearer_token(headers) {
         Some(Err(detail)) => return Err(refuse(detail, true)),
         Some(Ok(token)) => match verify_token(state, &token).await? {
             Ok(t) => Validated {

@@ -155,6 +155,10 @@ pub struct VendedToken {
     pub expires_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<Timestamp>,
+    /// The OAuth client a sign-in token was issued to (`/oauth/token`); absent for tokens
+    /// vended through `/api/v1/tokens`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
 }
 
 /// The per-user mint limit to enforce while recording a token.
@@ -303,11 +307,13 @@ pub trait AuthStore: Send + Sync {
 
     // ---- vended tokens ----
 
-    /// Records a minted token with its audit record, unless `limit` is reached.
+    /// Records a token with its audit record, unless `limit` is reached. `None`: no limit
+    /// (sign-in tokens of OAuth clients); tokens with a `client_id` never count against one.
+    /// `Conflict` when the `jti` exists (how an authorization code is used only once).
     async fn insert_vended_token(
         &self,
         token: &VendedToken,
-        limit: MintLimit,
+        limit: Option<MintLimit>,
         audit: &AuditRecord,
     ) -> Result<MintOutcome>;
 

@@ -25,7 +25,7 @@ macro_rules! key_columns {
 }
 macro_rules! token_columns {
     () => {
-        "jti, subject, username, scope_list, audience, description, issued_at, expires_at, revoked_at"
+        "jti, subject, username, scope_list, audience, description, issued_at, expires_at, revoked_at, client_id"
     };
 }
 
@@ -104,6 +104,7 @@ macro_rules! impl_auth_store {
                     issued_at: get_ts(row, "issued_at")?,
                     expires_at: get_ts(row, "expires_at")?,
                     revoked_at: get_opt_ts(row, "revoked_at")?,
+                    client_id: row.try_get("client_id").map_err(map_err)?,
                 })
             }
 
@@ -403,27 +404,31 @@ macro_rules! impl_auth_store {
             async fn insert_vended_token(
                 &self,
                 token: &VendedToken,
-                limit: MintLimit,
+                limit: Option<MintLimit>,
                 audit: &AuditRecord,
             ) -> Result<MintOutcome> {
                 let mut tx = self.begin().await?;
-                Self::lock_subject(&mut tx, &token.subject).await?;
-                let row = sqlx::query(
-                    "SELECT COUNT(*) AS n, MIN(issued_at) AS oldest FROM vended_tokens
-                     WHERE subject = $1 AND issued_at >= $2",
-                )
-                .bind(&token.subject)
-                .bind(ts(limit.since))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                let count: i64 = row.try_get("n").map_err(map_err)?;
-                if count >= i64::from(limit.max) {
-                    let oldest = get_opt_ts(&row, "oldest")?.unwrap_or(limit.since);
-                    return Ok(MintOutcome::Limited { oldest });
+                if let Some(limit) = limit {
+                    Self::lock_subject(&mut tx, &token.subject).await?;
+                    // Only tokens vended through the API count: sign-in tokens of OAuth
+                    // clients (client_id set) are not mints.
+                    let row = sqlx::query(
+                        "SELECT COUNT(*) AS n, MIN(issued_at) AS oldest FROM vended_tokens
+                         WHERE subject = $1 AND issued_at >= $2 AND client_id IS NULL",
+                    )
+                    .bind(&token.subject)
+                    .bind(ts(limit.since))
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    let count: i64 = row.try_get("n").map_err(map_err)?;
+                    if count >= i64::from(limit.max) {
+                        let oldest = get_opt_ts(&row, "oldest")?.unwrap_or(limit.since);
+                        return Ok(MintOutcome::Limited { oldest });
+                    }
                 }
                 sqlx::query(concat!("INSERT INTO vended_tokens (", token_columns!(), ")
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"))
                 .bind(&token.jti)
                 .bind(&token.subject)
                 .bind(&token.username)
@@ -433,6 +438,7 @@ macro_rules! impl_auth_store {
                 .bind(ts(token.issued_at))
                 .bind(ts(token.expires_at))
                 .bind(token.revoked_at.map(ts))
+                .bind(token.client_id.as_deref())
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;

@@ -8,6 +8,7 @@ mod helpers;
 mod binary;
 mod keycloak;
 mod login;
+mod oauth;
 mod oidc;
 mod ops;
 mod sessions;

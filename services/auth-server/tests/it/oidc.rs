@@ -18,7 +18,7 @@ both_backends!(
 );
 
 /// The issuer of the running test provider.
-fn oidc_url() -> String {
+pub(crate) fn oidc_url() -> String {
     std::env::var("MCPGW_TEST_OIDC_URL").unwrap_or_else(|_| {
         panic!(
             "MCPGW_TEST_OIDC_URL is not set: run the suite with `make test`, or start the provider with \
@@ -28,7 +28,7 @@ fn oidc_url() -> String {
     })
 }
 
-fn provider_toml(issuer: &str) -> String {
+pub(crate) fn provider_toml(issuer: &str) -> String {
     format!(
         "[group_scopes]\nmcp-users = [\"weather/read\"]\n\
          [[oidc.providers]]\nid = \"second\"\nname = \"Second IdP\"\nissuer = \"{issuer}\"\n\
@@ -65,8 +65,21 @@ pub(crate) async fn sign_in_with(
     username: &str,
     password: &str,
 ) -> String {
+    sign_in_returning(app, b, provider, username, password, "/api/v1/me").await
+}
+
+/// [`sign_in_with`], asking to come back to `return_to` after the callback.
+pub(crate) async fn sign_in_returning(
+    app: &TestApp,
+    b: &Browser,
+    provider: &str,
+    username: &str,
+    password: &str,
+    return_to: &str,
+) -> String {
+    let return_to: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
     let r = b
-        .get(&format!("/login/oidc/{provider}?return_to=/api/v1/me"))
+        .get(&format!("/login/oidc/{provider}?return_to={return_to}"))
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
     let mut location = r.header("location").unwrap();

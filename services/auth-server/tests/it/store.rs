@@ -23,6 +23,7 @@ both_backends!(
     a_new_session_replaces_the_one_it_names,
     expired_and_idle_sessions_are_pruned,
     the_mint_limit_holds_under_concurrent_mints,
+    sign_in_tokens_skip_the_mint_limit_and_a_jti_is_recorded_once,
     revocations_list_only_revoked_tokens_that_have_not_expired,
     key_rotation_has_exactly_one_winner_and_retired_keys_leave,
     login_failures_are_counted_in_their_window_and_cleared,
@@ -75,6 +76,7 @@ fn token(subject: &str, issued: Timestamp, expires: Timestamp) -> VendedToken {
         issued_at: issued,
         expires_at: expires,
         revoked_at: None,
+        client_id: None,
     }
 }
 
@@ -255,6 +257,68 @@ async fn expired_and_idle_sessions_are_pruned(backend: Backend) {
     assert!(store.get_session(&live.id_hash).await.unwrap().is_some());
 }
 
+async fn sign_in_tokens_skip_the_mint_limit_and_a_jti_is_recorded_once(backend: Backend) {
+    let (store, _dir) = open(backend).await;
+    let limit = MintLimit {
+        max: 1,
+        since: at(-3600),
+    };
+    let mut sign_in = token("local:alice", at(0), at(3600));
+    sign_in.client_id = Some("registry-console".into());
+    for _ in 0..3 {
+        let mut t = sign_in.clone();
+        t.jti = uuid::Uuid::new_v4().to_string();
+        assert_eq!(
+            store
+                .insert_vended_token(&t, None, &audit("oauth.token"))
+                .await
+                .unwrap(),
+            MintOutcome::Recorded
+        );
+    }
+    // Three sign-in tokens in the window, yet the first vended token is still allowed.
+    let vended = token("local:alice", at(0), at(3600));
+    assert_eq!(
+        store
+            .insert_vended_token(&vended, Some(limit), &audit("token.mint"))
+            .await
+            .unwrap(),
+        MintOutcome::Recorded
+    );
+    let second = token("local:alice", at(0), at(3600));
+    assert!(matches!(
+        store
+            .insert_vended_token(&second, Some(limit), &audit("token.mint"))
+            .await
+            .unwrap(),
+        MintOutcome::Limited { .. }
+    ));
+    // The same jti twice: Conflict, and nothing of the second attempt is written.
+    store
+        .insert_vended_token(&sign_in, None, &audit("oauth.token"))
+        .await
+        .unwrap();
+    let again = audit("oauth.token");
+    assert!(matches!(
+        store.insert_vended_token(&sign_in, None, &again).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let stored = store.get_vended_token(&sign_in.jti).await.unwrap().unwrap();
+    assert_eq!(stored.client_id.as_deref(), Some("registry-console"));
+    let audits = store
+        .list_audit(
+            &AuditFilter {
+                action: Some("oauth.token".into()),
+                ..Default::default()
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(audits.len(), 4, "the refused insert left no audit record");
+    assert!(audits.iter().all(|a| a.id != again.id));
+}
+
 async fn the_mint_limit_holds_under_concurrent_mints(backend: Backend) {
     let (store, _dir) = open(backend).await;
     let limit = MintLimit {
@@ -265,7 +329,7 @@ async fn the_mint_limit_holds_under_concurrent_mints(backend: Backend) {
     let old = token("local:alice", at(-7200), at(-3600));
     assert_eq!(
         store
-            .insert_vended_token(&old, limit, &audit("token.mint"))
+            .insert_vended_token(&old, Some(limit), &audit("token.mint"))
             .await
             .unwrap(),
         MintOutcome::Recorded
@@ -276,7 +340,7 @@ async fn the_mint_limit_holds_under_concurrent_mints(backend: Backend) {
         tasks.push(tokio::spawn(async move {
             let t = token("local:alice", at(0), at(3600));
             store
-                .insert_vended_token(&t, limit, &audit("token.mint"))
+                .insert_vended_token(&t, Some(limit), &audit("token.mint"))
                 .await
                 .unwrap()
         }));
@@ -299,7 +363,7 @@ async fn the_mint_limit_holds_under_concurrent_mints(backend: Backend) {
     let bob = token("local:bob", at(0), at(3600));
     assert_eq!(
         store
-            .insert_vended_token(&bob, limit, &audit("token.mint"))
+            .insert_vended_token(&bob, Some(limit), &audit("token.mint"))
             .await
             .unwrap(),
         MintOutcome::Recorded
@@ -338,7 +402,7 @@ async fn revocations_list_only_revoked_tokens_that_have_not_expired(backend: Bac
     let kept = token("local:a", at(-10), at(3600));
     for t in [&live, &expired, &kept] {
         store
-            .insert_vended_token(t, limit, &audit("token.mint"))
+            .insert_vended_token(t, Some(limit), &audit("token.mint"))
             .await
             .unwrap();
     }

@@ -452,13 +452,13 @@ async fn callback(
             &format!("The auth-server refused the sign-in: {error} {description}"),
         );
     }
-    if let Some(iss) = params.get("iss") {
-        if iss.trim_end_matches('/') != console.config.auth_server_url.trim_end_matches('/') {
-            return fail(
-                StatusCode::BAD_REQUEST,
-                "The sign-in answer names another issuer than this console's auth-server.",
-            );
-        }
+    if let Some(iss) = params.get("iss")
+        && iss.trim_end_matches('/') != console.config.auth_server_url.trim_end_matches('/')
+    {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "The sign-in answer names another issuer than this console's auth-server.",
+        );
     }
     let Some(code) = params.get("code") else {
         return fail(StatusCode::BAD_REQUEST, "The sign-in answer has no code.");

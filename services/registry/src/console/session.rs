@@ -145,14 +145,14 @@ impl Sessions {
         if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
             return Ok(());
         }
-        if let Some(origin) = headers.get(header::ORIGIN) {
-            if origin.as_bytes() != self.origin.as_bytes() {
-                return Err(RegistryError::CsrfRejected(format!(
-                    "a change signed in with the console's cookie must come from {}; this one came from {}",
-                    self.origin,
-                    String::from_utf8_lossy(origin.as_bytes())
-                )));
-            }
+        if let Some(origin) = headers.get(header::ORIGIN)
+            && origin.as_bytes() != self.origin.as_bytes()
+        {
+            return Err(RegistryError::CsrfRejected(format!(
+                "a change signed in with the console's cookie must come from {}; this one came from {}",
+                self.origin,
+                String::from_utf8_lossy(origin.as_bytes())
+            )));
         }
         let sent = headers
             .get(CSRF_HEADER)

@@ -1,0 +1,353 @@
+//! `GET /oauth/authorize` and `POST /oauth/token`: the authorization code flow with PKCE for
+//! the registered clients (`oauth.clients`). The protocol rules are in `crate::oauth`.
+//!
+//! Rules of the authorization endpoint:
+//! - Until `client_id` and `redirect_uri` are known good (a registered client, a URI registered
+//!   for it, compared exactly), every error is a 400 page and never a redirect: an open
+//!   redirector would otherwise send the browser anywhere. Unknown or repeated parameters are
+//!   refused the same way (they are read before the client is known).
+//! - After that, errors go back to the client: `redirect_uri?error=…&error_description=…
+//!   &state=…&iss=<public url>` (RFC 6749 §4.1.2.1, RFC 9207).
+//! - Every parameter is checked before the session, so a bad request fails before a login.
+//! - Without a session the browser goes to `/login?return_to=<this request>` and comes back
+//!   after signing in (local or OIDC). With one, a code is issued at once (no consent page:
+//!   the clients are first party and pre-registered).
+//! - `scope` is optional and checked only for syntax: the token is the user (groups and
+//!   scopes), so a narrower scope would narrow nothing; the token response says which scopes
+//!   the token carries (RFC 6749 §3.3).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mcpgw_core::input::Params;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::extract::{Ctx, session_of};
+use super::login::{MAX_FORM_BYTES, MAX_RETURN_TO, bad_request_page, parse_form, redirect};
+use crate::app::AppState;
+use crate::config::OAuthClientConfig;
+use crate::oauth::{
+    AuthorizationCode, ExchangeError, MAX_STATE_BYTES, OAuthError, PKCE_METHOD, TokenRequest,
+    exchange, is_pkce_value,
+};
+use crate::scope::Scope;
+use crate::tokens::Principal;
+
+const AUTHORIZE_PARAMS: &[&str] = &[
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "code_challenge",
+    "code_challenge_method",
+    "state",
+    "scope",
+];
+
+const TOKEN_FIELDS: &[&str] = &[
+    "grant_type",
+    "code",
+    "redirect_uri",
+    "client_id",
+    "code_verifier",
+];
+
+/// The client's redirect URI with the authorization response parameters added.
+fn back_to_client(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
+    // The URI is one the config validated as absolute, so it parses.
+    let Ok(mut url) = url::Url::parse(redirect_uri) else {
+        return bad_request_page("the registered redirect_uri does not parse");
+    };
+    url.query_pairs_mut().extend_pairs(pairs);
+    redirect(url.as_str())
+}
+
+/// The checked parameters of an authorization request.
+struct Authorization<'a> {
+    client: &'a OAuthClientConfig,
+    redirect_uri: &'a str,
+    code_challenge: &'a str,
+    state: &'a str,
+}
+
+/// Checks the parameters after the client and redirect URI are known: an RFC 6749 error to
+/// send back to the client otherwise (with `state` when it is usable).
+fn check_request<'a>(
+    client: &'a OAuthClientConfig,
+    redirect_uri: &'a str,
+    params: &'a Params,
+    query: &str,
+) -> Result<Authorization<'a>, (OAuthError, Option<&'a str>)> {
+    let usable_state = params.text("state").filter(|s| s.len() <= MAX_STATE_BYTES);
+    let fail = |error, description: &str| Err((OAuthError::new(error, description), usable_state));
+    let Some(state) = params.text("state") else {
+        return fail(
+            "invalid_request",
+            "state is required: send an unguessable value and compare it when the browser comes back",
+        );
+    };
+    if state.len() > MAX_STATE_BYTES {
+        return fail("invalid_request", "state must be at most 512 bytes");
+    }
+    match params.text("response_type") {
+        None => return fail("invalid_request", "response_type is required (code)"),
+        Some("code") => {}
+        Some(_) => {
+            return fail(
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            );
+        }
+    }
+    let Some(code_challenge) = params.text("code_challenge") else {
+        return fail(
+            "invalid_request",
+            "code_challenge is required (PKCE, RFC 7636): BASE64URL(SHA256(code_verifier))",
+        );
+    };
+    if !is_pkce_value(code_challenge) {
+        return fail(
+            "invalid_request",
+            "code_challenge must be 43-128 characters of A-Z a-z 0-9 - . _ ~",
+        );
+    }
+    if params.text("code_challenge_method") != Some(PKCE_METHOD) {
+        return fail(
+            "invalid_request",
+            "code_challenge_method must be S256 (plain is not accepted)",
+        );
+    }
+    if let Some(scope) = params.text("scope")
+        && let Some(bad) = scope.split(' ').find(|s| Scope::parse(s).is_err())
+    {
+        return fail(
+            "invalid_scope",
+            &format!("{bad:?} is not a scope: scopes are separated by single spaces"),
+        );
+    }
+    // The request comes back here through the login page's return_to.
+    if query.len() + "/oauth/authorize?".len() > MAX_RETURN_TO {
+        return fail(
+            "invalid_request",
+            "the request is too long to survive the sign-in: use a shorter state",
+        );
+    }
+    Ok(Authorization {
+        client,
+        redirect_uri,
+        code_challenge,
+        state,
+    })
+}
+
+/// Start of the authorization code flow (browser). Redirects to the login page without a
+/// session, then back to the client's `redirect_uri` with `code`, `state` and `iss`.
+#[utoipa::path(get, path = "/oauth/authorize", tag = "oauth",
+    params(
+        ("response_type" = String, Query, description = "code"),
+        ("client_id" = String, Query, description = "A client of oauth.clients"),
+        ("redirect_uri" = String, Query, description = "One of the client's redirect_uris, exactly"),
+        ("code_challenge" = String, Query, description = "BASE64URL(SHA256(code_verifier)), 43-128 characters"),
+        ("code_challenge_method" = String, Query, description = "S256"),
+        ("state" = String, Query, description = "Up to 512 bytes, returned unchanged"),
+        ("scope" = Option<String>, Query, description = "Checked for syntax only; the token carries the user's scopes")),
+    responses(
+        (status = 303, description = "To /login?return_to=… without a session; else to redirect_uri with code, state, iss (or error, error_description, state, iss)"),
+        (status = 400, description = "HTML page: a malformed query, an unknown client_id or an unregistered redirect_uri (never a redirect)")))]
+pub async fn authorize(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let query = query.unwrap_or_default();
+    let params = match Params::parse(Some(&query), AUTHORIZE_PARAMS) {
+        Ok(p) => p,
+        Err(e) => return bad_request_page(&e.to_string()),
+    };
+    let Some(client_id) = params.text("client_id") else {
+        return bad_request_page("client_id is required");
+    };
+    let Some(client) = state.config.oauth_client(client_id) else {
+        return bad_request_page(&format!(
+            "client_id {client_id:?} is not a registered client of this server (oauth.clients)"
+        ));
+    };
+    let Some(redirect_uri) = params.text("redirect_uri") else {
+        return bad_request_page("redirect_uri is required");
+    };
+    if !client.redirect_uris.iter().any(|u| u == redirect_uri) {
+        return bad_request_page(&format!(
+            "redirect_uri {redirect_uri:?} is not registered for client {client_id:?}; it must equal one of its redirect_uris exactly"
+        ));
+    }
+    let iss = state.public_url.to_string();
+    let request = match check_request(client, redirect_uri, &params, &query) {
+        Ok(r) => r,
+        Err((e, usable_state)) => {
+            let mut pairs = vec![
+                ("error", e.error),
+                ("error_description", e.description.as_str()),
+            ];
+            if let Some(s) = usable_state {
+                pairs.push(("state", s));
+            }
+            pairs.push(("iss", iss.as_str()));
+            return back_to_client(redirect_uri, &pairs);
+        }
+    };
+    let session = match session_of(&state, &headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            let here = format!("/oauth/authorize?{query}");
+            let to: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
+            return redirect(&format!("/login?return_to={to}"));
+        }
+        Err(e) => return e.into_response(),
+    };
+    let code = AuthorizationCode::new(
+        &request.client.id,
+        request.redirect_uri,
+        request.code_challenge,
+        &Principal::from(&session.record),
+    );
+    state
+        .auth_metrics
+        .oauth_codes
+        .with_label_values(&["issued"])
+        .inc();
+    let sealed = code.seal(&state.keyring);
+    back_to_client(
+        request.redirect_uri,
+        &[
+            ("code", sealed.as_str()),
+            ("state", request.state),
+            ("iss", iss.as_str()),
+        ],
+    )
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    /// An ES256 JWT (`typ: at+jwt`) with `aud` = [the client's audience, this issuer].
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    pub expires_in: u64,
+    /// The scopes the token carries (the user's), space-separated.
+    pub scope: String,
+}
+
+/// An error of the token endpoint (RFC 6749 §5.2).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct OAuthErrorBody {
+    /// `invalid_request`, `invalid_client`, `invalid_grant` or `unsupported_grant_type`.
+    pub error: String,
+    pub error_description: String,
+}
+
+/// The form of a token request (`application/x-www-form-urlencoded`, at most 8 KiB).
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)] // Only describes the form in the OpenAPI document.
+pub struct TokenForm {
+    /// `authorization_code`.
+    grant_type: String,
+    code: String,
+    redirect_uri: String,
+    client_id: String,
+    /// 43-128 characters; BASE64URL(SHA256(it)) must equal the request's code_challenge.
+    code_verifier: String,
+}
+
+fn no_store(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn oauth_error(e: OAuthError) -> Response {
+    let status = if e.error == "invalid_client" {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    no_store(
+        (
+            status,
+            Json(OAuthErrorBody {
+                error: e.error.to_owned(),
+                error_description: e.description,
+            }),
+        )
+            .into_response(),
+    )
+}
+
+/// The fields of a token request: a form of at most [`MAX_FORM_BYTES`], each known field at
+/// most once, nothing else.
+fn read_token_request(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<TokenRequest, OAuthError> {
+    let body = body.map_err(|_| {
+        OAuthError::new(
+            "invalid_request",
+            format!("the body could not be read; send a form of at most {MAX_FORM_BYTES} bytes"),
+        )
+    })?;
+    let mut form = parse_form(headers, &body, TOKEN_FIELDS)
+        .map_err(|m| OAuthError::new("invalid_request", m))?;
+    Ok(TokenRequest {
+        grant_type: form.remove("grant_type"),
+        code: form.remove("code"),
+        redirect_uri: form.remove("redirect_uri"),
+        client_id: form.remove("client_id"),
+        code_verifier: form.remove("code_verifier"),
+    })
+}
+
+/// Exchange an authorization code and its PKCE verifier for an access token.
+#[utoipa::path(post, path = "/oauth/token", tag = "oauth",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, body = TokenResponse, description = "Cache-Control: no-store"),
+        (status = 400, body = OAuthErrorBody, description = "invalid_request, invalid_grant (bad, expired or used code, redirect_uri or verifier mismatch), unsupported_grant_type"),
+        (status = 401, body = OAuthErrorBody, description = "invalid_client: client_id is not registered")))]
+pub async fn token(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = match read_token_request(&headers, body) {
+        Ok(request) => exchange(&state, &request, ctx.id())
+            .await
+            .map_err(|e| (e, request.client_id)),
+        Err(e) => Err((ExchangeError::OAuth(e), None)),
+    };
+    match result {
+        Ok(issued) => no_store(
+            Json(TokenResponse {
+                access_token: issued.access_token,
+                token_type: "Bearer".to_owned(),
+                expires_in: issued.expires_in,
+                scope: issued.scope,
+            })
+            .into_response(),
+        ),
+        Err((ExchangeError::OAuth(e), client_id)) => {
+            state
+                .auth_metrics
+                .oauth_codes
+                .with_label_values(&["refused"])
+                .inc();
+            tracing::info!(oauth.error = e.error, oauth.client_id = ?client_id, "token request refused: {}", e.description);
+            oauth_error(e)
+        }
+        Err((ExchangeError::Server(e), _)) => no_store(e.into_response()),
+    }
+}
