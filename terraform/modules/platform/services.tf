@@ -59,6 +59,15 @@ module "registry" {
     # The first start's admin key goes to the task's disk, never to the logs; administrators
     # act through their IdP groups, and `registry admin-key` (ECS Exec) is the break-glass.
     MCPGW_REGISTRY_BOOTSTRAP__ADMIN_KEY_FILE = "${local.data_dir}/bootstrap-admin.key"
+    # The web console signs people in at the auth-server (client mcpgw-console below) and
+    # accepts its tokens; keys and revocations are fetched inside the VPC.
+    MCPGW_REGISTRY_AUTH__ISSUERS = format(
+      "[{issuer=\"%s\",audiences=[\"mcpgw-registry\"],jwks_uri=\"%s/.well-known/jwks.json\",revocations_url=\"%s/api/v1/revocations\"}]",
+      local.url["auth-server"], local.auth_inside, local.auth_inside,
+    )
+    MCPGW_REGISTRY_CONSOLE__PUBLIC_URL               = local.url["registry"]
+    MCPGW_REGISTRY_CONSOLE__AUTH_SERVER_URL          = local.url["auth-server"]
+    MCPGW_REGISTRY_CONSOLE__AUTH_SERVER_INTERNAL_URL = local.auth_inside
   }
   secrets = {
     # store.url carries the DocumentDB password, so the whole URL is a secret.
@@ -77,23 +86,27 @@ module "registry" {
 }
 
 module "auth_server" {
-  count                      = local.build_platform ? 1 : 0
-  source                     = "../ecs-service"
-  name_prefix                = local.name_prefix
-  service_name               = "auth-server"
-  image                      = local.image["auth-server"]
-  ecr_repository_arns        = [module.ecr.repository_arns["auth-server"]]
-  cpu_architecture           = var.cpu_architecture
-  container_port             = 7870
-  health_check_path          = "/health"
-  container_health_command   = ["CMD", "/usr/local/bin/auth-server", "healthcheck"]
-  writable_paths             = [local.data_dir]
-  cpu                        = var.service_sizes["auth-server"].cpu
-  memory                     = var.service_sizes["auth-server"].memory
-  min_capacity               = var.service_sizes["auth-server"].min_capacity
-  max_capacity               = var.service_sizes["auth-server"].max_capacity
-  alb_rules_ready            = local.alb_rules
-  ingress_security_group_ids = merge(local.alb_sg, { gateway = module.gateway[0].security_group_id })
+  count                    = local.build_platform ? 1 : 0
+  source                   = "../ecs-service"
+  name_prefix              = local.name_prefix
+  service_name             = "auth-server"
+  image                    = local.image["auth-server"]
+  ecr_repository_arns      = [module.ecr.repository_arns["auth-server"]]
+  cpu_architecture         = var.cpu_architecture
+  container_port           = 7870
+  health_check_path        = "/health"
+  container_health_command = ["CMD", "/usr/local/bin/auth-server", "healthcheck"]
+  writable_paths           = [local.data_dir]
+  cpu                      = var.service_sizes["auth-server"].cpu
+  memory                   = var.service_sizes["auth-server"].memory
+  min_capacity             = var.service_sizes["auth-server"].min_capacity
+  max_capacity             = var.service_sizes["auth-server"].max_capacity
+  alb_rules_ready          = local.alb_rules
+  # The gateway validates tokens and the registry finishes console sign-ins here.
+  ingress_security_group_ids = merge(local.alb_sg, {
+    gateway  = module.gateway[0].security_group_id
+    registry = module.registry[0].security_group_id
+  })
   environment = {
     MCPGW_AUTH_LISTEN                    = "0.0.0.0:7870"
     MCPGW_AUTH_METRICS_LISTEN            = "0.0.0.0:9465"
@@ -108,7 +121,12 @@ module "auth_server" {
       "[{id=\"keycloak\",name=\"Company sign-in\",issuer=\"%s\",client_id=\"%s\",client_secret={secret_id=\"%s\"}}]",
       local.keycloak_issuer, local.web_client_id, local.oidc_secret_name,
     )
-    MCPGW_AUTH_VALIDATE__ISSUERS                 = format("[{issuer=\"%s\",audiences=[\"mcp-gateway\"]}]", local.keycloak_issuer)
+    MCPGW_AUTH_VALIDATE__ISSUERS = format("[{issuer=\"%s\",audiences=[\"mcp-gateway\"]}]", local.keycloak_issuer)
+    # The registry's web console is an OAuth client (authorization code + PKCE).
+    MCPGW_AUTH_OAUTH__CLIENTS = format(
+      "[{id=\"mcpgw-console\",redirect_uris=[\"%s/console/callback\"],audience=\"mcpgw-registry\",manage_tokens=true}]",
+      local.url["registry"],
+    )
     MCPGW_AUTH_RESOURCE__URL                     = local.url["gateway"]
     MCPGW_AUTH_SECRETS__ENCRYPTION_KEY_SECRET_ID = module.secrets.auth_server_encryption_key_secret_arn
     MCPGW_AUTH_SECRETS__AWS__REGION              = local.region
