@@ -10,7 +10,7 @@ TF_PLUGIN_DIR ?= $(wildcard /opt/tf-plugins)
 # Passed through to scripts/build-images.sh: IMAGE= (one image), AWS_REGION=, REGISTRY=, FORCE=1.
 export IMAGE AWS_REGION REGISTRY FORCE
 
-.PHONY: help run run-registry run-auth setup test lint fmt build check-config openapi bench bench-gateway \
+.PHONY: help run run-registry run-auth setup test test-console lint fmt build check-config openapi bench bench-gateway \
 	images build-push env up down compose-check tf-fmt tf-validate tf-scan
 
 help: ## List the targets
@@ -29,8 +29,11 @@ setup: ## Post-deploy setup on `terraform output -json` of TF_DIR=terraform/envi
 	@[[ -n "$(TF_DIR)" ]] || { echo "make setup: give TF_DIR=terraform/environments/<mode> (where terraform apply ran), e.g. make setup TF_DIR=terraform/environments/custom-domain ARGS=--dry-run" >&2; exit 2; }
 	terraform -chdir=$(TF_DIR) output -json | $(CARGO) run -q -p mcpgw-setup -- --terraform-outputs - $(ARGS)
 
-test: ## Run every check and test (installs and starts MongoDB and the Secrets Manager emulator)
+test: ## Run every check and test (installs and starts what they need: databases, Keycloak, Chromium, ...)
 	scripts/test.sh
+
+test-console: ## The web console's browser tests alone (headless Chromium; screenshots in ~/.cache/mcpgw/artifacts/console)
+	scripts/test-console.sh
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs and starts the real components the tests
 # talk to (MongoDB as a single-node replica set, the AWS Secrets Manager emulator, PostgreSQL,
-# Keycloak on PostgreSQL, a second OIDC provider), checks
+# Keycloak on PostgreSQL, a second OIDC provider, Chromium for the console tests), checks
 # formatting and lints, runs every test on both storage backends, then stops what it started.
 # Idempotent; caches live in $MCPGW_CACHE_DIR (default ~/.cache/mcpgw), so a second run is fast.
 set -euo pipefail
@@ -23,7 +23,7 @@ need_rust() {
 
 need_rust
 log "installing test dependencies (cached after the first run)"
-for dep in mongodb moto postgres keycloak oidc mcp-peers tfscan; do scripts/deps/"$dep".sh install; done
+for dep in mongodb moto postgres keycloak oidc mcp-peers tfscan browser; do scripts/deps/"$dep".sh install; done
 # Where the real MCP servers and clients are (server-everything, the Inspector, the Python SDK).
 eval "$(scripts/deps/mcp-peers.sh env)"
 
@@ -63,6 +63,9 @@ cargo test --workspace --locked
 
 log "MCP conformance suite, both eras, through the gateway (docs/conformance.md)"
 scripts/conformance.sh
+
+log "web console in headless Chromium against the real registry and auth-server (docs/console.md)"
+scripts/test-console.sh
 
 # After the tests: the compose check runs the services' --check-config with the debug
 # binaries they built.

@@ -44,6 +44,9 @@ pub struct AppState {
     pub validator: Option<Arc<TokenValidator>>,
     pub metrics: HttpMetrics,
     pub auth_metrics: AuthMetrics,
+    /// The `Content-Security-Policy` of pages with a sign-in or sign-out form (see
+    /// `login::form_page_csp`).
+    pub form_page_csp: axum::http::HeaderValue,
 }
 
 impl AppState {
@@ -124,6 +127,7 @@ pub async fn build_state(
     let metrics = HttpMetrics::new("mcpgw_auth");
     let auth_metrics = AuthMetrics::register(&metrics.registry);
     Ok(AppState {
+        form_page_csp: crate::api::login::form_page_csp(&config),
         sessions: Arc::new(Sessions::new(store.clone(), config.session.clone())),
         public_url: public_url.into(),
         config: Arc::new(config),

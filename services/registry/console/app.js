@@ -628,7 +628,7 @@ async function serverPage(path) {
   const loadHealth = async () => {
     try {
       const health = await api("GET", `/api/v1/servers/${enc(path)}/health`);
-      const checks = health.history ?? [];
+      const checks = health.health?.history ?? [];
       healthHistory.replaceChildren(
         checks.length
           ? h(

@@ -62,6 +62,7 @@ pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <link rel=\"icon\" href=\"data:,\">\
          <style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem}}\
          label{{display:block;margin:.75rem 0 .25rem}}input{{width:100%;padding:.4rem}}\
          button{{margin-top:1rem;padding:.5rem 1rem}}.error{{color:#b00020}}</style></head>\
@@ -78,9 +79,7 @@ pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
+        HeaderValue::from_static(PAGE_CSP),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
@@ -91,6 +90,48 @@ pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
+    response
+}
+
+/// The policy of pages whose form ends in a redirect to another site. Browsers apply
+/// `form-action` to every redirect after a form is sent, so signing in (`POST /login` →
+/// `/oauth/authorize` → the client's redirect URI, or → an allowed `return_to`) and signing out
+/// (→ the IdP's end-session endpoint) must name those origins, or the browser stops the
+/// redirect and the user stays on the form.
+pub fn form_page_csp(config: &crate::config::AuthConfig) -> HeaderValue {
+    let mut origins = std::collections::BTreeSet::new();
+    let urls = config
+        .allowed_return_origins
+        .iter()
+        .chain(
+            config
+                .oauth
+                .clients
+                .iter()
+                .flat_map(|c| c.redirect_uris.iter()),
+        )
+        .chain(config.oidc.providers.iter().map(|p| &p.issuer));
+    for url in urls {
+        if let Ok(u) = url::Url::parse(url) {
+            origins.insert(u.origin().ascii_serialization());
+        }
+    }
+    let sources: String = origins.iter().map(|o| format!(" {o}")).collect();
+    HeaderValue::from_str(&format!(
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'{sources}; frame-ancestors 'none'; base-uri 'none'"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(PAGE_CSP))
+}
+
+/// The policy of every other page.
+const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// `page`, for a page with a sign-in or sign-out form.
+fn form_page(state: &AppState, status: StatusCode, title: &str, body: &str) -> Response {
+    let mut response = page(status, title, body);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, state.form_page_csp.clone());
     response
 }
 
@@ -215,7 +256,8 @@ fn login_form(
             )
         })
         .collect();
-    let mut response = page(
+    let mut response = form_page(
+        state,
         status,
         "Sign in to mcpgw",
         &format!("{error}{providers}{local}"),
@@ -482,7 +524,8 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
 /// `GET /logout`: a confirmation form (a link cannot sign anyone out by itself).
 pub async fn logout_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match session_of(&state, &headers).await {
-        Ok(Some(s)) => page(
+        Ok(Some(s)) => form_page(
+            &state,
             StatusCode::OK,
             "Sign out",
             &format!(

@@ -220,6 +220,21 @@ async fn a_local_user_signs_in_through_the_code_flow_and_the_registry_accepts_th
         hidden_field(&form.text, "return_to").as_deref(),
         Some(request.as_str())
     );
+    // Browsers apply the form's `form-action` to every redirect after the post: the login page
+    // must allow the clients' redirect origins, or the browser stops at the last hop.
+    let csp = form.header("content-security-policy").unwrap();
+    for origin in [
+        "'self'",
+        "http://127.0.0.1:7860",
+        "http://localhost:7860",
+        "https://ro.example.com",
+    ] {
+        assert!(
+            csp.contains(&format!(" {origin}")),
+            "{origin} missing: {csp}"
+        );
+    }
+    assert!(!csp.contains("/oauth/callback"), "origins only: {csp}");
     let token = hidden_field(&form.text, "form_token").unwrap();
     let r = b
         .post_form(

@@ -212,7 +212,7 @@ fn head(title: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} · mcpgw</title>\
+         <title>{} · mcpgw</title><link rel=\"icon\" href=\"data:,\">\
          <link rel=\"stylesheet\" href=\"/console/assets/app.css?v={v}\">\
          <script src=\"/console/assets/theme.js?v={v}\"></script>",
         escape_html(title)
