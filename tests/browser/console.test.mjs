@@ -184,6 +184,12 @@ describe('web console', () => {
       await waitForText(page.locator('main [data-health]'), 'healthy', { timeout: 30_000, what: `${SERVER.path}'s [data-health]` });
       assert.equal(await page.evaluate(() => window.__mcpgwNoReload), true, 'the page was not reloaded');
       assert.equal(navigations, 0, 'the page did not navigate');
+      // The Health section lists the checks behind that status, also without a reload.
+      const checks = page.locator('section[aria-labelledby="h-Health"] tbody tr');
+      await checks.first().waitFor({ timeout: 15_000 }).catch(() => {
+        throw new Error('the Health section should list the check that made the server healthy');
+      });
+      assert.match(await checks.first().innerText(), /healthy/, 'the newest check is listed');
       const server = await getServer(SERVER.path);
       assert.equal(server?.endpoint?.url ?? server?.endpoint?.remote?.url ?? env.demoMcpUrl, env.demoMcpUrl);
       assert.equal(server.lifecycle, 'draft');
