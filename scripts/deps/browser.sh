@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Headless Chromium and playwright-core for the web console's browser tests (tests/browser,
-# run by scripts/test-console.sh). Nothing is downloaded by Playwright itself: the browser is
-# Debian's chromium package, driven by the playwright-core npm package (pinned exactly in
-# tests/browser/package.json and package-lock.json).
+# Headless Chromium, playwright-core and axe-core for the web console's browser tests
+# (tests/browser, run by scripts/test-console.sh). Nothing is downloaded by Playwright itself:
+# the browser is Debian's chromium package, driven by the playwright-core npm package; axe-core
+# audits accessibility (both pinned exactly in tests/browser/package.json and package-lock.json).
 #   browser.sh install   apt-get install chromium if /usr/bin/chromium is missing (needs root),
 #                        then `npm ci` in tests/browser (npm cache in $MCPGW_CACHE_DIR/npm);
 #                        skipped when node_modules was installed from the same lock file
@@ -46,7 +46,7 @@ install_node_modules() {
   exec 8>>"$MCPGW_CACHE_DIR/.browser-install.lock"
   flock 8
   if [[ -f $STAMP && $(cat "$STAMP") == "$(lock_hash)" ]]; then return 0; fi
-  log "npm ci in tests/browser (playwright-core; cache $NPM_CACHE)"
+  log "npm ci in tests/browser (playwright-core, axe-core; cache $NPM_CACHE)"
   mkdir -p "$NPM_CACHE"
   (cd "$TESTS" && npm ci --cache "$NPM_CACHE" --no-audit --no-fund --loglevel=error >&2) ||
     die "npm ci in $TESTS failed (see above); the npm registry must be reachable for the first install"

@@ -3,6 +3,7 @@
 // scripts/test-console.sh starts the services and sets the environment read here.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -192,6 +193,55 @@ export async function shot(page, name) {
 async function settle(page) {
   // Two frames: layout and transitions after a resize or theme change.
   await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+}
+
+// ---- accessibility (axe-core) ------------------------------------------------------------------
+
+export const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+const BLOCKING_IMPACTS = new Set(['serious', 'critical']);
+let axeSource;
+
+/**
+ * axe-core's violations (AXE_TAGS) of impact serious or critical on what the page shows now.
+ * The console's CSP allows no inline script, so axe is not added as a <script>: its source is
+ * evaluated through the DevTools protocol (page.evaluate), which the page's CSP does not govern.
+ */
+export async function axeViolations(page) {
+  axeSource ??= fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+  if (!(await page.evaluate(() => typeof window.axe?.run === 'function'))) {
+    await page.evaluate(axeSource);
+  }
+  const result = await page.evaluate(
+    (tags) => window.axe.run(document, { runOnly: { type: 'tag', values: tags }, resultTypes: ['violations'] }),
+    AXE_TAGS,
+  );
+  return result.violations.filter((v) => BLOCKING_IMPACTS.has(v.impact));
+}
+
+/**
+ * Fail unless axe finds no serious or critical violation on what the page shows, in both
+ * themes (contrast differs between them). The message lists each rule id, impact, the target
+ * selectors (the first 10) and axe's help text. The theme is put back.
+ */
+export async function assertAccessible(page, name) {
+  const before = (await currentTheme(page)) || null;
+  const problems = [];
+  try {
+    for (const theme of THEMES) {
+      await setTheme(page, theme);
+      await settle(page);
+      for (const v of await axeViolations(page)) {
+        const targets = v.nodes.map((n) => n.target.join(' ')).slice(0, 10);
+        const more = v.nodes.length > targets.length ? ` (+${v.nodes.length - targets.length} more)` : '';
+        const detail = v.nodes[0]?.failureSummary?.split('\n').slice(1, 2).join('').trim();
+        problems.push(`${name} [${theme}] ${v.id} (${v.impact}): ${v.help} — ${targets.join(', ')}${more}${detail ? ` — e.g. ${detail}` : ''} (${v.helpUrl})`);
+      }
+    }
+  } finally {
+    if (before) await setTheme(page, before);
+    await page.emulateMedia({ colorScheme: null });
+  }
+  assert.deepEqual(problems, [], `axe (${AXE_TAGS.join(', ')}) found serious or critical violations:\n${problems.join('\n')}`);
 }
 
 /** The layout every console page has. */
