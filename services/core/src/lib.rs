@@ -11,6 +11,7 @@ pub mod domain;
 pub mod egress;
 pub mod error;
 pub mod gateway_sync;
+pub mod html;
 pub mod input;
 pub mod plan;
 pub mod policy;

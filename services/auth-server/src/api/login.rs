@@ -41,21 +41,7 @@ pub(super) const MAX_FORM_BYTES: usize = 8 * 1024;
 pub(super) const MAX_RETURN_TO: usize = 2048;
 const GENERIC_FAILURE: &str = "Invalid username or password.";
 
-/// HTML-escapes text for element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+pub use mcpgw_core::html::escape;
 
 /// An HTML page with the security headers every page carries.
 pub fn page(status: StatusCode, title: &str, body: &str) -> Response {

@@ -21,6 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use mcpgw_core::auth::{Permission, Principal};
+use mcpgw_core::html::escape as escape_html;
 use mcpgw_core::token::TokenValidator;
 
 use crate::app::AppState;
@@ -165,22 +166,6 @@ fn redirect(to: &str) -> Response {
         ],
     )
         .into_response()
-}
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Headers every console HTML answer carries.
