@@ -135,6 +135,11 @@ function watchEvents(handlers) {
     });
   }
   source.addEventListener("lagged", () => handlers.lagged?.());
+  // The browser retries a dropped stream by itself; it gives up only when the registry refuses
+  // it (e.g. 503 when every event stream slot is taken), and then the page should say so.
+  source.addEventListener("error", () => {
+    if (source.readyState === EventSource.CLOSED) say("Live updates stopped; reload the page to resume them.", "error");
+  });
   window.addEventListener("pagehide", () => source.close());
 }
 

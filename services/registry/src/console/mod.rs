@@ -239,6 +239,30 @@ fn holds(principal: &Principal, p: Permission) -> bool {
     principal.permissions.contains(&p) || principal.scoped.contains_key(&p)
 }
 
+/// Whether `path` is one of the console's pages (anything else is answered 404, with the same
+/// shell, whose script says so).
+fn is_page(path: &str) -> bool {
+    let path = path
+        .strip_suffix('/')
+        .filter(|p| *p != "/console")
+        .unwrap_or(path);
+    match path.strip_prefix("/console/servers/") {
+        Some(rest) => {
+            let name = rest.strip_suffix("/edit").unwrap_or(rest);
+            !name.is_empty() && !name.contains('/')
+        }
+        None => matches!(
+            path,
+            "/console/"
+                | "/console/search"
+                | "/console/audit"
+                | "/console/tokens"
+                | "/console/policies"
+                | "/console/register"
+        ),
+    }
+}
+
 /// `GET /console/…`: the shell of every page (navigation, identity, settings for the script);
 /// the script draws the page from the API. Without a session: to the sign-in.
 async fn page(State(state): State<AppState>, parts: Parts) -> Response {
@@ -312,7 +336,12 @@ async fn page(State(state): State<AppState>, parts: Parts) -> Response {
         subject = escape_html(&principal.subject),
         user = escape_html(&principal.display_name),
     );
-    html_response(console, StatusCode::OK, body)
+    let status = if is_page(path) {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    html_response(console, status, body)
 }
 
 fn to_login(path: &str, query: Option<&str>) -> Response {

@@ -272,6 +272,23 @@ async fn console_pages_need_a_session_and_carry_strict_headers(backend: Backend)
                 .matches("<script type=\"module\" src=\"/console/assets/")
                 .count()
     );
+    // Every page answers 200; an unknown one 404 (with the shell, which says so).
+    for (page, status) in [
+        ("/console/search?q=x", StatusCode::OK),
+        ("/console/servers/weather", StatusCode::OK),
+        ("/console/servers/weather/edit", StatusCode::OK),
+        ("/console/tokens/", StatusCode::OK),
+        ("/console/nope", StatusCode::NOT_FOUND),
+        ("/console/servers/a/b", StatusCode::NOT_FOUND),
+    ] {
+        let r = client
+            .get(format!("{}{page}", app.base))
+            .header(header::COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{page}");
+    }
     // Assets are embedded, typed and cacheable.
     let r = client
         .get(format!("{}/console/assets/app.js", app.base))
