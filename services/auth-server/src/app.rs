@@ -233,26 +233,15 @@ pub async fn reset_password(state: &AppState, username: &str) -> anyhow::Result<
 }
 
 fn write_private(file: &str, secret: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = std::path::Path::new(file).parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating the directory of {file}"))?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(file).with_context(|| {
+    use mcpgw_core::secrets::{IfExists, write_private};
+    write_private(
+        std::path::Path::new(file),
+        format!("{secret}\n").as_bytes(),
+        IfExists::Replace,
+    )
+    .with_context(|| {
         format!("writing {file} (local.bootstrap_password_file); is its directory writable?")
-    })?;
-    writeln!(f, "{secret}")?;
-    f.sync_all()?;
-    Ok(())
+    })
 }
 
 /// A running auth-server.

@@ -123,10 +123,7 @@ impl Keyring {
             Ok(text) => Ok(SecretString::from(text.trim().to_owned())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = Self::generate_base64();
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(err)?;
-                }
-                match write_private(path, key.expose_secret()) {
+                match write_private(path, key.expose_secret().as_bytes(), IfExists::Keep) {
                     Ok(()) => Ok(key),
                     // Another process created it first: use theirs.
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -221,8 +218,31 @@ impl Keyring {
     }
 }
 
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+/// What [`write_private`] does when the file exists already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfExists {
+    /// Replace it (atomically: readers see the old or the new contents, never a mix).
+    Replace,
+    /// Leave it and fail with `ErrorKind::AlreadyExists`, so that processes racing to create
+    /// the same file agree on the first one.
+    Keep,
+}
+
+/// Writes `contents` to `path` readable by its owner only (mode 0600), durably and atomically:
+/// a temporary file in the same directory is written and fsynced, then renamed (`Replace`) or
+/// hard-linked (`Keep`) into place, and the directory fsynced. Creates the directory if needed.
+/// For keys, passwords and tokens that services and tools leave on disk.
+pub fn write_private(path: &Path, contents: &[u8], if_exists: IfExists) -> std::io::Result<()> {
     use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let mut suffix = [0u8; 8];
+    rand::rng().fill_bytes(&mut suffix);
+    let tmp = dir.join(format!(".{name}.tmp-{}", hex(&suffix)));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -230,9 +250,22 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()
+    let written = options.open(&tmp).and_then(|mut file| {
+        file.write_all(contents)?;
+        file.sync_all()
+    });
+    let placed = written.and_then(|()| match if_exists {
+        IfExists::Replace => std::fs::rename(&tmp, path),
+        IfExists::Keep => std::fs::hard_link(&tmp, path),
+    });
+    // After a rename there is nothing left to remove; after a link or a failure, the temporary name.
+    let _ = std::fs::remove_file(&tmp);
+    placed?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// How to reach AWS Secrets Manager.
@@ -431,6 +464,30 @@ mod tests {
             ring.open_text::<(String, u32)>("console:session", "not sealed"),
             None
         );
+    }
+
+    #[test]
+    fn private_files_are_owner_only_replaced_whole_or_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/key");
+        write_private(&path, b"first", IfExists::Keep).unwrap();
+        let err = write_private(&path, b"second", IfExists::Keep).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        write_private(&path, b"third", IfExists::Replace).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"third");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["key"]);
     }
 
     #[test]

@@ -342,16 +342,9 @@ async fn stack(args: StackArgs) -> anyhow::Result<()> {
 }
 
 fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    std::io::Write::write_all(&mut f, text.as_bytes())?;
-    Ok(())
+    use mcpgw_core::secrets::{IfExists, write_private};
+    write_private(path, text.as_bytes(), IfExists::Replace)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 async fn shutdown_signal() {

@@ -222,21 +222,15 @@ async fn bootstrap(state: &AppState) -> anyhow::Result<Option<String>> {
     Ok(stored.then_some(minted.plain))
 }
 
+/// Writes a key to a file only its owner can read (the bootstrap key, `admin-key --output`).
 pub fn write_private(file: &str, key: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options
-        .open(file)
-        .with_context(|| format!("writing {file}; is its directory writable?"))?;
-    writeln!(f, "{key}")?;
-    f.sync_all()?;
-    Ok(())
+    use mcpgw_core::secrets::{IfExists, write_private};
+    write_private(
+        std::path::Path::new(file),
+        format!("{key}\n").as_bytes(),
+        IfExists::Replace,
+    )
+    .with_context(|| format!("writing {file}; is its directory writable?"))
 }
 
 /// Binds the listeners, opens the store, bootstraps, and serves until [`Running::stop`].

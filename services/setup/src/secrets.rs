@@ -210,30 +210,11 @@ impl SecretStore for DirSecrets {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temporary file, fsync, rename, fsync of the
-/// directory), readable by the owner only.
+/// Writes `bytes` to `path` atomically, readable by the owner only.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let fail = |what: &str, e: std::io::Error| {
-        SetupError::apply(format!("{what} {}: {e}", path.display()))
+    use mcpgw_core::secrets::{IfExists, write_private};
+    write_private(path, bytes, IfExists::Replace).map_err(|e| {
+        SetupError::apply(format!("writing {}: {e}", path.display()))
             .with_hint("check that the secrets directory exists and is writable")
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| fail("creating the directory of", e))?;
-    let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| fail("creating", e))?;
-    file.write_all(bytes)
-        .and_then(|_| file.sync_all())
-        .map_err(|e| fail("writing", e))?;
-    std::fs::rename(&tmp, path).map_err(|e| fail("renaming into", e))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| fail("syncing the directory of", e))?;
-    Ok(())
+    })
 }
