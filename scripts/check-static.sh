@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks that need no build: every error code the code can return is documented in
-# docs/API.md, and every `make` target the README mentions exists.
+# docs/API.md (HTTP) or docs/MCP-GATEWAY.md (the gateway's JSON-RPC codes), and every `make`
+# target the README mentions exists.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
@@ -22,9 +23,15 @@ PY
 for code in $codes; do
   grep -q "\`$code\`" docs/API.md || { echo "docs/API.md does not document the error code \`$code\`" >&2; fail=1; }
 done
+# Every JSON-RPC error code the gateway answers with is documented in docs/MCP-GATEWAY.md.
+rpc_codes=$(grep -oE 'pub const [A-Z_]+: i64 = -?[0-9]+' services/gateway/src/jsonrpc.rs | awk '{print $NF}' | tr -d ';')
+[[ -n $rpc_codes ]] || die "found no JSON-RPC error codes in services/gateway/src/jsonrpc.rs: update scripts/check-static.sh"
+for code in $rpc_codes; do
+  grep -q "\`$code\`" docs/MCP-GATEWAY.md || { echo "docs/MCP-GATEWAY.md does not document the JSON-RPC error code \`$code\`" >&2; fail=1; }
+done
 # README make targets exist.
 for target in $(grep -oE 'make [a-z-]+' README.md | awk '{print $2}' | sort -u); do
   grep -qE "^$target:" Makefile || { echo "README mentions 'make $target' but the Makefile has no such target" >&2; fail=1; }
 done
 ((fail == 0)) || die "static checks failed"
-log "static checks passed ($(wc -w <<<"$codes") error codes documented)"
+log "static checks passed ($(wc -w <<<"$codes") error codes and $(wc -w <<<"$rpc_codes") JSON-RPC codes documented)"
