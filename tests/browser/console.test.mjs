@@ -720,6 +720,34 @@ describe('web console', () => {
     });
   });
 
+  test('dashboard: registered A2A agents are listed below the servers', async () => {
+    const created = await api('POST', '/api/v1/agents', {
+      path: 'browser-agent',
+      card: {
+        name: 'Travel planner <b>agent</b>',
+        description: 'Plans business travel',
+        url: 'http://127.0.0.1:9/a2a',
+        version: '1.0.0',
+        skills: [{ id: 'book', name: 'Book flight', description: 'Books itineraries', tags: ['flights'] }],
+      },
+      governance: { owner_team: 'browser-tests' },
+    });
+    assert.equal(created.status, 201, `registering the agent: ${created.text}`);
+    await withPage(browser, async ({ page }) => {
+      await page.goto(consoleUrl('/'));
+      await page.getByRole('heading', { level: 2, name: 'Agents', exact: true }).waitFor();
+      const row = page.locator('tr[data-agent="browser-agent"]');
+      await row.waitFor();
+      const text = await row.innerText();
+      // The card's name is shown as text (its markup is not rendered).
+      assert.match(text, /Travel planner <b>agent<\/b>/, `the agent row: ${text}`);
+      assert.match(text, /draft/);
+      assert.match(text, /browser-tests/);
+      assert.equal((await row.locator('td').last().innerText()).trim(), '1', 'one skill');
+      await shot(page, 'dashboard-agents');
+    });
+  });
+
   test('the theme choice persists across a reload', async () => {
     await withPage(browser, async ({ page }) => {
       await page.goto(consoleUrl('/'));

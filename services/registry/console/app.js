@@ -246,6 +246,8 @@ async function dashboard() {
     h("div", { class: "table-wrap" }, table),
   );
 
+  const agents = h("section", { "aria-labelledby": "h-agents", hidden: true });
+  main().append(agents);
   const servers = new Map();
   let filter = "All";
   let calls24h = null;
@@ -335,6 +337,11 @@ async function dashboard() {
     say(`Could not load servers: ${err.message}`, "error");
     return;
   }
+  listAll("/api/v1/agents?limit=200")
+    .then((list) => drawAgents(agents, list))
+    .catch(() => {
+      /* agents are optional; the servers are what this page is for */
+    });
   if (may("audit:read")) {
     const since = new Date(Date.now() - 24 * 3600 * 1000).toISOString();
     api("GET", `/api/v1/audit/count?action=mcp.tool_call&since=${enc(since)}`)
@@ -366,6 +373,41 @@ async function dashboard() {
     },
     lagged: () => location.reload(),
   });
+}
+
+/** The registered A2A agents, read-only, below the servers (hidden when there are none). */
+function drawAgents(section, list) {
+  if (!list.length) return;
+  section.hidden = false;
+  section.replaceChildren(
+    h("h2", { id: "h-agents" }, "Agents"),
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        {},
+        h("thead", {}, h("tr", {}, ["Name", "Path", "Health", "Enabled", "Lifecycle", "Owner", "Skills"].map((c) => h("th", { scope: "col" }, c)))),
+        h(
+          "tbody",
+          {},
+          list.map((a) =>
+            h(
+              "tr",
+              { dataset: { agent: a.path } },
+              h("td", {}, a.card?.name ?? a.path, a.card?.description ? h("p", { class: "muted" }, a.card.description) : null),
+              h("td", {}, h("code", {}, `/${a.path}`)),
+              h("td", {}, h("span", { class: `health health-${a.health?.status ?? "unknown"}` }, a.health?.status ?? "unknown")),
+              h("td", {}, a.enabled ? "yes" : "no"),
+              h("td", {}, badge(a.lifecycle)),
+              h("td", {}, a.governance?.owner_team ?? ""),
+              h("td", { class: "num" }, String(a.card?.skills?.length ?? 0)),
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
 }
 
 // ---- server detail ----------------------------------------------------------------------------
