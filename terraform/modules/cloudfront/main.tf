@@ -14,6 +14,32 @@ data "aws_cloudfront_cache_policy" "optimized" {
 # Forward everything the services need: Host (so the services see their public name and the
 # origin certificate is checked against it), query strings, cookies, Authorization and the MCP
 # headers (Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID).
+# The registry's web console assets: the build's version is the query (`?v=<hash>`), so it is
+# the whole cache key; the registry marks only the current version cacheable (immutable).
+resource "aws_cloudfront_cache_policy" "console_assets" {
+  name        = "${var.name_prefix}-console-assets"
+  comment     = "mcpgw console assets: versioned by ?v=, compressed"
+  min_ttl     = 0
+  default_ttl = 0
+  max_ttl     = 31536000
+  parameters_in_cache_key_and_forwarded_to_origin {
+    enable_accept_encoding_gzip   = true
+    enable_accept_encoding_brotli = true
+    cookies_config {
+      cookie_behavior = "none"
+    }
+    headers_config {
+      header_behavior = "none"
+    }
+    query_strings_config {
+      query_string_behavior = "whitelist"
+      query_strings {
+        items = ["v"]
+      }
+    }
+  }
+}
+
 data "aws_cloudfront_origin_request_policy" "all_viewer" {
   name = "Managed-AllViewer"
 }
@@ -73,6 +99,22 @@ resource "aws_cloudfront_distribution" "this" {
     response_headers_policy_id = data.aws_cloudfront_response_headers_policy.security.id
     # Compression would buffer server-sent events.
     compress = false
+  }
+
+  # The console's script and styles: cached by version and compressed (SSE stays uncompressed
+  # in the default behaviour).
+  dynamic "ordered_cache_behavior" {
+    for_each = each.key == "registry" ? [1] : []
+    content {
+      path_pattern               = "/console/assets/*"
+      target_origin_id           = "alb"
+      viewer_protocol_policy     = "https-only"
+      allowed_methods            = ["GET", "HEAD"]
+      cached_methods             = ["GET", "HEAD"]
+      cache_policy_id            = aws_cloudfront_cache_policy.console_assets.id
+      response_headers_policy_id = data.aws_cloudfront_response_headers_policy.security.id
+      compress                   = true
+    }
   }
 
   # Keycloak's theme files (CSS, JS, images) are versioned in their path: safe to cache.

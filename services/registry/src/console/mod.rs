@@ -140,12 +140,21 @@ fn assets_version() -> &'static str {
     })
 }
 
-async fn asset(Path(file): Path<String>) -> Response {
+/// An embedded asset. Only a request naming this build's version (`?v=`, as the pages link
+/// them) may be cached for good: during a rolling deployment a page from one build can reach a
+/// replica of another, whose answer must not be kept under the other build's URL.
+async fn asset(Path(file): Path<String>, RawQuery(query): RawQuery) -> Response {
+    let current = query.as_deref() == Some(&format!("v={}", assets_version()));
+    let cache = if current {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
     match ASSETS.iter().find(|a| a.name == file) {
         Some(a) => (
             [
                 (header::CONTENT_TYPE, a.content_type),
-                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+                (header::CACHE_CONTROL, cache),
                 (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             ],
             a.body,

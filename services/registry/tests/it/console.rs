@@ -289,13 +289,29 @@ async fn console_pages_need_a_session_and_carry_strict_headers(backend: Backend)
             .unwrap();
         assert_eq!(r.status(), status, "{page}");
     }
-    // Assets are embedded, typed and cacheable.
+    // Assets are embedded, typed, and cacheable for good under this build's version only.
+    let version = html
+        .split("/console/assets/app.js?v=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
     let r = client
-        .get(format!("{}/console/assets/app.js", app.base))
+        .get(format!("{}/console/assets/app.js?v={version}", app.base))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()[header::CACHE_CONTROL],
+        "public, max-age=31536000, immutable"
+    );
+    let other = client
+        .get(format!("{}/console/assets/app.js?v=0000", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.headers()[header::CACHE_CONTROL], "no-cache");
     assert!(
         r.headers()[header::CONTENT_TYPE]
             .to_str()
