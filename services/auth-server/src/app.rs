@@ -69,6 +69,7 @@ pub async fn load_keyring(config: &AuthConfig) -> anyhow::Result<Keyring> {
         value: s.encryption_key.clone(),
         file: s.encryption_key_file.clone(),
         secret_id: s.encryption_key_secret_id.clone(),
+        json_key: String::new(),
     };
     let primary = match source
         .resolve(&s.aws)

@@ -59,6 +59,7 @@ pub struct StoreConfig {
     pub pool_size: u32,
     pub sqlite_synchronous: SqliteSync,
     pub password: SecretSource,
+    pub password_refresh_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -312,6 +313,12 @@ impl AuthConfig {
         };
         if self.store.pool_size == 0 || self.store.pool_size > 256 {
             return Err(key("store.pool_size", "must be between 1 and 256"));
+        }
+        if self.store.password_refresh_seconds > 86_400 {
+            return Err(key(
+                "store.password_refresh_seconds",
+                "must be at most 86400 (a day); 0 reads the password once",
+            ));
         }
         if let Err(e) = self.store.password.check() {
             return Err(key("store.password", &e));

@@ -345,6 +345,10 @@ pub struct SecretSource {
     /// Name or ARN of an AWS Secrets Manager secret whose string value is the secret.
     #[serde(default)]
     pub secret_id: String,
+    /// With `secret_id`: the secret's string is a JSON object and the secret is this key's
+    /// value (the `password` of an RDS- or DocumentDB-managed master user secret).
+    #[serde(default)]
+    pub json_key: String,
 }
 
 fn empty_secret() -> SecretString {
@@ -357,6 +361,7 @@ impl Default for SecretSource {
             value: empty_secret(),
             file: String::new(),
             secret_id: String::new(),
+            json_key: String::new(),
         }
     }
 }
@@ -384,6 +389,11 @@ impl SecretSource {
         if self.set_count() > 1 {
             return Err("give only one of value, file and secret_id".to_owned());
         }
+        if !self.json_key.is_empty() && self.secret_id.is_empty() {
+            return Err(
+                "json_key names a key of a Secrets Manager secret: set secret_id too".to_owned(),
+            );
+        }
         Ok(())
     }
 
@@ -403,11 +413,38 @@ impl SecretSource {
             return Ok(Some(SecretString::from(text.trim().to_owned())));
         }
         if !self.secret_id.is_empty() {
-            return fetch_from_secrets_manager(aws, &self.secret_id, None)
-                .await
-                .map(Some);
+            let text = fetch_from_secrets_manager(aws, &self.secret_id, None).await?;
+            if self.json_key.is_empty() {
+                return Ok(Some(text));
+            }
+            return json_field(&self.secret_id, text.expose_secret(), &self.json_key).map(Some);
         }
         Ok(None)
+    }
+
+    /// Whether the secret can change without this process knowing (Secrets Manager rotates
+    /// it): such a secret is worth reading again.
+    pub fn is_rotatable(&self) -> bool {
+        !self.secret_id.is_empty()
+    }
+}
+
+/// The string value of `key` in a JSON object secret; errors name the secret and the key but
+/// never show the secret's text.
+fn json_field(secret_id: &str, text: &str, key: &str) -> Result<SecretString, SecretError> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|_| {
+        SecretError::SecretsManager(format!(
+            "secret {secret_id:?} is not a JSON object, so json_key {key:?} cannot be read from it"
+        ))
+    })?;
+    match value.get(key) {
+        Some(serde_json::Value::String(s)) => Ok(SecretString::from(s.clone())),
+        Some(_) => Err(SecretError::SecretsManager(format!(
+            "key {key:?} of secret {secret_id:?} is not a string"
+        ))),
+        None => Err(SecretError::SecretsManager(format!(
+            "secret {secret_id:?} has no key {key:?}"
+        ))),
     }
 }
 
@@ -488,6 +525,29 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["key"]);
+    }
+
+    #[test]
+    fn a_json_key_picks_one_string_out_of_a_json_secret() {
+        let text = r#"{"username": "mcpgw", "password": "s3cret", "port": 5432}"#;
+        assert_eq!(
+            json_field("db", text, "password").unwrap().expose_secret(),
+            "s3cret"
+        );
+        for (text, key, expected) in [
+            (text, "missing", "has no key \"missing\""),
+            (text, "port", "is not a string"),
+            ("not json s3cret", "password", "is not a JSON object"),
+        ] {
+            let err = json_field("db", text, key).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+            assert!(!err.contains("s3cret"), "the secret must not show: {err}");
+        }
+        let source = SecretSource {
+            json_key: "password".into(),
+            ..Default::default()
+        };
+        assert!(source.check().unwrap_err().contains("set secret_id"));
     }
 
     #[test]

@@ -131,10 +131,10 @@ module "auth_server" {
     MCPGW_AUTH_SECRETS__ENCRYPTION_KEY_SECRET_ID = module.secrets.auth_server_encryption_key_secret_arn
     MCPGW_AUTH_SECRETS__AWS__REGION              = local.region
     MCPGW_AUTH_LOG__FORMAT                       = "json"
-  }
-  secrets = {
-    # Injected because store.password.secret_id would read the whole JSON document.
-    MCPGW_AUTH_STORE__PASSWORD__VALUE = "${local.aurora_secret_arn}:password::"
+    # Read (and read again every 5 minutes) by the service itself, not injected at start: RDS
+    # rotates the managed master password, and new connections must use the rotated one.
+    MCPGW_AUTH_STORE__PASSWORD__SECRET_ID = local.aurora_secret_arn
+    MCPGW_AUTH_STORE__PASSWORD__JSON_KEY  = "password"
   }
   task_secret_arns = [
     module.secrets.auth_server_encryption_key_secret_arn,

@@ -368,15 +368,21 @@ pub async fn open(config: &AuthConfig) -> anyhow::Result<Arc<dyn AuthStore>> {
             sqlite::SqliteStore::open(&url, &config.store).await?,
         )),
         Some(Backend::Postgres) => {
-            let password = config
-                .store
-                .password
+            let source = &config.store.password;
+            let password = source
                 .resolve(&config.secrets.aws)
                 .await
                 .map_err(|e| anyhow::anyhow!("store.password: {e}"))?;
-            Ok(Arc::new(
-                postgres::PostgresStore::open(&url, &config.store, password).await?,
-            ))
+            let store = postgres::PostgresStore::open(&url, &config.store, password).await?;
+            let every = config.store.password_refresh_seconds;
+            if source.is_rotatable() && every > 0 {
+                store.refresh_password(
+                    source.clone(),
+                    config.secrets.aws.clone(),
+                    std::time::Duration::from_secs(every),
+                );
+            }
+            Ok(Arc::new(store))
         }
         None => anyhow::bail!("store.url must start with sqlite: or postgres://"),
     }

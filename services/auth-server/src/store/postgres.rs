@@ -34,6 +34,23 @@ pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrat
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// What new connections are made with (the password changes with a rotation).
+    options: PgConnectOptions,
+    /// The task reading a rotated password again; stopped with the store.
+    refresher: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        if let Some(task) = self
+            .refresher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            task.abort();
+        }
+    }
 }
 
 fn ts(t: Timestamp) -> DateTime<Utc> {
@@ -67,14 +84,59 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(settings.pool_size)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(map_err)?;
         POSTGRES_MIGRATOR
             .run(&pool)
             .await
             .map_err(|e| StoreError::Internal(format!("migrating the PostgreSQL schema: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            options,
+            refresher: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Reads the password from `source` every `every` and, when it changed, makes new
+    /// connections with it. Open connections keep working (PostgreSQL checks a password only
+    /// when connecting), so a rotation costs nothing but this read.
+    pub fn refresh_password(
+        &self,
+        source: mcpgw_core::secrets::SecretSource,
+        aws: mcpgw_core::secrets::SecretsManagerConfig,
+        every: Duration,
+    ) {
+        let pool = self.pool.clone();
+        let options = self.options.clone();
+        let task = tokio::spawn(async move {
+            let mut current: Option<String> = None;
+            loop {
+                tokio::time::sleep(every).await;
+                match source.resolve(&aws).await {
+                    Ok(Some(password)) => {
+                        let password = password.expose_secret();
+                        if current.as_deref() == Some(password) {
+                            continue;
+                        }
+                        // The first read only learns the value the pool already uses.
+                        if current.is_some() {
+                            tracing::info!(
+                                "store.password changed: new connections use the new one"
+                            );
+                        }
+                        pool.set_connect_options(options.clone().password(password));
+                        current = Some(password.to_owned());
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "store.password could not be read again; new connections keep the last one"
+                    ),
+                }
+            }
+        });
+        *self.refresher.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
     }
 
     async fn begin(&self) -> Result<Tx<'_>> {

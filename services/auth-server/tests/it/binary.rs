@@ -358,16 +358,36 @@ fn moto_url() -> String {
     })
 }
 
-#[tokio::test]
-async fn the_sealing_key_and_the_database_password_come_from_secrets_manager() {
-    use mcpgw_core::secrets::{Keyring, SecretsManagerConfig, secrets_manager_client};
-    let aws = SecretsManagerConfig {
+/// The environment that points the auth-server at the Secrets Manager emulator.
+fn moto_env(endpoint: &str) -> [(&'static str, &str); 5] {
+    [
+        ("MCPGW_AUTH_SECRETS__AWS__ENDPOINT_URL", endpoint),
+        ("MCPGW_AUTH_SECRETS__AWS__REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+}
+
+/// The Secrets Manager emulator's settings and a client with its test credentials.
+async fn moto() -> (
+    mcpgw_core::secrets::SecretsManagerConfig,
+    aws_sdk_secretsmanager::Client,
+) {
+    let aws = mcpgw_core::secrets::SecretsManagerConfig {
         region: "us-east-1".into(),
         endpoint_url: moto_url(),
     };
     let creds =
         aws_sdk_secretsmanager::config::Credentials::new("test", "test", None, None, "test");
-    let client = secrets_manager_client(&aws, Some(creds)).await;
+    let client = mcpgw_core::secrets::secrets_manager_client(&aws, Some(creds)).await;
+    (aws, client)
+}
+
+#[tokio::test]
+async fn the_sealing_key_and_the_database_password_come_from_secrets_manager() {
+    use mcpgw_core::secrets::Keyring;
+    let (aws, client) = moto().await;
     let test_db = crate::helpers::test_database().await;
     let mut db = url::Url::parse(&test_db.url).unwrap();
     let password = db.password().unwrap().to_owned();
@@ -394,15 +414,10 @@ async fn the_sealing_key_and_the_database_password_come_from_secrets_manager() {
             "MCPGW_AUTH_SECRETS__ENCRYPTION_KEY_SECRET_ID",
             key_id.as_str(),
         ),
-        (
-            "MCPGW_AUTH_SECRETS__AWS__ENDPOINT_URL",
-            aws.endpoint_url.as_str(),
-        ),
-        ("MCPGW_AUTH_SECRETS__AWS__REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ];
+    ]
+    .into_iter()
+    .chain(moto_env(&aws.endpoint_url))
+    .collect::<Vec<_>>();
     let check = command(dir.path(), &env)
         .arg("--check-config")
         .output()
@@ -450,4 +465,118 @@ async fn the_sealing_key_and_the_database_password_come_from_secrets_manager() {
     let current = store.current_signing_key().await.unwrap().unwrap();
     let ring = Keyring::from_base64(&key, &[]).unwrap();
     assert_eq!(current.sealed_key.kid, ring.primary_kid());
+}
+
+/// RDS rotates its managed master password (every 7 days by default) and PostgreSQL checks a
+/// password only when a connection is made: an auth-server that read the password once would
+/// fail on its next new connection. With `store.password.secret_id` + `json_key` it reads the
+/// secret again every `password_refresh_seconds`.
+#[tokio::test]
+async fn a_rotated_database_password_is_used_for_new_connections_without_a_restart() {
+    use sqlx::Connection;
+    let (aws, client) = moto().await;
+    let test_db = crate::helpers::test_database().await;
+    let mut admin = sqlx::PgConnection::connect(&test_db.url).await.unwrap();
+    // A login role of its own, whose password the test rotates.
+    let role = format!("rot_{}", uuid::Uuid::new_v4().simple());
+    let db_name = url::Url::parse(&test_db.url).unwrap().path()[1..].to_owned();
+    execute_all(
+        &mut admin,
+        [
+            format!("CREATE ROLE {role} LOGIN PASSWORD 'first-password-1'"),
+            format!("GRANT ALL ON DATABASE \"{db_name}\" TO {role}"),
+            format!("ALTER DATABASE \"{db_name}\" OWNER TO {role}"),
+        ],
+    )
+    .await;
+    let mut url = url::Url::parse(&test_db.url).unwrap();
+    url.set_password(None).unwrap();
+    url.set_username(&role).unwrap();
+    let secret_id = crate::helpers::unique_name("mcpgw/aurora/master");
+    let secret = |password: &str| json!({"username": role, "password": password}).to_string();
+    client
+        .create_secret()
+        .name(&secret_id)
+        .secret_string(secret("first-password-1"))
+        .send()
+        .await
+        .expect("the emulator answers");
+
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let key = mcpgw_core::secrets::Keyring::generate_base64();
+    let env = [
+        ("MCPGW_AUTH_LISTEN", listen.as_str()),
+        ("MCPGW_AUTH_STORE__URL", url.as_str()),
+        ("MCPGW_AUTH_STORE__PASSWORD__SECRET_ID", secret_id.as_str()),
+        ("MCPGW_AUTH_STORE__PASSWORD__JSON_KEY", "password"),
+        ("MCPGW_AUTH_STORE__PASSWORD_REFRESH_SECONDS", "1"),
+        ("MCPGW_AUTH_SECRETS__ENCRYPTION_KEY", key.expose_secret()),
+    ]
+    .into_iter()
+    .chain(moto_env(&aws.endpoint_url))
+    .collect::<Vec<_>>();
+    let base = format!("http://{listen}");
+    let mut child = command(dir.path(), &env).spawn().unwrap();
+    wait_for_health(&base, &mut child).await;
+    let b = Browser::new(&base);
+    assert_eq!(b.get("/ready").await.status, StatusCode::OK);
+
+    // Rotate: the database first, then the secret (as RDS does), and wait for a re-read.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER ROLE {role} PASSWORD 'second-password-2'"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    client
+        .put_secret_value()
+        .secret_id(&secret_id)
+        .secret_string(secret("second-password-2"))
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Close the auth-server's open connections: the next request needs a new one.
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1")
+        .bind(&role)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let mut ready = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..20 {
+        ready = b.get("/ready").await.status;
+        if ready == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        ready,
+        StatusCode::OK,
+        "new connections use the rotated password"
+    );
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+    // Roles outlive databases: hand its objects back and drop it.
+    execute_all(
+        &mut admin,
+        [
+            format!("ALTER DATABASE \"{db_name}\" OWNER TO CURRENT_USER"),
+            format!("REASSIGN OWNED BY {role} TO CURRENT_USER"),
+            format!("DROP OWNED BY {role}"),
+            format!("DROP ROLE {role}"),
+        ],
+    )
+    .await;
+}
+
+/// Runs each statement, in order, as the test server's administrator.
+async fn execute_all<const N: usize>(admin: &mut sqlx::PgConnection, statements: [String; N]) {
+    for sql in statements {
+        sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .execute(&mut *admin)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
 }
