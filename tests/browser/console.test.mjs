@@ -613,7 +613,7 @@ describe('web console', () => {
       upstream_auth: { type: 'bearer', token: 'browser-edit-secret' },
       custom_headers: { 'X-Tenant': 'browser-tests' },
       gateway: { read_only: true, calls_per_minute: 120 },
-      governance: { owner_team: 'browser-tests', risk_level: 'low', business_capability: 'Browser testing' },
+      governance: { owner_team: 'browser-tests', risk_level: 'low', business_capability: 'Browser testing', technical_owner: 'jane@example.com' },
     });
     assert.equal(created.status, 201, `POST /api/v1/servers ${EDIT.path}: ${created.text}`);
     // Routable (approved_dev), so that the gateway snapshot shows its sealed credentials.
@@ -635,6 +635,8 @@ describe('web console', () => {
       assert.equal(await page.getByLabel('Tags', { exact: true }).inputValue(), 'browser, edit', 'Tags are filled in');
       await page.getByLabel('Name', { exact: true }).fill(renamed);
       await page.getByLabel('Description', { exact: true }).fill('After the edit.');
+      assert.equal(await page.getByLabel('Technical owner', { exact: true }).inputValue(), 'jane@example.com', 'Technical owner is filled in');
+      await page.getByLabel('Technical owner', { exact: true }).fill('');
       await shot(page, 'edit');
       await page.getByRole('button', { name: 'Save', exact: true }).click();
       await page.waitForURL((u) => u.pathname.endsWith(`/servers/${EDIT.path}`));
@@ -650,7 +652,10 @@ describe('web console', () => {
       assert.deepEqual(after.upstream_auth, before.upstream_auth, 'upstream_auth kept');
       assert.deepEqual(after.custom_header_names, before.custom_header_names, 'custom headers kept');
       assert.deepEqual(after.gateway, before.gateway, 'gateway settings kept');
-      assert.deepEqual(after.governance, before.governance, 'governance kept');
+      // An emptied field is removed (a merge patch that left it out would keep the old value).
+      assert.equal(after.governance.technical_owner, undefined, 'the emptied Technical owner is removed');
+      const { technical_owner: _removed, ...keptGovernance } = before.governance;
+      assert.deepEqual(after.governance, keptGovernance, 'the rest of governance kept');
       assert.deepEqual(after.endpoint, before.endpoint, 'endpoint kept');
       assert.equal(after.lifecycle, 'approved_dev', 'lifecycle kept');
       assert.deepEqual(await sealedCredentials(EDIT.path), sealedBefore, 'the sealed bearer token and custom header are the stored ones, unchanged');

@@ -818,7 +818,9 @@ async function serverForm(path) {
     e.preventDefault();
     clearErrors(form);
     const value = (name) => controls[name].value.trim();
-    const optional = (name) => value(name) || undefined;
+    // An emptied optional field is sent as null: in a merge patch that removes it (leaving it
+    // out would keep the old value).
+    const optional = (name) => value(name) || null;
     const spec = {
       path: value("path"),
       name: value("name"),
