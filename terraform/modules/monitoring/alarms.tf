@@ -29,6 +29,17 @@ locals {
   alb5xx_min_requests = 50
   tool_calls_min      = 20
 
+  # Alarms on a log metric filter: any matching line in 5 minutes (at or over the threshold)
+  # fires; no line means nothing happened.
+  log_line_alarm = {
+    comparison          = "GreaterThanOrEqualToThreshold"
+    period              = 300
+    evaluation_periods  = 1
+    datapoints_to_alarm = 1
+    # Log metrics emit only when a line matches.
+    treat_missing_data = "notBreaching"
+  }
+
   alarm_definitions = {
     "alb-elb-5xx" = {
       per     = "none"
@@ -347,65 +358,41 @@ locals {
       treat_missing_data = "notBreaching"
     }
 
-    "gateway-route-unusable" = {
+    "gateway-route-unusable" = merge(local.log_line_alarm, {
       per     = "none"
       summary = "The gateway could not build a route (its sealed upstream credentials did not open, or a literal address is refused by the egress policy); requests to that server get 502."
       queries = [
         { id = "unusable", metric = "gateway-route-unusable", namespace = "LOG", stat = "Sum", dims = {}, return = true },
       ]
-      comparison          = "GreaterThanOrEqualToThreshold"
-      threshold           = 1
-      period              = 300
-      evaluation_periods  = 1
-      datapoints_to_alarm = 1
-      # Log metrics emit only when a line matches.
-      treat_missing_data = "notBreaching"
-    }
+      threshold = 1
+    })
 
-    "gateway-audit-dropped" = {
+    "gateway-audit-dropped" = merge(local.log_line_alarm, {
       per     = "none"
       summary = "The registry refused a batch of gateway audit events as invalid; the gateway dropped them from its queue (they remain only in the gateway's log)."
       queries = [
         { id = "dropped", metric = "gateway-audit-dropped", namespace = "LOG", stat = "Sum", dims = {}, return = true },
       ]
-      comparison          = "GreaterThanOrEqualToThreshold"
-      threshold           = 1
-      period              = 300
-      evaluation_periods  = 1
-      datapoints_to_alarm = 1
-      # Log metrics emit only when a line matches.
-      treat_missing_data = "notBreaching"
-    }
+      threshold = 1
+    })
 
-    "registry-store-unavailable" = {
+    "registry-store-unavailable" = merge(local.log_line_alarm, {
       per     = "none"
       summary = "The registry could not reach DocumentDB ({threshold} or more \"store unavailable\" errors in 5 minutes); its API answers 503 while gateways keep serving their last snapshot."
       queries = [
         { id = "errors", metric = "registry-store-unavailable", namespace = "LOG", stat = "Sum", dims = {}, return = true },
       ]
-      comparison          = "GreaterThanOrEqualToThreshold"
-      threshold           = 5
-      period              = 300
-      evaluation_periods  = 1
-      datapoints_to_alarm = 1
-      # Log metrics emit only when a line matches.
-      treat_missing_data = "notBreaching"
-    }
+      threshold = 5
+    })
 
-    "auth-store-unavailable" = {
+    "auth-store-unavailable" = merge(local.log_line_alarm, {
       per     = "none"
       summary = "The auth-server could not reach Aurora PostgreSQL ({threshold} or more \"store unavailable\" errors in 5 minutes); logins, token minting and /validate of vended tokens fail with 503."
       queries = [
         { id = "errors", metric = "auth-store-unavailable", namespace = "LOG", stat = "Sum", dims = {}, return = true },
       ]
-      comparison          = "GreaterThanOrEqualToThreshold"
-      threshold           = 5
-      period              = 300
-      evaluation_periods  = 1
-      datapoints_to_alarm = 1
-      # Log metrics emit only when a line matches.
-      treat_missing_data = "notBreaching"
-    }
+      threshold = 5
+    })
   }
 
   # Values the `dims` of a query refer to.
