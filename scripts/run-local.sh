@@ -2,6 +2,7 @@
 # `make run`: the registry, the auth-server and the gateway on one machine, on embedded
 # defaults (SQLite files under ./data, no Docker, no Keycloak). Ctrl-C stops all three.
 #   registry     http://127.0.0.1:7860   (admin API key printed at its first start)
+#   console      http://127.0.0.1:7860/console/ (sign in at the auth-server as admin)
 #   auth-server  http://127.0.0.1:7870   (admin password printed at its first start)
 #   gateway      http://127.0.0.1:8080   (the demo server at /demo/mcp)
 set -euo pipefail
@@ -30,6 +31,6 @@ wait_for_port 127.0.0.1 7860 60 || die "the registry did not start (see its log 
 "$bin/gateway" --config services/gateway/config/local.toml & pids+=($!)
 wait_for_port 127.0.0.1 8080 60 || die "the gateway did not start (see its log above)"
 wait_for_port 127.0.0.1 7870 60 || die "the auth-server did not start (see its log above)"
-log "running: registry http://127.0.0.1:7860, auth-server http://127.0.0.1:7870, gateway http://127.0.0.1:8080/demo/mcp (Ctrl-C stops)"
+log "running: registry http://127.0.0.1:7860 (console /console/), auth-server http://127.0.0.1:7870, gateway http://127.0.0.1:8080/demo/mcp (Ctrl-C stops)"
 wait -n "${pids[@]}"
 die "a service stopped; the others are being stopped too"
