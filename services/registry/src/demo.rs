@@ -182,31 +182,47 @@ async fn try_register(registry: &Registry, addr: SocketAddr) -> anyhow::Result<(
     Ok(())
 }
 
-/// The scope the local auth-server's admin holds (`mcp-servers-unrestricted/execute`), so a
-/// token minted there can use every server through the gateway: the demo, the registry's own
-/// MCP server (`mcp.path`) and whatever the evaluator registers, writes included. Only created
-/// when absent: an operator's own document of that name is never replaced.
+/// The scopes the local auth-server's admin holds, so that a local evaluation works signed in
+/// as that admin: `mcp-servers-unrestricted/execute` (a token minted there can use every server
+/// through the gateway: the demo, the registry's own MCP server and whatever the evaluator
+/// registers, writes included) and `mcp-registry-admin` (every registry permission, for the web
+/// console). Each is only created when absent: an operator's own document of that name is never
+/// replaced.
 async fn seed_demo_scope(
     registry: &Registry,
     system: &Principal,
     ctx: &RequestContext,
 ) -> anyhow::Result<()> {
-    const NAME: &str = "mcp-servers-unrestricted/execute";
+    // Every UI action of every permission, on every server.
+    let all_ui: serde_json::Map<String, serde_json::Value> = mcpgw_core::auth::Permission::ALL
+        .iter()
+        .flat_map(|p| p.ui_actions())
+        .map(|action| ((*action).to_owned(), serde_json::json!(["all"])))
+        .collect();
+    let documents = [
+        serde_json::json!({
+            "name": "mcp-servers-unrestricted/execute",
+            "group_mappings": [],
+            "server_access": [{"server": "*", "methods": "*", "tools": "*", "allow_write": true}]
+        }),
+        serde_json::json!({
+            "name": "mcp-registry-admin",
+            "group_mappings": [],
+            "server_access": [],
+            "ui_permissions": all_ui,
+        }),
+    ];
     let policy = registry.store.policy().await?;
-    if policy.documents.iter().any(|d| d.name() == NAME) {
-        return Ok(());
+    for value in documents {
+        let (doc, _) = mcpgw_core::policy::ScopeDocument::from_value(&value)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if policy.documents.iter().any(|d| d.name() == doc.name()) {
+            continue;
+        }
+        let name = doc.name().to_owned();
+        registry.put_scope(system, ctx, doc).await?;
+        tracing::info!(scope = %name, "demo scope created for the local auth-server's admin");
     }
-    let (doc, _) = mcpgw_core::policy::ScopeDocument::from_value(&serde_json::json!({
-        "name": NAME,
-        "group_mappings": [],
-        "server_access": [{"server": "*", "methods": "*", "tools": "*", "allow_write": true}]
-    }))
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    registry.put_scope(system, ctx, doc).await?;
-    tracing::info!(
-        scope = NAME,
-        "demo scope created: tokens with this scope may use every server"
-    );
     Ok(())
 }
 

@@ -783,6 +783,15 @@ async fn the_demo_server_is_registered_approved_for_dev_with_its_discovered_tool
             .await;
         assert_eq!(check.body["allowed"], true, "{server}: {}", check.body);
     }
+    // And the local admin's registry scope grants every registry permission (the web console).
+    let admin = app.get("/api/v1/scopes/mcp-registry-admin").await;
+    assert_eq!(admin.status, StatusCode::OK, "{:?}", admin.body);
+    let ui = admin.body["ui_permissions"].as_object().unwrap();
+    for p in mcpgw_core::auth::Permission::ALL {
+        for action in p.ui_actions() {
+            assert_eq!(ui[*action], json!(["all"]), "{action}");
+        }
+    }
     // The demo server answers real MCP: call a tool through the official client crate.
     use rmcp::ServiceExt;
     let client = ()
