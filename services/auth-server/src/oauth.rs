@@ -18,12 +18,9 @@
 //!   is in the ledger (listed and revocable like any token, description `<client> sign-in`)
 //!   but does not count against `tokens.mints_per_hour`.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Duration;
 use mcpgw_core::time::Timestamp;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
 use crate::config::OAuthClientConfig;
@@ -89,9 +86,7 @@ pub fn is_pkce_value(text: &str) -> bool {
 
 /// Whether `BASE64URL(SHA256(verifier))` equals `challenge`, compared in constant time.
 pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    bool::from(computed.as_bytes().ct_eq(challenge.as_bytes()))
+    mcpgw_core::web::secret_matches(&mcpgw_core::web::pkce_s256(verifier), challenge)
 }
 
 /// An RFC 6749 error: `error` code, a description safe to show, and the HTTP status the token

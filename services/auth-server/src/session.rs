@@ -15,13 +15,10 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, HeaderValue, header};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use axum::http::{HeaderMap, HeaderValue};
 use chrono::Duration;
 use mcpgw_core::secrets::SealedSecret;
 use mcpgw_core::time::Timestamp;
-use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
@@ -31,14 +28,12 @@ use crate::store::{AuditRecord, AuthStore, Result, SessionRecord};
 pub const SECURE_COOKIE: &str = "__Host-mcpgw_session";
 pub const PLAIN_COOKIE: &str = "mcpgw_session";
 
+use mcpgw_core::web::random_token;
+/// Session ids and CSRF tokens are random tokens; comparisons are constant-time.
+pub use mcpgw_core::web::{cookie_values, secret_matches as csrf_matches};
+
 /// How often `last_seen_at` is written for an active session.
 const TOUCH_INTERVAL_SECONDS: i64 = 60;
-
-fn random_token() -> String {
-    let mut raw = [0u8; 32];
-    rand::rng().fill_bytes(&mut raw);
-    URL_SAFE_NO_PAD.encode(raw)
-}
 
 /// The stored form of a session id.
 pub fn hash_id(id: &str) -> String {
@@ -214,29 +209,10 @@ impl Sessions {
     }
 }
 
-/// Every value of cookie `name` in the request (there may be several `Cookie` headers).
-pub fn cookie_values(headers: &HeaderMap, name: &str) -> Vec<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k.trim() == name).then(|| v.trim().trim_matches('"').to_owned())
-        })
-        .collect()
-}
-
-/// Whether the CSRF token a request sent matches the session's, in constant time.
-pub fn csrf_matches(sent: &str, expected: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    !expected.is_empty() && bool::from(sent.as_bytes().ct_eq(expected.as_bytes()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header;
 
     #[test]
     fn cookies_are_found_among_several_headers() {

@@ -27,3 +27,4 @@ pub mod time;
 pub mod token;
 pub mod upstream_auth;
 pub mod validate;
+pub mod web;

@@ -185,14 +185,6 @@ fn form_cookie(state: &AppState, value: &str, max_age: u32) -> HeaderValue {
     .expect("a base64url value makes a valid header")
 }
 
-fn random_value() -> String {
-    use base64::Engine;
-    use rand::RngCore;
-    let mut raw = [0u8; 32];
-    rand::rng().fill_bytes(&mut raw);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-}
-
 /// The login form, with a fresh form token in a cookie and a hidden field.
 fn login_form(
     state: &AppState,
@@ -200,7 +192,7 @@ fn login_form(
     return_to: &str,
     error: Option<&str>,
 ) -> Response {
-    let token = random_value();
+    let token = mcpgw_core::web::random_token();
     let error = error
         .map(|e| {
             format!(

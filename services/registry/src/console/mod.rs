@@ -393,8 +393,8 @@ async fn login(State(state): State<AppState>, RawQuery(query): RawQuery) -> Resp
         .find(|(k, _)| k == "return_to")
         .map(|(_, v)| v.into_owned());
     let login = PendingLogin {
-        state: session::random_value(),
-        verifier: session::random_value(),
+        state: mcpgw_core::web::random_token(),
+        verifier: mcpgw_core::web::random_token(),
         return_to: safe_return_to(return_to.as_deref()),
         started_at: chrono::Utc::now().timestamp(),
     };
@@ -416,7 +416,10 @@ async fn login(State(state): State<AppState>, RawQuery(query): RawQuery) -> Resp
         .append_pair("response_type", "code")
         .append_pair("client_id", &console.config.client_id)
         .append_pair("redirect_uri", &console.redirect_uri())
-        .append_pair("code_challenge", &session::pkce_challenge(&login.verifier))
+        .append_pair(
+            "code_challenge",
+            &mcpgw_core::web::pkce_s256(&login.verifier),
+        )
         .append_pair("code_challenge_method", "S256")
         .append_pair("state", &login.state);
     let mut response = redirect(to.as_str());
@@ -458,11 +461,8 @@ async fn callback(
             "This sign-in was not started here or took longer than 10 minutes. Start again.",
         );
     };
-    let sent_state = params
-        .get("state")
-        .map(String::as_bytes)
-        .unwrap_or_default();
-    if !session::csrf_matches(sent_state, &login.state) {
+    let sent_state = params.get("state").map(String::as_str).unwrap_or_default();
+    if !mcpgw_core::web::secret_matches(sent_state, &login.state) {
         return fail(
             StatusCode::BAD_REQUEST,
             "The sign-in answer does not belong to this browser's sign-in (state differs). Start again.",
@@ -546,7 +546,7 @@ async fn callback(
     }
     let session = Session {
         token: answer.access_token,
-        csrf: session::random_value(),
+        csrf: mcpgw_core::web::random_token(),
         token_id: token.token_id.clone(),
         expires_at: token.expires_at,
     };
@@ -579,7 +579,7 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
         .find(|(k, _)| k == "csrf_token")
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
-    if !session::csrf_matches(sent.as_bytes(), &session.csrf) {
+    if !mcpgw_core::web::secret_matches(&sent, &session.csrf) {
         return RegistryError::CsrfRejected(
             "signing out needs the page's CSRF token; reload the page and sign out again".into(),
         )

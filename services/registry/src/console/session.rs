@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use mcpgw_core::secrets::Keyring;
+use mcpgw_core::web::{cookie_values, secret_matches};
 use serde::{Deserialize, Serialize};
 
 use crate::error::RegistryError;
@@ -90,15 +91,17 @@ impl Sessions {
 
     /// The signed-in session of this request, if its cookie opens and has not expired.
     pub fn read(&self, headers: &HeaderMap) -> Option<Session> {
-        let value = cookie(headers, self.session_cookie())?;
-        let session: Session = self.keyring.open_text(SESSION_CONTEXT, value)?;
+        let session: Session = cookie_values(headers, self.session_cookie())
+            .iter()
+            .find_map(|value| self.keyring.open_text(SESSION_CONTEXT, value))?;
         (session.expires_at > now()).then_some(session)
     }
 
     /// The pending sign-in of this request, if its cookie opens and is recent.
     pub fn read_login(&self, headers: &HeaderMap) -> Option<PendingLogin> {
-        let value = cookie(headers, self.login_cookie())?;
-        let login: PendingLogin = self.keyring.open_text(LOGIN_CONTEXT, value)?;
+        let login: PendingLogin = cookie_values(headers, self.login_cookie())
+            .iter()
+            .find_map(|value| self.keyring.open_text(LOGIN_CONTEXT, value))?;
         (0..=LOGIN_TIMEOUT_SECONDS)
             .contains(&(now() - login.started_at))
             .then_some(login)
@@ -156,9 +159,9 @@ impl Sessions {
         }
         let sent = headers
             .get(CSRF_HEADER)
-            .map(|v| v.as_bytes())
+            .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        if !csrf_matches(sent, &session.csrf) {
+        if !secret_matches(sent, &session.csrf) {
             return Err(RegistryError::CsrfRejected(
                 "a change signed in with the console's cookie needs the session's CSRF token in the X-CSRF-Token header (the console page carries it); reload the page and try again".to_owned(),
             ));
@@ -167,42 +170,8 @@ impl Sessions {
     }
 }
 
-/// Constant-time comparison of a sent CSRF token with the session's.
-pub fn csrf_matches(sent: &[u8], expected: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    !expected.is_empty() && sent.ct_eq(expected.as_bytes()).into()
-}
-
-/// A random URL-safe value of 256 bits (state, PKCE verifier, CSRF token).
-pub fn random_value() -> String {
-    use base64::Engine;
-    use rand::RngCore;
-    let mut raw = [0u8; 32];
-    rand::rng().fill_bytes(&mut raw);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-}
-
-/// The PKCE S256 challenge of a verifier (RFC 7636).
-pub fn pkce_challenge(verifier: &str) -> String {
-    use base64::Engine;
-    use sha2::{Digest, Sha256};
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
-
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
-}
-
-/// The value of cookie `name` among the request's `Cookie` headers.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
 }
 
 #[cfg(test)]
@@ -286,7 +255,7 @@ mod tests {
     #[test]
     fn pkce_challenge_matches_rfc_7636_appendix_b() {
         assert_eq!(
-            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            mcpgw_core::web::pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }
