@@ -536,6 +536,37 @@ mod tests {
     }
 
     #[test]
+    fn console_settings_are_checked_key_by_key() {
+        let err_of = |toml: &str| RegistryConfig::from_toml(toml).unwrap_err().to_string();
+        // Sign-in through an auth-server whose tokens the registry would not accept.
+        let err = err_of("[console]\nauth_server_url = \"https://auth.example.com\"");
+        assert!(
+            err.contains("console.auth_server_url") && err.contains("[[auth.issuers]]"),
+            "{err}"
+        );
+        let err = err_of("[console]\npublic_url = \"registry.example.com\"");
+        assert!(err.contains("console.public_url"), "{err}");
+        let err = err_of("[console]\nclient_id = \"\"");
+        assert!(err.contains("console.client_id"), "{err}");
+        let err = err_of(
+            "[[auth.issuers]]\nissuer = \"https://auth.example.com/\"\naudiences = [\"r\"]\n\
+             [console]\nauth_server_url = \"https://auth.example.com\"\nauth_server_internal_url = \"ftp://x\"",
+        );
+        assert!(err.contains("console.auth_server_internal_url"), "{err}");
+        // A trusted issuer, with or without the trailing slash, is accepted.
+        let ok = RegistryConfig::from_toml(
+            "[[auth.issuers]]\nissuer = \"https://auth.example.com/\"\naudiences = [\"r\"]\n\
+             [console]\nauth_server_url = \"https://auth.example.com\"",
+        )
+        .unwrap();
+        assert!(ok.console.sign_in_configured());
+        // Turned off, nothing else is checked.
+        let off =
+            RegistryConfig::from_toml("[console]\nenabled = false\npublic_url = \"x\"").unwrap();
+        assert!(!off.console.sign_in_configured());
+    }
+
+    #[test]
     fn cross_field_rules_name_the_key_and_env_var() {
         let err = RegistryConfig::from_toml("[store]\nurl = \"postgres://x\"")
             .unwrap_err()

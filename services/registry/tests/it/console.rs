@@ -154,6 +154,42 @@ async fn a_change_with_the_session_cookie_needs_the_csrf_token_and_the_console_o
         true
     );
 
+    // The tokens page's relay checks before it calls the auth-server: the CSRF token, the size
+    // of the body, the shape of a token id.
+    let csrf = [("x-csrf-token", "csrf-1")];
+    let (status, answer) = with_cookie(
+        &app,
+        &cookie,
+        Method::POST,
+        "/console/api/tokens",
+        Some(json!({"scopes": []})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(answer["code"], "csrf_rejected");
+    let (status, answer) = with_cookie(
+        &app,
+        &cookie,
+        Method::POST,
+        "/console/api/tokens",
+        Some(json!({"description": "x".repeat(20_000)})),
+        &csrf,
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    let (status, answer) = with_cookie(
+        &app,
+        &cookie,
+        Method::DELETE,
+        "/console/api/tokens/..%2Fkeys%2Frotate",
+        None,
+        &csrf,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["field"], "jti");
+
     // A cookie the registry did not seal is no credential at all.
     let forged = format!("{}x", cookie);
     let (status, answer) = with_cookie(&app, &forged, Method::GET, "/api/v1/me", None, &[]).await;
