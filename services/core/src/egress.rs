@@ -4,12 +4,26 @@
 //! The rules, applied at registration and update (and again by the gateway at connect time,
 //! because DNS answers can change):
 //! - only `http` and `https`, with a host, and no credentials in the URL;
-//! - link-local and cloud metadata addresses (169.254.0.0/16 including 169.254.169.254,
-//!   fe80::/10, fd00:ec2::254) are always refused;
+//! - link-local addresses (169.254.0.0/16, fe80::/10) and the clouds' metadata, credential
+//!   and resolver addresses (listed in [`CLOUD_V4`] and [`CLOUD_V6`] with their sources, and
+//!   AWS's whole fd00:ec2::/32) are always refused, even where the range around them (private,
+//!   or public for Azure's 168.63.129.16) is allowed;
 //! - unspecified, multicast and broadcast addresses are always refused;
 //! - loopback and private ranges are refused unless the config allows them;
+//! - IPv6 forms that carry an IPv4 address (IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible
+//!   `::a.b.c.d`, IPv4-translated `::ffff:0:a.b.c.d` of RFC 2765, NAT64 `64:ff9b::/96` of
+//!   RFC 6052) are judged as that IPv4 address, so `::ffff:0:a9fe:a9fe` is the metadata
+//!   address and `::ffff:0:7f00:1` loopback;
 //! - a host name is resolved and every address it resolves to must pass; a name that does not
 //!   resolve is refused.
+//!
+//! Checking a URL and then letting the HTTP client resolve its name again would leave a gap:
+//! a name that answers a public address to the check and a forbidden one to the connection
+//! (DNS rebinding). So every client that calls registered URLs is built by [`client_builder`]:
+//! its resolver ([`EgressResolver`]) resolves with the policy's own resolver, drops refused
+//! addresses and hands the client only the checked ones, on every new connection. Literal IP
+//! hosts never reach a resolver; callers check them with [`check_literal_ip`]. Redirects are
+//! not followed and no HTTP proxy is used (a proxy would resolve the name out of sight).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -180,8 +194,10 @@ enum Class {
     Forbidden(&'static str),
 }
 
-/// IPv4-mapped (`::ffff:a.b.c.d`) and IPv4-compatible (`::a.b.c.d`) IPv6 addresses are judged
-/// as the IPv4 address they carry (`::` and `::1` keep their IPv6 meaning).
+/// IPv6 addresses that carry an IPv4 address in their last 32 bits are judged as that IPv4
+/// address: IPv4-mapped `::ffff:0:0/96`, IPv4-compatible `::/96` (`::` and `::1` keep their
+/// IPv6 meaning), IPv4-translated `::ffff:0:0:0/96` (RFC 2765) and the NAT64 well-known prefix
+/// `64:ff9b::/96` (RFC 6052), through which a NAT64 gateway reaches the IPv4 address.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => {
@@ -189,7 +205,11 @@ fn canonical(ip: IpAddr) -> IpAddr {
                 return IpAddr::V4(v4);
             }
             let s = v6.segments();
-            if s[..6].iter().all(|x| *x == 0) && !v6.is_unspecified() && !v6.is_loopback() {
+            let compatible =
+                s[..6].iter().all(|x| *x == 0) && !v6.is_unspecified() && !v6.is_loopback();
+            let translated = s[..4].iter().all(|x| *x == 0) && s[4] == 0xffff && s[5] == 0;
+            let nat64 = s[0] == 0x64 && s[1] == 0xff9b && s[2..6].iter().all(|x| *x == 0);
+            if compatible || translated || nat64 {
                 return IpAddr::V4(Ipv4Addr::new(
                     (s[6] >> 8) as u8,
                     s[6] as u8,
@@ -203,16 +223,114 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-const AWS_METADATA_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
+/// IPv4 addresses of cloud metadata, credential and resolver services, refused with a name of
+/// their own. Those in 169.254.0.0/16 would be refused as link-local anyway; the others sit in
+/// ranges a deployment may allow (private, CGNAT, or public for Azure).
+pub const CLOUD_V4: &[(Ipv4Addr, &str)] = &[
+    // AWS IMDS (docs.aws.amazon.com, "Access instance metadata"), GCP's
+    // metadata.google.internal (cloud.google.com/compute/docs/metadata/overview), Azure IMDS
+    // (learn.microsoft.com, "Azure Instance Metadata Service"), Oracle Cloud IMDS, DigitalOcean,
+    // IBM Cloud VPC, Hetzner, Huawei Cloud and OpenStack metadata services.
+    (
+        Ipv4Addr::new(169, 254, 169, 254),
+        "a cloud metadata address",
+    ),
+    // AWS ECS task metadata and task-role credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI).
+    (
+        Ipv4Addr::new(169, 254, 170, 2),
+        "the AWS ECS credentials address",
+    ),
+    // AWS EKS Pod Identity Agent (docs.aws.amazon.com/eks, "pod-id-how-it-works").
+    (
+        Ipv4Addr::new(169, 254, 170, 23),
+        "the AWS EKS Pod Identity address",
+    ),
+    // Amazon Route 53 Resolver in every VPC (docs.aws.amazon.com/vpc, "AmazonDNS").
+    (
+        Ipv4Addr::new(169, 254, 169, 253),
+        "the AWS VPC DNS resolver address",
+    ),
+    // Tencent Cloud metadata (metadata.tencentyun.com, cloud.tencent.com/document/product/213/4934).
+    (
+        Ipv4Addr::new(169, 254, 0, 23),
+        "the Tencent Cloud metadata address",
+    ),
+    // Alibaba Cloud ECS metadata (alibabacloud.com/help/ecs, "instance metadata"), in 100.64/10.
+    (
+        Ipv4Addr::new(100, 100, 100, 200),
+        "the Alibaba Cloud metadata address",
+    ),
+    // Azure WireServer: the host's virtual public IP for DNS, DHCP, health probes and the VM
+    // agent's goal state (learn.microsoft.com, "What is IP address 168.63.129.16?").
+    (
+        Ipv4Addr::new(168, 63, 129, 16),
+        "the Azure WireServer address",
+    ),
+    // Oracle Cloud metadata, as listed in SSRF references (in 192.0.0.0/24, reserved anyway).
+    (
+        Ipv4Addr::new(192, 0, 0, 192),
+        "the Oracle Cloud metadata address",
+    ),
+];
+
+/// IPv6 addresses of cloud metadata, credential and resolver services. All are unique local
+/// addresses (fc00::/7), which `allow_private` would otherwise let through.
+pub const CLOUD_V6: &[(Ipv6Addr, &str)] = &[
+    // AWS IMDS over IPv6 (docs.aws.amazon.com, "Access instance metadata", IPv6 endpoint).
+    (
+        Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254),
+        "a cloud metadata address",
+    ),
+    // AWS EKS Pod Identity Agent over IPv6.
+    (
+        Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23),
+        "the AWS EKS Pod Identity address",
+    ),
+    // Amazon Route 53 Resolver over IPv6 (Nitro instances).
+    (
+        Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x253),
+        "the AWS VPC DNS resolver address",
+    ),
+    // Amazon Time Sync Service over IPv6.
+    (
+        Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x123),
+        "the AWS time service address",
+    ),
+    // GCP metadata server for IPv6-only instances (cloud.google.com/compute/docs/metadata).
+    (
+        Ipv6Addr::new(0xfd20, 0xce, 0, 0, 0, 0, 0, 0x254),
+        "a cloud metadata address",
+    ),
+    // Oracle Cloud IMDS over IPv6 (docs.oracle.com, "Getting Instance Metadata"; the OCI SDKs'
+    // instance-principal signer).
+    (
+        Ipv6Addr::new(0xfd00, 0xc1, 0, 0, 0, 0, 0xa9fe, 0xa9fe),
+        "a cloud metadata address",
+    ),
+    // Scaleway instance metadata over IPv6 (its IPv4 one, 169.254.42.42, is link-local).
+    (
+        Ipv6Addr::new(0xfd00, 0x42, 0, 0, 0, 0, 0, 0x42),
+        "a cloud metadata address",
+    ),
+    // Akamai (Linode) metadata service over IPv6 (techdocs.akamai.com, "Metadata service API").
+    (
+        Ipv6Addr::new(0xfd00, 0xa9fe, 0xa9fe, 0, 0, 0, 0, 1),
+        "a cloud metadata address",
+    ),
+];
 
 fn classify(ip: IpAddr) -> Class {
     match ip {
         IpAddr::V4(v4) => classify_v4(v4),
         IpAddr::V6(v6) => {
-            if v6 == AWS_METADATA_V6 {
-                return Class::Forbidden("a cloud metadata address");
+            if let Some((_, class)) = CLOUD_V6.iter().find(|(a, _)| *a == v6) {
+                return Class::Forbidden(class);
             }
             let seg0 = v6.segments()[0];
+            if seg0 == 0xfd00 && v6.segments()[1] == 0xec2 {
+                // AWS puts its instance services in fd00:ec2::/32; new ones appear there.
+                return Class::Forbidden("an AWS instance service address");
+            }
             if v6.is_unspecified() {
                 Class::Forbidden("the unspecified address")
             } else if v6.is_multicast() {
@@ -227,6 +345,8 @@ fn classify(ip: IpAddr) -> Class {
                 // 6to4 and Teredo embed IPv4 addresses we cannot judge reliably.
                 Class::Forbidden("a tunnelled IPv4 address (6to4/Teredo)")
             } else if seg0 == 0x0064 && v6.segments()[1] == 0xff9b {
+                // The well-known /96 was judged by its IPv4 address; this is the local-use
+                // 64:ff9b:1::/48 (RFC 8215), whose embedding we cannot know.
                 Class::Forbidden("a NAT64 address")
             } else {
                 Class::Public
@@ -237,13 +357,10 @@ fn classify(ip: IpAddr) -> Class {
 
 fn classify_v4(v4: Ipv4Addr) -> Class {
     let o = v4.octets();
-    if v4.is_link_local() {
-        // 169.254.0.0/16 holds the metadata services of AWS, GCP, Azure and others.
-        if v4 == Ipv4Addr::new(169, 254, 169, 254) {
-            Class::Forbidden("a cloud metadata address")
-        } else {
-            Class::Forbidden("a link-local address")
-        }
+    if let Some((_, class)) = CLOUD_V4.iter().find(|(a, _)| *a == v4) {
+        Class::Forbidden(class)
+    } else if v4.is_link_local() {
+        Class::Forbidden("a link-local address")
     } else if v4.is_unspecified() || o[0] == 0 {
         Class::Forbidden("the unspecified address")
     } else if v4.is_broadcast() {
@@ -266,9 +383,10 @@ fn classify_v4(v4: Ipv4Addr) -> Class {
     }
 }
 
-/// A `reqwest` resolver that refuses addresses the egress policy forbids, checked at connect
-/// time, so a name that resolved to a public address at registration cannot later point
-/// inside. Shared by the gateway's upstream client and the registry's health probe.
+/// A `reqwest` resolver that resolves with the policy's resolver and hands the client only
+/// the addresses the policy allows, on every new connection, so the address connected to is
+/// the address checked: a name that resolved to a public address at registration (or at the
+/// check just before) cannot point inside when the connection is made.
 pub struct EgressResolver {
     pub policy: Arc<EgressPolicy>,
 }
@@ -278,11 +396,12 @@ impl reqwest::dns::Resolve for EgressResolver {
         let policy = Arc::clone(&self.policy);
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let addrs: Vec<std::net::SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            // reqwest puts the URL's port on whatever address is returned.
+            let addrs = policy.resolver.resolve(&host, 0).await?;
             let allowed: Vec<std::net::SocketAddr> = addrs
                 .into_iter()
-                .filter(|a| policy.check_ip(&host, a.ip()).is_ok())
+                .filter(|ip| policy.check_ip(&host, *ip).is_ok())
+                .map(|ip| std::net::SocketAddr::new(ip, 0))
                 .collect();
             if allowed.is_empty() {
                 return Err(
@@ -292,6 +411,20 @@ impl reqwest::dns::Resolve for EgressResolver {
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
     }
+}
+
+/// The builder of every HTTP client that calls URLs someone registered (gateway upstreams,
+/// the registry's health checks, tool discovery, agent cards and embeddings, OAuth token
+/// requests for upstream credentials): names resolve through [`EgressResolver`], redirects are
+/// not followed (a 3xx is an answer, never a second destination) and no proxy is used (it
+/// would resolve the name itself, out of the policy's sight). Literal IP hosts skip every
+/// resolver: check them with [`check_literal_ip`] (or [`EgressPolicy::check_url`]) before
+/// each request.
+pub fn client_builder(policy: Arc<EgressPolicy>) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(EgressResolver { policy }))
 }
 
 /// Refuses a URL whose host is a literal IP the egress policy forbids (no resolver runs for
@@ -307,10 +440,113 @@ pub fn check_literal_ip(policy: &EgressPolicy, url: &Url) -> Result<(), String> 
         .map_err(|e| format!("refused by the egress policy: {e}"))
 }
 
+/// A resolver that answers `first` to its first lookup and `then` to every later one: DNS
+/// rebinding, as an attacker's name server with a zero TTL does it, without needing one.
+#[cfg(test)]
+pub(crate) struct Rebinding {
+    pub first: IpAddr,
+    pub then: IpAddr,
+    pub lookups: std::sync::atomic::AtomicUsize,
+}
+
+#[cfg(test)]
+impl Rebinding {
+    /// A public address first, loopback after.
+    pub fn to_loopback() -> Arc<Self> {
+        Arc::new(Self {
+            first: IpAddr::V4(Ipv4Addr::new(93, 184, 216, 34)),
+            then: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            lookups: Default::default(),
+        })
+    }
+}
+
+#[cfg(test)]
+#[async_trait::async_trait]
+impl Resolve for Rebinding {
+    async fn resolve(&self, _host: &str, _port: u16) -> std::io::Result<Vec<IpAddr>> {
+        let n = self
+            .lookups
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(vec![if n == 0 { self.first } else { self.then }])
+    }
+}
+
+/// A loopback listener that counts the connections it accepts (and answers none).
+#[cfg(test)]
+pub(crate) async fn counting_listener() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (port, accepted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::sync::atomic::Ordering;
+
+    #[tokio::test]
+    async fn a_name_that_rebinds_after_its_check_is_never_connected_to() {
+        let (port, accepted) = counting_listener().await;
+        let rebinding = Rebinding::to_loopback();
+        let policy = Arc::new(EgressPolicy::with_resolver(
+            EgressConfig::default(),
+            rebinding.clone(),
+        ));
+        let url = format!("http://rebind.example:{port}/mcp");
+        // The check sees the public address ...
+        policy.check_url(&url).await.unwrap();
+        // ... the connection resolves again, gets loopback, and is refused before connecting.
+        let client = client_builder(Arc::clone(&policy)).build().unwrap();
+        let err = client.get(&url).send().await.unwrap_err();
+        let mut chain = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            chain.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        assert!(chain.contains("egress policy refuses"), "{chain}");
+        assert_eq!(rebinding.lookups.load(Ordering::SeqCst), 2);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 0, "nothing connected");
+    }
+
+    #[tokio::test]
+    async fn the_shared_client_follows_no_redirect() {
+        // A loopback server (allowed here) that redirects to the metadata address.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app = axum::Router::new().route(
+            "/mcp",
+            axum::routing::get(|| async {
+                (
+                    axum::http::StatusCode::FOUND,
+                    [("location", "http://169.254.169.254/latest/meta-data/")],
+                )
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let policy = Arc::new(EgressPolicy::new(EgressConfig {
+            allow_loopback: true,
+            allow_private: false,
+        }));
+        let client = client_builder(policy).build().unwrap();
+        let r = client
+            .get(format!("http://localhost:{port}/mcp"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::FOUND);
+    }
 
     struct Pinned(HashMap<&'static str, Vec<IpAddr>>);
 
@@ -362,6 +598,91 @@ mod tests {
             let err = p.check_url(url).await.unwrap_err();
             assert!(matches!(err, EgressError::Forbidden { .. }), "{url}: {err}");
         }
+    }
+
+    #[tokio::test]
+    async fn every_clouds_metadata_credential_and_resolver_addresses_are_refused() {
+        let p = policy(true, true);
+        for url in [
+            "http://169.254.170.2/v2/credentials",
+            "http://169.254.170.23/v1/credentials",
+            "http://169.254.169.253/",
+            "http://169.254.0.23/",
+            "http://100.100.100.200/latest/meta-data/",
+            "http://168.63.129.16/machine?comp=goalstate",
+            "http://192.0.0.192/latest/",
+            "http://[fd00:ec2::23]/v1/credentials",
+            "http://[fd00:ec2::253]/",
+            "http://[fd00:ec2::123]/",
+            "http://[fd00:ec2::1:2]/",
+            "http://[fd20:ce::254]/computeMetadata/v1/",
+            "http://[fd00:c1::a9fe:a9fe]/opc/v2/instance/",
+            "http://[fd00:42::42]/",
+            "http://[fd00:a9fe:a9fe::1]/",
+        ] {
+            let err = p.check_url(url).await.unwrap_err();
+            assert!(matches!(err, EgressError::Forbidden { .. }), "{url}: {err}");
+        }
+        // The ranges around them stay as configured: another 100.64/10 or ULA address passes
+        // with allow_private, a public address beside Azure's passes anyway.
+        for url in [
+            "http://100.100.100.201/",
+            "http://[fd00:ec3::1]/",
+            "http://168.63.129.17/",
+        ] {
+            assert!(p.check_url(url).await.is_ok(), "{url}");
+        }
+        let err = p
+            .check_url("http://100.100.100.200/")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Alibaba Cloud metadata"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn ipv6_forms_that_embed_an_ipv4_address_are_judged_by_it() {
+        let lax = policy(true, true);
+        let strict = policy(false, false);
+        // IPv4-translated (RFC 2765), NAT64 (RFC 6052), mapped and compatible forms of the
+        // metadata address: refused whatever the config.
+        for url in [
+            "http://[::ffff:0:a9fe:a9fe]/",
+            "http://[::ffff:0:169.254.169.254]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[64:ff9b::169.254.170.2]/",
+            "http://[::ffff:a9fe:a9fe]/",
+            "http://[::a9fe:a9fe]/",
+            "http://[::ffff:0:6464:64c8]/",
+        ] {
+            let err = lax.check_url(url).await.unwrap_err();
+            assert!(matches!(err, EgressError::Forbidden { .. }), "{url}: {err}");
+        }
+        // Loopback and private in any of the forms need the setting.
+        for (url, setting) in [
+            ("http://[::ffff:0:7f00:1]/", "allow_loopback"),
+            ("http://[64:ff9b::7f00:1]/", "allow_loopback"),
+            ("http://[::ffff:0:a00:1]/", "allow_private"),
+            ("http://[64:ff9b::c0a8:101]/", "allow_private"),
+        ] {
+            let err = strict.check_url(url).await.unwrap_err();
+            assert!(
+                matches!(err, EgressError::NotAllowed { setting: s, .. } if s == setting),
+                "{url}: {err}"
+            );
+            assert!(lax.check_url(url).await.is_ok(), "{url}");
+        }
+        // A public address behind NAT64 is public; the local-use NAT64 prefix stays refused.
+        assert!(
+            strict
+                .check_url("http://[64:ff9b::5db8:d822]/")
+                .await
+                .is_ok()
+        );
+        assert!(matches!(
+            lax.check_url("http://[64:ff9b:1::a9fe:a9fe]/").await,
+            Err(EgressError::Forbidden { .. })
+        ));
     }
 
     #[tokio::test]

@@ -195,9 +195,14 @@ impl UpstreamAuthContext {
         egress: Option<EgressPolicy>,
         aws: AwsIdentity,
     ) -> Result<Self, UpstreamAuthError> {
-        let http = reqwest::Client::builder()
+        // With a policy, token requests connect only to addresses it checked at connect time
+        // (a token URL that rebinds after its check reaches nothing).
+        let builder = match &egress {
+            Some(policy) => crate::egress::client_builder(Arc::new(policy.clone())),
+            None => reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()),
+        };
+        let http = builder
             .timeout(settings.token_timeout)
-            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("mcpgw/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| UpstreamAuthError::Client(error_chain(&e)))?;

@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderValue, StatusCode};
-use mcpgw_core::egress::{EgressPolicy, EgressResolver};
+use mcpgw_core::egress::EgressPolicy;
 use mcpgw_core::secrets::Keyring;
 use mcpgw_core::telemetry::metrics_router;
 use mcpgw_core::token::TokenValidator;
@@ -105,13 +105,12 @@ fn upstream_client(
     config: &GatewayConfig,
     egress: Arc<EgressPolicy>,
 ) -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+    // No redirects, no proxy, every connected address checked (core's egress rules).
+    Ok(mcpgw_core::egress::client_builder(egress)
         .connect_timeout(config.upstream.connect_timeout())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(256)
         .tcp_nodelay(true)
-        .dns_resolver(Arc::new(EgressResolver { policy: egress }))
         .user_agent(concat!("mcpgw-gateway/", env!("CARGO_PKG_VERSION")))
         .build()?)
 }

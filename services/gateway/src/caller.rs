@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use mcpgw_core::policy::{Identity, ScopeDocument};
+use mcpgw_core::policy::Identity;
 use mcpgw_core::token::{TokenError, TokenValidator, VerifiedToken};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -181,10 +181,16 @@ pub fn unauthorized(failure: &AuthFailure, metadata_url: &str) -> Response {
     response
 }
 
+/// Most scope names a challenge carries.
+pub const MAX_CHALLENGE_SCOPES: usize = 20;
+
 /// 403 naming the scopes that would allow the request (step-up), with a JSON-RPC error body
-/// when the request had an id.
+/// when the request had an id. `scopes` must be exactly those that would grant this request
+/// and that the caller does not hold (`policy::Caller::scopes_granting`): the challenge is
+/// read by whoever holds the token, so it never names the caller's own scopes or unrelated
+/// ones. With none, it names none (the detail should then say what to do instead).
 pub fn insufficient_scope(
-    scopes: &[String],
+    scopes: &[&str],
     metadata_url: &str,
     detail: &str,
     id: Option<&Value>,
@@ -209,30 +215,4 @@ pub fn insufficient_scope(
             .insert(http::header::WWW_AUTHENTICATE, v);
     }
     response
-}
-
-/// Names of the scope documents with a rule that allows `method` (and `tool`) on `server`:
-/// what a client should ask for to be allowed (at most 20).
-pub fn scopes_granting(
-    documents: &[ScopeDocument],
-    server: &str,
-    method: &str,
-    tool: Option<&str>,
-) -> Vec<String> {
-    let mut out = Vec::new();
-    for doc in documents {
-        let grants = doc.rules().any(|(_, rule)| {
-            let key = rule.server_key();
-            (key == "*" || key == server)
-                && (rule.any_method() || rule.methods().iter().any(|m| m == method))
-                && tool.is_none_or(|t| rule.any_tool() || rule.tools().iter().any(|x| x == t))
-        });
-        if grants {
-            out.push(doc.name().to_owned());
-            if out.len() == 20 {
-                break;
-            }
-        }
-    }
-    out
 }

@@ -283,6 +283,24 @@ pub fn era_of(headers: &HeaderMap, incoming: &Incoming) -> Result<Era, HeaderPro
         {
             return Err(HeaderProblem::unsupported(v, &supported_versions()));
         }
+        // The session era does not define Mcp-Method / Mcp-Name: the gateway never forwards
+        // them there (`proxy::send_http`), but one that contradicts the body is refused, not
+        // silently dropped, since something between the client and us may have routed on it.
+        match incoming {
+            Incoming::Single(m) => check_mirrored_headers(headers, m, false)?,
+            Incoming::Batch(_) => {
+                if let Some(name) = MIRRORED_HEADERS.iter().find(|h| headers.contains_key(**h)) {
+                    return Err(HeaderProblem {
+                        code: codes::HEADER_MISMATCH,
+                        message: format!(
+                            "a batch cannot carry the {} header: it names one message; send the header without the batch, or the batch without it",
+                            display_name(name)
+                        ),
+                        data: None,
+                    });
+                }
+            }
+        }
         return Ok(Era::Legacy {
             version: header_version.map(str::to_owned),
         });
@@ -320,50 +338,82 @@ pub fn era_of(headers: &HeaderMap, incoming: &Incoming) -> Result<Era, HeaderPro
         // The versions server/discover lists: a stateless client picks one of them and retries.
         return Err(HeaderProblem::unsupported(version, MODERN_VERSIONS));
     }
-    check_mirrored_headers(headers, message)?;
+    check_mirrored_headers(headers, message, true)?;
     Ok(Era::Modern {
         version: version.to_owned(),
     })
 }
 
+/// The request headers that mirror the body (2026-07-28): what `check_mirrored_headers` compares.
+pub const MIRRORED_HEADERS: &[&str] = &["mcp-method", "mcp-name"];
+
+fn display_name(header: &str) -> &'static str {
+    match header {
+        "mcp-method" => "Mcp-Method",
+        _ => "Mcp-Name",
+    }
+}
+
 /// `Mcp-Method` must equal the body's method, and `Mcp-Name` the tool, prompt or resource.
-fn check_mirrored_headers(headers: &HeaderMap, message: &Message) -> Result<(), HeaderProblem> {
+/// `required` (2026-07-28): `Mcp-Method` on every request and notification, `Mcp-Name` on
+/// `tools/call`, `resources/read` and `prompts/get`. Otherwise (the session era) a header may
+/// be absent, but one that is present must still agree; a header on a message that has no
+/// method or no name disagrees with it.
+fn check_mirrored_headers(
+    headers: &HeaderMap,
+    message: &Message,
+    required: bool,
+) -> Result<(), HeaderProblem> {
     let mismatch = |message: String| HeaderProblem {
         code: codes::HEADER_MISMATCH,
         message,
         data: None,
     };
     let Some(method) = message.method() else {
-        return Ok(()); // a response the client sends back carries no method
+        // A response the client sends back carries no method, so it has nothing to mirror.
+        return match MIRRORED_HEADERS.iter().find(|h| headers.contains_key(**h)) {
+            Some(h) => Err(mismatch(format!(
+                "a JSON-RPC response has no method or name; send it without the {} header",
+                display_name(h)
+            ))),
+            None => Ok(()),
+        };
     };
-    match header(headers, "mcp-method") {
-        None => {
+    // Compared as bytes: a value that is not visible ASCII differs, it is not absent.
+    match headers.get("mcp-method") {
+        None if required => {
             return Err(mismatch(format!(
                 "the Mcp-Method header is required ({method:?})"
             )));
         }
-        Some(h) if h != method => {
+        Some(h) if h.as_bytes() != method.as_bytes() => {
+            let h = String::from_utf8_lossy(h.as_bytes());
             return Err(mismatch(format!(
                 "Mcp-Method header {h:?} differs from the body's method {method:?}"
             )));
         }
-        Some(_) => {}
+        _ => {}
     }
-    if matches!(method, "tools/call" | "resources/read" | "prompts/get") {
-        let name = message.target_name();
-        match (header(headers, "mcp-name"), name) {
-            (None, _) => {
-                return Err(mismatch(format!(
-                    "the Mcp-Name header is required for {method}"
-                )));
-            }
-            (Some(h), Some(n)) if decode_header_value(h).as_deref() == Some(n) => {}
-            (Some(h), n) => {
-                return Err(mismatch(format!(
-                    "Mcp-Name header {h:?} differs from the body's {:?}",
-                    n.unwrap_or("")
-                )));
-            }
+    let name = message.target_name();
+    let name_required =
+        required && matches!(method, "tools/call" | "resources/read" | "prompts/get");
+    match (headers.get("mcp-name"), name) {
+        (None, _) if name_required => {
+            return Err(mismatch(format!(
+                "the Mcp-Name header is required for {method}"
+            )));
+        }
+        (None, _) => {}
+        (Some(h), Some(n))
+            if h.to_str().ok().and_then(decode_header_value).as_deref() == Some(n) => {}
+        (Some(h), n) => {
+            let h = String::from_utf8_lossy(h.as_bytes());
+            return Err(mismatch(match n {
+                Some(n) => format!("Mcp-Name header {h:?} differs from the body's {n:?}"),
+                None => format!(
+                    "Mcp-Name header {h:?} names nothing in the body ({method} has no name); send {method} without it"
+                ),
+            }));
         }
     }
     Ok(())
@@ -520,6 +570,76 @@ mod tests {
                 ("mcp-method", "tools/call"),
             ]),
             &call("weather", Some("2026-09-01")),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, codes::HEADER_MISMATCH);
+    }
+
+    #[test]
+    fn in_the_session_era_mirrored_headers_may_be_absent_but_never_disagree() {
+        let legacy = |pairs: &[(&str, &str)], body: Value| {
+            let mut all = vec![("mcp-protocol-version", "2025-11-25")];
+            all.extend_from_slice(pairs);
+            era_of(
+                &headers(&all),
+                &Incoming::parse(body.to_string().as_bytes()).unwrap(),
+            )
+        };
+        let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {}}});
+        assert!(legacy(&[], call.clone()).is_ok(), "not required here");
+        assert!(
+            legacy(
+                &[("mcp-method", "tools/call"), ("mcp-name", "echo")],
+                call.clone()
+            )
+            .is_ok()
+        );
+        for (pairs, says) in [
+            (&[("mcp-method", "tools/list")][..], "Mcp-Method"),
+            (
+                &[("mcp-name", "delete_everything")][..],
+                "\"delete_everything\"",
+            ),
+            (
+                &[("mcp-method", "tools/call"), ("mcp-name", "other")][..],
+                "Mcp-Name",
+            ),
+        ] {
+            let e = legacy(pairs, call.clone()).unwrap_err();
+            assert_eq!(e.code, codes::HEADER_MISMATCH, "{pairs:?}");
+            assert!(e.message.contains(says), "{}", e.message);
+        }
+        // A name header on a method that names nothing disagrees with it.
+        let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+        let e = legacy(&[("mcp-name", "echo")], list).unwrap_err();
+        assert!(e.message.contains("has no name"), "{}", e.message);
+        // A response has no method to mirror.
+        let response = json!({"jsonrpc": "2.0", "id": 3, "result": {}});
+        assert!(legacy(&[("mcp-method", "tools/call")], response).is_err());
+        // A batch cannot be described by one header.
+        let batch = json!([call, {"jsonrpc": "2.0", "id": 4, "method": "ping"}]);
+        let e = legacy(&[("mcp-method", "tools/call")], batch.clone()).unwrap_err();
+        assert!(e.message.contains("batch"), "{}", e.message);
+        assert!(legacy(&[], batch).is_ok());
+    }
+
+    #[test]
+    fn a_stateless_name_header_on_a_method_without_a_name_is_refused() {
+        let list = Incoming::parse(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {
+                "_meta": {META_PROTOCOL_VERSION: "2026-07-28"}}})
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        let e = era_of(
+            &headers(&[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/list"),
+                ("mcp-name", "admin_tool"),
+            ]),
+            &list,
         )
         .unwrap_err();
         assert_eq!(e.code, codes::HEADER_MISMATCH);

@@ -588,16 +588,27 @@ async fn handle_message(
                         &Outcome::denied(&method, tool.as_deref(), reason),
                         "denied",
                     );
-                    let scopes = caller::scopes_granting(
-                        &call.routes.documents,
+                    let policy = call.routes.policy.caller(&call.caller.identity);
+                    let scopes = policy.scopes_granting(
                         call.server(),
                         &method,
                         tool.as_deref(),
+                        caller::MAX_CHALLENGE_SCOPES,
                     );
                     caller::insufficient_scope(
                         &scopes,
                         &call.metadata_url(),
-                        &format!("your token does not allow {method} on this server"),
+                        &if method == "tools/call" && tool.is_none() {
+                            "tools/call needs the tool's name in params.name".to_owned()
+                        } else if scopes.is_empty() {
+                            format!(
+                                "your token does not allow {method} here and no scope would; ask the server's owner for access"
+                            )
+                        } else {
+                            format!(
+                                "your token does not allow {method} on this server; a token with one of the scopes named in WWW-Authenticate would"
+                            )
+                        },
                         Some(&id),
                     )
                 }
@@ -1010,13 +1021,20 @@ async fn send_http(
         UpstreamFailure { reason, message }
     };
     let mut out = HeaderMap::with_capacity(12);
+    // The headers that mirror the body belong to the 2026-07-28 era, where `era_of` has
+    // checked them against the body; the session era does not define them, so they never
+    // travel there (an upstream or a proxy before it might route on them).
+    let modern = matches!(era, Era::Modern { .. });
     for name in FORWARDED_HEADERS {
+        if !modern && jsonrpc::MIRRORED_HEADERS.contains(name) {
+            continue;
+        }
         if let Some(v) = client_headers.get(*name) {
             out.insert(HeaderName::from_static(name), v.clone());
         }
     }
     for (name, value) in client_headers {
-        if name.as_str().starts_with("mcp-param-") {
+        if modern && name.as_str().starts_with("mcp-param-") {
             out.insert(name.clone(), value.clone());
         }
     }

@@ -65,6 +65,7 @@ impl Authenticator for JwtAuthenticator {
             .map_err(|e| RegistryError::InvalidToken(e.to_string()))?;
         principal_for(
             &self.registry,
+            &token.issuer,
             &token.subject,
             token.username.as_deref(),
             token.client_id.as_deref(),
@@ -77,9 +78,11 @@ impl Authenticator for JwtAuthenticator {
 
 /// The principal of a caller known by token claims (verified here, or by a gateway that
 /// asserts them): its groups and scopes select scope documents, whose `ui_permissions` become
-/// its permissions.
+/// its permissions. Its subject is `jwt:<issuer>#<sub>`: a subject means something only
+/// within its issuer, so equal `sub`s of two issuers are two principals.
 pub async fn principal_for(
     registry: &Registry,
+    issuer: &str,
     subject: &str,
     username: Option<&str>,
     client_id: Option<&str>,
@@ -114,7 +117,7 @@ pub async fn principal_for(
         ),
     };
     Ok(Principal {
-        subject: format!("jwt:{subject}"),
+        subject: format!("jwt:{issuer}#{subject}"),
         display_name,
         kind,
         permissions,
@@ -174,6 +177,7 @@ impl AuthChain {
         let identity = Identity::new(asserted.groups, asserted.scopes);
         let principal = principal_for(
             &self.registry,
+            &asserted.issuer,
             &asserted.subject,
             asserted.username.as_deref(),
             asserted.client_id.as_deref(),

@@ -7,7 +7,8 @@
 //! what the registry needs: `server/discover` (2026-07-28), else `initialize` +
 //! `notifications/initialized` (session era), then requests, then `DELETE` of the session.
 //! Every URL goes through the egress policy exactly as in the gateway: the client resolves
-//! names with [`EgressResolver`] and literal IPs are checked with [`check_literal_ip`].
+//! names with core's `EgressResolver` (see [`mcpgw_core::egress::client_builder`]) and literal
+//! IPs are checked with [`check_literal_ip`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use mcpgw_core::domain::{Endpoint, ServerRecord};
-use mcpgw_core::egress::{EgressPolicy, EgressResolver, check_literal_ip};
+use mcpgw_core::egress::{EgressPolicy, check_literal_ip};
 use mcpgw_core::secrets::Keyring;
 use mcpgw_core::sse::Parser;
 use mcpgw_core::upstream_auth::{UpstreamAuthContext, UpstreamCredentials};
@@ -61,13 +62,12 @@ pub enum Failure {
     Unusable(String),
 }
 
-/// The HTTP client for registered servers: no redirects, egress checked at connect time.
+/// The HTTP client for registered servers, agent cards and the embeddings provider: core's
+/// egress client (no redirects, no proxy, every connected address checked at connect time).
 pub fn http_client(egress: Arc<EgressPolicy>, connect_timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+    mcpgw_core::egress::client_builder(egress)
         .connect_timeout(connect_timeout)
         .pool_idle_timeout(Duration::from_secs(30))
-        .dns_resolver(Arc::new(EgressResolver { policy: egress }))
         .user_agent(concat!("mcpgw-registry/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("a reqwest client with these settings builds")

@@ -287,6 +287,16 @@ impl RuleTable {
             tool.and_then(|t| self.tools.get(&t).copied()),
         )
     }
+
+    /// The grant for a request: `target` is the tool's symbol for `tools/call`, else the
+    /// method's.
+    fn grant(&self, is_call: bool, target: Option<u32>) -> Option<Grant> {
+        if is_call {
+            self.tool_rule(target)
+        } else {
+            self.method_rule(target)
+        }
+    }
 }
 
 /// Both grants together: the lower rule index, and the write bit if either has it.
@@ -608,13 +618,7 @@ impl<'p> Caller<'p> {
             policy.symbol(method)
         };
 
-        let grant = |table: &RuleTable| {
-            if is_call {
-                table.tool_rule(target)
-            } else {
-                table.method_rule(target)
-            }
-        };
+        let grant = |table: &RuleTable| table.grant(is_call, target);
         let mut reason = DecisionReason::NoRuleForServer;
         for (at, &index) in self.scopes.iter().enumerate() {
             let scope = &policy.scopes[index as usize];
@@ -643,6 +647,55 @@ impl<'p> Caller<'p> {
             }
         }
         Decision::deny(reason)
+    }
+
+    /// Names of the scope documents this caller does not hold that would allow the request:
+    /// what a `403 insufficient_scope` challenge names (RFC 6750 `scope`), so that a client
+    /// can ask for exactly that. The same rules as [`Caller::decide`] decide what "would
+    /// allow" means, so a document that only lists the server, or grants another tool or
+    /// method, is never named; nor is any of the caller's own.
+    ///
+    /// Documents with a rule for this very server are named alone when there are any: a
+    /// document granting through the `*` server (usually an administrator's) is named only
+    /// when nothing narrower would do, so challenges point at the least privilege and do not
+    /// advertise the broad scopes. At most `limit` names, in name order. Empty when nothing
+    /// would allow it, e.g. `tools/call` without a tool name.
+    pub fn scopes_granting(
+        &self,
+        server: &str,
+        method: &str,
+        tool: Option<&str>,
+        limit: usize,
+    ) -> Vec<&'p str> {
+        let policy = self.policy;
+        let is_call = method == TOOLS_CALL;
+        let target = match (is_call, tool) {
+            (true, None) => return Vec::new(),
+            (true, Some(tool)) => policy.symbol(tool),
+            (false, _) => policy.symbol(method),
+        };
+        let server = policy.symbol(normalize_server(server));
+        let mut narrow = Vec::new();
+        let mut broad = Vec::new();
+        for (index, scope) in policy.scopes.iter().enumerate() {
+            let held = u32::try_from(index).is_ok_and(|i| self.scopes.binary_search(&i).is_ok());
+            if held {
+                continue;
+            }
+            let [own, any] = scope.tables(server);
+            if own.is_some_and(|t| t.grant(is_call, target).is_some()) {
+                narrow.push(&*scope.name);
+                if narrow.len() == limit {
+                    break;
+                }
+            } else if narrow.is_empty()
+                && broad.len() < limit
+                && any.is_some_and(|t| t.grant(is_call, target).is_some())
+            {
+                broad.push(&*scope.name);
+            }
+        }
+        if narrow.is_empty() { broad } else { narrow }
     }
 
     /// Prepares the checks for one server, to filter a `tools/list` result tool by tool.

@@ -67,6 +67,94 @@ fn token_scopes(names: &[&str]) -> Identity {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Which scopes would allow a request (the insufficient_scope challenge)
+
+fn granting_policy() -> CompiledPolicy {
+    let docs = [
+        json!({"name": "weather-read", "group_mappings": ["readers"], "server_access": [
+            {"server": "weather", "methods": ["initialize", "tools/list", "tools/call"],
+             "tools": ["forecast"]}]}),
+        json!({"name": "weather-echo", "server_access": [
+            {"server": "weather", "methods": ["tools/call"], "tools": ["echo"]}]}),
+        json!({"name": "weather-all-tools", "server_access": [
+            {"server": "/weather/", "methods": ["*"], "tools": "*"}]}),
+        json!({"name": "weather-lists-echo", "server_access": [
+            {"server": "weather", "methods": ["tools/list"], "tools": ["echo"]}]}),
+        json!({"name": "billing-echo", "server_access": [
+            {"server": "billing", "methods": ["tools/call"], "tools": ["echo"]}]}),
+        json!({"name": "unrestricted", "server_access": [
+            {"server": "*", "methods": ["all"], "tools": ["all"]}]}),
+    ];
+    CompiledPolicy::compile(&docs.map(doc), 1)
+}
+
+#[test]
+fn the_scopes_granting_a_tool_are_those_that_would_allow_it_on_that_server() {
+    let p = granting_policy();
+    let reader = p.caller(&groups(&["readers"]));
+    assert!(!reader.decide("weather", "tools/call", Some("echo")).allowed);
+    // Not the caller's own weather-read, not a document that only lists echo, not echo on
+    // another server, and not the wildcard one while narrower documents exist.
+    assert_eq!(
+        reader.scopes_granting("weather", "tools/call", Some("echo"), 20),
+        ["weather-all-tools", "weather-echo"]
+    );
+    assert_eq!(
+        reader.scopes_granting("weather", "tools/call", Some("echo"), 1),
+        ["weather-all-tools"]
+    );
+    // Every named scope does allow it, and the caller's own do not appear even when they would.
+    for name in reader.scopes_granting("weather", "tools/call", Some("echo"), 20) {
+        assert!(
+            p.decide(
+                &token_scopes(&[name]),
+                "weather",
+                "tools/call",
+                Some("echo")
+            )
+            .allowed
+        );
+    }
+    let holder = p.caller(&token_scopes(&["weather-echo"]));
+    assert_eq!(
+        holder.scopes_granting("weather", "tools/call", Some("echo"), 20),
+        ["weather-all-tools"]
+    );
+}
+
+#[test]
+fn only_a_wildcard_server_document_is_named_when_nothing_narrower_grants() {
+    let p = granting_policy();
+    let nobody = p.caller(&Identity::default());
+    assert_eq!(
+        nobody.scopes_granting("payroll", "tools/call", Some("run"), 20),
+        ["unrestricted"]
+    );
+    assert_eq!(
+        nobody.scopes_granting("weather", "resources/read", None, 20),
+        ["weather-all-tools"]
+    );
+}
+
+#[test]
+fn no_scope_is_named_for_a_tool_call_without_a_tool_name() {
+    let p = granting_policy();
+    let reader = p.caller(&groups(&["readers"]));
+    assert!(
+        reader
+            .scopes_granting("weather", "tools/call", None, 20)
+            .is_empty()
+    );
+    let only_specific = CompiledPolicy::compile(&[doc(lob1())], 1);
+    assert!(
+        only_specific
+            .caller(&Identity::default())
+            .scopes_granting("payroll", "tools/call", Some("run"), 20)
+            .is_empty()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Decisions
 
 #[test]

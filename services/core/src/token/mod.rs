@@ -13,6 +13,15 @@
 //! - `exp` is required; `exp` and `nbf` are checked with a small leeway; `iss` and `aud` must
 //!   match. The token type is checked both in the header (`typ`) and, where an IdP puts it in
 //!   the payload (Keycloak's `typ: "ID"` or `"Refresh"`), there: only access tokens pass.
+//! - An ID token is never an access token, even when its `aud` (the client it was issued to)
+//!   is a configured audience: a token carrying `nonce`, `at_hash` or `c_hash` (claims only ID
+//!   tokens have, OpenID Connect Core 1.0 section 2 and 3.1.3.6), a payload `typ` of `ID`, or
+//!   Cognito's `token_use: "id"` is refused. Access-token shapes that pass: RFC 9068 (`typ:
+//!   at+jwt`), Keycloak's (`typ: "Bearer"` in the payload) and Entra ID, Okta and Auth0 access
+//!   tokens, which carry none of these claims. Keycloak before 25 also put `nonce` into access
+//!   tokens of the code flow (keycloak/keycloak#26893): those are refused; use Keycloak 25+.
+//! - `sub` is required and non-empty: sessions, rate-limit buckets and audit subjects are keyed
+//!   by issuer and subject, so two callers without one would be the same caller.
 //! - Nothing here logs a token.
 
 use std::collections::HashMap;
@@ -128,6 +137,14 @@ pub enum TokenError {
     Signature,
     #[error("the token is not an access token ({0})")]
     TokenType(String),
+    #[error(
+        "the token is an ID token ({0}), not an access token: send the access token the identity provider issued for this audience"
+    )]
+    IdToken(String),
+    #[error(
+        "the token names no subject (`sub`): callers are told apart by issuer and subject, so the identity provider must include `sub` in access tokens (Keycloak 25+: give the client the `basic` client scope)"
+    )]
+    NoSubject,
     #[error("the token lacks a required claim: {0}")]
     MissingClaim(String),
     #[error("the token has been revoked")]
@@ -337,10 +354,13 @@ impl TokenValidator {
             }
         })?;
         let claims = data.claims;
-        if let Some(typ) = claims.get("typ").and_then(Value::as_str)
-            && !(typ.eq_ignore_ascii_case("Bearer") || typ.eq_ignore_ascii_case("at+jwt"))
+        refuse_non_access_tokens(&claims)?;
+        if claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
         {
-            return Err(TokenError::TokenType(format!("claim typ {typ:?}")));
+            return Err(TokenError::NoSubject);
         }
         let verified = extract(&claims, config);
         if !config.revocations_url.is_empty() {
@@ -561,6 +581,34 @@ impl TokenValidator {
 
 fn is_symmetric(alg: Algorithm) -> bool {
     matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+}
+
+/// Refuses ID tokens and other non-access tokens by what their verified payload says (see the
+/// module rules); the header `typ` was checked against the issuer's `token_types` before.
+fn refuse_non_access_tokens(claims: &Value) -> Result<(), TokenError> {
+    for claim in ["nonce", "at_hash", "c_hash"] {
+        if claims.get(claim).is_some() {
+            return Err(TokenError::IdToken(format!("it carries `{claim}`")));
+        }
+    }
+    if let Some(typ) = claims.get("typ").and_then(Value::as_str) {
+        if typ.eq_ignore_ascii_case("ID") || typ.eq_ignore_ascii_case("id_token") {
+            return Err(TokenError::IdToken(format!("claim typ {typ:?}")));
+        }
+        if !(typ.eq_ignore_ascii_case("Bearer") || typ.eq_ignore_ascii_case("at+jwt")) {
+            return Err(TokenError::TokenType(format!("claim typ {typ:?}")));
+        }
+    }
+    // Amazon Cognito marks its tokens `token_use: "id"` or `"access"`.
+    match claims.get("token_use").and_then(Value::as_str) {
+        Some(usage) if usage.eq_ignore_ascii_case("id") => {
+            Err(TokenError::IdToken(format!("claim token_use {usage:?}")))
+        }
+        Some(usage) if !usage.eq_ignore_ascii_case("access") => {
+            Err(TokenError::TokenType(format!("claim token_use {usage:?}")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The payload, not yet verified: only used to pick the issuer's settings.

@@ -63,20 +63,20 @@ async fn idp() -> Arc<Idp> {
     idp
 }
 
+fn config(idp: &Idp) -> IssuerConfig {
+    IssuerConfig {
+        issuer: idp.issuer.clone(),
+        jwks_uri: String::new(),
+        audiences: vec!["mcp-gateway".to_owned()],
+        algorithms: default_algorithms(),
+        token_types: default_token_types(),
+        groups_claim: "groups".to_owned(),
+        revocations_url: String::new(),
+    }
+}
+
 fn validator(idp: &Idp, settings: ValidatorSettings) -> TokenValidator {
-    TokenValidator::new(
-        vec![IssuerConfig {
-            issuer: idp.issuer.clone(),
-            jwks_uri: String::new(),
-            audiences: vec!["mcp-gateway".to_owned()],
-            algorithms: default_algorithms(),
-            token_types: default_token_types(),
-            groups_claim: "groups".to_owned(),
-            revocations_url: String::new(),
-        }],
-        settings,
-    )
-    .unwrap()
+    TokenValidator::new(vec![config(idp)], settings).unwrap()
 }
 
 fn now() -> i64 {
@@ -150,9 +150,84 @@ async fn expired_not_yet_valid_wrong_issuer_and_wrong_audience_are_refused() {
         v.validate(&with(json!({"aud": null}))).await,
         Err(TokenError::MissingClaim("aud".to_owned()))
     );
+}
+
+#[tokio::test]
+async fn id_tokens_are_refused_by_every_marker_and_access_token_shapes_pass() {
+    let idp = idp().await;
+    let key = SigningKey::generate();
+    publish(&idp, &key);
+    // Header types are not what tells an ID token apart: accept any, as for an IdP whose
+    // tokens carry no `typ`.
+    let v = TokenValidator::new(
+        vec![IssuerConfig {
+            token_types: vec![],
+            ..config(&idp)
+        }],
+        ValidatorSettings::default(),
+    )
+    .unwrap();
+    let with = |patch: Value, drop: &[&str]| {
+        let mut c = claims(&idp);
+        for (k, val) in patch.as_object().unwrap() {
+            c[k] = val.clone();
+        }
+        for k in drop {
+            c.as_object_mut().unwrap().remove(*k);
+        }
+        key.sign(&c, "JWT").unwrap()
+    };
+    for (patch, why) in [
+        (json!({"nonce": "n-1"}), "it carries `nonce`"),
+        (json!({"at_hash": "x"}), "it carries `at_hash`"),
+        (json!({"c_hash": "x"}), "it carries `c_hash`"),
+        (json!({"typ": "ID"}), "claim typ \"ID\""),
+        (json!({"token_use": "id"}), "claim token_use \"id\""),
+    ] {
+        assert_eq!(
+            v.validate(&with(patch.clone(), &[])).await,
+            Err(TokenError::IdToken(why.to_owned())),
+            "{patch}"
+        );
+    }
     assert_eq!(
-        v.validate(&with(json!({"typ": "ID"}))).await,
-        Err(TokenError::TokenType("claim typ \"ID\"".to_owned()))
+        v.validate(&with(json!({"typ": "Refresh"}), &[])).await,
+        Err(TokenError::TokenType("claim typ \"Refresh\"".to_owned()))
+    );
+    // Keycloak (`typ: Bearer`), RFC 9068 (`typ: at+jwt` in the header), Cognito access tokens
+    // and Entra/Okta/Auth0 shapes (no `typ` claim at all) pass.
+    for (patch, drop) in [
+        (json!({"typ": "Bearer"}), &[][..]),
+        (json!({}), &["typ"][..]),
+        (json!({"token_use": "access"}), &["typ"][..]),
+        (
+            json!({"scp": ["mcp.read"], "oid": "o-1", "tid": "t-1"}),
+            &["typ"][..],
+        ),
+    ] {
+        let token = with(patch.clone(), drop);
+        assert!(v.validate(&token).await.is_ok(), "{patch} without {drop:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_token_without_a_subject_is_refused_with_what_to_change() {
+    let idp = idp().await;
+    let key = SigningKey::generate();
+    publish(&idp, &key);
+    let v = validator(&idp, ValidatorSettings::default());
+    for sub in [json!(null), json!(""), json!(42)] {
+        let mut c = claims(&idp);
+        c["sub"] = sub.clone();
+        let err = v.validate(&key.sign(&c, "JWT").unwrap()).await.unwrap_err();
+        assert_eq!(err, TokenError::NoSubject, "sub {sub}");
+        assert!(err.to_string().contains("`sub`"), "{err}");
+    }
+    let mut c = claims(&idp);
+    c.as_object_mut().unwrap().remove("sub");
+    assert_eq!(
+        v.validate(&key.sign(&c, "JWT").unwrap()).await,
+        Err(TokenError::NoSubject)
     );
 }
 

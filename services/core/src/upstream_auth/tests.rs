@@ -771,6 +771,31 @@ async fn a_token_url_the_egress_policy_refuses_is_never_called() {
     assert_eq!(s.hits.load(Ordering::SeqCst), 0);
 }
 
+#[tokio::test]
+async fn a_token_url_that_rebinds_to_a_refused_address_after_its_check_is_never_connected_to() {
+    use crate::egress::{Rebinding, counting_listener};
+    let (port, accepted) = counting_listener().await;
+    // The name answers a public address to the check and loopback (refused) afterwards.
+    let rebinding = Rebinding::to_loopback();
+    let strict = context_with(
+        UpstreamAuthSettings::default(),
+        Some(EgressPolicy::with_resolver(
+            EgressConfig::default(),
+            rebinding.clone(),
+        )),
+        AwsIdentity::default_chain(),
+    );
+    let creds = UpstreamCredentials::oauth2(
+        client(&format!("http://localhost:{port}/token"), "gw", "pw"),
+        &strict,
+    );
+    let err = bearer_of(&creds).await.unwrap_err();
+    assert!(err.to_string().contains("egress policy"), "{err}");
+    assert_eq!(rebinding.lookups.load(Ordering::SeqCst), 2);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 0, "nothing connected");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_outage_is_fetched_once_for_concurrent_callers_and_not_again_within_the_backoff() {
     let s = stub(503, json!({"error": "temporarily_unavailable"})).await;

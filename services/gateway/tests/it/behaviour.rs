@@ -1,4 +1,5 @@
-//! Streaming, cancellation, limits, write protection, the stateless era and static stability.
+//! Streaming, cancellation, limits, write protection, the stateless era, what scope challenges
+//! and method headers may carry, and static stability.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -240,6 +241,126 @@ async fn stateless_requests_are_checked_against_their_headers() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn a_scope_challenge_names_only_the_scope_that_would_grant_the_call() {
+    let (stack, _up) = stack_with("weather", false, &["headers"], json!({})).await;
+    let rule = |server: &str, methods: &[&str], tools: &[&str]| json!({"server": server, "methods": methods, "tools": tools});
+    for (name, access) in [
+        // The caller's own: listing weather, calling on billing.
+        (
+            "team-read",
+            rule("weather", &["initialize", "tools/list"], &[]),
+        ),
+        ("billing-echo", rule("billing", &["tools/call"], &["echo"])),
+        // Would grant the call.
+        ("weather-echo", rule("weather", &["tools/call"], &["echo"])),
+        // Unrelated: lists echo but cannot call it; the wildcard administrator's scope.
+        (
+            "weather-lists-echo",
+            rule("weather", &["tools/list"], &["echo"]),
+        ),
+        ("everything-admin", rule("*", &["*"], &["*"])),
+    ] {
+        stack
+            .put_scope(json!({"name": name, "server_access": [access]}))
+            .await;
+        wait_scope(&stack, name).await;
+    }
+    let mut claims = stack.issuer.claims("carol", &[], AUDIENCE);
+    claims["scope"] = json!("team-read billing-echo");
+    let mut c = RawClient::new(&stack.url(), "weather", Some(stack.issuer.sign(&claims)));
+    assert_eq!(c.initialize().await.status, StatusCode::OK);
+    let unrelated = [
+        "team-read",
+        "billing-echo",
+        "weather-lists-echo",
+        "everything-admin",
+        "agents",
+    ];
+    let r = c.call("echo", json!({"text": "x"})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let challenge = r.header("www-authenticate").to_owned();
+    assert!(
+        challenge.starts_with("Bearer error=\"insufficient_scope\", scope=\"weather-echo\", "),
+        "{challenge}"
+    );
+    for name in unrelated {
+        assert!(!challenge.contains(name), "{name} in {challenge}");
+        assert!(!r.text.contains(name), "{name} in {}", r.text);
+    }
+
+    // A call without a tool name: nothing would grant it, so nothing is named, not even the
+    // caller's own scope that calls tools here.
+    let mut agent = RawClient::new(
+        &stack.url(),
+        "weather",
+        Some(stack.token("alice", &["agents"])),
+    );
+    agent.initialize().await;
+    let r = agent.request("tools/call", json!({"arguments": {}})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let challenge = r.header("www-authenticate");
+    assert!(!challenge.contains("scope="), "{challenge}");
+    assert!(r.text.contains("params.name"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn session_era_method_headers_are_refused_when_they_disagree_and_never_forwarded() {
+    let (stack, up) = stack_with("legacy", false, &["headers", "echo"], json!({})).await;
+    let mut c = RawClient::new(
+        &stack.url(),
+        "legacy",
+        Some(stack.token("alice", &["agents"])),
+    );
+    c.initialize().await;
+    let calls = |up: &upstream::Upstream| up.counters.calls.load(Ordering::SeqCst);
+    let before = calls(&up);
+    // 2025-11-25 does not define Mcp-Method / Mcp-Name: headers that contradict the body
+    // (here: a name the policy does not grant, or another method) stop at the gateway.
+    for (method, name) in [("tools/call", "delete_everything"), ("tools/list", "echo")] {
+        let id = c.id();
+        let r = c
+            .post(
+                json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                    "params": {"name": "echo", "arguments": {"text": "x"}}}),
+                &[
+                    ("mcp-protocol-version", "2025-11-25"),
+                    ("mcp-method", method),
+                    ("mcp-name", name),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+        assert_eq!(r.last()["error"]["code"], -32020, "{}", r.text);
+        assert_eq!(r.last()["id"], id, "{}", r.text);
+    }
+    assert_eq!(calls(&up), before, "nothing reached the server");
+    // Headers that agree are accepted, and still not forwarded: the upstream speaks the
+    // session era and receives exactly what that era defines.
+    let id = c.id();
+    let r = c
+        .post(
+            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": "headers", "arguments": {}}}),
+            &[
+                ("mcp-protocol-version", "2025-11-25"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "headers"),
+                ("mcp-param-region", "eu"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let seen: Value = serde_json::from_str(&text_of(r.last())).unwrap();
+    assert_eq!(seen["mcp-protocol-version"], "2025-11-25", "{seen}");
+    for stripped in ["mcp-method", "mcp-name", "mcp-param-region"] {
+        assert!(
+            seen.get(stripped).is_none(),
+            "{stripped} reached the server: {seen}"
+        );
+    }
 }
 
 #[tokio::test]

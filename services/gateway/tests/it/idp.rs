@@ -72,6 +72,21 @@ async fn idp_stack(gateway_toml: &str, scopes: &[Value]) -> (Stack, upstream::Up
     (stack, up)
 }
 
+/// A realm made by mcpgw-setup from `spec` on the test Keycloak.
+async fn make_realm(spec: &str) -> FixtureRealm {
+    fixture::realm(
+        &env("MCPGW_TEST_KEYCLOAK_URL", "keycloak.sh start"),
+        &env(
+            "MCPGW_TEST_KEYCLOAK_ADMIN_PASSWORD",
+            "keycloak.sh admin-password",
+        ),
+        spec,
+        None,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// A realm (made by mcpgw-setup from a spec) with group `gw-readers`, an optional client scope
 /// `gw-echo` (it appears in the token's `scope` when asked for), and two m2m clients whose
 /// service accounts are in the group and whose tokens carry `groups`: `gw-m2m` with the
@@ -106,17 +121,7 @@ name = "gw-echo"
 name = "gw-readers"
 {clients}"#
     );
-    fixture::realm(
-        &env("MCPGW_TEST_KEYCLOAK_URL", "keycloak.sh start"),
-        &env(
-            "MCPGW_TEST_KEYCLOAK_ADMIN_PASSWORD",
-            "keycloak.sh admin-password",
-        ),
-        &spec,
-        None,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
+    make_realm(&spec).await
 }
 
 /// A client credentials token of `realm`'s client `client_id`, asking for `scope` if given.
@@ -494,4 +499,316 @@ async fn a_token_revoked_at_the_auth_server_stops_working_at_the_gateway() {
     );
     gw2.stop().await;
     auth.stop().await;
+}
+
+/// A realm whose client is named like the gateway's audience, so its ID tokens carry
+/// `aud: mcpgw-gateway`: a dev user `alice` signs in with the password grant.
+async fn id_token_realm() -> FixtureRealm {
+    let spec = format!(
+        r#"
+[realm]
+name = "gwid"
+
+[[groups]]
+name = "gw-readers"
+
+[[clients]]
+client_id = "{AUDIENCE}"
+kind = "m2m"
+password_grant = true
+mappers = [
+  {{ type = "audience", name = "aud", audience = "{AUDIENCE}" }},
+  {{ type = "groups", name = "groups" }},
+]
+
+[[dev_users]]
+username = "alice"
+email = "alice@example.test"
+first_name = "Alice"
+last_name = "Test"
+groups = ["gw-readers"]
+"#
+    );
+    make_realm(&spec).await
+}
+
+fn keep_cookies(jar: &mut BTreeMap<String, String>, r: &reqwest::Response) {
+    for c in r.headers().get_all(reqwest::header::SET_COOKIE) {
+        let c = c.to_str().unwrap_or("");
+        if let Some((k, v)) = c.split(';').next().and_then(|p| p.split_once('=')) {
+            jar.insert(k.to_owned(), v.to_owned());
+        }
+    }
+}
+
+/// Signs in at the oidc-provider (`scripts/deps/oidc-provider`) as its user with the code flow
+/// (PKCE, a nonce) as a browser and its client `mcpgw-web` would, and returns the token
+/// response: `id_token` (for `aud: mcpgw-web`) and `access_token`.
+async fn oidc_provider_code_flow(issuer: &str) -> Value {
+    use sha2::Digest;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let redirect_uri = "http://127.0.0.1/callback";
+    let verifier = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let mut location = url::Url::parse_with_params(
+        &format!("{issuer}/auth"),
+        &[
+            ("client_id", "mcpgw-web"),
+            ("response_type", "code"),
+            ("scope", "openid profile"),
+            ("redirect_uri", redirect_uri),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("nonce", "n-0S6_WzA2Mj"),
+            ("state", "s-1"),
+        ],
+    )
+    .unwrap()
+    .to_string();
+    let mut cookies = BTreeMap::<String, String>::new();
+    let mut code = None;
+    for _ in 0..20 {
+        if location.starts_with(redirect_uri) {
+            let url = url::Url::parse(&location).unwrap();
+            code = url
+                .query_pairs()
+                .find(|(k, _)| k == "code")
+                .map(|(_, v)| v.into_owned());
+            break;
+        }
+        let jar = cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let r = http
+            .get(&location)
+            .header(reqwest::header::COOKIE, jar.clone())
+            .send()
+            .await
+            .unwrap();
+        keep_cookies(&mut cookies, &r);
+        let base = url::Url::parse(&location).unwrap();
+        if r.status().is_redirection() {
+            let next = r.headers()["location"].to_str().unwrap().to_owned();
+            location = base.join(&next).unwrap().to_string();
+            continue;
+        }
+        let page = r.text().await.unwrap();
+        let action = page
+            .split("action=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap_or_else(|| panic!("a login form at the provider: {page}"))
+            .replace("&amp;", "&");
+        let jar = cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let r = http
+            .post(base.join(&action).unwrap())
+            .header(reqwest::header::COOKIE, jar)
+            .form(&[("username", "alice"), ("password", "alice-password")])
+            .send()
+            .await
+            .unwrap();
+        keep_cookies(&mut cookies, &r);
+        assert!(r.status().is_redirection(), "login: {}", r.status());
+        let next = r.headers()["location"].to_str().unwrap().to_owned();
+        location = base.join(&next).unwrap().to_string();
+    }
+    let code = code.expect("the provider sent the browser back with a code");
+    let discovery: Value = reqwest::get(format!("{issuer}/.well-known/openid-configuration"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r: Value = http
+        .post(discovery["token_endpoint"].as_str().unwrap())
+        .basic_auth("mcpgw-web", Some("mcpgw-web-secret"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", verifier.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(r["id_token"].is_string(), "{r}");
+    r
+}
+
+#[tokio::test]
+async fn real_id_tokens_for_a_configured_audience_are_refused_and_access_tokens_pass() {
+    let realm = id_token_realm().await;
+    let keycloak = realm.issuer();
+    let second = env("MCPGW_TEST_OIDC_URL", "oidc.sh start");
+    // Both issuers trusted, with the audiences their ID tokens carry (the client ids), and
+    // any header type (oidc-provider's ID tokens may carry none): only the payload tells.
+    let toml = format!(
+        "[[auth.issuers]]\nissuer = \"{keycloak}\"\naudiences = [\"{AUDIENCE}\"]\n\
+         [[auth.issuers]]\nissuer = \"{second}\"\naudiences = [\"mcpgw-web\", \"mcp-gateway\"]\ntoken_types = []\n"
+    );
+    let readers = scope(
+        "gw-readers",
+        "gw-readers",
+        SERVER,
+        &[
+            "initialize",
+            "notifications/initialized",
+            "ping",
+            "tools/list",
+        ],
+        &[],
+    );
+    let everyone = json!({"name": "mcp-users", "group_mappings": ["mcp-users"],
+        "server_access": [{"server": SERVER, "methods": ["initialize", "notifications/initialized", "ping"], "tools": []}]});
+    let (stack, _up) = idp_stack(&toml, &[readers, everyone]).await;
+
+    // Keycloak: the password grant with `openid` answers an access token and an ID token.
+    let password = realm.user_password("alice").await.unwrap();
+    let secret = realm.client_secret(AUDIENCE).await.unwrap();
+    let r: Value = client()
+        .post(format!("{keycloak}/protocol/openid-connect/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", AUDIENCE),
+            ("client_secret", secret.as_str()),
+            ("username", "alice"),
+            ("password", password.as_str()),
+            ("scope", "openid"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kc_id = r["id_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_owned();
+    let kc_access = r["access_token"].as_str().unwrap().to_owned();
+    let id_claims = claims_of(&kc_id);
+    assert_eq!(id_claims["aud"], AUDIENCE, "{id_claims}");
+
+    // oidc-provider (standing for Entra ID, Okta, ...): the code flow with a nonce.
+    let tokens = oidc_provider_code_flow(&second).await;
+    let op_id = tokens["id_token"].as_str().unwrap().to_owned();
+    let op_claims = claims_of(&op_id);
+    assert_eq!(op_claims["aud"], "mcpgw-web", "{op_claims}");
+    assert!(op_claims["nonce"].is_string(), "{op_claims}");
+
+    for (who, id_token) in [("keycloak", &kc_id), ("oidc-provider", &op_id)] {
+        let mut c = RawClient::new(&stack.url(), SERVER, Some(id_token.clone()));
+        let r = c.initialize_raw().await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{who}: {}", r.text);
+        let challenge = r.header("www-authenticate");
+        assert!(
+            challenge.contains("error=\"invalid_token\""),
+            "{who}: {challenge}"
+        );
+        assert!(challenge.contains("ID token"), "{who}: {challenge}");
+    }
+    // The access tokens of the same sign-ins pass (Keycloak's `typ: Bearer`, oidc-provider's
+    // RFC 9068 `at+jwt`).
+    for (who, access) in [
+        ("keycloak", kc_access),
+        (
+            "oidc-provider",
+            tokens["access_token"].as_str().unwrap().to_owned(),
+        ),
+    ] {
+        let mut c = RawClient::new(&stack.url(), SERVER, Some(access));
+        let r = c.initialize_raw().await;
+        assert_eq!(r.status, StatusCode::OK, "{who}: {}", r.text);
+    }
+    realm.delete().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_token_without_a_subject_is_refused_and_callers_are_told_apart_by_subject_alone() {
+    let (stack, _up) = stack_with(
+        "quota",
+        false,
+        &["echo"],
+        json!({"gateway": {"tool_calls_per_minute": {"echo": 2}}}),
+    )
+    .await;
+    // One agent client, one display name, two subjects: the claims a name- or client-keyed
+    // gateway would confuse.
+    let token = |sub: Option<&str>| {
+        let mut c = stack.issuer.claims("x", &["agents"], AUDIENCE);
+        c["azp"] = json!("shared-agent");
+        c["client_id"] = json!("shared-agent");
+        c["preferred_username"] = json!("agent");
+        match sub {
+            Some(s) => c["sub"] = json!(s),
+            None => {
+                c.as_object_mut().unwrap().remove("sub");
+            }
+        }
+        stack.issuer.sign(&c)
+    };
+    for _ in 0..2 {
+        let mut anonymous = RawClient::new(&stack.url(), "quota", Some(token(None)));
+        let r = anonymous.initialize_raw().await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+        let challenge = r.header("www-authenticate");
+        assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+        assert!(challenge.contains("`sub`"), "{challenge}");
+    }
+
+    let mut first = RawClient::new(&stack.url(), "quota", Some(token(Some("agent-1"))));
+    first.initialize().await;
+    for _ in 0..2 {
+        assert_eq!(
+            first.call("echo", json!({"text": "x"})).await.status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        first.call("echo", json!({"text": "x"})).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // The second subject: not the first one's session, not its bucket.
+    let mut second = RawClient::new(&stack.url(), "quota", Some(token(Some("agent-2"))));
+    second.session = first.session.clone();
+    let r = second.call("echo", json!({"text": "x"})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    second.session = None;
+    second.initialize().await;
+    let r = second.call("echo", json!({"text": "x"})).await;
+    assert_eq!(r.status, StatusCode::OK, "its own bucket: {}", r.text);
+    // And its own audit subject.
+    let mut actors = std::collections::BTreeSet::new();
+    for _ in 0..100 {
+        actors = stack
+            .audit("resource_id=quota&action=mcp.tool_call")
+            .await
+            .iter()
+            .filter_map(|e| e["actor"].as_str().map(str::to_owned))
+            .collect();
+        if actors.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        actors.into_iter().collect::<Vec<_>>(),
+        ["agent-1", "agent-2"]
+    );
 }

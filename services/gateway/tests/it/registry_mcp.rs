@@ -91,7 +91,11 @@ async fn the_registry_is_managed_through_the_gateway_as_the_caller() {
     assert_ne!(out["call"]["result"]["isError"], true, "{out}");
     let audit = stack.audit("action=server.create&resource_id=notes").await;
     assert_eq!(audit.len(), 1, "{audit:?}");
-    assert_eq!(audit[0]["actor"], "jwt:alice", "{audit:?}");
+    assert_eq!(
+        audit[0]["actor"],
+        format!("jwt:{}#alice", stack.issuer.issuer),
+        "the principal is the issuer's subject: {audit:?}"
+    );
     // And a write alice may not make is refused by the registry with its REST message.
     let out = py_client(
         &url,

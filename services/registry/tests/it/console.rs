@@ -137,7 +137,7 @@ async fn a_change_with_the_session_cookie_needs_the_csrf_token_and_the_console_o
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    assert_eq!(created["created_by"], "jwt:alice");
+    assert_eq!(created["created_by"], format!("jwt:{}#alice", idp.issuer));
     // The toggle the dashboard sends, without and with the token.
     let (status, _) = with_cookie(
         &app,

@@ -292,3 +292,55 @@ async fn hs256_signed_with_keycloaks_rsa_public_key_is_refused() {
     }
     realm.delete().await.unwrap();
 }
+
+/// Two trusted issuers may hand out the same `sub`: each is its own principal (and audit
+/// actor); a token without a `sub` is nobody and is refused.
+#[tokio::test]
+async fn principals_are_keyed_by_issuer_and_subject_and_a_token_needs_a_subject() {
+    use mcpgw_core::testing::TestIssuer;
+    let (one, two) = (TestIssuer::start().await, TestIssuer::start().await);
+    let issuers: String = [&one, &two]
+        .iter()
+        .map(|i| {
+            format!(
+                "[[auth.issuers]]\nissuer = \"{}\"\naudiences = [\"mcpgw-registry\"]\n",
+                i.issuer
+            )
+        })
+        .collect();
+    let app = spawn_with(Backend::Sqlite, &format!("[auth]\n{issuers}")).await;
+    let mut subjects = Vec::new();
+    for idp in [&one, &two] {
+        let token = idp.sign(&idp.claims("alice", &[], "mcpgw-registry"));
+        let me = app
+            .call_as(Some(&token), Method::GET, "/api/v1/me", None, &[])
+            .await;
+        assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
+        assert_eq!(me.body["subject"], format!("jwt:{}#alice", idp.issuer));
+        subjects.push(me.body["subject"].clone());
+    }
+    assert_ne!(subjects[0], subjects[1]);
+
+    let mut claims = one.claims("alice", &[], "mcpgw-registry");
+    claims.as_object_mut().unwrap().remove("sub");
+    let r = app
+        .call_as(
+            Some(&one.sign(&claims)),
+            Method::GET,
+            "/api/v1/me",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNAUTHORIZED, "invalid_token"),
+        "{:?}",
+        r.body
+    );
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("`sub`"),
+        "{:?}",
+        r.body
+    );
+}

@@ -242,7 +242,7 @@ async fn a_jwt_caller_gets_the_permissions_its_groups_scope_documents_grant(back
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    assert_eq!(r.body["created_by"], "jwt:alice");
+    assert_eq!(r.body["created_by"], format!("jwt:{}#alice", idp.issuer));
     let r = app
         .call_as(
             Some(&alice),

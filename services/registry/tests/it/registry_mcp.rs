@@ -422,7 +422,11 @@ async fn a_caller_assertion_counts_only_beside_a_gateway_delegate_key(backend: B
             &[("x-mcpgw-caller", &assertion(&["registry-readers"]))],
         )
         .await;
-    assert_eq!(me.body["subject"], "jwt:alice", "{:?}", me.body);
+    assert_eq!(
+        me.body["subject"], "jwt:https://idp.example#alice",
+        "{:?}",
+        me.body
+    );
     assert_eq!(me.body["permissions"], json!(["servers:read"]));
     let listed = app
         .call_as(
