@@ -73,7 +73,20 @@ pub struct SessionConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginConfig {
+    /// Failures one (username, client address) pair may have in the window before it backs
+    /// off (default 5).
+    pub max_failures_per_pair: u32,
+    /// The first wait of a pair past its allowance; each further failure doubles it
+    /// (default 1 s).
+    pub backoff_base_seconds: u64,
+    /// The longest wait of a pair (default 900 s, at most `failure_window_seconds`).
+    pub backoff_max_seconds: u64,
+    /// Failures on one account from every address in the window past which the account is
+    /// under attack: every pair then backs off after its first failure. Never a lock
+    /// (default 20).
     pub max_failures_per_user: u32,
+    /// Failures from one client address across usernames in the window; past it that
+    /// address waits until its oldest failure leaves the window (default 20).
     pub max_failures_per_client: u32,
     pub failure_window_seconds: u64,
     pub trusted_proxy_hops: usize,
@@ -412,16 +425,33 @@ impl AuthConfig {
             ));
         }
         let l = &self.login;
-        if l.max_failures_per_user == 0 || l.max_failures_per_client == 0 {
-            return Err(key(
-                "login.max_failures_per_user",
-                "both login failure limits must be at least 1",
-            ));
+        for (name, value) in [
+            ("login.max_failures_per_pair", l.max_failures_per_pair),
+            ("login.max_failures_per_user", l.max_failures_per_user),
+            ("login.max_failures_per_client", l.max_failures_per_client),
+        ] {
+            if value == 0 {
+                return Err(key(name, "must be at least 1"));
+            }
         }
         if !(1..=86_400).contains(&l.failure_window_seconds) {
             return Err(key(
                 "login.failure_window_seconds",
                 "must be between 1 and 86400",
+            ));
+        }
+        if l.backoff_base_seconds == 0 || l.backoff_base_seconds > l.backoff_max_seconds {
+            return Err(key(
+                "login.backoff_base_seconds",
+                "must be at least 1 and at most login.backoff_max_seconds",
+            ));
+        }
+        // A pair's failures must stay in the window for as long as it waits, or they would be
+        // forgotten before the wait ends and the count would start again.
+        if l.backoff_max_seconds > l.failure_window_seconds {
+            return Err(key(
+                "login.backoff_max_seconds",
+                "must be at most login.failure_window_seconds",
             ));
         }
         if l.trusted_proxy_hops > 10 {

@@ -7,9 +7,18 @@
 //!   sets a short-lived `SameSite=Strict` cookie and puts the same random value in the form.
 //! - Every failed password login answers the same words and status whatever went wrong (no
 //!   such user, disabled, wrong password, malformed input), and costs the same argon2 work.
-//! - Failures are counted per username and per client address in the store (so every
-//!   replica sees them); past `login.max_failures_*` in `login.failure_window_seconds`, logins
-//!   answer 429 with `Retry-After` before any password is checked.
+//! - Failures are counted in the store (so every replica sees them) per (username, client
+//!   address) pair, per username and per client address, in `login.failure_window_seconds`.
+//!   The limits are checked before any password, and answer 429 with `Retry-After`:
+//!   - a pair past `login.max_failures_per_pair` backs off exponentially from its last failure
+//!     (`backoff_base_seconds` doubling per failure, at most `backoff_max_seconds`);
+//!   - an address past `login.max_failures_per_client` (across usernames) waits for the window;
+//!   - an account past `login.max_failures_per_user` (from all addresses) is never locked:
+//!     its pairs back off after their first failure instead. So failures from elsewhere never
+//!     keep the right password from a new address out (the administrator cannot be locked
+//!     out from another address), while guessing from many addresses is slowed.
+//! - The client address is the TCP peer unless `login.trusted_proxy_hops` says how many of our
+//!   own proxies append to `X-Forwarded-For` (client-sent entries are never trusted).
 //! - A successful login always creates a new session id and deletes the browser's old session.
 //! - `return_to` may only name a path on this site or an origin in `allowed_return_origins`.
 
@@ -25,7 +34,7 @@ use std::collections::HashMap;
 
 use super::extract::{Ctx, Peer, client_address, session_of};
 use crate::app::AppState;
-use crate::config::parse_origin;
+use crate::config::{LoginConfig, parse_origin};
 use crate::error::AuthError;
 use crate::local::{MAX_PASSWORD_BYTES, Username};
 use crate::scope::scopes_for_groups;
@@ -313,6 +322,20 @@ fn retry_page(state: &AppState, return_to: &str, wait: u64) -> Response {
     response
 }
 
+/// How long a pair with `failures` waits after its last failure, when past its `allowance`:
+/// `backoff_base_seconds` for the first failure beyond it, doubling with each further one, at
+/// most `backoff_max_seconds`. `None`: it may try now.
+fn backoff_seconds(failures: u64, allowance: u32, login: &LoginConfig) -> Option<u64> {
+    let beyond = failures.checked_sub(u64::from(allowance))?;
+    let doubling = 1u64.checked_shl(beyond.min(63) as u32).unwrap_or(u64::MAX);
+    Some(
+        login
+            .backoff_base_seconds
+            .saturating_mul(doubling)
+            .min(login.backoff_max_seconds),
+    )
+}
+
 /// `POST /login`: checks the password and starts a session.
 pub async fn login_submit(
     State(state): State<AppState>,
@@ -365,32 +388,48 @@ async fn login_submit_inner(
     let password = SecretString::from(form.get("password").cloned().unwrap_or_default());
     let username = Username::parse(username_text.trim()).ok();
     let client = client_address(headers, peer, state.config.login.trusted_proxy_hops);
-    let user_key = format!(
-        "user:{}",
-        username.as_ref().map_or("(invalid)", |u| u.as_str())
-    );
+    let name = username.as_ref().map_or("(invalid)", |u| u.as_str());
+    let user_key = format!("user:{name}");
     let client_key = format!("client:{client}");
+    // An address has no `|`, so the pair key cannot be forged from another pair's parts.
+    let pair_key = format!("pair:{client}|{name}");
 
-    // The attempt limit, before any password is checked.
+    // The attempt limits, before any password is checked.
     let login = &state.config.login;
     let window = Duration::seconds(login.failure_window_seconds as i64);
     let now = Timestamp::now();
     let since = Timestamp::from_datetime(now.as_datetime() - window);
-    for (key, max) in [
-        (&user_key, login.max_failures_per_user),
-        (&client_key, login.max_failures_per_client),
-    ] {
-        let (count, oldest) = state.store.login_failures(key, since).await?;
-        if count >= u64::from(max) {
-            let free_at = oldest.unwrap_or(now).as_datetime() + window;
-            let wait = (free_at - now.as_datetime()).num_seconds().max(1) as u64;
-            state
-                .auth_metrics
-                .logins
-                .with_label_values(&["local", "limited"])
-                .inc();
-            return Ok(retry_page(state, &return_to, wait));
-        }
+    let by_client = state.store.login_failures(&client_key, since).await?;
+    let mut free_at = None;
+    if by_client.count >= u64::from(login.max_failures_per_client) {
+        free_at = Some(by_client.oldest.unwrap_or(now).as_datetime() + window);
+    }
+    let by_account = state.store.login_failures(&user_key, since).await?;
+    let allowance = if by_account.count >= u64::from(login.max_failures_per_user) {
+        1
+    } else {
+        login.max_failures_per_pair
+    };
+    let by_pair = state.store.login_failures(&pair_key, since).await?;
+    if let (Some(wait), Some(last)) = (
+        backoff_seconds(by_pair.count, allowance, login),
+        by_pair.newest,
+    ) {
+        let until = last.as_datetime() + Duration::seconds(wait as i64);
+        free_at = free_at.max(Some(until));
+    }
+    if let Some(free_at) = free_at
+        && free_at > now.as_datetime()
+    {
+        // Whole seconds, rounded up: a client that waits as told is let in.
+        let ms = (free_at - now.as_datetime()).num_milliseconds();
+        let wait = ((ms + 999) / 1000).max(1) as u64;
+        state
+            .auth_metrics
+            .logins
+            .with_label_values(&["local", "limited"])
+            .inc();
+        return Ok(retry_page(state, &return_to, wait));
     }
 
     let user = match &username {
@@ -411,14 +450,14 @@ async fn login_submit_inner(
     let Some(user) = usable.filter(|_| verified) else {
         state
             .store
-            .record_login_failure(&[user_key.clone(), client_key.clone()], now)
+            .record_login_failure(&[pair_key, user_key, client_key], now)
             .await?;
         let audit = AuditRecord::new(
             "anonymous",
             ctx.id(),
             "login.failure",
             "user",
-            username.as_ref().map_or("(invalid)", |u| u.as_str()),
+            name,
             serde_json::json!({"provider": "local", "client": client}),
         );
         state.store.insert_audit(&audit).await?;
@@ -435,7 +474,9 @@ async fn login_submit_inner(
         ));
     };
 
-    state.store.clear_login_failures(&user_key).await?;
+    // Only this pair is forgiven: the account's count keeps what other addresses tried, so
+    // signing in does not end the slowdown of a guessing attack in progress.
+    state.store.clear_login_failures(&pair_key).await?;
     let who = LoginIdentity {
         subject: format!("local:{}", user.username),
         username: user.username.clone(),
@@ -585,4 +626,35 @@ pub async fn logout_submit(
     r.headers_mut()
         .append(header::SET_COOKIE, state.sessions.clear_cookie());
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn login(base: u64, max: u64) -> LoginConfig {
+        LoginConfig {
+            max_failures_per_pair: 5,
+            backoff_base_seconds: base,
+            backoff_max_seconds: max,
+            max_failures_per_user: 20,
+            max_failures_per_client: 20,
+            failure_window_seconds: 900,
+            trusted_proxy_hops: 0,
+        }
+    }
+
+    #[test]
+    fn a_pair_backs_off_exponentially_past_its_allowance_up_to_the_cap() {
+        let l = login(1, 900);
+        assert_eq!(backoff_seconds(0, 5, &l), None);
+        assert_eq!(backoff_seconds(4, 5, &l), None);
+        let waits: Vec<_> = (5..=16).map(|n| backoff_seconds(n, 5, &l)).collect();
+        assert_eq!(
+            waits,
+            [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900].map(Some)
+        );
+        assert_eq!(backoff_seconds(u64::MAX, 1, &l), Some(900));
+        assert_eq!(backoff_seconds(3, 1, &login(30, 60)), Some(60));
+    }
 }

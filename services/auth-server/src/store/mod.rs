@@ -221,6 +221,14 @@ impl AuditRecord {
     }
 }
 
+/// The failed logins of one throttle key in a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoginFailures {
+    pub count: u64,
+    pub oldest: Option<Timestamp>,
+    pub newest: Option<Timestamp>,
+}
+
 /// Filters for reading the audit log; all given must match.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -339,9 +347,8 @@ pub trait AuthStore: Send + Sync {
 
     // ---- login throttling ----
 
-    /// How many failures `key` had since `since`, and the oldest of them.
-    async fn login_failures(&self, key: &str, since: Timestamp)
-    -> Result<(u64, Option<Timestamp>)>;
+    /// How many failures `key` had since `since`, and the oldest and newest of them.
+    async fn login_failures(&self, key: &str, since: Timestamp) -> Result<LoginFailures>;
 
     /// Records one failure under each key.
     async fn record_login_failure(&self, keys: &[String], at: Timestamp) -> Result<()>;

@@ -521,9 +521,9 @@ macro_rules! impl_auth_store {
                 &self,
                 key: &str,
                 since: Timestamp,
-            ) -> Result<(u64, Option<Timestamp>)> {
+            ) -> Result<LoginFailures> {
                 let row = sqlx::query(
-                    "SELECT COUNT(*) AS n, MIN(at) AS oldest FROM login_failures
+                    "SELECT COUNT(*) AS n, MIN(at) AS oldest, MAX(at) AS newest FROM login_failures
                      WHERE throttle_key = $1 AND at >= $2",
                 )
                 .bind(key)
@@ -532,7 +532,11 @@ macro_rules! impl_auth_store {
                 .await
                 .map_err(map_err)?;
                 let count: i64 = row.try_get("n").map_err(map_err)?;
-                Ok((count.max(0) as u64, get_opt_ts(&row, "oldest")?))
+                Ok(LoginFailures {
+                    count: count.max(0) as u64,
+                    oldest: get_opt_ts(&row, "oldest")?,
+                    newest: get_opt_ts(&row, "newest")?,
+                })
             }
 
             async fn record_login_failure(&self, keys: &[String], at: Timestamp) -> Result<()> {

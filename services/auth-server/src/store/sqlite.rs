@@ -17,8 +17,9 @@ use sqlx::sqlite::{
 };
 
 use super::{
-    AuditFilter, AuditRecord, AuthStore, MintLimit, MintOutcome, Result, SessionRecord,
-    SigningKeyRecord, StoreError, UserRecord, VendedToken, from_json, map_err, to_json,
+    AuditFilter, AuditRecord, AuthStore, LoginFailures, MintLimit, MintOutcome, Result,
+    SessionRecord, SigningKeyRecord, StoreError, UserRecord, VendedToken, from_json, map_err,
+    to_json,
 };
 use crate::config::{SqliteSync, StoreConfig};
 

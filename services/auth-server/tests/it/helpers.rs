@@ -113,6 +113,12 @@ impl TestApp {
         Browser::new(&self.base)
     }
 
+    /// A browser whose requests come through one proxy that reports `address` as the client
+    /// (`X-Forwarded-For`; the server must be configured with `login.trusted_proxy_hops = 1`).
+    pub fn browser_at(&self, address: &str) -> Browser {
+        Browser::behind_proxy(&self.base, address)
+    }
+
     /// A browser signed in as the bootstrap administrator.
     pub async fn admin(&self) -> Browser {
         let b = self.browser();
@@ -217,11 +223,23 @@ pub async fn reply_of(resp: reqwest::Response) -> Reply {
 
 impl Browser {
     pub fn new(base: &str) -> Self {
+        Self::with_headers(base, reqwest::header::HeaderMap::new())
+    }
+
+    /// Every request carries `X-Forwarded-For: <address>`, as a proxy in front would add.
+    pub fn behind_proxy(base: &str, address: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", address.parse().unwrap());
+        Self::with_headers(base, headers)
+    }
+
+    fn with_headers(base: &str, headers: reqwest::header::HeaderMap) -> Self {
         Self {
             base: base.to_owned(),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(30))
+                .default_headers(headers)
                 .build()
                 .unwrap(),
             cookies: Arc::new(Mutex::new(BTreeMap::new())),

@@ -14,7 +14,10 @@ both_backends!(
     the_bootstrap_admin_is_created_once_and_written_to_its_file,
     a_login_sets_a_session_cookie_and_me_answers_who_it_is,
     a_wrong_password_an_unknown_user_and_a_disabled_user_get_the_same_answer,
-    repeated_failures_for_one_username_answer_429_with_retry_after,
+    failures_from_one_address_never_keep_the_right_password_out_from_another,
+    an_address_past_its_failures_waits_longer_each_time_then_signs_in,
+    an_account_guessed_from_many_addresses_slows_new_addresses_but_locks_none,
+    a_client_sent_x_forwarded_for_is_ignored_unless_a_proxy_is_trusted,
     failures_from_one_client_are_limited_across_usernames,
     a_login_rotates_the_session_id_and_the_old_one_stops_working,
     logout_needs_the_csrf_token_and_ends_the_session,
@@ -151,17 +154,7 @@ async fn a_login_sets_a_session_cookie_and_me_answers_who_it_is(backend: Backend
         "{}",
         home.text
     );
-    let audit = app
-        .store()
-        .list_audit(
-            &AuditFilter {
-                action: Some("login.success".into()),
-                ..Default::default()
-            },
-            10,
-        )
-        .await
-        .unwrap();
+    let audit = audited(&app, "login.success").await;
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].actor, "local:admin");
     assert!(
@@ -207,53 +200,140 @@ async fn a_wrong_password_an_unknown_user_and_a_disabled_user_get_the_same_answe
             .unwrap()
             .contains("Invalid username or password")
     );
-    let failures = app
-        .store()
+    let failures = audited(&app, "login.failure").await;
+    assert_eq!(failures.len(), 5);
+    assert!(audited(&app, "login.success").await.is_empty());
+}
+
+/// The newest audit records of one action (at most 10).
+async fn audited(app: &crate::helpers::TestApp, action: &str) -> Vec<AuditRecord> {
+    app.store()
         .list_audit(
             &AuditFilter {
-                action: Some("login.failure".into()),
+                action: Some(action.into()),
                 ..Default::default()
             },
             10,
         )
         .await
-        .unwrap();
-    assert_eq!(failures.len(), 5);
-    assert!(
-        app.store()
-            .list_audit(
-                &AuditFilter {
-                    action: Some("login.success".into()),
-                    ..Default::default()
-                },
-                10
-            )
-            .await
-            .unwrap()
-            .is_empty()
-    );
+        .unwrap()
 }
 
-async fn repeated_failures_for_one_username_answer_429_with_retry_after(backend: Backend) {
-    let app = spawn_with(backend, "[login]\nmax_failures_per_user = 3\n").await;
-    let b = app.browser();
-    for _ in 0..3 {
+/// The `Retry-After` of a 429 login answer, in seconds.
+fn retry_after(r: &crate::helpers::Reply) -> u64 {
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+    r.header("retry-after").unwrap().parse().unwrap()
+}
+
+async fn failures_from_one_address_never_keep_the_right_password_out_from_another(
+    backend: Backend,
+) {
+    // The defaults but for the proxy, so each browser has its own address.
+    let app = spawn_with(backend, "[login]\ntrusted_proxy_hops = 1\n").await;
+    let attacker = app.browser_at("198.51.100.7");
+    for _ in 0..5 {
+        let r = attacker.login("admin", "wrong").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    }
+    assert!(retry_after(&attacker.login("admin", "wrong").await) >= 1);
+    let admin = app.browser_at("203.0.113.9");
+    let r = admin.login("admin", &app.admin_password).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert!(admin.cookie(PLAIN_COOKIE).is_some());
+    // The attacker's address is still backing off, also with the right password.
+    let r = attacker.login("admin", &app.admin_password).await;
+    assert!(retry_after(&r) >= 1);
+    assert!(attacker.cookie(PLAIN_COOKIE).is_none());
+}
+
+async fn an_address_past_its_failures_waits_longer_each_time_then_signs_in(backend: Backend) {
+    let app = spawn_with(
+        backend,
+        "[login]\nmax_failures_per_pair = 2\ntrusted_proxy_hops = 1\n",
+    )
+    .await;
+    let b = app.browser_at("198.51.100.20");
+    for _ in 0..2 {
         assert_eq!(
             b.login("admin", "wrong").await.status,
             StatusCode::UNAUTHORIZED
         );
     }
-    // Now even the right password is refused until the window passes.
-    let r = b.login("admin", &app.admin_password).await;
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
-    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
-    assert!((800..=900).contains(&wait), "{wait}");
-    assert!(b.cookie(PLAIN_COOKIE).is_none());
-    // Another username from the same client is not locked by this one.
-    app.add_user("erin", "erin-password-1", &[], false).await;
+    // Refused before the password is looked at, the right one too.
+    let first = retry_after(&b.login("admin", &app.admin_password).await);
+    assert_eq!(first, 1);
+    tokio::time::sleep(std::time::Duration::from_millis(first * 1000 + 100)).await;
     assert_eq!(
-        b.login("erin", "erin-password-1").await.status,
+        b.login("admin", "wrong").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let second = retry_after(&b.login("admin", &app.admin_password).await);
+    assert_eq!(second, 2, "the wait doubles with each failure");
+    // Another username from the same address is not held back by this pair.
+    app.add_user("erin", "erin-password-1", &[], false).await;
+    let erin = app.browser_at("198.51.100.20");
+    assert_eq!(
+        erin.login("erin", "erin-password-1").await.status,
         StatusCode::SEE_OTHER
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(second * 1000 + 100)).await;
+    let r = b.login("admin", &app.admin_password).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    // Signing in forgave the pair: it has its allowance again.
+    let again = app.browser_at("198.51.100.20");
+    assert_eq!(
+        again.login("admin", "wrong").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+async fn an_account_guessed_from_many_addresses_slows_new_addresses_but_locks_none(
+    backend: Backend,
+) {
+    let app = spawn_with(
+        backend,
+        "[login]\nmax_failures_per_user = 3\ntrusted_proxy_hops = 1\n",
+    )
+    .await;
+    for i in 1..=3 {
+        let r = app
+            .browser_at(&format!("198.51.100.{i}"))
+            .login("admin", "wrong")
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    // Under attack: a new address may still try, but backs off after its first failure.
+    let guesser = app.browser_at("198.51.100.4");
+    assert_eq!(
+        guesser.login("admin", "wrong").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(retry_after(&guesser.login("admin", "wrong").await), 1);
+    // Nobody is locked out: the right password from an address without failures signs in.
+    let admin = app.browser_at("203.0.113.50");
+    let r = admin.login("admin", &app.admin_password).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+}
+
+async fn a_client_sent_x_forwarded_for_is_ignored_unless_a_proxy_is_trusted(backend: Backend) {
+    // No trusted proxy (the default): every browser here is the same TCP peer, whatever
+    // X-Forwarded-For it sends, so changing the header does not start a new pair.
+    let app = spawn_with(backend, "[login]\nmax_failures_per_pair = 2\n").await;
+    for address in ["198.51.100.30", "198.51.100.31"] {
+        assert_eq!(
+            app.browser_at(address).login("admin", "wrong").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let r = app
+        .browser_at("198.51.100.32")
+        .login("admin", &app.admin_password)
+        .await;
+    assert!(retry_after(&r) >= 1);
+    let failures = audited(&app, "login.failure").await;
+    assert!(
+        failures.iter().all(|a| a.details["client"] == "127.0.0.1"),
+        "{failures:?}"
     );
 }
 

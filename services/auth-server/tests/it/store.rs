@@ -5,8 +5,8 @@ use std::sync::Arc;
 use auth_server::config::AuthConfig;
 use auth_server::session::hash_id;
 use auth_server::store::{
-    self, AuditFilter, AuditRecord, AuthStore, MintLimit, MintOutcome, SessionRecord,
-    SigningKeyRecord, StoreError, UserRecord, VendedToken,
+    self, AuditFilter, AuditRecord, AuthStore, LoginFailures, MintLimit, MintOutcome,
+    SessionRecord, SigningKeyRecord, StoreError, UserRecord, VendedToken,
 };
 use chrono::Duration;
 use mcpgw_core::secrets::Keyring;
@@ -526,24 +526,25 @@ async fn login_failures_are_counted_in_their_window_and_cleared(backend: Backend
         .record_login_failure(&keys, first_in_window)
         .await
         .unwrap();
-    store
-        .record_login_failure(&keys[..1], at(-5))
+    let last = at(-5);
+    store.record_login_failure(&keys[..1], last).await.unwrap();
+    let alice = store.login_failures("user:alice", at(-100)).await.unwrap();
+    assert_eq!(
+        alice,
+        LoginFailures {
+            count: 2,
+            oldest: Some(first_in_window),
+            newest: Some(last)
+        }
+    );
+    let client = store
+        .login_failures("client:10.0.0.1", at(-100))
         .await
         .unwrap();
-    let (n, oldest) = store.login_failures("user:alice", at(-100)).await.unwrap();
-    assert_eq!(n, 2);
-    assert_eq!(oldest, Some(first_in_window));
-    assert_eq!(
-        store
-            .login_failures("client:10.0.0.1", at(-100))
-            .await
-            .unwrap()
-            .0,
-        1
-    );
+    assert_eq!((client.count, client.newest), (1, Some(first_in_window)));
     assert_eq!(
         store.login_failures("user:bob", at(-100)).await.unwrap(),
-        (0, None)
+        LoginFailures::default()
     );
     store.clear_login_failures("user:alice").await.unwrap();
     assert_eq!(
@@ -551,7 +552,7 @@ async fn login_failures_are_counted_in_their_window_and_cleared(backend: Backend
             .login_failures("user:alice", at(-2000))
             .await
             .unwrap()
-            .0,
+            .count,
         0
     );
     assert_eq!(store.prune_login_failures(at(-100)).await.unwrap(), 1);
@@ -560,7 +561,7 @@ async fn login_failures_are_counted_in_their_window_and_cleared(backend: Backend
             .login_failures("client:10.0.0.1", at(-2000))
             .await
             .unwrap()
-            .0,
+            .count,
         1
     );
 }
