@@ -39,6 +39,16 @@ pub enum Permission {
     /// Registering a stdio server makes the gateway run a command: kept apart from create.
     #[serde(rename = "servers:stdio")]
     ServersStdio,
+    /// Set `gateway.assert_caller` on a server (gateways then send every caller's identity
+    /// claims to it), or change the endpoint of a server that has it: kept apart from
+    /// `servers:update`, because whoever holds it decides who receives callers' identities.
+    #[serde(rename = "servers:assert_caller")]
+    ServersAssertCaller,
+    /// Change the registry's own record (`mcp.path`, created by the registry at start): it
+    /// carries the `gateway:delegate` key. Without it every write to the record is refused,
+    /// whatever else the caller holds.
+    #[serde(rename = "servers:system")]
+    ServersSystem,
     #[serde(rename = "lifecycle:submit")]
     LifecycleSubmit,
     #[serde(rename = "lifecycle:review")]
@@ -75,13 +85,15 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 18] = [
+    pub const ALL: [Permission; 20] = [
         Permission::ServersRead,
         Permission::ServersCreate,
         Permission::ServersUpdate,
         Permission::ServersDelete,
         Permission::ServersToggle,
         Permission::ServersStdio,
+        Permission::ServersAssertCaller,
+        Permission::ServersSystem,
         Permission::LifecycleSubmit,
         Permission::LifecycleReview,
         Permission::LifecycleApproveProd,
@@ -104,6 +116,8 @@ impl Permission {
             Permission::ServersDelete => "servers:delete",
             Permission::ServersToggle => "servers:toggle",
             Permission::ServersStdio => "servers:stdio",
+            Permission::ServersAssertCaller => "servers:assert_caller",
+            Permission::ServersSystem => "servers:system",
             Permission::LifecycleSubmit => "lifecycle:submit",
             Permission::LifecycleReview => "lifecycle:review",
             Permission::LifecycleApproveProd => "lifecycle:approve_prod",
@@ -130,6 +144,8 @@ impl Permission {
             Permission::ServersDelete => &["delete_service"],
             Permission::ServersToggle => &["toggle_service"],
             Permission::ServersStdio => &["register_stdio_service"],
+            Permission::ServersAssertCaller => &["assert_caller_service"],
+            Permission::ServersSystem => &["manage_system_service"],
             Permission::LifecycleSubmit => &["submit_service", "change_lifecycle_status"],
             Permission::LifecycleReview => &["review_service", "change_lifecycle_status"],
             Permission::LifecycleApproveProd => {
@@ -145,6 +161,17 @@ impl Permission {
             // Machines only: no scope document grants it to a person.
             Permission::GatewaySync | Permission::GatewayDelegate => &[],
         }
+    }
+}
+
+impl Permission {
+    /// Permissions no person and no admin key holds: only the registry mints a key with
+    /// `gateway:delegate`, for its own record, so nobody can assert callers' identities to it
+    /// (keys never grant more than their minter holds). `gateway:sync` stays with admins:
+    /// setup and operators mint gateway keys with an admin key, and the sealed credentials
+    /// it reads are useless without the sealing key.
+    pub fn is_machine_only(&self) -> bool {
+        matches!(self, Permission::GatewayDelegate)
     }
 }
 
@@ -171,7 +198,8 @@ impl FromStr for Permission {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// Everything.
+    /// Everything a person may hold: every permission except the machine-only
+    /// `gateway:delegate` (see [`Permission::is_machine_only`]).
     Admin,
     /// Registers and edits servers and submits them for review.
     Publisher,
@@ -187,7 +215,12 @@ impl Role {
     pub fn permissions(&self) -> BTreeSet<Permission> {
         use Permission::*;
         let list: &[Permission] = match self {
-            Role::Admin => &Permission::ALL,
+            Role::Admin => {
+                return Permission::ALL
+                    .into_iter()
+                    .filter(|p| !p.is_machine_only())
+                    .collect();
+            }
             Role::Publisher => &[ServersRead, ServersCreate, ServersUpdate, LifecycleSubmit],
             Role::Reviewer => &[
                 ServersRead,

@@ -50,7 +50,8 @@ pub struct RouteHealth {
 /// One routable server, with its credentials still sealed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteEntry {
-    /// Sealed values are bound to this id (`server:<id>:<field>`).
+    /// Sealed values are bound to this id, the field and the endpoint below (see
+    /// [`RouteEntry::secret_context`]).
     pub id: Uuid,
     pub path: ServerPath,
     pub name: String,
@@ -100,6 +101,13 @@ impl RouteTool {
 }
 
 impl RouteEntry {
+    /// The context a sealed value of this entry opens with: bound to the entry's endpoint as
+    /// it is now, so a value sealed for another destination does not open (see
+    /// [`crate::domain::secret_context`]).
+    pub fn secret_context(&self, field: &str) -> String {
+        crate::domain::secret_context(self.id, &self.endpoint, &self.upstream_auth, field)
+    }
+
     /// `default_integrity` applies unless the server's gateway settings name a mode.
     pub fn from_record(record: &ServerRecord, default_integrity: IntegrityMode) -> Self {
         let baseline = record.approved_tools.as_ref();

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use mcpgw_core::domain::{Endpoint, ServerRecord, UpstreamAuth};
+use mcpgw_core::domain::{Endpoint, UpstreamAuth};
 use mcpgw_core::gateway_sync::{GatewaySnapshot, RouteEntry, RouteHealth};
 use mcpgw_core::policy::{CompiledPolicy, ScopeDocument};
 use mcpgw_core::secrets::Keyring;
@@ -193,7 +193,7 @@ fn open(
         format!("{field} is sealed, but no secrets.sealing_key is configured on the gateway")
     })?;
     keyring
-        .open(&ServerRecord::secret_context(entry.id, field), sealed)
+        .open(&entry.secret_context(field), sealed)
         .map_err(|e| format!("{field}: {e}"))
 }
 
@@ -201,6 +201,12 @@ fn open_upstream(entry: &RouteEntry, ctx: &RouteContext<'_>) -> Result<Upstream,
     let mut headers = HeaderMap::new();
     for (name, sealed) in &entry.custom_headers {
         let field = format!("custom_headers.{name}");
+        // The registry refuses these; a record stored before that rule, or altered in the
+        // database, must still not choose headers the platform sets (x-mcpgw-caller, …).
+        if mcpgw_core::domain::is_platform_header(name) {
+            tracing::warn!(server = %entry.path, header = %name, "custom header not sent: the platform sets or interprets it");
+            continue;
+        }
         let value = open(entry, ctx.keyring, &field, sealed)?;
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| format!("{field}: not a valid header name"))?;
@@ -263,7 +269,7 @@ fn open_credentials(
                 .ok_or(mcpgw_core::secrets::SecretError::UnknownKey(
                     "(no secrets.sealing_key configured on the gateway)".to_owned(),
                 ))?;
-            keyring.open(&ServerRecord::secret_context(entry.id, field), sealed)
+            keyring.open(&entry.secret_context(field), sealed)
         },
         ctx.auth,
     )

@@ -240,6 +240,11 @@ pub async fn start(config: RegistryConfig) -> anyhow::Result<Running> {
     let keyring = load_keyring(&config).await?;
     let state = build_state(config, keyring).await?;
     let bootstrap_key = bootstrap(&state).await?;
+    state
+        .registry
+        .rebind_legacy_secrets()
+        .await
+        .map_err(|e| anyhow::anyhow!("re-sealing stored credentials for their endpoints: {e}"))?;
     let (shutdown, stop) = watch::channel(false);
     let mut tasks = Vec::new();
     if state.config.health.enabled {

@@ -34,6 +34,9 @@ pub enum RegistryError {
     ServerNotFound(String),
     #[error("a server is already registered at path {0:?}")]
     ServerExists(String),
+    /// A write to the registry's own record by a caller without `servers:system`.
+    #[error("the server at path {0:?} is the registry's own record")]
+    SystemOwned(String),
     #[error("the server changed since revision {expected}; it is now at revision {current}")]
     StaleRevision { expected: u64, current: u64 },
     #[error("cannot move from {from} to {to}")]
@@ -116,6 +119,13 @@ impl RegistryError {
                 format!("{self}; choose another path or update the existing server"),
             )
             .with_field("path"),
+            E::SystemOwned(_) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "{self}: the registry keeps it up to date itself, and only a caller with the permission `servers:system` may change it"
+                ),
+            ),
             E::StaleRevision { .. } => ApiError::new(
                 StatusCode::CONFLICT,
                 "revision_conflict",

@@ -104,6 +104,10 @@ impl Target {
         let mut headers = HeaderMap::new();
         for (name, sealed) in &record.custom_headers {
             let field = format!("custom_headers.{name}");
+            // Refused at registration; skipped here too for records stored before that rule.
+            if mcpgw_core::domain::is_platform_header(name) {
+                continue;
+            }
             let value = record
                 .open_secret(keyring, &field, sealed)
                 .map_err(|e| Failure::Unusable(format!("{field}: {e}")))?;

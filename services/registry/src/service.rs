@@ -4,16 +4,26 @@
 //! Each mutation: checks the caller's permission, validates the input (including the egress
 //! policy for URLs), builds the new record, and hands record plus audit entry to the store in
 //! one call, conditional on the revision it read.
+//!
+//! Rules every server operation keeps:
+//! - a server the caller may not read answers exactly as a missing one (`require_read` runs
+//!   before the record is loaded, so nothing about it shows in a refusal);
+//! - a change of where traffic, credentials or identities go (`review_reasons`) sends a server
+//!   past `draft` back to `submitted`: not routable until reviewed again;
+//! - the registry's own record (`SYSTEM_OWNER`) changes only by the registry or a caller with
+//!   `servers:system`;
+//! - commands (`servers:stdio`) and identity assertion (`servers:assert_caller`) need their own
+//!   permission to be set, and to be approved into routing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use mcpgw_core::auth::{Permission, Principal};
+use mcpgw_core::auth::{Permission, Principal, Role};
 use mcpgw_core::domain::integrity;
 use mcpgw_core::domain::tool::{MAX_TOOLS, validate_tools};
 use mcpgw_core::domain::{
     ApplyError, DeploymentStage, Lifecycle, ServerPath, ServerRecord, ServerSpec, Tool, ToolSpec,
-    ValidSpec,
+    ValidSpec, review_reasons,
 };
 use mcpgw_core::egress::EgressPolicy;
 use mcpgw_core::gateway_sync::McpAuditEvent;
@@ -29,6 +39,11 @@ use crate::store::{
     ApiKeyRecord, AuditFilter, AuditRecord, RegistryStore, ServerFilter, StoreError,
 };
 use crate::versioned::{Versioned, check_revision, store_error, transition_permission};
+
+/// The `created_by` of the registry's own record: the system principal `mcp::register` runs
+/// as. No caller but the registry has a `system:` subject (keys are `api_key:…`, tokens
+/// `jwt:…`), so nobody else can make a record that counts as system-owned.
+pub const SYSTEM_OWNER: &str = "system:mcpgw-registry";
 
 /// Where a server's tool definitions came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -331,6 +346,7 @@ impl Registry {
         let valid = self.validate(caller, &spec).await?;
         let record = ServerRecord::create(valid, &self.keyring, &caller.subject, true)
             .map_err(apply_error)?;
+        Self::require_sensitive(caller, None, &record)?;
         let entry = audit(
             caller,
             ctx,
@@ -377,6 +393,101 @@ impl Registry {
             }
             Some(_) => Err(RegistryError::ServerNotFound(path.to_string())),
         }
+    }
+
+    /// The registry's own record (made by the registry at start, see `mcp::register`) carries
+    /// the `gateway:delegate` key and has `gateway.assert_caller`: only the registry itself, or
+    /// a caller holding `servers:system`, may change it.
+    fn require_not_system_owned(caller: &Principal, record: &ServerRecord) -> Result<()> {
+        if record.created_by == SYSTEM_OWNER && !caller.has(Permission::ServersSystem) {
+            return Err(RegistryError::SystemOwned(record.path.to_string()));
+        }
+        Ok(())
+    }
+
+    /// What a write that turns `current` into `next` needs beyond its own permission: running
+    /// a command (`servers:stdio`, also checked on every stdio spec by `validate`), and sending
+    /// callers' identities upstream (`servers:assert_caller`, when it is set or its endpoint
+    /// moves).
+    fn require_sensitive(
+        caller: &Principal,
+        current: Option<&ServerRecord>,
+        next: &ServerRecord,
+    ) -> Result<()> {
+        let asserts = next.gateway.assert_caller
+            && current.is_none_or(|c| !c.gateway.assert_caller || c.endpoint != next.endpoint);
+        if asserts {
+            caller.require_for(Permission::ServersAssertCaller, next.path.as_str())?;
+        }
+        Ok(())
+    }
+
+    /// A step that makes a server routable approves what it runs and whom it tells: a stdio
+    /// command needs an approver who may register commands (`servers:stdio`), a server that
+    /// receives callers' identities one who may set that (`servers:assert_caller`).
+    fn require_approver_of(caller: &Principal, record: &ServerRecord, to: Lifecycle) -> Result<()> {
+        if !matches!(to, Lifecycle::ApprovedDev | Lifecycle::ApprovedProd) {
+            return Ok(());
+        }
+        if matches!(record.endpoint, mcpgw_core::domain::Endpoint::Stdio { .. }) {
+            caller.require(Permission::ServersStdio)?;
+        }
+        if record.gateway.assert_caller {
+            caller.require_for(Permission::ServersAssertCaller, record.path.as_str())?;
+        }
+        Ok(())
+    }
+
+    /// Re-seals every server credential stored before credentials were bound to their
+    /// endpoint, for the endpoint the record has now (once per record: later starts find
+    /// nothing to do). Run at start, before anything is served; see
+    /// `ServerRecord::rebind_legacy_secrets` for why the old binding is accepted only here.
+    pub async fn rebind_legacy_secrets(&self) -> Result<usize> {
+        let system = Principal::system("secret-binding");
+        let mut after: Option<String> = None;
+        let mut total = 0;
+        loop {
+            let page = self
+                .store
+                .list_servers(&ServerFilter::default(), after.as_deref(), 200)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.path.to_string());
+            for current in page {
+                let mut next = current.clone();
+                let count = next.rebind_legacy_secrets(&self.keyring);
+                if count == 0 {
+                    continue;
+                }
+                next.revision += 1;
+                next.updated_at = Timestamp::now();
+                let entry = audit(
+                    &system,
+                    &RequestContext::default(),
+                    Change {
+                        action: "server.secrets_rebound",
+                        resource_type: "server",
+                        resource_id: current.path.as_str(),
+                        revision_before: Some(current.revision),
+                        revision_after: Some(next.revision),
+                        details: json!({"values": count, "bound_to": next.endpoint.credential_binding()}),
+                    },
+                );
+                // Another replica may have done it first: then its write stands.
+                match self.commit(&next, current.revision, entry).await {
+                    Ok(()) => total += count,
+                    Err(RegistryError::StaleRevision { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if total > 0 {
+            tracing::info!(
+                values = total,
+                "credentials sealed before endpoint binding were re-sealed for their endpoints"
+            );
+        }
+        Ok(total)
     }
 
     pub async fn list_servers(
@@ -430,12 +541,44 @@ impl Registry {
         expected: Option<u64>,
     ) -> Result<ServerRecord> {
         caller.require_for(Permission::ServersUpdate, path.as_str())?;
+        Self::require_read(caller, path)?;
         let current = self.load(path).await?;
+        Self::require_not_system_owned(caller, &current)?;
         let read_at = check_revision(&current, expected)?;
         let valid = self.validate(caller, &spec).await?;
         let mut next = current.clone();
         next.apply_spec(valid, &self.keyring).map_err(apply_error)?;
-        next.bump(caller);
+        Self::require_sensitive(caller, Some(&current), &next)?;
+        let mut details = json!({"changed": changed_fields(&current, &next)});
+        let reasons = review_reasons(&current, &next);
+        // Where traffic, credentials or identities go was approved as it was: a change of it
+        // is a new submission, routable again only after a new review.
+        let back_to_review = !reasons.is_empty()
+            && matches!(
+                current.lifecycle,
+                Lifecycle::Submitted
+                    | Lifecycle::SecurityReview
+                    | Lifecycle::ApprovedDev
+                    | Lifecycle::ApprovedProd
+                    | Lifecycle::Deprecated
+            );
+        if back_to_review {
+            let why = format!(
+                "changed {}: the server needs a new review",
+                reasons.join(", ")
+            );
+            next.transition(Lifecycle::Submitted, caller, &why);
+            details["review"] = json!({
+                "reasons": reasons,
+                "lifecycle_before": current.lifecycle,
+                "lifecycle_after": next.lifecycle,
+                "endpoint_before": current.endpoint_summary(),
+                "endpoint_after": next.endpoint_summary(),
+            });
+            tracing::warn!(server = %path, from = %current.lifecycle, reasons = ?reasons, "a change of where the server's traffic goes sent it back to review");
+        } else {
+            next.bump(caller);
+        }
         let entry = audit(
             caller,
             ctx,
@@ -445,7 +588,7 @@ impl Registry {
                 resource_id: path.as_str(),
                 revision_before: Some(read_at),
                 revision_after: Some(next.revision),
-                details: json!({"changed": changed_fields(&current, &next)}),
+                details,
             },
         );
         self.commit(&next, read_at, entry).await?;
@@ -463,7 +606,9 @@ impl Registry {
         expected: Option<u64>,
     ) -> Result<ServerRecord> {
         caller.require_for(Permission::ServersUpdate, path.as_str())?;
+        Self::require_read(caller, path)?;
         let current = self.load(path).await?;
+        Self::require_not_system_owned(caller, &current)?;
         check_revision(&current, expected)?;
         let mut merged = patched(&current.to_spec(), &patch)?;
         write_only_maps(&patch, &mut merged)?;
@@ -480,7 +625,9 @@ impl Registry {
         expected: Option<u64>,
     ) -> Result<()> {
         caller.require_for(Permission::ServersDelete, path.as_str())?;
+        Self::require_read(caller, path)?;
         let current = self.load(path).await?;
+        Self::require_not_system_owned(caller, &current)?;
         let read_at = check_revision(&current, expected)?;
         if current.lifecycle.blocks_delete() {
             return Err(RegistryError::DeleteBlocked(current.lifecycle));
@@ -521,7 +668,9 @@ impl Registry {
         expected: Option<u64>,
     ) -> Result<ServerRecord> {
         caller.require_for(Permission::ServersToggle, path.as_str())?;
+        Self::require_read(caller, path)?;
         let current = self.load(path).await?;
+        Self::require_not_system_owned(caller, &current)?;
         let read_at = check_revision(&current, expected)?;
         if current.enabled == enabled {
             return Ok(current);
@@ -555,9 +704,14 @@ impl Registry {
         expected: Option<u64>,
     ) -> Result<ServerRecord> {
         let reason = validate::text("reason", reason, 1, mcpgw_core::domain::limits::REASON)?;
+        // Before anything about the server is looked at: one the caller may not read answers
+        // as a missing one (its state would otherwise show in the refusal).
+        Self::require_read(caller, path)?;
         let current = self.load(path).await?;
         let from = current.lifecycle;
         caller.require_for(transition_permission(from, to)?, path.as_str())?;
+        Self::require_not_system_owned(caller, &current)?;
+        Self::require_approver_of(caller, &current, to)?;
         let read_at = check_revision(&current, expected)?;
         let mut next = current.clone();
         // The review approves the server as it stands, tools included: tools recorded before
@@ -610,6 +764,7 @@ impl Registry {
         expected: Option<u64>,
     ) -> Result<ServerRecord> {
         caller.require_for(Permission::ServersUpdate, path.as_str())?;
+        Self::require_read(caller, path)?;
         let tools = validate_tools("tools", tools)?;
         self.store_tools(caller, ctx, path, tools, ToolSource::Api, expected)
             .await
@@ -643,6 +798,7 @@ impl Registry {
         expected: Option<u64>,
     ) -> Result<ServerRecord> {
         let current = self.load(path).await?;
+        Self::require_not_system_owned(actor, &current)?;
         let read_at = check_revision(&current, expected)?;
         if source == ToolSource::Discovery && current.tools == tools {
             return Ok(current);
@@ -701,9 +857,11 @@ impl Registry {
         expected: Option<u64>,
     ) -> Result<ServerRecord> {
         caller.require_for(Permission::ToolsApprove, path.as_str())?;
+        Self::require_read(caller, path)?;
         let reason = validate::optional_text("reason", reason, mcpgw_core::domain::limits::REASON)?;
         check_approval_shape(expected_hashes)?;
         let current = self.load(path).await?;
+        Self::require_not_system_owned(caller, &current)?;
         let read_at = check_revision(&current, expected)?;
         check_reviewed_hashes(&current, expected_hashes)?;
         let names: Vec<String> = expected_hashes.keys().cloned().collect();
@@ -748,9 +906,11 @@ impl Registry {
         reason: &str,
     ) -> Result<()> {
         caller.require_for(Permission::ToolsApprove, path.as_str())?;
+        Self::require_read(caller, path)?;
         let reason = validate::text("reason", reason, 1, mcpgw_core::domain::limits::REASON)?;
         check_approval_shape(expected_hashes)?;
         let current = self.load(path).await?;
+        Self::require_not_system_owned(caller, &current)?;
         check_reviewed_hashes(&current, expected_hashes)?;
         let entry = audit(
             caller,
@@ -828,7 +988,7 @@ impl Registry {
         keys::mint(
             Some(keys::BOOTSTRAP_ID),
             "bootstrap admin",
-            Permission::ALL.to_vec(),
+            Role::Admin.permissions().into_iter().collect(),
             &Principal::system("bootstrap").subject,
             None,
         )
@@ -847,7 +1007,7 @@ impl Registry {
                 resource_id: keys::BOOTSTRAP_ID,
                 revision_before: None,
                 revision_after: None,
-                details: json!({"name": "bootstrap admin", "permissions": "all"}),
+                details: json!({"name": "bootstrap admin", "permissions": "admin"}),
             },
         );
         match self.store.insert_api_key(&minted.record, &entry).await {
@@ -859,7 +1019,8 @@ impl Registry {
 
     /// A break-glass admin key, minted by an operator with access to the store's config.
     pub async fn create_admin_key(&self, name: &str) -> Result<String> {
-        self.create_cli_key(name, Permission::ALL.to_vec()).await
+        self.create_cli_key(name, Role::Admin.permissions().into_iter().collect())
+            .await
     }
 
     /// A key from the command line (no caller to check), with `permissions`.

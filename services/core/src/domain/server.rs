@@ -489,21 +489,27 @@ pub mod limits {
     pub const TOOL_LIMITS: usize = 256;
 }
 
-/// Headers that must not be set per server: hop-by-hop, framing, MCP session headers, and
-/// `authorization` (use `upstream_auth`).
-const FORBIDDEN_HEADERS: &[&str] = &[
+/// Headers the platform itself sets or interprets, which a server's custom headers must
+/// never carry: credentials and identity (`authorization`, `cookie`, the caller assertion),
+/// hop-by-hop and framing headers, MCP's session and routing headers, and the request id and
+/// trace context the gateway propagates. Refused at registration, and filtered out again by
+/// everything that sends custom headers (the registry's probes, gateways), so a record stored
+/// before this rule, or altered in the database, cannot smuggle one.
+const PLATFORM_HEADERS: &[&str] = &[
     "authorization",
+    "proxy-authorization",
+    "cookie",
     "host",
     "content-length",
     "content-type",
+    "content-encoding",
     "transfer-encoding",
     "connection",
     "upgrade",
     "te",
     "trailer",
     "keep-alive",
-    "proxy-authorization",
-    "proxy-connection",
+    "expect",
     "mcp-session-id",
     "mcp-protocol-version",
     "mcp-method",
@@ -511,8 +517,27 @@ const FORBIDDEN_HEADERS: &[&str] = &[
     "last-event-id",
     "accept",
     "x-request-id",
-    "cookie",
+    "traceparent",
+    "tracestate",
+    "baggage",
+    "forwarded",
+    "via",
+    "x-real-ip",
 ];
+
+/// Name prefixes of platform headers: the platform's own (`x-mcpgw-*`, e.g. the caller
+/// assertion `x-mcpgw-caller`), MCP's per-parameter headers, proxy and forwarding headers.
+const PLATFORM_HEADER_PREFIXES: &[&str] = &["x-mcpgw-", "mcp-param-", "proxy-", "x-forwarded-"];
+
+/// Whether `name` (any case) is a header the platform sets or interprets, so it is never a
+/// server's custom header (see [`PLATFORM_HEADERS`]).
+pub fn is_platform_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    PLATFORM_HEADERS.contains(&lower.as_str())
+        || PLATFORM_HEADER_PREFIXES
+            .iter()
+            .any(|p| lower.starts_with(p))
+}
 
 /// A spec that passed every check that needs no network.
 #[derive(Debug, Clone)]
@@ -579,11 +604,11 @@ fn header_name(field: &str, name: &str) -> Result<String, FieldError> {
             format!("{name:?} is not a valid HTTP header name"),
         ));
     }
-    if FORBIDDEN_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
+    if is_platform_header(&lower) {
         return Err(FieldError::new(
             field,
             format!(
-                "{name:?} cannot be set per server (hop-by-hop, framing or auth header; use upstream_auth for credentials)"
+                "{name:?} is a header the platform sets or interprets itself (credentials, caller identity, hop-by-hop, framing, MCP session or routing, tracing); it cannot be set per server: use upstream_auth for credentials, or choose another header name"
             ),
         ));
     }
@@ -978,7 +1003,10 @@ impl ServerRecord {
     }
 
     /// Replaces the writable fields with `spec`. Secrets the spec omits are kept when the
-    /// credential kind is unchanged; otherwise they are required.
+    /// credential kind is unchanged and the endpoint still goes to the same place (see
+    /// [`ServerRecord::secret_context`]); otherwise they must be given again. A secret given
+    /// with the value already stored keeps its sealed form, so only real changes show as
+    /// changes (and send the server back to review, see [`review_reasons`]).
     pub fn apply_spec(&mut self, spec: ValidSpec, keyring: &Keyring) -> Result<(), ApplyError> {
         if let Some(path) = &spec.path
             && path != &self.path
@@ -992,37 +1020,58 @@ impl ServerRecord {
             )
             .into());
         }
-        let ctx = |field: &str| Self::secret_context(self.id, field);
-        self.endpoint = match spec.endpoint {
+        let old_binding = self.endpoint.credential_binding();
+        let new_binding = spec.endpoint.credential_binding();
+        let moved = old_binding != new_binding;
+        let sealer = Sealer {
+            id: self.id,
+            keyring,
+            old_binding: &old_binding,
+            new_binding: &new_binding,
+        };
+        let endpoint = match spec.endpoint {
             EndpointSpec::StreamableHttp { url } => Endpoint::StreamableHttp { url },
             EndpointSpec::Sse { url } => Endpoint::Sse { url },
             EndpointSpec::Stdio { command, args, env } => {
+                let old_env = match &self.endpoint {
+                    Endpoint::Stdio { env, .. } => env.clone(),
+                    _ => BTreeMap::new(),
+                };
                 let env = match env {
                     Some(map) => map
                         .into_iter()
                         .map(|(k, v)| {
-                            let sealed = keyring.seal(&ctx(&format!("endpoint.env.{k}")), &v);
+                            let field = format!("endpoint.env.{k}");
+                            let sealed = sealer.seal(&field, &v, old_env.get(&k));
                             (k, sealed)
                         })
                         .collect(),
-                    None => match &self.endpoint {
-                        Endpoint::Stdio { env, .. } => env.clone(),
-                        _ => BTreeMap::new(),
-                    },
+                    None if moved && !old_env.is_empty() => {
+                        return Err(moved_error("endpoint.env", &old_binding, &new_binding).into());
+                    }
+                    None => old_env,
                 };
                 Endpoint::Stdio { command, args, env }
             }
         };
-        self.upstream_auth = self.resolve_auth(spec.upstream_auth, keyring)?;
-        if let Some(headers) = spec.custom_headers {
-            self.custom_headers = headers
+        let upstream_auth = self.resolve_auth(spec.upstream_auth, &sealer)?;
+        let custom_headers = match spec.custom_headers {
+            Some(headers) => headers
                 .into_iter()
                 .map(|(k, v)| {
-                    let sealed = keyring.seal(&ctx(&format!("custom_headers.{k}")), &v);
+                    let field = format!("custom_headers.{k}");
+                    let sealed = sealer.seal(&field, &v, self.custom_headers.get(&k));
                     (k, sealed)
                 })
-                .collect();
-        }
+                .collect(),
+            None if moved && !self.custom_headers.is_empty() => {
+                return Err(moved_error("custom_headers", &old_binding, &new_binding).into());
+            }
+            None => self.custom_headers.clone(),
+        };
+        self.endpoint = endpoint;
+        self.upstream_auth = upstream_auth;
+        self.custom_headers = custom_headers;
         self.name = spec.name;
         self.description = spec.description;
         self.tags = spec.tags;
@@ -1034,16 +1083,24 @@ impl ServerRecord {
     fn resolve_auth(
         &self,
         spec: UpstreamAuthSpec,
-        keyring: &Keyring,
+        sealer: &Sealer<'_>,
     ) -> Result<UpstreamAuth, FieldError> {
-        let ctx = |field: &str| Self::secret_context(self.id, field);
+        // `kept`: the stored secret of the same kind, and the token URL it was bound to.
         let seal_or_keep = |field: &str,
                             given: Option<String>,
-                            kept: Option<&SealedSecret>|
+                            kept: Option<&SealedSecret>,
+                            token_urls: (Option<&str>, Option<&str>)|
          -> Result<SealedSecret, FieldError> {
+            let old_ctx = secret_context_of(sealer.id, sealer.old_binding, field, token_urls.0);
+            let new_ctx = secret_context_of(sealer.id, sealer.new_binding, field, token_urls.1);
             match (given, kept) {
-                (Some(plain), _) => Ok(keyring.seal(&ctx(field), &plain)),
-                (None, Some(sealed)) => Ok(sealed.clone()),
+                (Some(plain), kept) => Ok(sealer.seal_with(&old_ctx, &new_ctx, &plain, kept)),
+                (None, Some(sealed)) if old_ctx == new_ctx => Ok(sealed.clone()),
+                (None, Some(_)) => Err(moved_error(
+                    field,
+                    &describe_binding(sealer.old_binding, token_urls.0),
+                    &describe_binding(sealer.new_binding, token_urls.1),
+                )),
                 (None, None) => Err(FieldError::new(
                     field,
                     "is required (it can be omitted only to keep a stored value of the same kind)",
@@ -1058,7 +1115,7 @@ impl ServerRecord {
                     _ => None,
                 };
                 UpstreamAuth::Bearer {
-                    token: seal_or_keep("upstream_auth.token", token, kept)?,
+                    token: seal_or_keep("upstream_auth.token", token, kept, (None, None))?,
                 }
             }
             UpstreamAuthSpec::ApiKey { header, key } => {
@@ -1067,7 +1124,7 @@ impl ServerRecord {
                     _ => None,
                 };
                 UpstreamAuth::ApiKey {
-                    key: seal_or_keep("upstream_auth.key", key, kept)?,
+                    key: seal_or_keep("upstream_auth.key", key, kept, (None, None))?,
                     header,
                 }
             }
@@ -1078,19 +1135,21 @@ impl ServerRecord {
                 scopes,
                 audience,
             } => {
-                let kept = match &self.upstream_auth {
+                let (kept, old_token_url) = match &self.upstream_auth {
                     UpstreamAuth::Oauth2ClientCredentials {
                         client_secret,
                         client_id: old_id,
+                        token_url: old_url,
                         ..
-                    } if *old_id == client_id => Some(client_secret),
-                    _ => None,
+                    } if *old_id == client_id => (Some(client_secret), Some(old_url.as_str())),
+                    _ => (None, None),
                 };
                 UpstreamAuth::Oauth2ClientCredentials {
                     client_secret: seal_or_keep(
                         "upstream_auth.client_secret",
                         client_secret,
                         kept,
+                        (old_token_url, Some(&token_url)),
                     )?,
                     token_url,
                     client_id,
@@ -1108,6 +1167,72 @@ impl ServerRecord {
                 role_arn,
             },
         })
+    }
+
+    /// Re-seals values sealed before credentials were bound to their endpoint (bound to the
+    /// record and field only) for the endpoint the record has now; returns how many. The
+    /// registry runs this once per record at start: only then is the old context ever
+    /// accepted, so a record whose endpoint is changed later (through the API, or in the
+    /// database) cannot take an old credential along. Values that open neither way are left
+    /// as they are (gateways report them as not opening).
+    pub fn rebind_legacy_secrets(&mut self, keyring: &Keyring) -> usize {
+        let id = self.id;
+        let rebind = |ctx: String, field: &str, sealed: &mut SealedSecret| -> usize {
+            if keyring.open(&ctx, sealed).is_ok() {
+                return 0;
+            }
+            match keyring.open(&Self::legacy_secret_context(id, field), sealed) {
+                Ok(plain) => {
+                    *sealed = keyring.seal(&ctx, plain.expose_secret());
+                    1
+                }
+                Err(_) => 0,
+            }
+        };
+        let mut count = 0;
+        let auth_field = match &self.upstream_auth {
+            UpstreamAuth::Bearer { .. } => Some(crate::upstream_auth::fields::TOKEN),
+            UpstreamAuth::ApiKey { .. } => Some(crate::upstream_auth::fields::KEY),
+            UpstreamAuth::Oauth2ClientCredentials { .. } => {
+                Some(crate::upstream_auth::fields::CLIENT_SECRET)
+            }
+            UpstreamAuth::None | UpstreamAuth::AwsSigv4 { .. } => None,
+        };
+        if let Some(field) = auth_field {
+            let ctx = self.secret_context(field);
+            match &mut self.upstream_auth {
+                UpstreamAuth::Bearer { token: sealed }
+                | UpstreamAuth::ApiKey { key: sealed, .. }
+                | UpstreamAuth::Oauth2ClientCredentials {
+                    client_secret: sealed,
+                    ..
+                } => count += rebind(ctx, field, sealed),
+                UpstreamAuth::None | UpstreamAuth::AwsSigv4 { .. } => {}
+            }
+        }
+        let header_contexts: Vec<(String, String)> = self
+            .custom_headers
+            .keys()
+            .map(|k| {
+                let field = format!("custom_headers.{k}");
+                (self.secret_context(&field), field)
+            })
+            .collect();
+        for ((ctx, field), sealed) in header_contexts
+            .into_iter()
+            .zip(self.custom_headers.values_mut())
+        {
+            count += rebind(ctx, &field, sealed);
+        }
+        let binding = self.endpoint.credential_binding();
+        if let Endpoint::Stdio { env, .. } = &mut self.endpoint {
+            for (k, sealed) in env.iter_mut() {
+                let field = format!("endpoint.env.{k}");
+                let ctx = secret_context_of(id, &binding, &field, None);
+                count += rebind(ctx, &field, sealed);
+            }
+        }
+        count
     }
 
     /// The writable fields as a spec, without any secret (the base of a merge patch).
@@ -1185,12 +1310,21 @@ impl ServerRecord {
         .to_lowercase()
     }
 
-    /// What a sealed value of record `id` is bound to: it opens only for that record and field.
-    pub fn secret_context(id: Uuid, field: &str) -> String {
+    /// What a sealed value of this record is bound to (the AEAD associated data): the record,
+    /// the field, and where the value may be sent, from the record's *current* endpoint (see
+    /// [`secret_context`]). It opens for nothing else.
+    pub fn secret_context(&self, field: &str) -> String {
+        secret_context(self.id, &self.endpoint, &self.upstream_auth, field)
+    }
+
+    /// The context values were sealed with before they were bound to an endpoint (record and
+    /// field only); read by [`ServerRecord::rebind_legacy_secrets`] and nothing else.
+    pub fn legacy_secret_context(id: Uuid, field: &str) -> String {
         format!("server:{id}:{field}")
     }
 
-    /// Opens a sealed credential of this record (for the gateway and health checker).
+    /// Opens a sealed credential of this record (for the gateway and health checker), bound
+    /// to where the record's endpoint goes now.
     pub fn open_secret(
         &self,
         keyring: &Keyring,
@@ -1198,7 +1332,7 @@ impl ServerRecord {
         sealed: &SealedSecret,
     ) -> Result<String, SecretError> {
         keyring
-            .open(&Self::secret_context(self.id, field), sealed)
+            .open(&self.secret_context(field), sealed)
             .map(|s| s.expose_secret().to_owned())
     }
 
@@ -1253,6 +1387,163 @@ impl ServerRecord {
             created_by: self.created_by.clone(),
             updated_by: self.updated_by.clone(),
             revision: self.revision,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where credentials may go, and which changes need a new review
+
+/// The origin (`scheme://host[:port]`) of an endpoint URL: what an HTTP credential is bound
+/// to. Browsers draw the same line; a path on the same origin is the same party.
+fn origin_of(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(u) => u.origin().ascii_serialization(),
+        Err(_) => format!("unparsable:{url}"),
+    }
+}
+
+/// What the environment of a stdio server is bound to: the program and its arguments (another
+/// command, or the same launcher with other arguments, is another party).
+fn stdio_binding(command: &str, args: &[String]) -> String {
+    let argv = serde_json::to_string(&(command, args)).unwrap_or_default();
+    format!("stdio:{argv}")
+}
+
+impl Endpoint {
+    /// Where the credentials of this endpoint are sent: the URL's origin, or the stdio
+    /// command line. Sealed values are bound to it (see [`secret_context`]).
+    pub fn credential_binding(&self) -> String {
+        match self {
+            Endpoint::StreamableHttp { url } | Endpoint::Sse { url } => origin_of(url),
+            Endpoint::Stdio { command, args, .. } => stdio_binding(command, args),
+        }
+    }
+}
+
+impl EndpointSpec {
+    /// [`Endpoint::credential_binding`] of the endpoint this spec describes.
+    pub fn credential_binding(&self) -> String {
+        match self {
+            EndpointSpec::StreamableHttp { url } | EndpointSpec::Sse { url } => origin_of(url),
+            EndpointSpec::Stdio { command, args, .. } => stdio_binding(command, args),
+        }
+    }
+}
+
+/// The associated data a sealed value of server `id` is sealed with:
+/// `server:<id>:<field>@<binding>`, where the binding is where the value goes — the endpoint's
+/// origin (or stdio command line), and for an OAuth client secret also the token URL's origin.
+/// A value therefore opens only for the record, field and destination it was given for:
+/// gateways and the registry open with the record's current endpoint, so a record altered to
+/// point elsewhere (through the API, or in the database) cannot send an old credential there.
+pub fn secret_context(id: Uuid, endpoint: &Endpoint, auth: &UpstreamAuth, field: &str) -> String {
+    let token_url = match auth {
+        UpstreamAuth::Oauth2ClientCredentials { token_url, .. } => Some(token_url.as_str()),
+        _ => None,
+    };
+    secret_context_of(id, &endpoint.credential_binding(), field, token_url)
+}
+
+fn secret_context_of(id: Uuid, binding: &str, field: &str, token_url: Option<&str>) -> String {
+    format!(
+        "server:{id}:{field}@{}",
+        describe_binding(binding, token_url)
+    )
+}
+
+fn describe_binding(binding: &str, token_url: Option<&str>) -> String {
+    match token_url {
+        Some(t) => format!("{binding} (token URL {})", origin_of(t)),
+        None => binding.to_owned(),
+    }
+}
+
+fn moved_error(field: &str, from: &str, to: &str) -> FieldError {
+    FieldError::new(
+        field,
+        format!(
+            "must be given again: the endpoint moves from {from} to {to}, and a stored credential is never carried to another destination (send the value for the new endpoint, or remove it)"
+        ),
+    )
+}
+
+/// Seals the values of one `apply_spec`, bound to the new endpoint.
+struct Sealer<'a> {
+    id: Uuid,
+    keyring: &'a Keyring,
+    old_binding: &'a str,
+    new_binding: &'a str,
+}
+
+impl Sealer<'_> {
+    /// Seals `plain` for `field` of a map (custom headers, stdio env), keeping `kept` when it
+    /// holds the same value for the same destination.
+    fn seal(&self, field: &str, plain: &str, kept: Option<&SealedSecret>) -> SealedSecret {
+        let old_ctx = secret_context_of(self.id, self.old_binding, field, None);
+        let new_ctx = secret_context_of(self.id, self.new_binding, field, None);
+        self.seal_with(&old_ctx, &new_ctx, plain, kept)
+    }
+
+    fn seal_with(
+        &self,
+        old_ctx: &str,
+        new_ctx: &str,
+        plain: &str,
+        kept: Option<&SealedSecret>,
+    ) -> SealedSecret {
+        if old_ctx == new_ctx
+            && let Some(kept) = kept
+            && self
+                .keyring
+                .open(old_ctx, kept)
+                .is_ok_and(|old| old.expose_secret() == plain)
+        {
+            return kept.clone();
+        }
+        self.keyring.seal(new_ctx, plain)
+    }
+}
+
+/// The changes from `before` to `after` that decide where callers' traffic, credentials or
+/// identities go, by field name: a server past `draft` that changes any of them goes back to
+/// review. Any change of the endpoint counts (a new path on the same origin is another
+/// application as often as not: reverse proxies route by path); so does any change of the
+/// credentials or custom headers (they can carry credentials), of `gateway.assert_caller`
+/// (callers' identities go upstream) and `gateway.log_arguments` (callers' arguments go into
+/// the audit log). Limits, write protection and tool integrity decide what callers may do at
+/// the gateway, not where anything goes, and the policy still governs them: no review.
+pub fn review_reasons(before: &ServerRecord, after: &ServerRecord) -> Vec<&'static str> {
+    let mut reasons = Vec::new();
+    let (b, a) = (&before.gateway, &after.gateway);
+    for (changed, name) in [
+        (before.endpoint != after.endpoint, "endpoint"),
+        (before.upstream_auth != after.upstream_auth, "upstream_auth"),
+        (
+            before.custom_headers != after.custom_headers,
+            "custom_headers",
+        ),
+        (b.assert_caller != a.assert_caller, "gateway.assert_caller"),
+        (b.log_arguments != a.log_arguments, "gateway.log_arguments"),
+    ] {
+        if changed {
+            reasons.push(name);
+        }
+    }
+    reasons
+}
+
+impl ServerRecord {
+    /// Where this record's endpoint goes, for the audit trail: the URL's origin and path
+    /// (without user info or query, which may carry secrets), or the stdio command line
+    /// (environment values are never included).
+    pub fn endpoint_summary(&self) -> String {
+        match &self.endpoint {
+            Endpoint::StreamableHttp { url } | Endpoint::Sse { url } => match Url::parse(url) {
+                Ok(u) => format!("{}{}", u.origin().ascii_serialization(), u.path()),
+                Err(_) => origin_of(url),
+            },
+            Endpoint::Stdio { command, args, .. } => stdio_binding(command, args),
         }
     }
 }
@@ -1419,6 +1710,48 @@ mod tests {
             matches!(err, ApplyError::Field(ref f) if f.field == "upstream_auth.key"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_credential_opens_only_for_the_origin_it_was_given_for() {
+        let ring = keyring();
+        let s = spec(
+            json!({"upstream_auth": {"type": "oauth2_client_credentials",
+            "token_url": "https://idp.example/token", "client_id": "c", "client_secret": "s3"}}),
+        );
+        let rec = ServerRecord::create(s.validate().unwrap(), &ring, "alice", true).unwrap();
+        let UpstreamAuth::Oauth2ClientCredentials { client_secret, .. } = &rec.upstream_auth else {
+            panic!()
+        };
+        let field = "upstream_auth.client_secret";
+        let mut moved = rec.clone();
+        moved.endpoint = Endpoint::StreamableHttp {
+            url: "https://weather.example/v2/mcp".into(),
+        };
+        assert_eq!(
+            moved.open_secret(&ring, field, client_secret).unwrap(),
+            "s3"
+        );
+        for url in [
+            "https://evil.example/mcp",
+            "http://weather.example/mcp",
+            "https://weather.example:8443/mcp",
+        ] {
+            moved.endpoint = Endpoint::StreamableHttp { url: url.into() };
+            assert!(
+                moved.open_secret(&ring, field, client_secret).is_err(),
+                "{url}"
+            );
+        }
+        let mut other_idp = rec.clone();
+        if let UpstreamAuth::Oauth2ClientCredentials { token_url, .. } =
+            &mut other_idp.upstream_auth
+        {
+            *token_url = "https://evil.example/token".into();
+        }
+        assert!(other_idp.open_secret(&ring, field, client_secret).is_err());
+        let legacy = ServerRecord::legacy_secret_context(rec.id, field);
+        assert!(ring.open(&legacy, client_secret).is_err());
     }
 
     #[test]

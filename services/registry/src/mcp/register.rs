@@ -9,21 +9,27 @@
 //!
 //! Its credential is an API key holding only `gateway:delegate`, and `gateway.assert_caller`
 //! is set: gateways present the key with the caller they verified, and the registry acts for
-//! that caller (see `auth::AuthChain` and docs/security.md).
+//! that caller (see `auth::AuthChain` and docs/security.md). The record is system-owned (only
+//! the registry, or a caller with `servers:system`, changes it), and the key is sealed bound to
+//! the record's URL: when a start moves the URL, a new key is minted and the old one revoked,
+//! so the key never goes anywhere but this registry's listener (or the configured `mcp.url`).
 
 use std::net::SocketAddr;
 
 use anyhow::Context;
 use mcpgw_core::auth::{Permission, Principal};
 use mcpgw_core::domain::{
-    EndpointSpec, GatewaySettings, Governance, Lifecycle, ServerPath, ServerSpec, ToolSpec,
-    UpstreamAuthSpec,
+    EndpointSpec, GatewaySettings, Governance, Lifecycle, ServerPath, ServerRecord, ServerSpec,
+    ToolSpec, UpstreamAuth, UpstreamAuthSpec,
 };
+use mcpgw_core::upstream_auth::fields;
 
 use crate::app::AppState;
 use crate::error::RegistryError;
 use crate::service::RequestContext;
 
+/// The system principal's name: its subject is `service::SYSTEM_OWNER`, which makes the
+/// record system-owned (writes need `servers:system`).
 const ACTOR: &str = "mcpgw-registry";
 
 /// Ensures the record; failures are logged, never fatal (the REST API serves regardless).
@@ -69,12 +75,9 @@ async fn try_register(state: &AppState, listen: SocketAddr) -> anyhow::Result<()
         tracing::warn!(path = %path, "a server exists at mcp.path and was not made by the registry; leaving it alone");
         return Ok(());
     }
-    let mut wanted = record.to_spec();
+    let wanted = record.to_spec();
     if wanted.endpoint != endpoint {
-        wanted.endpoint = endpoint;
-        record = registry
-            .replace_server(&system, &ctx, &path, wanted, Some(record.revision))
-            .await?;
+        record = repoint(state, &system, &ctx, &record, wanted, endpoint).await?;
     }
     // Tools first: the review transition below approves the tools recorded before it.
     let tools = super::definitions()
@@ -111,6 +114,70 @@ async fn try_register(state: &AppState, listen: SocketAddr) -> anyhow::Result<()
     Ok(())
 }
 
+/// Moves the record to this start's URL. The stored delegation key is bound to the old
+/// endpoint and never follows it (see `ServerRecord::secret_context`): a fresh key is minted
+/// for the new URL and the old one revoked. The move sends the record back to review, which
+/// the caller's loop completes as the system.
+async fn repoint(
+    state: &AppState,
+    system: &Principal,
+    ctx: &RequestContext,
+    record: &ServerRecord,
+    mut wanted: ServerSpec,
+    endpoint: EndpointSpec,
+) -> anyhow::Result<ServerRecord> {
+    let registry = &state.registry;
+    let old_key_id = match &record.upstream_auth {
+        UpstreamAuth::Bearer { token } => record
+            .open_secret(&registry.keyring, fields::TOKEN, token)
+            .ok()
+            .and_then(|plain| crate::keys::parse(&plain).map(|(id, _)| id.to_owned())),
+        _ => None,
+    };
+    let minted = mint_delegate_key(state, system, ctx).await?;
+    wanted.endpoint = endpoint;
+    wanted.upstream_auth = UpstreamAuthSpec::Bearer {
+        token: Some(minted.plain),
+    };
+    match registry
+        .replace_server(system, ctx, &record.path, wanted, Some(record.revision))
+        .await
+    {
+        Ok(moved) => {
+            if let Some(id) = old_key_id
+                && let Err(e) = registry.revoke_api_key(system, ctx, &id).await
+            {
+                tracing::warn!(error = %e, key = %id, "could not revoke the previous delegation key");
+            }
+            Ok(moved)
+        }
+        Err(e) => {
+            registry
+                .revoke_api_key(system, ctx, &minted.record.id)
+                .await?;
+            Err(e.into())
+        }
+    }
+}
+
+/// A key holding only `gateway:delegate`, for the record's bearer credential.
+async fn mint_delegate_key(
+    state: &AppState,
+    system: &Principal,
+    ctx: &RequestContext,
+) -> anyhow::Result<crate::keys::MintedKey> {
+    Ok(state
+        .registry
+        .create_api_key(
+            system,
+            ctx,
+            &format!("gateway delegation for {}", state.config.mcp.path),
+            vec![Permission::GatewayDelegate],
+            None,
+        )
+        .await?)
+}
+
 /// Creates the record with a fresh delegation key; `None` when another replica was first.
 async fn create(
     state: &AppState,
@@ -119,15 +186,7 @@ async fn create(
     endpoint: EndpointSpec,
 ) -> anyhow::Result<Option<mcpgw_core::domain::ServerRecord>> {
     let registry = &state.registry;
-    let minted = registry
-        .create_api_key(
-            system,
-            ctx,
-            &format!("gateway delegation for {}", state.config.mcp.path),
-            vec![Permission::GatewayDelegate],
-            None,
-        )
-        .await?;
+    let minted = mint_delegate_key(state, system, ctx).await?;
     let spec = spec(&state.config.mcp.path, endpoint, minted.plain);
     match registry.create_server(system, ctx, spec).await {
         Ok(record) => Ok(Some(record)),
@@ -171,5 +230,14 @@ fn spec(path: &str, endpoint: EndpointSpec, key: String) -> ServerSpec {
             assert_caller: true,
             ..Default::default()
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_registry_record_is_made_by_the_system_owner() {
+        let system = mcpgw_core::auth::Principal::system(super::ACTOR);
+        assert_eq!(system.subject, crate::service::SYSTEM_OWNER);
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use mcpgw_core::domain::{ServerRecord, UpstreamAuth};
+use mcpgw_core::domain::UpstreamAuth;
 use mcpgw_core::gateway_sync::GatewaySnapshot;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -125,10 +125,7 @@ async fn the_snapshot_holds_routable_servers_with_sealed_credentials_and_its_ver
     };
     let keyring = &app.running.state.registry.keyring;
     let opened = keyring
-        .open(
-            &ServerRecord::secret_context(alpha.id, "upstream_auth.token"),
-            token,
-        )
+        .open(&alpha.secret_context("upstream_auth.token"), token)
         .unwrap();
     assert_eq!(
         secrecy::ExposeSecret::expose_secret(&opened),

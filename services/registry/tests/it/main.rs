@@ -11,6 +11,7 @@ mod bad_input;
 mod catalog;
 mod console;
 mod durability;
+mod escalation;
 mod gateway;
 mod gateway_health;
 mod health;

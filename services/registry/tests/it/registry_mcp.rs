@@ -2,7 +2,7 @@
 //! HTTP) with the REST API's credentials: each tool works for a permitted caller, is refused
 //! with the REST message for one without the permission, and bad input changes nothing.
 
-use mcpgw_core::auth::CallerAssertion;
+use mcpgw_core::auth::{CallerAssertion, Permission};
 use reqwest::{Method, StatusCode};
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;
@@ -411,7 +411,14 @@ async fn a_caller_assertion_counts_only_beside_a_gateway_delegate_key(backend: B
         }
         .encode()
     };
-    let delegate = app.key_with(&["gateway:delegate"]).await;
+    // Machine-only: no admin holds it, so it is minted as the registry does for its record.
+    let delegate = app
+        .running
+        .state
+        .registry
+        .create_cli_key("delegate", vec![Permission::GatewayDelegate])
+        .await
+        .unwrap();
     // Beside a delegate key, the request runs as the asserted caller, mapped by the policy.
     let me = app
         .call_as(

@@ -733,16 +733,37 @@ async fn a_stdio_server_needs_its_own_permission_and_its_env_is_write_only(backe
         json!({"transport": "stdio", "command": "uvx", "args": ["mcp-server-time"], "env_names": ["API_TOKEN", "TZ"]})
     );
     assert!(!created.to_string().contains("stdio-secret-value"));
-    // A patch that does not mention env keeps it.
+    // A patch that does not mention env keeps it while the command line stays the same.
     let r = app
         .call(
             Method::PATCH,
             "/api/v1/servers/clock",
-            Some(json!({"endpoint": {"args": ["mcp-server-time", "--local-timezone=UTC"]}})),
+            Some(json!({"name": "Clock"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["endpoint"]["env_names"], json!(["API_TOKEN", "TZ"]));
+    // The env is sealed for this command line: other arguments are another program, so the
+    // values must be given again (they never follow the command elsewhere).
+    let args = json!(["mcp-server-time", "--local-timezone=UTC"]);
+    let r = app
+        .call(
+            Method::PATCH,
+            "/api/v1/servers/clock",
+            Some(json!({"endpoint": {"args": args}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    assert_eq!(r.body["field"], "endpoint.env");
+    let r = app
+        .call(
+            Method::PATCH,
+            "/api/v1/servers/clock",
+            Some(json!({"endpoint": {"args": args, "env": {"TZ": "UTC"}}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["endpoint"]["env_names"], json!(["TZ"]));
     assert_eq!(r.body["endpoint"]["args"][1], "--local-timezone=UTC");
 }
 
@@ -827,8 +848,21 @@ async fn the_demo_server_is_registered_approved_for_dev_with_its_discovered_tool
             url: format!("http://{new_addr}/mcp")
         }
     );
+    // The move was a new submission (the endpoint changed), reviewed again at start.
     assert_eq!(record.lifecycle, mcpgw_core::domain::Lifecycle::ApprovedDev);
-    assert_eq!(record.lifecycle_history.len(), 3);
+    let steps: Vec<(&str, &str)> = record
+        .lifecycle_history
+        .iter()
+        .map(|e| (e.from.as_str(), e.to.as_str()))
+        .collect();
+    assert_eq!(
+        steps[3..],
+        [
+            ("approved_dev", "submitted"),
+            ("submitted", "security_review"),
+            ("security_review", "approved_dev")
+        ]
+    );
     again.stop().await;
 }
 
