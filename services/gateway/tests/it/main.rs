@@ -7,7 +7,6 @@ mod helpers;
 mod idp;
 mod integrity;
 mod origin_binding;
-mod origin_binding;
 mod peers;
 mod proxy;
 mod registry_mcp;
