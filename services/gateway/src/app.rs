@@ -193,6 +193,7 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<(Arc<Gateway>, Synce
         start_timeout: Duration::from_millis(config.stdio.start_timeout_ms),
         max_message_bytes: config.upstream.max_message_bytes,
         metrics: metrics.clone(),
+        sandbox: Arc::new(stdio_sandbox(&config)?),
     };
     let syncer = Syncer {
         table: Arc::clone(&table),
@@ -484,4 +485,15 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<Running> {
         shutdown,
         tasks,
     })
+}
+
+/// The stdio sandbox, and the gateway made non-dumpable so its children cannot read it.
+fn stdio_sandbox(
+    config: &crate::config::GatewayConfig,
+) -> anyhow::Result<crate::stdio_sandbox::StdioSandbox> {
+    crate::stdio_sandbox::harden_gateway_process();
+    let sandbox = crate::stdio_sandbox::StdioSandbox::from_config(&config.stdio, &config.data_dir)
+        .map_err(|e| anyhow::anyhow!("stdio.exec_helper: finding the gateway's own binary: {e}"))?;
+    tracing::info!("{}", sandbox.describe());
+    Ok(sandbox)
 }

@@ -110,6 +110,33 @@ pub struct StdioConfig {
     pub health_timeout_ms: u64,
     /// A `ping` answered slower than this many milliseconds is `degraded`.
     pub health_degraded_ms: u64,
+    /// Commands a stdio server may run: bare names (looked up in `path`) or absolute paths,
+    /// compared after symlinks are resolved (see `stdio_sandbox.rs`). Empty with empty
+    /// `allowed_dirs` = no stdio server is started.
+    pub allowed_commands: Vec<String>,
+    /// Directories whose programs (after symlinks are resolved) a stdio server may run.
+    pub allowed_dirs: Vec<PathBuf>,
+    /// The children's `PATH`, and where bare command names are looked up.
+    pub path: String,
+    /// Where each child gets its own directory (`<work_dir>/<server>`, mode 0700, its HOME
+    /// and TMPDIR); empty = `<data_dir>/stdio`.
+    pub work_dir: String,
+    /// The user and group children run as when the gateway may switch users (root or
+    /// CAP_SETUID + CAP_SETGID). Never 0.
+    pub run_as_uid: u32,
+    pub run_as_gid: u32,
+    /// Children run as the gateway's own user even when it could switch (even as root). For
+    /// tests whose interpreters only root may run; never in production.
+    pub run_as_gateway_user: bool,
+    /// Resource limits of each child (0 = not limited): writable memory (RLIMIT_DATA),
+    /// processes and threads of its user (RLIMIT_NPROC), open files, CPU seconds.
+    pub max_data_bytes: u64,
+    pub max_processes: u64,
+    pub max_open_files: u64,
+    pub max_cpu_seconds: u64,
+    /// The program that applies the sandbox and starts the command (`gateway stdio-exec`);
+    /// empty = the running executable.
+    pub exec_helper: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -284,6 +311,9 @@ impl GatewayConfig {
                 "stdio.health_degraded_ms",
                 "must be at most stdio.health_timeout_ms",
             ));
+        }
+        if let Err((k, m)) = crate::stdio_sandbox::check_config(&self.stdio) {
+            return Err(key(k, &m));
         }
         if self.audit.queue_capacity < self.audit.batch_size {
             return Err(key(

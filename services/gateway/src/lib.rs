@@ -18,5 +18,6 @@ pub mod session;
 pub mod shared;
 pub mod sse;
 pub mod stdio_health;
+pub mod stdio_sandbox;
 pub mod sync;
 pub mod transform;

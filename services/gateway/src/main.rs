@@ -48,6 +48,15 @@ fn limit_malloc_arenas() {
 }
 
 fn main() -> ExitCode {
+    // The stdio sandbox helper (`stdio_sandbox.rs`): decided before anything else runs, so it
+    // stays single-threaded and reads no configuration or environment.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(
+            gateway::stdio_sandbox::EXEC_SUBCOMMAND,
+        ))
+    {
+        return gateway::stdio_sandbox::exec_main();
+    }
     limit_malloc_arenas();
     let cli = Cli::parse();
     let config = match GatewayConfig::load(cli.config.as_deref()) {

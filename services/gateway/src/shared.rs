@@ -7,6 +7,10 @@
 //! of the server. A client that goes away before its answer cancels the upstream work with
 //! `notifications/cancelled`. The connection is started on first use and restarted with a
 //! doubling delay when it ends; a stdio server's stderr goes to the gateway's log.
+//!
+//! A stdio child is started through the sandbox (`stdio_sandbox.rs`: allow-listed command, its
+//! own user, directory, limits and process group); when its connection ends, its whole process
+//! group is killed.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -34,6 +38,8 @@ pub struct SharedSettings {
     pub start_timeout: Duration,
     pub max_message_bytes: usize,
     pub metrics: Metrics,
+    /// How stdio children are checked and started.
+    pub sandbox: Arc<crate::stdio_sandbox::StdioSandbox>,
 }
 
 enum Transport {
@@ -340,9 +346,9 @@ impl SharedUpstream {
         let (in_tx, in_rx) = mpsc::channel::<Value>(256);
         let (guard_tx, guard_rx) = tokio::sync::oneshot::channel::<()>();
         let (closed_tx, closed_rx) = tokio::sync::watch::channel(false);
-        match &self.transport {
+        let stderr_tail = match &self.transport {
             Transport::Stdio { command, args, env } => {
-                self.spawn_stdio(command, args, env, out_rx, in_tx, guard_rx, closed_tx)?
+                Some(self.spawn_stdio(command, args, env, out_rx, in_tx, guard_rx, closed_tx)?)
             }
             Transport::Sse {
                 url,
@@ -358,9 +364,10 @@ impl SharedUpstream {
                     guard_rx,
                     closed_tx,
                 )
-                .await?
+                .await?;
+                None
             }
-        }
+        };
         // Handshake before any client request is let through.
         let mut in_rx = in_rx;
         let version = match self.transport {
@@ -380,7 +387,15 @@ impl SharedUpstream {
             .map_err(|_| "the connection closed before initialize".to_owned())?;
         let initialize = loop {
             let Some(message) = in_rx.recv().await else {
-                return Err("the server exited before answering initialize".to_owned());
+                let said = match &stderr_tail {
+                    Some(tail) => tail.last_line().await,
+                    None => String::new(),
+                };
+                return Err(if said.is_empty() {
+                    "the server exited before answering initialize".to_owned()
+                } else {
+                    format!("the server exited before answering initialize; its last words: {said}")
+                });
             };
             if message.get("id") == Some(&json!(0)) {
                 if let Some(result) = message.get("result") {
@@ -426,38 +441,46 @@ impl SharedUpstream {
         in_tx: mpsc::Sender<Value>,
         guard_rx: tokio::sync::oneshot::Receiver<()>,
         closed_tx: tokio::sync::watch::Sender<bool>,
-    ) -> Result<(), String> {
-        let mut cmd = tokio::process::Command::new(command);
-        cmd.args(args)
-            // The gateway's own environment (which may hold its secrets) is not passed on.
-            .env_clear()
-            .stdin(Stdio::piped())
+    ) -> Result<StderrTail, String> {
+        // Refused commands are never started; the reason goes to the caller and the health
+        // report (through the start error) and to the log.
+        let prepared = self
+            .settings
+            .sandbox
+            .prepare(&self.server, command, args, env)
+            .map_err(|e| e.to_string())?;
+        let spec_line = prepared.spec_line;
+        let mut cmd = prepared.command;
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        for key in ["PATH", "HOME", "LANG", "TMPDIR", "TZ"] {
-            if let Ok(v) = std::env::var(key) {
-                cmd.env(key, v);
-            }
-        }
-        for (k, v) in env {
-            cmd.env(k, v.expose_secret());
-        }
         let mut child = cmd
             .spawn()
-            .map_err(|e| format!("running {command:?}: {e}"))?;
+            .map_err(|e| format!("starting the stdio sandbox for {command:?}: {e}"))?;
+        // The leader of its own process group: the group id is its pid.
+        let group = child.id().map(ProcessGroup);
         let mut stdin = child.stdin.take().expect("piped stdin");
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
         let server = self.server.clone();
         let max = self.settings.max_message_bytes;
-        // stderr → log, line by line.
+        // stderr → log, line by line; the last line is kept to explain a failed start.
         let log_server = server.clone();
+        let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+        let tail = StderrTail {
+            last: Arc::new(Mutex::new(String::new())),
+            done: done_rx,
+        };
+        let last = Arc::clone(&tail.last);
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                tracing::info!(target: "mcpgw::stdio", server = %log_server, "{}", line.chars().take(4096).collect::<String>());
+                let line = line.chars().take(4096).collect::<String>();
+                tracing::info!(target: "mcpgw::stdio", server = %log_server, "{line}");
+                *last.lock().expect("stderr tail") = line;
             }
+            let _ = done_tx.send(true);
         });
         // stdout → messages.
         let read_server = server.clone();
@@ -500,7 +523,18 @@ impl SharedUpstream {
         // messages → stdin; ends (and kills the child) when the connection is dropped or the
         // child exits.
         tokio::spawn(async move {
+            // Dropped when this task ends or is dropped (the runtime stops): the group goes.
+            let _group = group;
             let mut guard_rx = guard_rx;
+            // The sandbox's instructions come first, then the MCP stream.
+            if stdin
+                .write_all(spec_line.expose_secret().as_bytes())
+                .await
+                .is_err()
+            {
+                tracing::warn!(server = %server, "the stdio sandbox helper closed its stdin at start");
+            }
+            drop(spec_line);
             loop {
                 tokio::select! {
                     message = out_rx.recv() => {
@@ -521,7 +555,7 @@ impl SharedUpstream {
             let _ = child.start_kill();
             let _ = closed_tx.send(true);
         });
-        Ok(())
+        Ok(tail)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -634,6 +668,32 @@ impl SharedUpstream {
             }
         });
         Ok(())
+    }
+}
+
+/// A stdio child's process group, killed when this is dropped: grandchildren (the Python
+/// `uvx` starts, the node `npx` starts) end with the child.
+struct ProcessGroup(u32);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        crate::stdio_sandbox::kill_group(self.0);
+    }
+}
+
+/// The last line a stdio child wrote to stderr (the sandbox helper's reason when it refuses).
+struct StderrTail {
+    last: Arc<Mutex<String>>,
+    /// Set when stderr has ended.
+    done: tokio::sync::watch::Receiver<bool>,
+}
+
+impl StderrTail {
+    /// The last line, once stderr has ended (or after 500 ms: a grandchild may hold it open).
+    async fn last_line(&self) -> String {
+        let mut done = self.done.clone();
+        let _ = tokio::time::timeout(Duration::from_millis(500), done.wait_for(|d| *d)).await;
+        self.last.lock().expect("stderr tail").clone()
     }
 }
 

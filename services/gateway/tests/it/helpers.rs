@@ -111,6 +111,23 @@ impl Stack {
     }
 }
 
+/// The stdio sandbox of the test gateways. The gateway runs inside the test binary, so the
+/// sandbox helper is the built `gateway` binary. Children keep the test's user (root here):
+/// the peers' interpreters live under a home only root may enter. The sandbox tests
+/// (`stdio_sandbox.rs`) turn the user switch back on with a stdlib-only server.
+pub fn stdio_toml() -> String {
+    let dirs: Vec<String> = std::env::var("MCPGW_TEST_PY_PEERS")
+        .into_iter()
+        .map(|d| format!("{d:?}"))
+        .collect();
+    format!(
+        "[stdio]\nexec_helper = {helper:?}\nrun_as_gateway_user = true\n\
+         allowed_commands = [\"python3\"]\nallowed_dirs = [{dirs}]\n",
+        helper = env!("CARGO_BIN_EXE_gateway"),
+        dirs = dirs.join(", "),
+    )
+}
+
 impl Base {
     pub fn gateway_toml(&self, name: &str) -> String {
         format!(
@@ -120,7 +137,9 @@ impl Base {
              [sync]\npoll_wait_seconds = 5\nretry_seconds = 1\n\
              [secrets.sealing_key]\nvalue = \"{sealing}\"\n[secrets.session_key]\nvalue = \"{session}\"\n\
              [egress]\nallow_loopback = true\n[audit]\nflush_ms = 100\n\
-             [[auth.issuers]]\nissuer = \"{issuer}\"\naudiences = [\"{AUDIENCE}\"]\n",
+             [[auth.issuers]]\nissuer = \"{issuer}\"\naudiences = [\"{AUDIENCE}\"]\n\
+             {stdio}",
+            stdio = stdio_toml(),
             data = self.dir.path().join(name).display(),
             registry = self.registry_url,
             key = self.gateway_key,

@@ -29,7 +29,7 @@ async fn health(stack: &Stack, path: &str) -> Value {
 }
 
 /// Waits until the registry shows `path` at `status`; returns that health.
-async fn wait_status(stack: &Stack, path: &str, status: &str) -> Value {
+pub(crate) async fn wait_status(stack: &Stack, path: &str, status: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let h = health(stack, path).await;
