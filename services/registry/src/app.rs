@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use mcpgw_core::domain::ServerPath;
 use mcpgw_core::egress::EgressPolicy;
 use mcpgw_core::secrets::{Keyring, fetch_from_secrets_manager};
 use mcpgw_core::telemetry::{HttpMetrics, metrics_router};
@@ -104,6 +105,8 @@ pub async fn build_state(config: RegistryConfig, keyring: Keyring) -> anyhow::Re
         }))
         .with_embeddings(embeddings.clone()),
         events: Default::default(),
+        // Reserved even while `mcp.register` is off, so turning it on later finds the path free.
+        system_path: ServerPath::parse(&config.mcp.path).ok(),
     });
     // Built now, so the first search does not pay for it.
     registry

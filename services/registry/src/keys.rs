@@ -5,7 +5,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use mcpgw_core::auth::{Principal, PrincipalKind};
+use mcpgw_core::auth::{Permission, Principal, PrincipalKind};
 use mcpgw_core::time::Timestamp;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -138,12 +138,24 @@ impl KeyCache {
 }
 
 /// The principal a valid key stands for.
+///
+/// `gateway:delegate` (act as any caller) counts only on a delegate key as the registry mints
+/// one: holding that permission alone, minted by the registry process itself (a `system:`
+/// principal: its own record at start, or the `registry` CLI on its host). Admin keys minted
+/// before the permission became machine-only, and keys minted through the API, never carry it.
 pub fn principal(record: &ApiKeyRecord) -> Principal {
+    let minted_by_the_registry = record.created_by.starts_with("system:")
+        && record.permissions == [Permission::GatewayDelegate];
     Principal {
         subject: format!("api_key:{}", record.id),
         display_name: record.name.clone(),
         kind: PrincipalKind::ApiKey,
-        permissions: record.permissions.iter().copied().collect(),
+        permissions: record
+            .permissions
+            .iter()
+            .copied()
+            .filter(|p| *p != Permission::GatewayDelegate || minted_by_the_registry)
+            .collect(),
         scoped: Default::default(),
         identity: None,
     }

@@ -76,6 +76,10 @@ pub struct Registry {
     pub search_index: crate::search::CatalogSearch,
     /// Server changes and health changes, for `GET /api/v1/events`.
     pub events: crate::health::EventBus,
+    /// The path of the registry's own record (`mcp.path`): reserved,
+    /// so nobody can take it before the registry registers itself (the registry leaves a record
+    /// made by someone else at that path alone, and gateways would route it as the registry).
+    pub system_path: Option<ServerPath>,
 }
 
 /// The compiled policy, shared by every request of this process.
@@ -343,6 +347,12 @@ impl Registry {
             return Err(FieldError::new("path", "is required").into());
         };
         caller.require_for(Permission::ServersCreate, path)?;
+        if let Some(reserved) = &self.system_path
+            && ServerPath::parse(path).as_ref() == Ok(reserved)
+            && !caller.has(Permission::ServersSystem)
+        {
+            return Err(RegistryError::SystemOwned(reserved.to_string()));
+        }
         let valid = self.validate(caller, &spec).await?;
         let record = ServerRecord::create(valid, &self.keyring, &caller.subject, true)
             .map_err(apply_error)?;

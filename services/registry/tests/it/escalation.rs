@@ -24,6 +24,8 @@ both_backends!(
     operations_on_an_unreadable_server_answer_exactly_like_a_missing_one,
     approving_a_stdio_server_into_routing_needs_servers_stdio,
     credentials_sealed_before_origin_binding_are_rebound_once_and_never_follow_a_moved_endpoint,
+    a_delegate_permission_counts_only_on_the_key_the_registry_minted_for_itself,
+    the_registrys_path_is_reserved_even_before_it_registers_itself,
 );
 
 const PUBLISHER: &[&str] = &[
@@ -41,6 +43,22 @@ fn with_credentials(path: &str, url: &str) -> Value {
     body["upstream_auth"] = json!({"type": "bearer", "token": "plain-token-for-origin-a"});
     body["custom_headers"] = json!({"X-Tenant": "plain-tenant-for-origin-a"});
     body
+}
+
+/// A refusal with `status` whose detail names the permission that would allow the request.
+fn assert_refused_naming(r: &crate::helpers::Reply, status: StatusCode, permission: &str) {
+    assert_eq!(r.status, status, "{:?}", r.body);
+    let detail = r.body["detail"].as_str().unwrap_or("");
+    assert!(detail.contains(permission), "{:?}", r.body);
+}
+
+/// The permissions `key` holds, as `GET /api/v1/me` lists them.
+async fn held_by(app: &TestApp, key: &str) -> Vec<String> {
+    let me = app
+        .call_as(Some(key), Method::GET, "/api/v1/me", None, &[])
+        .await;
+    assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
+    serde_json::from_value(me.body["permissions"].clone()).unwrap()
 }
 
 async fn patch(app: &TestApp, key: &str, path: &str, patch: Value) -> crate::helpers::Reply {
@@ -302,15 +320,9 @@ async fn the_registrys_own_record_is_system_owned_and_admins_cannot_mint_delegat
     assert_eq!(after["revision"], before["revision"]);
     // The bootstrap admin holds every permission but the machine-only one, so nobody can
     // mint a delegate key through the API.
-    let me = app.get("/api/v1/me").await.body;
-    let held: Vec<&str> = me["permissions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap())
-        .collect();
-    assert!(!held.contains(&"gateway:delegate"), "{held:?}");
-    assert!(held.contains(&"servers:system") && held.contains(&"gateway:sync"));
+    let held = held_by(&app, &app.key).await;
+    assert!(!held.iter().any(|p| p == "gateway:delegate"), "{held:?}");
+    assert!(held.iter().any(|p| p == "servers:system") && held.iter().any(|p| p == "gateway:sync"));
     let r = app
         .post(
             "/api/v1/api-keys",
@@ -640,4 +652,67 @@ async fn credentials_sealed_before_origin_binding_are_rebound_once_and_never_fol
             .is_err()
     );
     app.running.stop().await;
+}
+
+async fn a_delegate_permission_counts_only_on_the_key_the_registry_minted_for_itself(
+    backend: Backend,
+) {
+    let app = spawn(backend).await;
+    let assertion = CallerAssertion {
+        issuer: "https://idp.example".into(),
+        subject: "mallory".into(),
+        username: Some("mallory".into()),
+        client_id: None,
+        groups: vec![],
+        scopes: vec![],
+    }
+    .encode();
+    let headers = [("x-mcpgw-caller", assertion.as_str())];
+    // An admin key minted before `gateway:delegate` became machine-only holds every
+    // permission, that one included, in its stored list.
+    let old_admin = app
+        .running
+        .state
+        .registry
+        .create_cli_key("old admin", Permission::ALL.to_vec())
+        .await
+        .unwrap();
+    let held = held_by(&app, &old_admin).await;
+    assert!(!held.iter().any(|p| p == "gateway:delegate"), "{held:?}");
+    assert!(held.iter().any(|p| p == "servers:system"), "{held:?}");
+    let r = app
+        .call_as(Some(&old_admin), Method::GET, "/api/v1/me", None, &headers)
+        .await;
+    assert_refused_naming(&r, StatusCode::FORBIDDEN, "gateway:delegate");
+    // The delegate key as the registry mints it (that permission alone, by the registry
+    // process) still acts as the asserted caller.
+    let delegate = registry_delegate_key(&app).await;
+    let r = app
+        .call_as(Some(&delegate), Method::GET, "/api/v1/me", None, &headers)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["subject"], "jwt:https://idp.example#mallory");
+}
+
+async fn the_registrys_path_is_reserved_even_before_it_registers_itself(backend: Backend) {
+    // The test config has `mcp.register = false`: the registry's own record does not exist
+    // yet, and a later start with registration on would find whatever was put there.
+    let app = spawn(backend).await;
+    let publisher = app.key_with(PUBLISHER).await;
+    let create = |path: &str| {
+        app.call_as(
+            Some(&publisher),
+            Method::POST,
+            "/api/v1/servers",
+            Some(server_body(path)),
+            &[],
+        )
+    };
+    let r = create("mcpgw-registry").await;
+    assert_refused_naming(&r, StatusCode::FORBIDDEN, "servers:system");
+    let missing = app.get("/api/v1/servers/mcpgw-registry").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    // Any other path is the publisher's to take.
+    let r = create("weather").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
 }
