@@ -10,7 +10,7 @@ TF_PLUGIN_DIR ?= $(wildcard /opt/tf-plugins)
 # Passed through to scripts/build-images.sh: IMAGE= (one image), AWS_REGION=, REGISTRY=, FORCE=1.
 export IMAGE AWS_REGION REGISTRY FORCE
 
-.PHONY: help run run-registry run-auth setup test test-console lint fmt build check-config openapi bench bench-gateway \
+.PHONY: help run run-registry run-auth setup test check test-console lint fmt build check-config openapi bench bench-gateway \
 	images build-push env up down compose-check tf-fmt tf-validate tf-scan
 
 help: ## List the targets
@@ -31,6 +31,9 @@ setup: ## Post-deploy setup on `terraform output -json` of TF_DIR=terraform/envi
 
 test: ## Run every check and test (installs and starts what they need: databases, Keycloak, Chromium, ...)
 	scripts/test.sh
+
+check: ## The fast checks, no databases or tests: cargo fmt --check, clippy, cargo-deny (deny.toml), static doc checks
+	scripts/check.sh
 
 test-console: ## The web console's browser tests alone (headless Chromium; screenshots in ~/.cache/mcpgw/artifacts/console)
 	scripts/test-console.sh

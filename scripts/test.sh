@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs and starts the real components the tests
 # talk to (MongoDB as a single-node replica set, the AWS Secrets Manager emulator, PostgreSQL,
-# Keycloak on PostgreSQL, a second OIDC provider, Chromium for the console tests), checks
-# formatting and lints, runs every test on both storage backends, then stops what it started.
+# Keycloak on PostgreSQL, a second OIDC provider, Chromium for the console tests, cargo-deny),
+# checks formatting, lints and the dependency policy (scripts/check.sh), runs every test on both
+# storage backends, then stops what it started.
 # Idempotent; caches live in $MCPGW_CACHE_DIR (default ~/.cache/mcpgw), so a second run is fast.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,7 +24,7 @@ need_rust() {
 
 need_rust
 log "installing test dependencies (cached after the first run)"
-for dep in mongodb moto postgres keycloak oidc mcp-peers tfscan browser; do scripts/deps/"$dep".sh install; done
+for dep in mongodb moto postgres keycloak oidc mcp-peers tfscan browser cargo-deny; do scripts/deps/"$dep".sh install; done
 # Where the real MCP servers and clients are (server-everything, the Inspector, the Python SDK).
 eval "$(scripts/deps/mcp-peers.sh env)"
 
@@ -48,15 +49,8 @@ MCPGW_TEST_OIDC_URL=$(scripts/deps/oidc.sh start)
 export MCPGW_TEST_MONGODB_URL MCPGW_TEST_MOTO_URL MCPGW_TEST_POSTGRES_URL MCPGW_TEST_KEYCLOAK_URL \
   MCPGW_TEST_KEYCLOAK_ADMIN_PASSWORD MCPGW_TEST_OIDC_URL
 
-log "cargo fmt --check"
-cargo fmt --all -- --check || die "formatting differs: run 'make fmt' and commit"
-
-log "cargo clippy (warnings are errors)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
-
-log "static checks of docs and deployment files"
-scripts/check-static.sh
-scripts/check-runbook.sh
+# fmt, clippy, cargo-deny and the static checks (`make check` alone runs just these).
+scripts/check.sh
 
 log "cargo test (SQLite and MongoDB backends)"
 cargo test --workspace --locked

@@ -21,8 +21,6 @@ pub mod serve;
 pub mod signing;
 pub mod sse;
 pub mod telemetry;
-#[cfg(feature = "test-support")]
-pub mod testing;
 pub mod time;
 pub mod token;
 pub mod upstream_auth;

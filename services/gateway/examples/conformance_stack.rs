@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use mcpgw_core::telemetry::{LogConfig, LogFormat};
-use mcpgw_core::testing::TestIssuer;
+use mcpgw_test_support::TestIssuer;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 

@@ -7,7 +7,6 @@
 //! half-way is finished by running again. docs/deployment.md shows a run.
 
 pub mod error;
-pub mod fixture;
 pub mod inputs;
 pub mod keycloak;
 pub mod output;

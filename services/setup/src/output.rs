@@ -82,7 +82,8 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
-/// Output kept in memory: for a failed run's error (test fixtures) and for tests.
+/// Output kept in memory: for a failed run's error (the Keycloak fixture of
+/// `mcpgw-test-support`) and for tests.
 #[derive(Clone, Default)]
 pub struct Captured(Arc<Mutex<Vec<u8>>>);
 

@@ -251,7 +251,10 @@ pub struct OAuthErrorBody {
 
 /// The form of a token request (`application/x-www-form-urlencoded`, at most 8 KiB).
 #[derive(Deserialize, ToSchema)]
-#[allow(dead_code)] // Only describes the form in the OpenAPI document.
+#[expect(
+    dead_code,
+    reason = "only describes the form in the OpenAPI document; the handler parses the form itself"
+)]
 pub struct TokenForm {
     /// `authorization_code`.
     grant_type: String,

@@ -26,7 +26,7 @@ pub fn unique_name(prefix: &str) -> String {
 }
 
 /// A database of one test on the shared test server (dropped when the test ends).
-pub type TestDatabase = mcpgw_core::testing::PgTestDatabase;
+pub type TestDatabase = mcpgw_test_support::PgTestDatabase;
 
 /// Creates this suite's databases (`auth_it_…`).
 pub async fn test_database() -> TestDatabase {

@@ -41,7 +41,7 @@ groups = ["mcp-users"]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_login_through_keycloak_starts_a_session_with_its_groups() {
-    let realm = mcpgw_setup::fixture::realm(
+    let realm = mcpgw_test_support::keycloak::realm(
         &env("MCPGW_TEST_KEYCLOAK_URL"),
         &env("MCPGW_TEST_KEYCLOAK_ADMIN_PASSWORD"),
         SPEC,

@@ -1,6 +1,6 @@
 //! `/validate` and the protected resource metadata.
 
-use mcpgw_core::testing::TestIssuer;
+use mcpgw_test_support::TestIssuer;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

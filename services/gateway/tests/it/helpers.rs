@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use gateway::app::Running as Gateway;
 use gateway::config::GatewayConfig;
-use mcpgw_core::testing::TestIssuer;
+use mcpgw_test_support::TestIssuer;
 use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -29,7 +29,6 @@ impl std::ops::Deref for Stack {
 /// The registry, the issuer and what gateways need to join them.
 pub struct Base {
     /// Runs as long as the stack lives.
-    #[allow(dead_code)]
     pub registry: registry::app::Running,
     pub registry_url: String,
     pub admin_key: String,

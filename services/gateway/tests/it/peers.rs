@@ -13,7 +13,7 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::*;
 
-pub(crate) use mcpgw_core::testing::peer_env as env;
+pub(crate) use mcpgw_test_support::peer_env as env;
 
 /// A peer process, killed when dropped.
 pub struct Peer {
@@ -49,7 +49,7 @@ pub async fn py_server(args: &[&str]) -> Peer {
 
 /// The reference server-everything in `mode` (`streamableHttp` or `sse`).
 pub async fn everything(mode: &str) -> Peer {
-    let (child, url) = mcpgw_core::testing::server_everything(mode).await;
+    let (child, url) = mcpgw_test_support::server_everything(mode).await;
     Peer { _child: child, url }
 }
 

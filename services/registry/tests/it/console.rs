@@ -3,7 +3,7 @@
 //! its pages use (count, export, tool and decision filters) and tool-change rejection. The
 //! whole sign-in through the real auth-server, in a browser, is `scripts/test-console.sh`.
 
-use mcpgw_core::testing::TestIssuer;
+use mcpgw_test_support::TestIssuer;
 use registry::console::session::Session;
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};

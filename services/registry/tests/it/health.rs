@@ -17,11 +17,11 @@ use registry::health::scheduler::check_all;
 
 use crate::helpers::*;
 
-use mcpgw_core::testing::peer_env as env;
+use mcpgw_test_support::peer_env as env;
 
 /// server-everything in `mode` (`streamableHttp` or `sse`), killed on drop.
 async fn everything(mode: &str) -> (Child, String) {
-    mcpgw_core::testing::server_everything(mode).await
+    mcpgw_test_support::server_everything(mode).await
 }
 
 /// The Python SDK server (`services/gateway/tests/peers/py_server.py`) over Streamable HTTP,

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use mcpgw_setup::fixture::{self, FixtureRealm};
+use mcpgw_test_support::keycloak::{self as fixture, FixtureRealm};
 
 use crate::helpers::{Backend, TestApp, server_body, spawn_with};
 
@@ -297,7 +297,7 @@ async fn hs256_signed_with_keycloaks_rsa_public_key_is_refused() {
 /// actor); a token without a `sub` is nobody and is refused.
 #[tokio::test]
 async fn principals_are_keyed_by_issuer_and_subject_and_a_token_needs_a_subject() {
-    use mcpgw_core::testing::TestIssuer;
+    use mcpgw_test_support::TestIssuer;
     let (one, two) = (TestIssuer::start().await, TestIssuer::start().await);
     let issuers: String = [&one, &two]
         .iter()

@@ -1,6 +1,6 @@
 //! Scope documents (the policy) and callers authenticated by JWT, on both backends.
 
-use mcpgw_core::testing::TestIssuer;
+use mcpgw_test_support::TestIssuer;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

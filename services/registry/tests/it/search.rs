@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use mcpgw_core::testing::TestIssuer;
+use mcpgw_test_support::TestIssuer;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -1,8 +1,6 @@
 //! What the setup tests share: the real components' addresses, options for a run, a
 //! captured output, and a spec with a realm of its own per test.
 
-#![allow(dead_code)]
-
 use std::path::Path;
 use std::time::Duration;
 
@@ -159,10 +157,10 @@ pub fn assert_ok(report: &Report, run: &Run) {
 }
 
 /// A PostgreSQL database of one test (`setup_it_…`), dropped when the test ends.
-pub struct PgDatabase(mcpgw_core::testing::PgTestDatabase);
+pub struct PgDatabase(mcpgw_test_support::PgTestDatabase);
 
 impl std::ops::Deref for PgDatabase {
-    type Target = mcpgw_core::testing::PgTestDatabase;
+    type Target = mcpgw_test_support::PgTestDatabase;
     fn deref(&self) -> &Self::Target {
         &self.0
     }
@@ -170,7 +168,7 @@ impl std::ops::Deref for PgDatabase {
 
 impl PgDatabase {
     pub async fn create() -> Self {
-        Self(mcpgw_core::testing::PgTestDatabase::create("setup_it_").await)
+        Self(mcpgw_test_support::PgTestDatabase::create("setup_it_").await)
     }
 
     pub async fn connect(&self) -> sqlx::PgConnection {

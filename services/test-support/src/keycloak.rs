@@ -1,7 +1,8 @@
-//! Keycloak realms for the integration tests of the other services, made by the code that
-//! sets up a deployment, so the tests see the realm a deployment gets: a test writes a short
-//! realm spec (the format of `spec/mcpgw.toml`, see [`crate::spec`]) and [`realm`] runs the
-//! secrets and realm steps on it in the dev environment.
+//! Keycloak realms for the services' integration tests (feature `keycloak`), made by the code
+//! that sets up a deployment (`mcpgw-setup`'s library), so the tests see the realm a deployment
+//! gets: a test writes a short realm spec (the format of `services/setup/spec/mcpgw.toml`, see
+//! [`mcpgw_setup::spec`]) and [`realm`] runs the secrets and realm steps on it in the dev
+//! environment.
 //!
 //! Every call makes a new realm: the spec's `[realm] name` is a prefix, to which [`realm`]
 //! appends `-` and 12 random hex digits (`gw` becomes `gw-3f9c0a1b2c4d`), so tests sharing a
@@ -15,13 +16,13 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use crate::error::{Result, SetupError};
-use crate::inputs::{Overrides, RawInputs, output};
-use crate::keycloak::{Admin, join};
-use crate::output::Output;
-use crate::secrets::{DirSecrets, SecretStore};
-use crate::spec::Spec;
-use crate::{Options, Step};
+use mcpgw_setup::error::{Result, SetupError};
+use mcpgw_setup::inputs::{Overrides, RawInputs, output};
+use mcpgw_setup::keycloak::{Admin, join};
+use mcpgw_setup::output::{Captured, Output};
+use mcpgw_setup::secrets::{DirSecrets, SecretStore};
+use mcpgw_setup::spec::Spec;
+use mcpgw_setup::{Options, Step};
 
 /// The secret prefix of fixture runs (the secrets are files under the fixture's directory).
 const SECRET_PREFIX: &str = "fixture";
@@ -62,8 +63,8 @@ pub async fn realm(
     raw.set(output::SECRET_PREFIX, Some(SECRET_PREFIX.to_owned()));
     raw.set(output::AUTH_SERVER_URL, auth_server_url.map(str::to_owned));
     let admin_password = SecretString::from(admin_password.to_owned());
-    let captured = crate::output::Captured::default();
-    let report = crate::run(Options {
+    let captured = Captured::default();
+    let report = mcpgw_setup::run(Options {
         raw,
         overrides: Overrides {
             keycloak_admin_password: Some(admin_password.clone()),
@@ -208,7 +209,7 @@ mod tests {
         let Err(e) = realm("http://127.0.0.1:9", "unused", spec, None).await else {
             panic!("a spec naming ${{auth_server_url}} needs the URL");
         };
-        assert_eq!(e.class, crate::error::FailureClass::Input);
+        assert_eq!(e.class, mcpgw_setup::error::FailureClass::Input);
         assert!(e.message.starts_with("making the fixture realm t-"), "{e}");
         assert!(e.message.contains("auth_server_url is missing"), "{e}");
         assert!(
