@@ -718,7 +718,10 @@ async fn forward_one_way(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the parts of one request that the steps before have already taken apart"
+)]
 async fn forward_request(
     call: &Arc<Call>,
     headers: &HeaderMap,

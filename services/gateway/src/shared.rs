@@ -431,7 +431,10 @@ impl SharedUpstream {
         Ok(conn)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "what starts the child plus the four channel ends of its session, passed once"
+    )]
     fn spawn_stdio(
         &self,
         command: &str,
@@ -558,7 +561,10 @@ impl SharedUpstream {
         Ok(tail)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "what opens the stream plus the four channel ends of its session, passed once"
+    )]
     async fn spawn_sse(
         &self,
         url: url::Url,

@@ -130,14 +130,14 @@ mod tests {
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
+    #[expect(dead_code, reason = "only deserialized: the tests look at the errors")]
     struct Body {
         name: String,
         inner: Inner,
     }
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
+    #[expect(dead_code, reason = "only deserialized: the tests look at the errors")]
     struct Inner {
         count: u32,
     }
