@@ -9,6 +9,7 @@ pub mod app;
 pub mod audit;
 pub mod caller;
 pub mod config;
+pub mod error;
 pub mod jsonrpc;
 pub mod limits;
 pub mod metrics;

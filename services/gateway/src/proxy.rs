@@ -26,9 +26,10 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use crate::app::Gateway;
 use crate::caller::{self, Caller};
+use crate::error::{ProxyError, UpstreamFault};
 use crate::jsonrpc::{self, Era, Incoming, Kind, Message, codes};
 use crate::routes::{Route, Routes, Upstream};
-use crate::session::{SessionError, SessionState};
+use crate::session::SessionState;
 use crate::shared::{PendingReply, SharedUpstream};
 use crate::sse;
 use crate::transform;
@@ -210,16 +211,6 @@ pub(crate) fn rpc_error(
     )
 }
 
-fn not_routable(server: &str) -> Response {
-    json_response(
-        StatusCode::NOT_FOUND,
-        &json!({
-            "code": "server_not_found",
-            "detail": format!("no routable MCP server is registered at /{server} (it may be unknown, disabled or not approved for this stage)"),
-        }),
-    )
-}
-
 fn sse_response(
     stream: impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
     extra: HeaderMap,
@@ -239,17 +230,25 @@ fn sse_response(
     response
 }
 
-pub(crate) fn too_many(retry: u64, id: Option<&Value>, message: &str) -> Response {
-    let mut r = rpc_error(
-        StatusCode::TOO_MANY_REQUESTS,
-        id,
-        codes::INTERNAL_ERROR,
-        message,
-    );
-    if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
-        r.headers_mut().insert(http::header::RETRY_AFTER, v);
+/// Counts a failure of the upstream (`upstream_errors`) where it is found, so failures that
+/// nobody answers (a cancellation sent upstream) are counted too.
+fn count_upstream(call: &Call, e: ProxyError) -> ProxyError {
+    if let Some(reason) = e.mapping().upstream_reason {
+        call.gw
+            .metrics
+            .upstream_errors
+            .with_label_values(&[call.server(), reason])
+            .inc();
     }
-    r
+    e
+}
+
+/// The exit of a request the gateway refuses or fails itself, once it is known what the
+/// request was: its metric and audit event (status from [`ProxyError::mapping`]), then the
+/// answer.
+fn fail(call: &Call, outcome: &Outcome, id: Option<&Value>, e: ProxyError) -> Response {
+    finish(call, outcome, e.mapping().audit_status);
+    e.into_response(id)
 }
 
 /// The answer for a tool the caller may not use: the same as for a tool that does not exist.
@@ -271,7 +270,7 @@ async fn begin(
 ) -> Result<(Arc<Routes>, Arc<Route>, Caller), Response> {
     let routes = gw.table.current();
     let Some(route) = routes.get(server).cloned() else {
-        return Err(not_routable(server));
+        return Err(ProxyError::ServerNotFound(server.to_owned()).into_response(None));
     };
     let caller = gw.auth.authenticate(headers).await.map_err(|failure| {
         gw.metrics
@@ -289,14 +288,9 @@ async fn begin(
 /// Reads a body of at most `max` bytes; larger bodies get a JSON-RPC 413 (read only after
 /// the caller is authenticated, so strangers cannot make the gateway read megabytes).
 pub(crate) async fn read_body(body: Body, max: usize) -> Result<Bytes, Response> {
-    axum::body::to_bytes(body, max).await.map_err(|_| {
-        rpc_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            None,
-            codes::INVALID_REQUEST,
-            &format!("the body is larger than {max} bytes (or broke off)"),
-        )
-    })
+    axum::body::to_bytes(body, max)
+        .await
+        .map_err(|_| ProxyError::BodyTooLarge { max }.into_response(None))
 }
 
 /// `POST /{server}/mcp`
@@ -329,20 +323,13 @@ pub async fn post(
 
 /// Handles a POST body for an authenticated caller (also used by the legacy SSE transport).
 pub async fn handle_post(call: Arc<Call>, headers: HeaderMap, body: Bytes) -> Response {
-    if body.len() > call.gw.config.max_body_bytes {
-        return rpc_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            None,
-            codes::INVALID_REQUEST,
-            &format!(
-                "the body is larger than {} bytes",
-                call.gw.config.max_body_bytes
-            ),
-        );
+    let max = call.gw.config.max_body_bytes;
+    if body.len() > max {
+        return ProxyError::BodyTooLarge { max }.into_response(None);
     }
     let incoming = match Incoming::parse(&body) {
         Ok(i) => i,
-        Err(e) => return rpc_error(StatusCode::BAD_REQUEST, None, e.code, &e.message),
+        Err(e) => return ProxyError::Malformed(e).into_response(None),
     };
     let era = match jsonrpc::era_of(&headers, &incoming) {
         Ok(era) => era,
@@ -351,24 +338,12 @@ pub async fn handle_post(call: Arc<Call>, headers: HeaderMap, body: Bytes) -> Re
                 Incoming::Single(m) => m.id().cloned(),
                 Incoming::Batch(_) => None,
             };
-            let mut body =
-                jsonrpc::error_response(id.unwrap_or(Value::Null), problem.code, &problem.message);
-            if let Some(data) = problem.data {
-                body["error"]["data"] = data;
-            }
-            return json_response(StatusCode::BAD_REQUEST, &body);
+            return ProxyError::Headers(problem).into_response(id.as_ref());
         }
     };
     if let Some(why) = &call.route.broken {
         tracing::error!(server = %call.server(), error = %why, "request to an unusable route");
-        return rpc_error(
-            StatusCode::BAD_GATEWAY,
-            None,
-            codes::INTERNAL_ERROR,
-            &format!(
-                "the gateway cannot use this server's registration ({why}); the server's owner or the gateway's operator must fix it"
-            ),
-        );
+        return ProxyError::RouteUnusable(why.to_string()).into_response(None);
     }
     // The session (session era only; stateless requests ignore the header, as the spec says).
     let session = match (&era, headers.get(SESSION_HEADER)) {
@@ -380,7 +355,7 @@ pub async fn handle_post(call: Arc<Call>, headers: HeaderMap, body: Bytes) -> Re
                 .open(id, call.server(), &call.caller.digest)
             {
                 Ok(s) => Some(s),
-                Err(e) => return session_not_found(&e),
+                Err(e) => return ProxyError::SessionNotFound(e).into_response(None),
             }
         }
         _ => None,
@@ -401,28 +376,14 @@ pub(crate) fn required_session(
     headers: &HeaderMap,
     server: &str,
     caller: &Caller,
-    what: &str,
-) -> Result<SessionState, Box<Response>> {
+    what: &'static str,
+) -> Result<SessionState, ProxyError> {
     let Some(sid) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
-        return Err(Box::new(rpc_error(
-            StatusCode::BAD_REQUEST,
-            None,
-            codes::INVALID_REQUEST,
-            &format!("{what} needs the Mcp-Session-Id of an initialized session"),
-        )));
+        return Err(ProxyError::SessionRequired(what));
     };
     gw.sessions
         .open(sid, server, &caller.digest)
-        .map_err(|e| Box::new(session_not_found(&e)))
-}
-
-pub(crate) fn session_not_found(e: &SessionError) -> Response {
-    rpc_error(
-        StatusCode::NOT_FOUND,
-        None,
-        codes::INVALID_REQUEST,
-        &format!("session not found ({e}); start a new session with initialize"),
-    )
+        .map_err(ProxyError::SessionNotFound)
 }
 
 /// A JSON-RPC batch: each element is decided on its own; the answers are collected into one
@@ -628,14 +589,11 @@ async fn handle_message(
                         if let Err(r) = check_rates(call, tool) {
                             let mut denied = Outcome::denied(&method, Some(tool), "rate_limited");
                             denied.matched = outcome.matched.clone();
-                            finish(call, &denied, "denied");
-                            return too_many(
-                                r.seconds(),
+                            return fail(
+                                call,
+                                &denied,
                                 Some(&id),
-                                &format!(
-                                    "rate limit reached for this caller; retry in {} s",
-                                    r.seconds()
-                                ),
+                                ProxyError::RateLimited(r.seconds()),
                             );
                         }
                         if call.route.entry.gateway.log_arguments {
@@ -742,10 +700,7 @@ async fn forward_request(
             &call.gw.metrics.open_streams,
         ) {
             Some(p) => Box::new(p),
-            None => {
-                finish(call, &outcome, "busy");
-                return too_many(5, Some(&id), "too many open streams for this caller");
-            }
+            None => return fail(call, &outcome, Some(&id), ProxyError::TooManyStreams),
         }
     } else {
         match tokio::time::timeout(
@@ -755,18 +710,7 @@ async fn forward_request(
         .await
         {
             Ok(Ok(p)) => Box::new(p),
-            _ => {
-                finish(call, &outcome, "busy");
-                let mut r = rpc_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Some(&id),
-                    codes::INTERNAL_ERROR,
-                    "the server has as many requests in flight as the gateway allows; retry shortly",
-                );
-                r.headers_mut()
-                    .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return r;
-            }
+            _ => return fail(call, &outcome, Some(&id), ProxyError::Busy),
         }
     };
     let method = outcome.method.clone();
@@ -782,10 +726,7 @@ async fn forward_request(
             let response =
                 match send_http(call, Method::POST, headers, era, session, Some(body)).await {
                     Ok(r) => r,
-                    Err(e) => {
-                        finish(call, &outcome, e.status_label());
-                        return e.into_response(Some(&id));
-                    }
+                    Err(e) => return fail(call, &outcome, Some(&id), e),
                 };
             let status = response.status();
             let mut extra = HeaderMap::new();
@@ -795,12 +736,17 @@ async fn forward_request(
                         extra.insert(SESSION_HEADER, sid);
                     }
                     Ok(None) => {}
-                    Err(r) => return *r,
+                    Err(e) => return fail(call, &outcome, None, e),
                 }
             }
             if !status.is_success() {
-                finish(call, &outcome, "upstream_error");
-                return upstream_status(call, response, &id).await;
+                return match upstream_status(call, response).await {
+                    Ok(passed_on) => {
+                        finish(call, &outcome, "upstream_error");
+                        passed_on
+                    }
+                    Err(e) => fail(call, &outcome, Some(&id), e),
+                };
             }
             let abandon = match (era, session) {
                 (Era::Legacy { .. }, Some(s)) => Some(Abandon {
@@ -824,10 +770,7 @@ async fn forward_request(
                 r.headers_mut().extend(extra);
                 return r;
             }
-            SharedAnswer::Failed(r) => {
-                finish(call, &outcome, "upstream_error");
-                return r;
-            }
+            SharedAnswer::Failed(e) => return fail(call, &outcome, Some(&id), e),
             SharedAnswer::Pending(pending) => (pending_events(pending), HeaderMap::new(), None),
             SharedAnswer::Listen(params) => {
                 finish(call, &outcome, "ok");
@@ -883,7 +826,7 @@ fn new_session(
     call: &Call,
     message: &Message,
     upstream_headers: &HeaderMap,
-) -> Result<Option<HeaderValue>, Box<Response>> {
+) -> Result<Option<HeaderValue>, ProxyError> {
     let Some(upstream) = upstream_headers
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -906,31 +849,28 @@ fn new_session(
             call.gw.metrics.sessions_started.inc();
             Ok(HeaderValue::from_str(&id).ok())
         }
-        Err(e) => Err(Box::new(rpc_error(
-            StatusCode::BAD_GATEWAY,
-            None,
-            codes::INTERNAL_ERROR,
-            &format!("the upstream's session could not be carried: {e}"),
-        ))),
+        Err(e) => Err(ProxyError::SessionNotCarried(e.to_string())),
     }
 }
 
 /// An upstream answered with an error status: pass it on, except that the upstream refusing
 /// the gateway's own credentials must not look like the caller's token being bad.
-async fn upstream_status(call: &Call, response: reqwest::Response, id: &Value) -> Response {
+async fn upstream_status(call: &Call, response: reqwest::Response) -> Result<Response, ProxyError> {
     let status = response.status();
     let reason = match status.as_u16() {
-        401 | 403 => "upstream_auth",
-        404 => "upstream_404",
-        s if s >= 500 => "upstream_5xx",
-        _ => "upstream_4xx",
+        401 | 403 => None,
+        404 => Some("upstream_404"),
+        s if s >= 500 => Some("upstream_5xx"),
+        _ => Some("upstream_4xx"),
     };
-    call.gw
-        .metrics
-        .upstream_errors
-        .with_label_values(&[call.server(), reason])
-        .inc();
-    if matches!(status.as_u16(), 401 | 403) {
+    if let Some(reason) = reason {
+        call.gw
+            .metrics
+            .upstream_errors
+            .with_label_values(&[call.server(), reason])
+            .inc();
+    }
+    if reason.is_none() {
         // A cached OAuth token the upstream no longer takes: the next request fetches a new one.
         if status.as_u16() == 401
             && let Upstream::Http {
@@ -940,12 +880,7 @@ async fn upstream_status(call: &Call, response: reqwest::Response, id: &Value) -
         {
             c.invalidate();
         }
-        return rpc_error(
-            StatusCode::BAD_GATEWAY,
-            Some(id),
-            codes::INTERNAL_ERROR,
-            "the server refused the gateway's credentials for it; its owner must update them in the registry",
-        );
+        return Err(count_upstream(call, ProxyError::UpstreamRefusedCredentials));
     }
     let content_type = response.headers().get(http::header::CONTENT_TYPE).cloned();
     let body = read_limited(response, 64 * 1024).await.unwrap_or_default();
@@ -954,7 +889,7 @@ async fn upstream_status(call: &Call, response: reqwest::Response, id: &Value) -
     if let Some(ct) = content_type {
         r.headers_mut().insert(http::header::CONTENT_TYPE, ct);
     }
-    r
+    Ok(r)
 }
 
 async fn read_limited(response: reqwest::Response, max: usize) -> Option<Bytes> {
@@ -973,31 +908,6 @@ async fn read_limited(response: reqwest::Response, max: usize) -> Option<Bytes> 
 // ---------------------------------------------------------------------------------------------
 // HTTP upstreams
 
-/// Why an upstream request failed before it had a status.
-pub struct UpstreamFailure {
-    reason: &'static str,
-    message: String,
-}
-
-impl UpstreamFailure {
-    fn status_label(&self) -> &'static str {
-        if self.reason == "timeout" {
-            "timeout"
-        } else {
-            "upstream_error"
-        }
-    }
-
-    fn into_response(self, id: Option<&Value>) -> Response {
-        let status = if self.reason == "timeout" {
-            StatusCode::GATEWAY_TIMEOUT
-        } else {
-            StatusCode::BAD_GATEWAY
-        };
-        rpc_error(status, id, codes::INTERNAL_ERROR, &self.message)
-    }
-}
-
 async fn send_http(
     call: &Call,
     method: Method,
@@ -1005,7 +915,7 @@ async fn send_http(
     era: &Era,
     session: Option<&SessionState>,
     body: Option<Bytes>,
-) -> Result<reqwest::Response, UpstreamFailure> {
+) -> Result<reqwest::Response, ProxyError> {
     let Upstream::Http {
         url,
         headers,
@@ -1014,14 +924,9 @@ async fn send_http(
     else {
         unreachable!("send_http is for HTTP upstreams");
     };
-    let fail = |reason: &'static str, mut message: String| {
-        call.gw
-            .metrics
-            .upstream_errors
-            .with_label_values(&[call.server(), reason])
-            .inc();
+    let fail = |fault: UpstreamFault, mut message: String| {
         message.push_str(&registry_health_note(call));
-        UpstreamFailure { reason, message }
+        count_upstream(call, ProxyError::Upstream { fault, message })
     };
     let mut out = HeaderMap::with_capacity(12);
     // The headers that mirror the body belong to the 2026-07-28 era, where `era_of` has
@@ -1084,7 +989,7 @@ async fn send_http(
     }
     let mut request = request.build().map_err(|e| {
         fail(
-            "transport",
+            UpstreamFault::Transport,
             format!("the upstream request could not be built: {e}"),
         )
     })?;
@@ -1094,7 +999,7 @@ async fn send_http(
             .await
             .map_err(|e| {
                 fail(
-                    "credentials",
+                    UpstreamFault::Credentials,
                     format!("the gateway could not get credentials for this server: {e}"),
                 )
             })?;
@@ -1102,7 +1007,7 @@ async fn send_http(
     let timeout = call.gw.config.upstream.first_byte_timeout();
     match tokio::time::timeout(timeout, call.gw.upstream_http.execute(request)).await {
         Err(_) => Err(fail(
-            "timeout",
+            UpstreamFault::Timeout,
             format!(
                 "the server did not answer within {} ms",
                 timeout.as_millis()
@@ -1110,9 +1015,9 @@ async fn send_http(
         )),
         Ok(Err(e)) => {
             let reason = if e.is_connect() {
-                "connect"
+                UpstreamFault::Connect
             } else {
-                "transport"
+                UpstreamFault::Transport
             };
             Err(fail(
                 reason,
@@ -1227,7 +1132,7 @@ enum SharedAnswer {
     Pending(PendingReply),
     /// `subscriptions/listen`: streamed from the shared session's notifications.
     Listen(serde_json::Map<String, Value>),
-    Failed(Response),
+    Failed(ProxyError),
 }
 
 async fn shared_request(
@@ -1239,17 +1144,7 @@ async fn shared_request(
 ) -> SharedAnswer {
     let method = message.method().unwrap_or_default().to_owned();
     let unavailable = |e: crate::shared::SharedError| {
-        call.gw
-            .metrics
-            .upstream_errors
-            .with_label_values(&[call.server(), "unavailable"])
-            .inc();
-        SharedAnswer::Failed(rpc_error(
-            StatusCode::BAD_GATEWAY,
-            Some(id),
-            codes::INTERNAL_ERROR,
-            &e.to_string(),
-        ))
+        SharedAnswer::Failed(count_upstream(call, ProxyError::Shared(e)))
     };
     match method.as_str() {
         "initialize" => {
@@ -1457,34 +1352,14 @@ async fn respond(
             .await
         {
             Err(_) => {
-                finish(&call, &outcome, "timeout");
                 if let Some(a) = abandon {
                     a.fire();
                 }
-                return rpc_error(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    Some(&id),
-                    codes::INTERNAL_ERROR,
-                    "the server did not answer in time",
-                );
+                return fail(&call, &outcome, Some(&id), ProxyError::NoFirstMessage);
             }
-            Ok(None) => {
-                finish(&call, &outcome, "upstream_error");
-                return rpc_error(
-                    StatusCode::BAD_GATEWAY,
-                    Some(&id),
-                    codes::INTERNAL_ERROR,
-                    "the server ended its answer without a response",
-                );
-            }
+            Ok(None) => return fail(&call, &outcome, Some(&id), ProxyError::NoResponse),
             Ok(Some(Err(e))) => {
-                finish(&call, &outcome, "upstream_error");
-                return rpc_error(
-                    StatusCode::BAD_GATEWAY,
-                    Some(&id),
-                    codes::INTERNAL_ERROR,
-                    &e,
-                );
+                return fail(&call, &outcome, Some(&id), ProxyError::AnswerBroke(e));
             }
             Ok(Some(Ok(event))) => event,
         };
@@ -1530,8 +1405,9 @@ async fn respond(
             let event = match item {
                 Ok(e) => e,
                 Err(e) => {
-                    let v = jsonrpc::error_response(id.clone(), codes::INTERNAL_ERROR, &e);
-                    finish(&call, &outcome, "upstream_error");
+                    let e = ProxyError::AnswerBroke(e);
+                    let v = e.body(Some(&id));
+                    finish(&call, &outcome, e.mapping().audit_status);
                     finished = true;
                     let _ = tx.send(sse::Event::message(v.to_string()).encode()).await;
                     break;
@@ -1688,20 +1564,21 @@ pub async fn get(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v >= jsonrpc::LATEST_MODERN);
     if modern {
-        return method_not_allowed(
+        return ProxyError::MethodNotAllowed(
             "the 2026-07-28 protocol has no GET stream; use subscriptions/listen",
-        );
+        )
+        .into_response(None);
     }
     let session = match required_session(&gw, &headers, &server, &caller, "the GET stream") {
         Ok(s) => s,
-        Err(r) => return *r,
+        Err(e) => return e.into_response(None),
     };
     let Some(permit) = gw.streams.acquire(
         caller.limit_key(),
         gw.config.limits.streams_per_caller,
         &gw.metrics.open_streams,
     ) else {
-        return too_many(5, None, "too many open streams for this caller");
+        return ProxyError::TooManyStreams.into_response(None);
     };
     let call = Arc::new(Call {
         gw,
@@ -1768,16 +1645,6 @@ fn http_events_no_idle(
     .boxed()
 }
 
-pub(crate) fn method_not_allowed(detail: &str) -> Response {
-    let mut r = json_response(
-        StatusCode::METHOD_NOT_ALLOWED,
-        &json!({"code": "method_not_allowed", "detail": detail}),
-    );
-    r.headers_mut()
-        .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
-    r
-}
-
 /// `DELETE /{server}/mcp`: ends the session (and the upstream's).
 pub async fn delete(
     State(gw): State<AppState>,
@@ -1792,7 +1659,7 @@ pub async fn delete(
     };
     let session = match required_session(&gw, &headers, &server, &caller, "DELETE") {
         Ok(s) => s,
-        Err(r) => return *r,
+        Err(e) => return e.into_response(None),
     };
     gw.metrics.sessions_ended.inc();
     let call = Arc::new(Call {
@@ -1845,7 +1712,7 @@ pub async fn sse_connect(
         gw.config.limits.streams_per_caller,
         &gw.metrics.open_streams,
     ) else {
-        return too_many(5, None, "too many open streams for this caller");
+        return ProxyError::TooManyStreams.into_response(None);
     };
     let (tx, rx) = mpsc::channel::<Value>(256);
     let id = uuid::Uuid::new_v4().simple().to_string();
@@ -1912,12 +1779,7 @@ pub async fn sse_message(
         Err(r) => return r,
     };
     let Some((tx, session)) = gw.legacy.lookup(&query.session_id, &server, &caller.digest) else {
-        return rpc_error(
-            StatusCode::NOT_FOUND,
-            None,
-            codes::INVALID_REQUEST,
-            "no open SSE stream has this sessionId (this transport needs the POST to reach the gateway process that holds the stream)",
-        );
+        return ProxyError::LegacyStreamNotFound.into_response(None);
     };
     let mut inner = HeaderMap::new();
     if let Some(sid) = &session

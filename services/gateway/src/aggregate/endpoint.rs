@@ -20,6 +20,7 @@ use super::SESSION_SERVER;
 use super::catalog::{Entry, View};
 use super::forward::{Forward, Refused};
 use crate::caller::{self, Caller};
+use crate::error::ProxyError;
 use crate::jsonrpc::{self, Era, Incoming, Kind, Message, codes};
 use crate::proxy::{self, AppState};
 use crate::session::SessionState;
@@ -139,7 +140,7 @@ pub async fn post(
     };
     let incoming = match Incoming::parse(&body) {
         Ok(i) => i,
-        Err(e) => return proxy::rpc_error(StatusCode::BAD_REQUEST, None, e.code, &e.message),
+        Err(e) => return ProxyError::Malformed(e).into_response(None),
     };
     let era = match jsonrpc::era_of(&parts.headers, &incoming) {
         Ok(era) => era,
@@ -148,12 +149,7 @@ pub async fn post(
                 Incoming::Single(m) => m.id().cloned(),
                 Incoming::Batch(_) => None,
             };
-            let mut body =
-                jsonrpc::error_response(id.unwrap_or(Value::Null), problem.code, &problem.message);
-            if let Some(data) = problem.data {
-                body["error"]["data"] = data;
-            }
-            return proxy::json_response(StatusCode::BAD_REQUEST, &body);
+            return ProxyError::Headers(problem).into_response(id.as_ref());
         }
     };
     if let (Era::Legacy { .. }, Some(value)) = (&era, parts.headers.get(SESSION_HEADER))
@@ -161,7 +157,7 @@ pub async fn post(
             gw.sessions
                 .open(value.to_str().unwrap_or(""), SESSION_SERVER, &caller.digest)
     {
-        return proxy::session_not_found(&e);
+        return ProxyError::SessionNotFound(e).into_response(None);
     }
     let ctx = Ctx {
         gw,
@@ -430,7 +426,7 @@ impl Ctx {
             self.gw.config.limits.streams_per_caller,
             &self.gw.metrics.open_streams,
         ) else {
-            return proxy::too_many(5, Some(&id), "too many open streams for this caller");
+            return ProxyError::TooManyStreams.into_response(Some(&id));
         };
         count(&self.gw, "subscriptions/listen", "ok");
         let wanted = params
@@ -516,21 +512,22 @@ pub async fn get(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v >= jsonrpc::LATEST_MODERN);
     if modern {
-        return proxy::method_not_allowed(
+        return ProxyError::MethodNotAllowed(
             "the 2026-07-28 protocol has no GET stream; use subscriptions/listen",
-        );
+        )
+        .into_response(None);
     }
-    if let Err(r) =
+    if let Err(e) =
         proxy::required_session(&gw, &headers, SESSION_SERVER, &caller, "the GET stream")
     {
-        return *r;
+        return e.into_response(None);
     }
     let Some(permit) = gw.streams.acquire(
         caller.limit_key(),
         gw.config.limits.streams_per_caller,
         &gw.metrics.open_streams,
     ) else {
-        return proxy::too_many(5, None, "too many open streams for this caller");
+        return ProxyError::TooManyStreams.into_response(None);
     };
     let changes = super::notify::list_changed(Arc::clone(&gw), Arc::clone(&caller.identity))
         .map(|n| sse::Event::message(n.to_string()).encode());
@@ -547,8 +544,8 @@ pub async fn delete(
         Ok(c) => c,
         Err(r) => return r,
     };
-    if let Err(r) = proxy::required_session(&gw, &headers, SESSION_SERVER, &caller, "DELETE") {
-        return *r;
+    if let Err(e) = proxy::required_session(&gw, &headers, SESSION_SERVER, &caller, "DELETE") {
+        return e.into_response(None);
     }
     gw.metrics.sessions_ended.inc();
     StatusCode::OK.into_response()
