@@ -101,7 +101,7 @@ SEAL=$WORK/seal.key
 for v in $(compgen -e | grep -E '^MCPGW_GATEWAY_' || true); do unset "$v"; done
 log "starting the registry"
 start_registry "$REGISTRY_BIN" "$REG_DATA" "sqlite://$REG_DATA/registry.db" "$WORK/registry.log" \
-  MCPGW_REGISTRY_SECRETS__ENCRYPTION_KEY_FILE="$SEAL"
+  MCPGW_REGISTRY_SECRETS__SEALING_KEY__FILE="$SEAL"
 
 # --- the issuer, the MCP server, the registrations --------------------------------------------
 GW_PORT=$(free_port)

@@ -116,7 +116,7 @@ run_backend() {
   REG_PORT="" REG_MPORT=""
   start_registry "$BIN" "$data" "$url" "$WORK/$id.log" \
     MCPGW_REGISTRY_STORE__MONGO_DATABASE="$db" \
-    MCPGW_REGISTRY_SECRETS__ENCRYPTION_KEY_FILE="$seal_file" \
+    MCPGW_REGISTRY_SECRETS__SEALING_KEY__FILE="$seal_file" \
     "${env_extra[@]}"
   local port=$REG_PORT key
   key=$(head -n1 "$data/admin.key")

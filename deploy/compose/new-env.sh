@@ -17,7 +17,7 @@ tmp=$(mktemp "$out.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
 while IFS= read -r line; do
   case $line in
-    REGISTRY_ENCRYPTION_KEY= | AUTH_ENCRYPTION_KEY= | GATEWAY_SESSION_KEY=) echo "$line$(key)" ;;
+    REGISTRY_SEALING_KEY= | AUTH_SEALING_KEY= | GATEWAY_SESSION_KEY=) echo "$line$(key)" ;;
     *_PASSWORD=) echo "$line$(password)" ;;
     *) echo "$line" ;;
   esac

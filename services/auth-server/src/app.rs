@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use mcpgw_core::secrets::{Keyring, SecretSource};
+use mcpgw_core::secrets::{Keyring, load_sealing_keyring_or_local};
 use mcpgw_core::telemetry::{HttpMetrics, metrics_router};
 use mcpgw_core::time::Timestamp;
 use mcpgw_core::token::TokenValidator;
@@ -65,22 +65,8 @@ impl AppState {
 /// (SQLite only), `<data_dir>/auth-server.key` is created once and reused.
 pub async fn load_keyring(config: &AuthConfig) -> anyhow::Result<Keyring> {
     let s = &config.secrets;
-    let source = SecretSource {
-        value: s.encryption_key.clone(),
-        file: s.encryption_key_file.clone(),
-        secret_id: s.encryption_key_secret_id.clone(),
-        json_key: String::new(),
-    };
-    let primary = match source
-        .resolve(&s.aws)
-        .await
-        .context("loading the sealing key (secrets.encryption_key*)")?
-    {
-        Some(key) => key,
-        None => Keyring::load_or_create_file(&config.data_dir.join("auth-server.key"))
-            .context("creating the local sealing key in data_dir")?,
-    };
-    Keyring::from_base64(&primary, &s.previous_encryption_keys).context("secrets.encryption_key")
+    let local = config.data_dir.join("auth-server.key");
+    load_sealing_keyring_or_local(&s.sealing_key, &s.previous_sealing_keys, &s.aws, &local).await
 }
 
 /// Builds the application state: opens the store (running migrations) and makes sure a

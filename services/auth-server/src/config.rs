@@ -10,7 +10,7 @@ use mcpgw_core::config::{ConfigError, load, load_from_str};
 use mcpgw_core::secrets::{SecretSource, SecretsManagerConfig};
 use mcpgw_core::telemetry::LogConfig;
 use mcpgw_core::token::IssuerConfig;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
@@ -215,19 +215,17 @@ pub struct ResourceConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretsConfig {
-    pub encryption_key: SecretString,
-    pub encryption_key_file: String,
-    pub encryption_key_secret_id: String,
-    pub previous_encryption_keys: Vec<SecretString>,
+    /// The key that seals signing keys at rest (`[secrets.sealing_key]`).
+    pub sealing_key: SecretSource,
+    /// Keys replaced by a rotation: they still open, never seal.
+    pub previous_sealing_keys: Vec<SecretString>,
     pub aws: SecretsManagerConfig,
 }
 
 impl SecretsConfig {
     /// Whether a sealing key is configured (else the SQLite default generates one).
     pub fn key_configured(&self) -> bool {
-        !self.encryption_key.expose_secret().is_empty()
-            || !self.encryption_key_file.is_empty()
-            || !self.encryption_key_secret_id.is_empty()
+        self.sealing_key.is_configured()
     }
 }
 
@@ -600,23 +598,15 @@ impl AuthConfig {
                 }
             }
         }
-        let sources = [
-            !self.secrets.encryption_key.expose_secret().is_empty(),
-            !self.secrets.encryption_key_file.is_empty(),
-            !self.secrets.encryption_key_secret_id.is_empty(),
-        ];
-        if sources.iter().filter(|s| **s).count() > 1 {
-            return Err(key(
-                "secrets.encryption_key",
-                "give only one of encryption_key, encryption_key_file and encryption_key_secret_id",
-            ));
+        if let Err(e) = self.secrets.sealing_key.check() {
+            return Err(key("secrets.sealing_key", &e));
         }
         if backend == Backend::Postgres && !self.secrets.key_configured() {
             return Err(key(
-                "secrets.encryption_key_secret_id",
+                "secrets.sealing_key.secret_id",
                 "a shared store (PostgreSQL) needs one key for every replica to seal signing keys: \
-                 set secrets.encryption_key_secret_id (AWS Secrets Manager), secrets.encryption_key or \
-                 secrets.encryption_key_file; only the embedded SQLite default generates a local key",
+                 set secrets.sealing_key.secret_id (AWS Secrets Manager), .value or .file; only the \
+                 embedded SQLite default generates a local key",
             ));
         }
         Ok(())
@@ -768,10 +758,10 @@ mod tests {
             "{err}"
         );
         let err = error_of("[store]\nurl = \"postgres://db/auth\"");
-        assert!(err.contains("encryption_key_secret_id"), "{err}");
+        assert!(err.contains("secrets.sealing_key.secret_id"), "{err}");
         assert!(
             AuthConfig::from_toml(
-                "[store]\nurl = \"postgres://db/auth\"\n[secrets]\nencryption_key_secret_id = \"k\""
+                "[store]\nurl = \"postgres://db/auth\"\n[secrets.sealing_key]\nsecret_id = \"k\""
             )
             .is_ok()
         );

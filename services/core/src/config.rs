@@ -6,8 +6,10 @@
 //! 3. environment variables with the service's prefix, `__` separating nested keys
 //!    (`MCPGW_REGISTRY_STORE__URL` sets `store.url`).
 //!
-//! Errors name both the key and the environment variable that would set it. Cross-field rules
-//! are checked by each service's `validate()` after loading. Tests build config values
+//! Errors name both the key and the environment variable that would set it. A key that was
+//! renamed ([`RENAMED`]) is refused under its old name with the new key and its variable, so an
+//! upgrade fails loudly at start and in `--check-config` instead of running without the value.
+//! Cross-field rules are checked by each service's `validate()` after loading. Tests build config values
 //! directly; nothing here reads the process environment except [`load`].
 
 use std::path::Path;
@@ -30,6 +32,22 @@ impl ConfigError {
         ))
     }
 }
+
+/// Keys renamed across every service (old, new). The sealing key had two shapes under two
+/// names (flat `encryption_key*` in the registry and auth-server, a `[secrets.sealing_key]`
+/// table in the gateway); it is now the table everywhere.
+pub const RENAMED: &[(&str, &str)] = &[
+    ("secrets.encryption_key", "secrets.sealing_key.value"),
+    ("secrets.encryption_key_file", "secrets.sealing_key.file"),
+    (
+        "secrets.encryption_key_secret_id",
+        "secrets.sealing_key.secret_id",
+    ),
+    (
+        "secrets.previous_encryption_keys",
+        "secrets.previous_sealing_keys",
+    ),
+];
 
 /// The environment variable that sets `key` (`store.url` → `MCPGW_REGISTRY_STORE__URL`).
 pub fn env_var_for(env_prefix: &str, key: &str) -> String {
@@ -82,6 +100,21 @@ fn extract<T: DeserializeOwned>(figment: Figment, env_prefix: &str) -> Result<T,
                     .as_ref()
                     .map(|m| format!(" (from {})", m.name))
                     .unwrap_or_default();
+                if let figment::error::Kind::UnknownField(field, _) = &e.kind {
+                    // figment's path already ends with the unknown field itself.
+                    let old = if key.ends_with(field.as_str()) {
+                        key.clone()
+                    } else {
+                        format!("{key}.{field}")
+                    };
+                    if let Some((_, new)) = RENAMED.iter().find(|(o, _)| *o == old) {
+                        return format!(
+                            "config key `{old}` (env {}) was renamed: use `{new}` (env {}){source}",
+                            env_var_for(env_prefix, &old),
+                            env_var_for(env_prefix, new)
+                        );
+                    }
+                }
                 if key.is_empty() {
                     format!("{}{source}", e.kind)
                 } else {
@@ -139,6 +172,49 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("pool_sise"), "{err}");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "only deserialised, to see which keys are refused")]
+    struct WithSecrets {
+        secrets: Secrets,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "only deserialised, to see which keys are refused")]
+    struct Secrets {
+        #[serde(default)]
+        previous_sealing_keys: Vec<String>,
+    }
+
+    #[test]
+    fn an_old_sealing_key_name_is_refused_naming_the_new_key_and_its_env_var() {
+        for (old, new, new_env) in [
+            (
+                "encryption_key = \"k\"",
+                "secrets.sealing_key.value",
+                "MCPGW_T_SECRETS__SEALING_KEY__VALUE",
+            ),
+            (
+                "encryption_key_secret_id = \"k\"",
+                "secrets.sealing_key.secret_id",
+                "MCPGW_T_SECRETS__SEALING_KEY__SECRET_ID",
+            ),
+            (
+                "previous_encryption_keys = []",
+                "secrets.previous_sealing_keys",
+                "MCPGW_T_SECRETS__PREVIOUS_SEALING_KEYS",
+            ),
+        ] {
+            let layer = format!("[secrets]\n{old}\n");
+            let err = load_from_str::<WithSecrets>("", &[&layer], "MCPGW_T_")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("was renamed"), "{err}");
+            assert!(err.contains(new) && err.contains(new_env), "{err}");
+        }
     }
 
     #[test]

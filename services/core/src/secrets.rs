@@ -39,7 +39,7 @@ impl std::fmt::Debug for SealedSecret {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("encryption key {0} must be base64 of exactly 32 bytes")]
+    #[error("sealing key {0} must be base64 of exactly 32 bytes")]
     BadKey(String),
     #[error("no key with id {0} is configured; add the old key to the previous keys to open it")]
     UnknownKey(String),
@@ -429,6 +429,40 @@ impl SecretSource {
     }
 }
 
+/// Loads the sealing keyring, the same way in every service: the primary key from
+/// `secrets.sealing_key` (a [`SecretSource`]), the keys it replaced from
+/// `secrets.previous_sealing_keys`. With no source set, `local` (the embedded SQLite default's
+/// `<data_dir>/<service>.key`) is read or created once; without `local`, `None` (the gateway
+/// then cannot open sealed values, and says so per server).
+pub async fn load_sealing_keyring(
+    sealing_key: &SecretSource,
+    previous: &[SecretString],
+    aws: &SecretsManagerConfig,
+    local: Option<&Path>,
+) -> Result<Option<Keyring>, SecretError> {
+    let primary = match (sealing_key.resolve(aws).await?, local) {
+        (Some(key), _) => key,
+        (None, Some(path)) => Keyring::load_or_create_file(path)?,
+        (None, None) => return Ok(None),
+    };
+    Keyring::from_base64(&primary, previous).map(Some)
+}
+
+/// [`load_sealing_keyring`] for a service whose SQLite default generates `local` (the registry,
+/// the auth-server): always a ring, errors worded with the config key.
+pub async fn load_sealing_keyring_or_local(
+    sealing_key: &SecretSource,
+    previous: &[SecretString],
+    aws: &SecretsManagerConfig,
+    local: &Path,
+) -> anyhow::Result<Keyring> {
+    use anyhow::Context;
+    load_sealing_keyring(sealing_key, previous, aws, Some(local))
+        .await
+        .context("loading secrets.sealing_key (and previous_sealing_keys)")?
+        .context("a local sealing key is always created when none is configured")
+}
+
 /// The string value of `key` in a JSON object secret; errors name the secret and the key but
 /// never show the secret's text.
 fn json_field(secret_id: &str, text: &str, key: &str) -> Result<SecretString, SecretError> {
@@ -570,6 +604,41 @@ mod tests {
         let err =
             Keyring::from_base64(&SecretString::from(B64.encode([0u8; 16])), &[]).unwrap_err();
         assert!(err.to_string().contains("32 bytes"));
+    }
+
+    #[tokio::test]
+    async fn the_sealing_keyring_opens_values_of_previous_keys_and_falls_back_to_the_local_file() {
+        let old = Keyring::generate_base64();
+        let sealed = Keyring::from_base64(&old, &[]).unwrap().seal("c", "v");
+        let source = SecretSource {
+            value: Keyring::generate_base64(),
+            ..SecretSource::default()
+        };
+        let aws = SecretsManagerConfig::default();
+        let ring = load_sealing_keyring(&source, &[old], &aws, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ring.open("c", &sealed).unwrap().expose_secret(), "v");
+
+        let none = SecretSource::default();
+        assert!(
+            load_sealing_keyring(&none, &[], &aws, None)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("svc.key");
+        let first = load_sealing_keyring(&none, &[], &aws, Some(&local))
+            .await
+            .unwrap()
+            .unwrap();
+        let again = load_sealing_keyring(&none, &[], &aws, Some(&local))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.primary_kid(), again.primary_kid());
     }
 
     #[test]

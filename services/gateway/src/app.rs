@@ -132,16 +132,15 @@ async fn resolve_secret(
 /// Builds the state (no listeners, no background tasks).
 pub async fn build(config: GatewayConfig) -> anyhow::Result<(Arc<Gateway>, Syncer)> {
     let metrics = Metrics::new();
-    let sealing =
-        resolve_secret(&config.secrets.sealing_key, &config, "secrets.sealing_key").await?;
-    let keyring = match sealing {
-        Some(key) => Some(
-            Keyring::from_base64(&key, &config.secrets.previous_sealing_keys).context(
-                "secrets.sealing_key and previous_sealing_keys must be base64 of 32 bytes",
-            )?,
-        ),
-        None => None,
-    };
+    let s = &config.secrets;
+    let keyring = mcpgw_core::secrets::load_sealing_keyring(
+        &s.sealing_key,
+        &s.previous_sealing_keys,
+        &s.aws,
+        None,
+    )
+    .await
+    .context("loading secrets.sealing_key (and previous_sealing_keys)")?;
     let session_key = match resolve_secret(
         &config.secrets.session_key,
         &config,

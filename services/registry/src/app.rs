@@ -8,9 +8,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use mcpgw_core::domain::ServerPath;
 use mcpgw_core::egress::EgressPolicy;
-use mcpgw_core::secrets::{Keyring, fetch_from_secrets_manager};
+use mcpgw_core::secrets::{Keyring, load_sealing_keyring_or_local};
 use mcpgw_core::telemetry::{HttpMetrics, metrics_router};
-use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -37,28 +36,12 @@ pub struct AppState {
     pub console: Arc<crate::console::Console>,
 }
 
-/// Loads the key that seals upstream credentials, from wherever the config says.
+/// Loads the key that seals upstream credentials, from wherever the config says; with none
+/// configured (SQLite only), `<data_dir>/registry.key` is created once and reused.
 pub async fn load_keyring(config: &RegistryConfig) -> anyhow::Result<Keyring> {
     let s = &config.secrets;
-    let primary = if !s.encryption_key.expose_secret().is_empty() {
-        s.encryption_key.clone()
-    } else if !s.encryption_key_file.is_empty() {
-        let text = std::fs::read_to_string(&s.encryption_key_file).with_context(|| {
-            format!(
-                "reading secrets.encryption_key_file {}",
-                s.encryption_key_file
-            )
-        })?;
-        SecretString::from(text.trim().to_owned())
-    } else if !s.encryption_key_secret_id.is_empty() {
-        fetch_from_secrets_manager(&s.aws, &s.encryption_key_secret_id, None)
-            .await
-            .context("loading secrets.encryption_key_secret_id")?
-    } else {
-        Keyring::load_or_create_file(&config.data_dir.join("registry.key"))
-            .context("creating the local encryption key in data_dir")?
-    };
-    Keyring::from_base64(&primary, &s.previous_encryption_keys).context("secrets.encryption_key")
+    let local = config.data_dir.join("registry.key");
+    load_sealing_keyring_or_local(&s.sealing_key, &s.previous_sealing_keys, &s.aws, &local).await
 }
 
 /// Builds the application state: opens the store (creating indexes / running migrations).

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use mcpgw_core::config::{ConfigError, load, load_from_str};
 use mcpgw_core::domain::DeploymentStage;
 use mcpgw_core::egress::EgressConfig;
-use mcpgw_core::secrets::SecretsManagerConfig;
+use mcpgw_core::secrets::{SecretSource, SecretsManagerConfig};
 use mcpgw_core::telemetry::LogConfig;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -211,10 +211,11 @@ pub struct StoreConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretsConfig {
-    pub encryption_key: SecretString,
-    pub encryption_key_file: String,
-    pub encryption_key_secret_id: String,
-    pub previous_encryption_keys: Vec<SecretString>,
+    /// The key that seals upstream credentials (`[secrets.sealing_key]`, the gateway opens
+    /// them with the same key).
+    pub sealing_key: SecretSource,
+    /// Keys replaced by a rotation: they still open, never seal.
+    pub previous_sealing_keys: Vec<SecretString>,
     pub aws: SecretsManagerConfig,
 }
 
@@ -361,23 +362,15 @@ impl RegistryConfig {
                 "must be reverse-DNS style: letters, digits, '.' and '-'",
             ));
         }
-        let sources = [
-            !self.secrets.encryption_key.expose_secret().is_empty(),
-            !self.secrets.encryption_key_file.is_empty(),
-            !self.secrets.encryption_key_secret_id.is_empty(),
-        ];
-        if !sources.iter().any(|s| *s) && !url.starts_with("sqlite:") {
-            return Err(key(
-                "secrets.encryption_key_secret_id",
-                "a shared store (MongoDB/DocumentDB) needs one credential-sealing key for every replica: \
-                 set secrets.encryption_key_secret_id (AWS Secrets Manager), secrets.encryption_key or \
-                 secrets.encryption_key_file; only the embedded SQLite default generates a local key",
-            ));
+        if let Err(e) = self.secrets.sealing_key.check() {
+            return Err(key("secrets.sealing_key", &e));
         }
-        if sources.iter().filter(|s| **s).count() > 1 {
+        if !self.secrets.sealing_key.is_configured() && !url.starts_with("sqlite:") {
             return Err(key(
-                "secrets.encryption_key",
-                "give only one of encryption_key, encryption_key_file and encryption_key_secret_id",
+                "secrets.sealing_key.secret_id",
+                "a shared store (MongoDB/DocumentDB) needs one credential-sealing key for every replica: \
+                 set secrets.sealing_key.secret_id (AWS Secrets Manager), .value or .file; only the \
+                 embedded SQLite default generates a local key",
             ));
         }
         self.console.validate(&self.auth.issuers, &key)?;
@@ -575,11 +568,9 @@ mod tests {
             err.contains("store.url") && err.contains("MCPGW_REGISTRY_STORE__URL"),
             "{err}"
         );
-        let err = RegistryConfig::from_toml(
-            "[secrets]\nencryption_key = \"a\"\nencryption_key_file = \"b\"",
-        )
-        .unwrap_err()
-        .to_string();
+        let err = RegistryConfig::from_toml("[secrets.sealing_key]\nvalue = \"a\"\nfile = \"b\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("only one"), "{err}");
         let err = RegistryConfig::from_toml("stage = \"prod\"")
             .unwrap_err()
@@ -588,10 +579,10 @@ mod tests {
         let err = RegistryConfig::from_toml("[store]\nurl = \"mongodb://db:27017\"")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("encryption_key_secret_id"), "{err}");
+        assert!(err.contains("secrets.sealing_key.secret_id"), "{err}");
         assert!(
             RegistryConfig::from_toml(
-                "[store]\nurl = \"mongodb://db:27017\"\n[secrets]\nencryption_key_secret_id = \"k\""
+                "[store]\nurl = \"mongodb://db:27017\"\n[secrets.sealing_key]\nsecret_id = \"k\""
             )
             .is_ok()
         );

@@ -92,9 +92,7 @@ fn main() -> ExitCode {
 async fn check(config: &RegistryConfig) -> anyhow::Result<()> {
     mcpgw_core::telemetry::parse_filter(&config.log.filter)?;
     let s = &config.secrets;
-    let key_configured = !secrecy::ExposeSecret::expose_secret(&s.encryption_key).is_empty()
-        || !s.encryption_key_file.is_empty()
-        || !s.encryption_key_secret_id.is_empty();
+    let key_configured = s.sealing_key.is_configured();
     if key_configured {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         app::load_keyring(config).await?;

@@ -50,7 +50,7 @@ module "registry" {
     MCPGW_REGISTRY_GATEWAY_PUBLIC_URL                = local.url["gateway"]
     MCPGW_REGISTRY_CATALOG_NAMESPACE                 = var.catalog_namespace
     MCPGW_REGISTRY_STORE__MONGO_DATABASE             = "mcpgw_registry"
-    MCPGW_REGISTRY_SECRETS__ENCRYPTION_KEY_SECRET_ID = module.secrets.registry_encryption_key_secret_arn
+    MCPGW_REGISTRY_SECRETS__SEALING_KEY__SECRET_ID = module.secrets.registry_encryption_key_secret_arn
     MCPGW_REGISTRY_SECRETS__AWS__REGION              = local.region
     MCPGW_REGISTRY_EGRESS__ALLOW_PRIVATE             = "true"
     # Gateways reach the registry's own MCP server inside the VPC (Cloud Map name).
@@ -128,7 +128,7 @@ module "auth_server" {
       local.url["registry"],
     )
     MCPGW_AUTH_RESOURCE__URL                     = local.url["gateway"]
-    MCPGW_AUTH_SECRETS__ENCRYPTION_KEY_SECRET_ID = module.secrets.auth_server_encryption_key_secret_arn
+    MCPGW_AUTH_SECRETS__SEALING_KEY__SECRET_ID = module.secrets.auth_server_encryption_key_secret_arn
     MCPGW_AUTH_SECRETS__AWS__REGION              = local.region
     MCPGW_AUTH_LOG__FORMAT                       = "json"
     # Read (and read again every 5 minutes) by the service itself, not injected at start: RDS

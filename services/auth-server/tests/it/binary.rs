@@ -92,6 +92,21 @@ async fn check_config_accepts_the_defaults_and_names_the_key_and_variable_of_a_b
     );
 }
 
+#[tokio::test]
+async fn check_config_refuses_an_old_sealing_key_name_naming_the_new_key_and_its_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = [("MCPGW_AUTH_SECRETS__ENCRYPTION_KEY_SECRET_ID", "mcpgw/auth")];
+    let out = command(dir.path(), &old).arg("--check-config").output();
+    let out = out.await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2)
+            && stderr.contains("was renamed: use `secrets.sealing_key.secret_id`")
+            && stderr.contains("MCPGW_AUTH_SECRETS__SEALING_KEY__SECRET_ID"),
+        "{stderr}"
+    );
+}
+
 async fn wait_for_health(base: &str, child: &mut tokio::process::Child) {
     let client = reqwest::Client::new();
     for _ in 0..300 {
@@ -191,7 +206,7 @@ async fn backend_env(
             env.push(("MCPGW_AUTH_STORE__URL".to_owned(), created.url.clone()));
             db = Some(created);
             env.push((
-                "MCPGW_AUTH_SECRETS__ENCRYPTION_KEY".to_owned(),
+                "MCPGW_AUTH_SECRETS__SEALING_KEY__VALUE".to_owned(),
                 mcpgw_core::secrets::Keyring::generate_base64()
                     .expose_secret()
                     .to_owned(),
@@ -274,9 +289,9 @@ async fn after_kill_9_every_acknowledged_mint_is_in_the_ledger(backend: Backend)
         Backend::Postgres => {
             let get = |k: &str| env.iter().find(|(n, _)| n == k).unwrap().1.clone();
             format!(
-                "[store]\nurl = \"{}\"\n[secrets]\nencryption_key = \"{}\"\n",
+                "[store]\nurl = \"{}\"\n[secrets.sealing_key]\nvalue = \"{}\"\n",
                 get("MCPGW_AUTH_STORE__URL"),
-                get("MCPGW_AUTH_SECRETS__ENCRYPTION_KEY")
+                get("MCPGW_AUTH_SECRETS__SEALING_KEY__VALUE")
             )
         }
     };
@@ -411,7 +426,7 @@ async fn the_sealing_key_and_the_database_password_come_from_secrets_manager() {
         ("MCPGW_AUTH_STORE__URL", db.as_str()),
         ("MCPGW_AUTH_STORE__PASSWORD__SECRET_ID", pw_id.as_str()),
         (
-            "MCPGW_AUTH_SECRETS__ENCRYPTION_KEY_SECRET_ID",
+            "MCPGW_AUTH_SECRETS__SEALING_KEY__SECRET_ID",
             key_id.as_str(),
         ),
     ]
@@ -456,7 +471,7 @@ async fn the_sealing_key_and_the_database_password_come_from_secrets_manager() {
     child.start_kill().unwrap();
     // The signing key is sealed with the key from Secrets Manager.
     let config = AuthConfig::from_toml(&format!(
-        "[store]\nurl = \"{}\"\n[store.password]\nvalue = \"{password}\"\n[secrets]\nencryption_key = \"{}\"\n",
+        "[store]\nurl = \"{}\"\n[store.password]\nvalue = \"{password}\"\n[secrets.sealing_key]\nvalue = \"{}\"\n",
         db.as_str(),
         key.expose_secret()
     ))
@@ -511,7 +526,10 @@ async fn a_rotated_database_password_is_used_for_new_connections_without_a_resta
         ("MCPGW_AUTH_STORE__PASSWORD__SECRET_ID", secret_id.as_str()),
         ("MCPGW_AUTH_STORE__PASSWORD__JSON_KEY", "password"),
         ("MCPGW_AUTH_STORE__PASSWORD_REFRESH_SECONDS", "1"),
-        ("MCPGW_AUTH_SECRETS__ENCRYPTION_KEY", key.expose_secret()),
+        (
+            "MCPGW_AUTH_SECRETS__SEALING_KEY__VALUE",
+            key.expose_secret(),
+        ),
     ]
     .into_iter()
     .chain(moto_env(&aws.endpoint_url))

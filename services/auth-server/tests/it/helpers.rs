@@ -48,7 +48,7 @@ pub async fn backend_toml(backend: Backend, dir: &TempDir) -> (String, Option<Te
     let secrets = match backend {
         Backend::Sqlite => String::new(),
         Backend::Postgres => format!(
-            "[secrets]\nencryption_key = \"{}\"\n",
+            "[secrets.sealing_key]\nvalue = \"{}\"\n",
             mcpgw_core::secrets::Keyring::generate_base64().expose_secret()
         ),
     };

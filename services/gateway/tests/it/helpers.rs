@@ -68,7 +68,7 @@ impl Stack {
         // need recorded tools record and approve them themselves.
         let config = registry::config::RegistryConfig::from_toml_layers(&[&format!(
             "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\
-             [egress]\nallow_loopback = true\n[secrets]\nencryption_key = \"{sealing_key}\"\n\
+             [egress]\nallow_loopback = true\n[secrets.sealing_key]\nvalue = \"{sealing_key}\"\n\
              [store]\ncatalog_cache_ms = 100\n\
              [health]\ndiscover_tools = false\n[mcp]\nregister = false\n",
             reg_dir.display()

@@ -44,7 +44,7 @@ pub fn backend_toml(backend: Backend, dir: &TempDir) -> String {
     let secrets = match backend {
         Backend::Sqlite => String::new(),
         Backend::Mongo => format!(
-            "[secrets]\nencryption_key = \"{}\"\n",
+            "[secrets.sealing_key]\nvalue = \"{}\"\n",
             secrecy::ExposeSecret::expose_secret(&mcpgw_core::secrets::Keyring::generate_base64())
         ),
     };
@@ -289,7 +289,7 @@ impl Process {
                 ));
                 let key = mcpgw_core::secrets::Keyring::generate_base64();
                 env.push((
-                    "MCPGW_REGISTRY_SECRETS__ENCRYPTION_KEY".to_owned(),
+                    "MCPGW_REGISTRY_SECRETS__SEALING_KEY__VALUE".to_owned(),
                     secrecy::ExposeSecret::expose_secret(&key).to_owned(),
                 ));
             }

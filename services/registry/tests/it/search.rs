@@ -428,7 +428,7 @@ async fn a_second_replica_sees_changes_within_the_cache_expiry() {
         format!(
             "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\ndata_dir = \"{}/{n}\"\n\
              [store]\nurl = \"{}\"\nmongo_database = \"{db}\"\ncatalog_cache_ms = 200\n\
-             [egress]\nallow_loopback = true\n[secrets]\nencryption_key = \"{}\"\n",
+             [egress]\nallow_loopback = true\n[secrets.sealing_key]\nvalue = \"{}\"\n",
             dir.path().display(),
             mongo_url(),
             secrecy::ExposeSecret::expose_secret(&key)

@@ -20,7 +20,7 @@ fn moto_url() -> String {
 fn aws_env(secret_id: &str) -> Vec<(String, String)> {
     vec![
         (
-            "MCPGW_REGISTRY_SECRETS__ENCRYPTION_KEY_SECRET_ID".into(),
+            "MCPGW_REGISTRY_SECRETS__SEALING_KEY__SECRET_ID".into(),
             secret_id.into(),
         ),
         (
@@ -129,7 +129,7 @@ async fn a_missing_secret_stops_the_start_with_a_clear_error() {
     assert_ne!(code, Some(0));
     let stderr = process.stderr();
     assert!(
-        stderr.contains("encryption_key_secret_id") && stderr.contains("mcpgw/does-not-exist"),
+        stderr.contains("secrets.sealing_key") && stderr.contains("mcpgw/does-not-exist"),
         "{stderr}"
     );
     assert!(!dir.path().join("registry.db").exists() || !stderr.is_empty());

@@ -47,7 +47,7 @@ async fn start_services(mongo_db: &str, postgres_url: &str, issuer: &str) -> Ser
         auth_server::config::AuthConfig::from_toml_layers(&[&format!(
             "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\ndata_dir = \"{}/auth\"\n\
              [store]\nurl = \"{postgres_url}\"\n[session]\ncookie_secure = false\n\
-             [secrets]\nencryption_key = \"{}\"\n",
+             [secrets.sealing_key]\nvalue = \"{}\"\n",
             dir.path().display(),
             key()
         )])

@@ -197,7 +197,7 @@ pub async fn start_registry(database: &str) -> (registry::app::Running, tempfile
     let config = format!(
         "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\
          [store]\nurl = \"{}\"\nmongo_database = \"{database}\"\n[egress]\nallow_loopback = true\n\
-         [secrets]\nencryption_key = \"{}\"\n[health]\ndiscover_tools = false\n[mcp]\nregister = false\n",
+         [secrets.sealing_key]\nvalue = \"{}\"\n[health]\ndiscover_tools = false\n[mcp]\nregister = false\n",
         dir.path().display(),
         mongodb_url(),
         secrecy::ExposeSecret::expose_secret(&mcpgw_core::secrets::Keyring::generate_base64()),
