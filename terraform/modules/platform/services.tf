@@ -43,16 +43,16 @@ module "registry" {
   alb_rules_ready            = local.alb_rules
   ingress_security_group_ids = merge(local.alb_sg, { gateway = module.gateway[0].security_group_id })
   environment = {
-    MCPGW_REGISTRY_LISTEN                            = "0.0.0.0:7860"
-    MCPGW_REGISTRY_METRICS_LISTEN                    = "0.0.0.0:9464"
-    MCPGW_REGISTRY_DATA_DIR                          = local.data_dir
-    MCPGW_REGISTRY_STAGE                             = var.environment == "prod" ? "production" : "non_production"
-    MCPGW_REGISTRY_GATEWAY_PUBLIC_URL                = local.url["gateway"]
-    MCPGW_REGISTRY_CATALOG_NAMESPACE                 = var.catalog_namespace
-    MCPGW_REGISTRY_STORE__MONGO_DATABASE             = "mcpgw_registry"
+    MCPGW_REGISTRY_LISTEN                          = "0.0.0.0:7860"
+    MCPGW_REGISTRY_METRICS_LISTEN                  = "0.0.0.0:9464"
+    MCPGW_REGISTRY_DATA_DIR                        = local.data_dir
+    MCPGW_REGISTRY_STAGE                           = var.environment == "prod" ? "production" : "non_production"
+    MCPGW_REGISTRY_GATEWAY_PUBLIC_URL              = local.url["gateway"]
+    MCPGW_REGISTRY_CATALOG_NAMESPACE               = var.catalog_namespace
+    MCPGW_REGISTRY_STORE__MONGO_DATABASE           = "mcpgw_registry"
     MCPGW_REGISTRY_SECRETS__SEALING_KEY__SECRET_ID = module.secrets.registry_encryption_key_secret_arn
-    MCPGW_REGISTRY_SECRETS__AWS__REGION              = local.region
-    MCPGW_REGISTRY_EGRESS__ALLOW_PRIVATE             = "true"
+    MCPGW_REGISTRY_SECRETS__AWS__REGION            = local.region
+    MCPGW_REGISTRY_EGRESS__ALLOW_PRIVATE           = "true"
     # Gateways reach the registry's own MCP server inside the VPC (Cloud Map name).
     MCPGW_REGISTRY_MCP__URL    = "${local.registry_inside}/mcp"
     MCPGW_REGISTRY_LOG__FORMAT = "json"
@@ -127,10 +127,10 @@ module "auth_server" {
       "[{id=\"mcpgw-console\",redirect_uris=[\"%s/console/callback\"],audience=\"mcpgw-registry\",manage_tokens=true}]",
       local.url["registry"],
     )
-    MCPGW_AUTH_RESOURCE__URL                     = local.url["gateway"]
+    MCPGW_AUTH_RESOURCE__URL                   = local.url["gateway"]
     MCPGW_AUTH_SECRETS__SEALING_KEY__SECRET_ID = module.secrets.auth_server_encryption_key_secret_arn
-    MCPGW_AUTH_SECRETS__AWS__REGION              = local.region
-    MCPGW_AUTH_LOG__FORMAT                       = "json"
+    MCPGW_AUTH_SECRETS__AWS__REGION            = local.region
+    MCPGW_AUTH_LOG__FORMAT                     = "json"
     # Read (and read again every 5 minutes) by the service itself, not injected at start: RDS
     # rotates the managed master password, and new connections must use the rotated one.
     MCPGW_AUTH_STORE__PASSWORD__SECRET_ID = local.aurora_secret_arn
