@@ -2,6 +2,7 @@
 //! sockets.
 
 mod aggregate;
+mod audit_exits;
 mod behaviour;
 mod helpers;
 mod idp;

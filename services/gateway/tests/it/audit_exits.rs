@@ -1,0 +1,119 @@
+//! One exit: every refusal or failure of a tool call the gateway decides is recorded once,
+//! with its own status, in the registry's audit log (driven for real, end to end).
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// `(action, tool, reason, status)` of the gateway's audit events for `server`, once `want`
+/// of them have arrived (or after 10 s).
+async fn events(stack: &Stack, server: &str, want: usize) -> Vec<(String, String, String, String)> {
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        found = stack
+            .audit(&format!("resource_id={server}"))
+            .await
+            .into_iter()
+            .filter(|e| e["action"].as_str().unwrap_or("").starts_with("mcp."))
+            .map(|e| {
+                let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
+                (
+                    s(&e["action"]),
+                    s(&e["details"]["tool"]),
+                    s(&e["details"]["reason"]),
+                    s(&e["details"]["status"]),
+                )
+            })
+            .collect();
+        if found.len() >= want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    found
+}
+
+#[tokio::test]
+async fn every_refusal_of_a_tool_call_is_audited_exactly_once() {
+    let (stack, _up) = stack_with(
+        "weather",
+        false,
+        &["echo"],
+        json!({"gateway": {"tool_calls_per_minute": {"echo": 1}}}),
+    )
+    .await;
+    // A second server on a port nothing listens on: the upstream is down.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    stack
+        .register(
+            "gone",
+            json!({"transport": "streamable-http", "url": format!("http://127.0.0.1:{port}/mcp")}),
+            json!({}),
+        )
+        .await;
+    stack
+        .put_scope(scope("gone-agents", "agents", "gone", ALL_METHODS, &["*"]))
+        .await;
+    wait_routed(&stack.gateway, "gone", true).await;
+    wait_scope(&stack, "gone-agents").await;
+
+    let alice = stack.token("alice", &["agents"]);
+    let mut c = RawClient::new(&stack.url(), "weather", Some(alice.clone()));
+    c.initialize().await;
+    let ok = c.call("echo", json!({"text": "x"})).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    let limited = c.call("echo", json!({"text": "x"})).await;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        limited.text
+    );
+    let hidden = c.call("write_note", json!({"text": "x"})).await;
+    assert_eq!(hidden.last()["error"]["code"], -32602, "{}", hidden.text);
+    let unknown = c.call("no_such_tool", json!({})).await;
+    assert_eq!(unknown.last()["error"]["code"], -32602, "{}", unknown.text);
+
+    // A caller whose groups grant no scope: the method is refused.
+    let mut stranger = RawClient::new(
+        &stack.url(),
+        "weather",
+        Some(stack.token("mallory", &["others"])),
+    );
+    let refused = stranger.call("echo", json!({"text": "x"})).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+
+    let mut down = RawClient::new(&stack.url(), "gone", Some(alice));
+    let failed = down.call("echo", json!({"text": "x"})).await;
+    assert_eq!(failed.status, StatusCode::BAD_GATEWAY, "{}", failed.text);
+
+    let mut weather = events(&stack, "weather", 5).await;
+    // Let a duplicate, if any, arrive before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    weather = events(&stack, "weather", weather.len() + 1).await;
+    weather.sort();
+    let row = |a: &str, t: &str, r: &str, s: &str| {
+        (a.to_owned(), t.to_owned(), r.to_owned(), s.to_owned())
+    };
+    let mut expected = vec![
+        row("mcp.tool_call", "echo", "allowed", "ok"),
+        row("mcp.denied", "echo", "rate_limited", "denied"),
+        row("mcp.denied", "write_note", "tool_not_allowed", "denied"),
+        row("mcp.denied", "no_such_tool", "tool_not_allowed", "denied"),
+        row("mcp.denied", "echo", "no_known_scope", "denied"),
+    ];
+    expected.sort();
+    assert_eq!(weather, expected);
+    let gone = events(&stack, "gone", 1).await;
+    assert_eq!(
+        gone,
+        [row("mcp.tool_call", "echo", "allowed", "upstream_error")]
+    );
+}
