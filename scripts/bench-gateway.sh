@@ -15,26 +15,39 @@
 #     still runs) and audit (JSON log line + batches to the registry) on, log filter `info`;
 #   - bench_stack `proxy`: a bare forwarder on the gateway's HTTP stack (axum + reqwest, same
 #     client settings, nothing else), the floor any proxy on that stack pays for the extra hop;
+#   - nginx and HAProxy (Debian packages; installed if missing) as plain reverse proxies to the
+#     same MCP server: configs generated into the work directory, loopback only, keep-alive to
+#     the upstream, nginx with its default access log (to a file), HAProxy without logging;
 #   - `wrk` (Debian; installed if missing) sending the same 2026-07-28 stateless tools/call to the
-#     MCP server directly, through the bare forwarder, and through the gateway (with a bearer
-#     token), at each concurrency, interleaved round by round, each run after a warm-up;
+#     MCP server directly, through each proxy, and through the gateway (with a bearer token), at
+#     each concurrency, interleaved round by round, each run after a warm-up; the CPU time
+#     (utime + stime from /proc/<pid>/stat) of every process involved is read before and after
+#     each run and divided by the requests wrk counted: the CPU per call of each target;
 #   - bench_stack `streams`: BENCH_STREAMS legacy SSE streams held open on the gateway while
-#     its RSS is read from /proc.
+#     its RSS is read from /proc;
+#   - last, instructions per call: each of BENCH_CALLGRIND's targets is restarted on its port
+#     under `valgrind --tool=callgrind` (perf's instruction counter is often missing in
+#     VMs), sent BENCH_CALLGRIND_WARMUP requests, its counters zeroed, sent BENCH_CALLGRIND_CALLS
+#     requests one after the other on one keep-alive connection (curl), and dumped: the
+#     instructions of the proxy process (all threads) divided by the calls.
 # Every timed request is checked: wrk must see no socket errors and no non-2xx answers, and the
 # MCP server's call counter must have moved by at least the number of requests wrk counted
 # (so error answers cannot pass as fast successes); one answer per target is checked for the
 # echoed text before anything is timed.
 #
 # Tunables (environment):
-#   BENCH_TARGETS="direct proxy gateway"   BENCH_CONCURRENCY="1 64"
+#   BENCH_TARGETS="direct proxy nginx haproxy gateway"   BENCH_CONCURRENCY="1 64"
 #   BENCH_DURATION=10 (s per timed run)   BENCH_WARMUP=3 (s)
 #   BENCH_ROUNDS=3 (direct/gateway pairs per concurrency; the report gives the median)
 #   BENCH_STREAMS=10000   BENCH_OUT=docs/performance.md   BENCH_QUIET_WAIT=1200 (s)
+#   BENCH_CALLGRIND="proxy nginx haproxy gateway" (empty: no instruction counts)
+#   BENCH_CALLGRIND_WARMUP=200   BENCH_CALLGRIND_CALLS=2000
 #   BENCH_GATEWAY_ENV="MCPGW_GATEWAY_X=1 …"  extra gateway settings, recorded in the report
 #   BENCH_PROFILE=1  after the timed runs, one more gateway run at the highest concurrency under
 #     `perf record` (if installed); the flat profile of the gateway goes to stdout, not the report
 #   BENCH_GATEWAY_BIN=path  a gateway binary built some other way, e.g. with frame pointers for
 #     BENCH_PROFILE (see docs/performance.md); the report names it
+#   BENCH_SKIP_BUILD=1  use the release binaries already built (e.g. while others edit the tree)
 #   BENCH_KEEP=1  keep the work directory (logs, wrk output, perf data) even on success
 #   CARGO_TARGET_DIR  where the release binaries are built (default: <repo>/target)
 set -euo pipefail
@@ -42,7 +55,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/lib.sh"
 
 read -ra CONCURRENCY <<<"${BENCH_CONCURRENCY:-1 64}"
-read -ra TARGETS <<<"${BENCH_TARGETS:-direct proxy gateway}"
+read -ra TARGETS <<<"${BENCH_TARGETS:-direct proxy nginx haproxy gateway}"
+read -ra CALLGRIND <<<"${BENCH_CALLGRIND-proxy nginx haproxy gateway}"
+CG_WARMUP=${BENCH_CALLGRIND_WARMUP:-200}
+CG_CALLS=${BENCH_CALLGRIND_CALLS:-2000}
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-3}
 ROUNDS=${BENCH_ROUNDS:-3}
@@ -88,9 +104,14 @@ NOFILE=$(ulimit -n)
 ((NOFILE > STREAMS + 1000)) || die "ulimit -n is $NOFILE; the stream test needs more than $((STREAMS + 1000)) (lower BENCH_STREAMS or raise the hard limit)"
 command -v wrk >/dev/null || apt_install wrk
 command -v curl >/dev/null || apt_install curl
+command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || apt_install nginx
+command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]] || apt_install haproxy
+((${#CALLGRIND[@]} == 0)) || command -v valgrind >/dev/null || apt_install valgrind
+PATH=$PATH:/usr/sbin
 
 log "building the registry, the gateway and bench_stack (release). A first release build takes 15-25 min on 2 cores."
-(cd "$ROOT" && cargo build --release -p gateway -p registry --bins --example bench_stack)
+[[ -n ${BENCH_SKIP_BUILD:-} ]] ||
+  (cd "$ROOT" && cargo build --release -p gateway -p registry --bins --example bench_stack)
 for b in "$REGISTRY_BIN" "$GATEWAY_BIN" "$STACK_BIN"; do [[ -x $b ]] || die "build finished but $b is missing"; done
 
 # --- the registry --------------------------------------------------------------------------------
@@ -134,6 +155,74 @@ PIDS+=("$PX_PID")
 PROXY_URL=http://127.0.0.1:$PX_PORT/mcp
 wait_for "the bare forwarder" 30 "$PX_PID" port_open 127.0.0.1 "$PX_PORT"
 
+# --- nginx and HAProxy: plain reverse proxies to the same MCP server ---------------------------
+[[ $DIRECT_URL =~ ^http://127\.0\.0\.1:([0-9]+)/mcp$ ]] || die "unexpected MCP server URL $DIRECT_URL"
+UP_PORT=${BASH_REMATCH[1]}
+NG_PORT=$(free_port)
+HA_PORT=$(free_port)
+NGINX_URL=http://127.0.0.1:$NG_PORT/mcp
+HAPROXY_URL=http://127.0.0.1:$HA_PORT/mcp
+mkdir -p "$WORK/nginx"
+# nginx_conf EXTRA: the config, EXTRA's directives first (callgrind runs nginx as one process).
+nginx_conf() {
+  cat <<EOF
+$1
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+worker_processes auto;
+events { worker_connections 4096; }
+http {
+  access_log $WORK/nginx/access.log;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  upstream mcp { server 127.0.0.1:$UP_PORT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NG_PORT;
+    location / {
+      proxy_pass http://mcp;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      # rmcp checks the Host header against its allowed hosts; nginx would send "mcp".
+      proxy_set_header Host 127.0.0.1:$UP_PORT;
+    }
+  }
+}
+EOF
+}
+nginx_conf "" >"$WORK/nginx/nginx.conf"
+nginx_conf "daemon off; master_process off;" >"$WORK/nginx/nginx-one.conf"
+cat >"$WORK/haproxy.cfg" <<EOF
+global
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend bench
+  bind 127.0.0.1:$HA_PORT
+  default_backend mcp
+backend mcp
+  server mcp 127.0.0.1:$UP_PORT
+EOF
+NGINX_VERSION=$(nginx -v 2>&1 | sed 's/.*version: nginx.//')
+HAPROXY_VERSION=$(haproxy -v | awk 'NR == 1 { print $3 }')
+log "starting nginx $NGINX_VERSION on 127.0.0.1:$NG_PORT and HAProxy $HAPROXY_VERSION on 127.0.0.1:$HA_PORT"
+nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' \
+  >"$WORK/nginx/stdout.log" 2>&1 &
+NG_PID=$!
+PIDS+=("$NG_PID")
+wait_for "nginx" 30 "$NG_PID" port_open 127.0.0.1 "$NG_PORT"
+haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+HA_PID=$!
+PIDS+=("$HA_PID")
+wait_for "HAProxy" 30 "$HA_PID" port_open 127.0.0.1 "$HA_PORT"
+# nginx's CPU is its master's and its workers' (its children).
+nginx_pids() { echo "$NG_PID" $(pgrep -P "$NG_PID" || true); }
+
 # --- the gateway ---------------------------------------------------------------------------------
 log "starting the gateway on 127.0.0.1:$GW_PORT"
 env "${EXTRA_ENV[@]}" "$GATEWAY_BIN" --config "$GW_CONFIG" >"$WORK/gateway.log" 2>&1 &
@@ -175,11 +264,20 @@ EOF
 }
 check_target direct "$DIRECT_URL"
 check_target proxy "$PROXY_URL"
+check_target nginx "$NGINX_URL"
+check_target haproxy "$HAPROXY_URL"
 check_target gateway "$GATEWAY_URL" "$TOKEN"
 # …and a request without the token must be refused: authentication really is on.
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H "Content-Type: application/json" \
   -H "Accept: application/json, text/event-stream" --data "$BODY" "$GATEWAY_URL")
 [[ $code == 401 ]] || die "the gateway answered $code to a request without a token (expected 401)"
+
+# cpu_sum PID...: the CPU seconds of all of them (0 for none).
+cpu_sum() {
+  local p t=0
+  for p in "$@"; do t=$(awk -v a="$t" -v b="$(cpu_seconds "$p")" 'BEGIN { print a + b }'); done
+  echo "$t"
+}
 
 # wrk scripts: the request, and a summary line with microsecond latencies.
 wrk_script() {
@@ -199,7 +297,8 @@ end
 EOF
   } >"$file"
 }
-(umask 077 && wrk_script "$WORK/direct.lua" && wrk_script "$WORK/proxy.lua" && wrk_script "$WORK/gateway.lua" "$TOKEN")
+# The proxies get the direct request; only the gateway needs the token.
+(umask 077 && wrk_script "$WORK/direct.lua" && wrk_script "$WORK/gateway.lua" "$TOKEN")
 
 # --- memory: idle, then with many open streams ---------------------------------------------------
 sleep 2
@@ -231,14 +330,18 @@ wait_quiet
 # plus the CPU seconds each process used to OUTFILE.
 run_wrk() {
   local name=$1 c=$2 secs=$3 out=$4 url script mid
+  # mid: the proxy's processes (for direct: none).
   case $name in
-    direct) url=$DIRECT_URL script=$WORK/direct.lua mid=$GW_PID ;;
-    proxy) url=$PROXY_URL script=$WORK/proxy.lua mid=$PX_PID ;;
+    direct) url=$DIRECT_URL script=$WORK/direct.lua mid="" ;;
+    proxy) url=$PROXY_URL script=$WORK/direct.lua mid=$PX_PID ;;
+    nginx) url=$NGINX_URL script=$WORK/direct.lua mid=$(nginx_pids) ;;
+    haproxy) url=$HAPROXY_URL script=$WORK/direct.lua mid=$HA_PID ;;
     gateway) url=$GATEWAY_URL script=$WORK/gateway.lua mid=$GW_PID ;;
-    *) die "unknown target $name (expected direct, proxy or gateway)" ;;
+    *) die "unknown target $name (expected direct, proxy, nginx, haproxy or gateway)" ;;
   esac
   local gw0 st0 rg0 calls0 ok0 calls1 ok1
-  gw0=$(cpu_seconds "$mid")
+  # shellcheck disable=SC2086 # mid is a list of pids
+  gw0=$(cpu_sum $mid)
   st0=$(cpu_seconds "$STACK_PID")
   rg0=$(cpu_seconds "$REG_PID")
   calls0=$(calls)
@@ -252,7 +355,8 @@ run_wrk() {
   calls1=$(calls)
   ok1=$(metric 'mcpgw_gateway_mcp_requests_total{decision="allowed",method="tools/call",server="bench",status="ok"}')
   grep '^RESULT' "$out.raw" >"$out" || die "wrk printed no result: $(cat "$out.raw")"
-  awk -v g="$(cpu_seconds "$mid")" -v g0="$gw0" -v s="$(cpu_seconds "$STACK_PID")" -v s0="$st0" \
+  # shellcheck disable=SC2086
+  awk -v g="$(cpu_sum $mid)" -v g0="$gw0" -v s="$(cpu_seconds "$STACK_PID")" -v s0="$st0" \
     -v r="$(cpu_seconds "$REG_PID")" -v r0="$rg0" -v w="$wcpu" -v calls=$((calls1 - calls0)) -v ok=$((ok1 - ok0)) \
     'BEGIN { printf "cpu_middle=%.2f cpu_upstream=%.2f cpu_registry=%.2f cpu_wrk=%.2f calls=%d gw_ok=%d\n", g - g0, s - s0, r - r0, w, calls, ok }' >>"$out"
 }
@@ -319,6 +423,82 @@ AUDIT_SENT=$(metric mcpgw_gateway_audit_sent_total)
 AUDIT_DROPPED=$(metric mcpgw_gateway_audit_dropped_total)
 log "gateway RSS after the load: $RSS_AFTER MB (peak $HWM MB); audit events sent $AUDIT_SENT, dropped $AUDIT_DROPPED"
 
+# --- instructions per call (callgrind) -------------------------------------------------------------
+# Each target is restarted on its own port under callgrind (so the timed runs above were not slowed),
+# warmed up, zeroed, sent CG_CALLS sequential calls on one keep-alive connection, and dumped. A
+# target whose count fails is reported as not measured (why: in the log), not as a failed run.
+BODY_FILE=$WORK/body.json
+printf '%s' "$BODY" >"$BODY_FILE"
+# curl_calls URL AUTH N: N calls, one connection; succeeds if all N answered 200.
+curl_calls() {
+  local url=$1 auth=$2 n=$3 h i ok
+  {
+    for h in "${HEADERS[@]}"; do printf 'header = "%s"\n' "$h"; done
+    [[ -z $auth ]] || printf 'header = "Authorization: Bearer %s"\n' "$auth"
+    printf 'data-binary = "@%s"\nwrite-out = "\\n%%{http_code}\\n"\nsilent\nmax-time = 600\n' "$BODY_FILE"
+    for ((i = 0; i < n; i++)); do printf 'url = "%s"\n' "$url"; done
+  } >"$WORK/curl.cfg"
+  ok=$(curl -K "$WORK/curl.cfg" 2>>"$WORK/callgrind.log" | grep -c '^200$' || true)
+  ((ok == n)) || { log "callgrind: $ok of $n calls to $url answered 200"; return 1; }
+}
+# callgrind_target NAME URL AUTH READY CMD...: instructions per call of CMD as a proxy (READY: a URL
+# that answers once it is up, or tcp:PORT). CG_ENV: settings for CMD, given outside valgrind (an
+# `env` inside would be the only process callgrind follows).
+callgrind_target() {
+  local name=$1 url=$2 auth=$3 ready=$4 pid out calls0 calls1 total
+  shift 4
+  out=$WORK/callgrind.$name
+  env "${CG_ENV[@]}" valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no "$@" >"$out.log" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  local deadline=$((SECONDS + 300))
+  until curl -fs -o /dev/null --max-time 10 "$ready" || { [[ $ready == tcp:* ]] && port_open 127.0.0.1 "${ready#tcp:}"; }; do
+    kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)) || { log "callgrind: $name did not start (see $out.log)"; bench_stop "$pid"; return 1; }
+    sleep 1
+  done
+  curl_calls "$url" "$auth" "$CG_WARMUP" || { bench_stop "$pid"; return 1; }
+  callgrind_control -z "$pid" >>"$WORK/callgrind.log" 2>&1 || { bench_stop "$pid"; return 1; }
+  calls0=$(calls)
+  curl_calls "$url" "$auth" "$CG_CALLS" || { bench_stop "$pid"; return 1; }
+  calls1=$(calls)
+  callgrind_control -d "$pid" >>"$WORK/callgrind.log" 2>&1 || { bench_stop "$pid"; return 1; }
+  bench_stop "$pid"
+  ((calls1 - calls0 >= CG_CALLS)) || { log "callgrind: the tool ran $((calls1 - calls0)) times for $CG_CALLS calls"; return 1; }
+  # The dump after zeroing: the instructions of the calls (all threads).
+  total=$(awk '/^totals:/ { print $2 }' "$out.1")
+  [[ -n $total ]] || { log "callgrind: no totals in $out.1"; return 1; }
+  echo "$name $total $CG_CALLS" >>"$WORK/instructions"
+  log "callgrind: $name: $total instructions for $CG_CALLS calls ($((total / CG_CALLS)) per call)"
+}
+: >"$WORK/instructions"
+CG_ENV=()
+for t in "${CALLGRIND[@]}"; do
+  log "instructions per call: $t under callgrind ($CG_WARMUP warm-up calls, then $CG_CALLS)"
+  case $t in
+    proxy)
+      bench_stop "$PX_PID"
+      callgrind_target proxy "$PROXY_URL" "" "tcp:$PX_PORT" \
+        "$STACK_BIN" proxy --listen "127.0.0.1:$PX_PORT" --upstream "$DIRECT_URL" || true
+      ;;
+    nginx)
+      bench_stop "$NG_PID"
+      callgrind_target nginx "$NGINX_URL" "" "tcp:$NG_PORT" \
+        nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx-one.conf" || true
+      ;;
+    haproxy)
+      bench_stop "$HA_PID"
+      callgrind_target haproxy "$HAPROXY_URL" "" "tcp:$HA_PORT" haproxy -db -f "$WORK/haproxy.cfg" || true
+      ;;
+    gateway)
+      bench_stop "$GW_PID"
+      CG_ENV=("${EXTRA_ENV[@]}")
+      callgrind_target gateway "$GATEWAY_URL" "$TOKEN" "$GW_BASE/ready" "$GATEWAY_BIN" --config "$GW_CONFIG" || true
+      CG_ENV=()
+      ;;
+    *) die "BENCH_CALLGRIND: unknown target $t (expected proxy, nginx, haproxy or gateway)" ;;
+  esac
+done
+
 # --- the report ----------------------------------------------------------------------------------
 machine_facts
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -342,7 +522,7 @@ runs = {(t, c): [load(f"{work}/run-{t}-{c}-{r}") for r in range(1, rounds + 1)]
         for c in concs for t in targets}
 med = lambda t, c, k: statistics.median(x[k] for x in runs[(t, c)])
 ms = lambda us: f"{us / 1000:.3f}"
-label = {"direct": "direct", "proxy": "bare forwarder", "gateway": "gateway"}
+label = {"direct": "direct", "proxy": "bare forwarder", "nginx": "nginx", "haproxy": "HAProxy", "gateway": "gateway"}
 print("| concurrency | target | req/s | p50 ms | p90 ms | p99 ms | max ms |")
 print("|---:|---|---:|---:|---:|---:|---:|")
 for c in concs:
@@ -367,16 +547,16 @@ for c in concs:
         print(f"| {c} | {label[t]} | {ms(dp50)} | {ms(dp99)} | {ratio:.2f}x |")
 print()
 print("CPU seconds per 10,000 requests, by process (median over the rounds; the second column is")
-print("the gateway or the bare forwarder, whichever the requests went through):")
+print("the proxy the requests went through, all its processes):")
 print()
-print("| concurrency | target | gateway / forwarder | MCP server | registry (audit) | wrk | all |")
+print("| concurrency | target | proxy | MCP server | registry (audit) | wrk | all |")
 print("|---:|---|---:|---:|---:|---:|---:|")
 for c in concs:
     for t in targets:
         per = lambda k: statistics.median(x[k] / x["requests"] * 1e4 for x in runs[(t, c)])
         g = per("cpu_middle") if t != "direct" else 0.0
         u, r, w = per("cpu_upstream"), per("cpu_registry"), per("cpu_wrk")
-        if t == "proxy":
+        if t != "gateway":
             r = 0.0
         print(f"| {c} | {label[t]} | {g:.2f} | {u:.2f} | {r:.2f} | {w:.2f} | {g + u + r + w:.2f} |")
 print()
@@ -388,6 +568,47 @@ for c in concs:
     for t in targets:
         cells = [f"{x['rps']:.0f}; {ms(x['p50_us'])} / {ms(x['p99_us'])}" for x in runs[(t, c)]]
         print(f"| {c} | {label[t]} | " + " | ".join(cells) + " |")
+print()
+# CPU per call of the proxy's own processes (for the gateway: itself and the registry's audit
+# intake), and instructions per call of the proxy process under callgrind.
+instr = {}
+try:
+    for line in open(f"{work}/instructions"):
+        name, total, n = line.split()
+        instr[name] = int(total) / int(n)
+except FileNotFoundError:
+    pass
+hi = concs[-1]
+def us(t, c, k):
+    return statistics.median(x[k] / x["requests"] * 1e6 for x in runs[(t, c)])
+def own(t, c):
+    if t == "direct":
+        return 0.0
+    return us(t, c, "cpu_middle") + (us(t, c, "cpu_registry") if t == "gateway" else 0.0)
+def cell(t, c):
+    if t == "gateway":
+        return f"{own(t, c):.0f} µs (gateway {us(t, c, 'cpu_middle'):.0f} + registry audit intake {us(t, c, 'cpu_registry'):.0f})"
+    return "–" if t == "direct" else f"{own(t, c):.0f} µs"
+kilo = lambda v: f"{v / 1000:.0f}k" if v < 1e6 else f"{v / 1e6:.2f}M"
+print("CPU and instructions per call (the proxy's own processes; the MCP server's CPU is in the last")
+print("CPU column; instructions from callgrind, calls one after the other on one connection):")
+print()
+print("| target | " + " | ".join(f"CPU per call at c={c}" for c in reversed(concs)) +
+      f" | MCP server CPU per call at c={hi} | instructions per call | req/s at c={hi} ÷ direct |")
+print("|---|" + "---:|" * (len(concs) + 3))
+for t in targets:
+    ratio = med(t, hi, "rps") / med("direct", hi, "rps")
+    ins = kilo(instr[t]) if t in instr else "–"
+    print(f"| {label[t]} | " + " | ".join(cell(t, c) for c in reversed(concs)) +
+          f" | {us(t, hi, 'cpu_upstream'):.0f} µs | {ins} | {ratio:.2f} |")
+with open(f"{work}/cpu-summary", "w") as f:
+    if "gateway" in targets and "nginx" in targets:
+        f.write(f"cpu {hi} {own('gateway', hi):.1f} {own('nginx', hi):.1f} {own('gateway', hi) / own('nginx', hi):.2f}\n")
+    if "gateway" in instr:
+        line = f"instr {instr['gateway']:.0f}"
+        if "nginx" in instr:
+            line += f" {instr['gateway'] / instr['nginx']:.1f}"
+        f.write(line + "\n")
 with open(f"{work}/summary", "w") as f:
     for c, (dp50, ratio) in summary.items():
         f.write(f"{c} {dp50 / 1000:.3f} {ratio:.2f}\n")
@@ -402,6 +623,14 @@ while read -r c dp50 ratio; do
     targets+=("- Throughput at concurrency 64: ${ratio}x the direct throughput (target at least 0.8x: $(verdict "$ratio" ">=" 0.8)).")
   fi
 done <"$WORK/summary"
+if [[ -s $WORK/cpu-summary ]]; then
+  while read -r kind a b c d; do
+    case $kind in
+      cpu) targets+=("- CPU per call at concurrency $a: gateway with its registry intake $b µs, nginx $c µs: ${d}x nginx (target at most 3x: $(verdict "$d" "<=" 3); stretch 2x: $(verdict "$d" "<=" 2)).") ;;
+      instr) targets+=("- Instructions per call of the gateway: $((a / 1000))k${b:+ (${b}x nginx)} (target at most 150k: $(verdict "$a" "<=" 150000)).") ;;
+    esac
+  done <"$WORK/cpu-summary"
+fi
 targets+=("- RSS idle: $RSS_IDLE MB (target at most 30 MB: $(verdict "$RSS_IDLE" "<=" 30)).")
 targets+=("- RSS with $STREAMS open SSE streams: $RSS_STREAMS MB (target at most 300 MB with 10,000: $(verdict "$RSS_STREAMS" "<=" 300)).")
 
@@ -415,7 +644,10 @@ targets+=("- RSS with $STREAMS open SSE streams: $RSS_STREAMS MB (target at most
     "as a 2026-07-28 stateless request (\`Mcp-Method\`/\`Mcp-Name\` headers, protocol version in" \
     "\`_meta\`): to the server directly; through a *bare forwarder* (\`bench_stack proxy\`: axum +" \
     "reqwest with the gateway's client settings and nothing else, the floor of any proxy on the" \
-    "gateway's HTTP stack); and through the release gateway binary with a bearer token" \
+    "gateway's HTTP stack); through nginx ${NGINX_VERSION} and HAProxy ${HAPROXY_VERSION} as plain" \
+    "reverse proxies (Debian packages, keep-alive to the upstream, nginx with its default access" \
+    "log to a file and \`worker_processes auto\`, HAProxy with its default threads and no log);" \
+    "and through the release gateway binary with a bearer token" \
     "(JWT verified once, then cached), the scope policy, the per-caller rate limit and audit on" \
     "(a JSON log line per call, written to a file, and batches to the registry, which stores them in" \
     "SQLite on the same machine). Gateway log filter \`info\`. Every process — load generator," \
@@ -424,7 +656,20 @@ targets+=("- RSS with $STREAMS open SSE streams: $RSS_STREAMS MB (target at most
     "Each concurrency: a ${WARMUP} s warm-up per target, then $ROUNDS rounds of ${DURATION} s, the" \
     "targets alternating; the tables give the median of the rounds. Every timed answer was" \
     "2xx and the tool's call counter moved by at least wrk's request count; one answer per" \
-    "target was checked for the echoed text first, and a request without a token was refused (401)."
+    "target was checked for the echoed text first, and a request without a token was refused (401)." \
+    "CPU per call: user + system time of each process from \`/proc/<pid>/stat\` before and after" \
+    "each timed run, divided by the requests wrk counted (nginx: master and workers; the gateway:" \
+    "itself and the registry, which receives and stores its audit events)."
+  if [[ -s $WORK/instructions ]]; then
+    echo
+    echo "Instructions per call: after the timed runs, each proxy was restarted under" \
+      "\`valgrind --tool=callgrind\` ($(valgrind --version)), sent $CG_WARMUP warm-up calls, its counters" \
+      "zeroed, then sent $CG_CALLS calls one after the other on one keep-alive connection (curl), every" \
+      "one answered 200 and counted by the tool; the count is every instruction of the proxy process" \
+      "(all threads, kernel excluded) divided by $CG_CALLS. nginx as one process" \
+      "(\`master_process off\`). The Rust binaries are cargo's \`release\` profile (opt-level 3," \
+      "debuginfo stripped, no LTO)."
+  fi
   if [[ -n ${BENCH_GATEWAY_BIN:-} ]]; then
     echo
     echo "Gateway binary: \`$BENCH_GATEWAY_BIN\` (not the plain release build)."
