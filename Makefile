@@ -57,7 +57,7 @@ openapi: ## Print the registry's OpenAPI document
 bench: ## Benchmark the registry on SQLite and MongoDB; writes docs/performance.md
 	scripts/bench-registry.sh
 
-bench-gateway: ## Benchmark tools/call direct vs through the gateway; writes docs/performance.md
+bench-gateway: ## Benchmark tools/call direct, through nginx, HAProxy, a bare forwarder and the gateway (CPU and instructions per call); writes docs/performance.md
 	scripts/bench-gateway.sh
 
 images: ## docker build every image (IMAGE=registry|auth-server|gateway|setup for one), tagged <version>-<git short sha>
