@@ -1,8 +1,7 @@
-//! Assembly: state, routes, middleware, and the process that runs them.
+//! Assembly: the state built, routes, middleware, and the process that runs them.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -17,9 +16,9 @@ use mcpgw_core::secrets::Keyring;
 use mcpgw_core::telemetry::metrics_router;
 use mcpgw_core::token::TokenValidator;
 use secrecy::SecretString;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::audit::AuditSink;
@@ -32,72 +31,7 @@ use crate::session::SessionSealer;
 use crate::shared::SharedSettings;
 use crate::sync::{RouteTable, Syncer};
 
-/// Everything a request handler reaches.
-pub struct Gateway {
-    pub config: GatewayConfig,
-    pub public_base: String,
-    pub instance: String,
-    pub table: Arc<RouteTable>,
-    pub auth: Authenticator,
-    pub sessions: SessionSealer,
-    /// Client for upstream MCP servers: no redirects, egress checked on every connection.
-    pub upstream_http: reqwest::Client,
-    pub metrics: Metrics,
-    pub audit: Arc<AuditSink>,
-    pub rate: RateLimiter,
-    pub streams: StreamCounter,
-    pub legacy: Arc<LegacyConnections>,
-    pub allowed_hosts: Vec<String>,
-    pub allowed_origins: Vec<String>,
-    /// The aggregated endpoint `/mcp`: its tool catalog and upstream sessions.
-    pub aggregate: crate::aggregate::Aggregator,
-}
-
-/// Open HTTP+SSE (2024-11-05) client streams of this process, by their `sessionId`.
-#[derive(Default)]
-pub struct LegacyConnections {
-    open: Mutex<HashMap<String, LegacyConnection>>,
-}
-
-pub struct LegacyConnection {
-    pub server: String,
-    pub caller: String,
-    pub tx: mpsc::Sender<Value>,
-    /// The gateway session id once the client has initialized.
-    pub session: Mutex<Option<String>>,
-}
-
-impl LegacyConnections {
-    pub fn insert(&self, id: String, conn: LegacyConnection) {
-        self.open.lock().expect("legacy").insert(id, conn);
-    }
-
-    pub fn remove(&self, id: &str) {
-        self.open.lock().expect("legacy").remove(id);
-    }
-
-    /// The stream and session of `id`, if it belongs to `server` and `caller`.
-    pub fn lookup(
-        &self,
-        id: &str,
-        server: &str,
-        caller: &str,
-    ) -> Option<(mpsc::Sender<Value>, Option<String>)> {
-        let open = self.open.lock().expect("legacy");
-        let conn = open.get(id)?;
-        if conn.server != server || conn.caller != caller {
-            return None;
-        }
-        let session = conn.session.lock().expect("legacy session").clone();
-        Some((conn.tx.clone(), session))
-    }
-
-    pub fn set_session(&self, id: &str, session: String) {
-        if let Some(conn) = self.open.lock().expect("legacy").get(id) {
-            *conn.session.lock().expect("legacy session") = Some(session);
-        }
-    }
-}
+pub use crate::state::{Gateway, LegacyConnection, LegacyConnections};
 
 /// The upstream client. Literal IP hosts skip DNS, so they are checked in the request path
 /// as well (see [`check_literal_ip`]).

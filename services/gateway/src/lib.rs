@@ -17,6 +17,7 @@ pub mod proxy;
 pub mod routes;
 pub mod session;
 pub mod shared;
+pub mod state;
 pub mod sse;
 pub mod stdio_health;
 pub mod stdio_sandbox;

@@ -219,7 +219,7 @@ fn open_upstream(entry: &RouteEntry, ctx: &RouteContext<'_>) -> Result<Upstream,
     match &entry.endpoint {
         Endpoint::StreamableHttp { url } => {
             let url = url::Url::parse(url).map_err(|e| format!("endpoint.url: {e}"))?;
-            crate::app::check_literal_ip(ctx.egress, &url)?;
+            mcpgw_core::egress::check_literal_ip(ctx.egress, &url)?;
             Ok(Upstream::Http {
                 url,
                 headers,
@@ -228,7 +228,7 @@ fn open_upstream(entry: &RouteEntry, ctx: &RouteContext<'_>) -> Result<Upstream,
         }
         Endpoint::Sse { url } => {
             let url = url::Url::parse(url).map_err(|e| format!("endpoint.url: {e}"))?;
-            crate::app::check_literal_ip(ctx.egress, &url)?;
+            mcpgw_core::egress::check_literal_ip(ctx.egress, &url)?;
             Ok(Upstream::Shared(SharedUpstream::sse(
                 entry.path.as_str(),
                 url,

@@ -10,7 +10,7 @@ use mcpgw_core::policy::Identity;
 use serde_json::{Value, json};
 
 use super::catalog::View;
-use crate::app::Gateway;
+use crate::state::Gateway;
 
 /// The digest of what `identity` may use now.
 pub fn fingerprint(gw: &Gateway, identity: &Identity) -> [u8; 32] {

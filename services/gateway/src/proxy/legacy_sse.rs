@@ -30,7 +30,7 @@ pub async fn sse_connect(
     let id = uuid::Uuid::new_v4().simple().to_string();
     gw.legacy.insert(
         id.clone(),
-        crate::app::LegacyConnection {
+        crate::state::LegacyConnection {
             server: server.clone(),
             caller: caller.digest.to_string(),
             tx,

@@ -31,7 +31,6 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::app::Gateway;
 use crate::caller::{self, Caller};
 use crate::error::{ProxyError, UpstreamFault};
 use crate::jsonrpc::{self, Era, Incoming, Kind, Message, codes};
@@ -39,6 +38,7 @@ use crate::routes::{Route, Routes, Upstream};
 use crate::session::SessionState;
 use crate::shared::{PendingReply, SharedUpstream};
 use crate::sse;
+use crate::state::Gateway;
 use crate::transform;
 
 mod exit;
