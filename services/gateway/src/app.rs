@@ -187,9 +187,9 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         )
         .route(
             "/mcp",
-            post(crate::aggregate::post)
-                .get(crate::aggregate::get)
-                .delete(crate::aggregate::delete),
+            post(crate::aggregate::endpoint::post)
+                .get(crate::aggregate::endpoint::get)
+                .delete(crate::aggregate::endpoint::delete),
         )
         .route(
             "/{server}/mcp",

@@ -44,7 +44,7 @@ pub struct GatewayConfig {
 #[serde(deny_unknown_fields)]
 pub struct AggregateConfig {
     /// What `tools/list` holds unless the request says `?mode=`.
-    pub mode: crate::aggregate::endpoint::Mode,
+    pub mode: crate::aggregate::Mode,
     /// Exposed names (`server__tool`) listed directly in progressive mode.
     pub always_on: Vec<String>,
     /// Most tools one `discover_tools` returns.
@@ -329,9 +329,9 @@ impl GatewayConfig {
             return Err(key("aggregate.always_on", "must name at most 50 tools"));
         }
         if let Some(bad) = a.always_on.iter().find(|n| {
-            n.len() > crate::aggregate::endpoint::MAX_NAME_CHARS
+            n.len() > crate::aggregate::MAX_NAME_CHARS
                 || !n
-                    .split_once(crate::aggregate::catalog::SEPARATOR)
+                    .split_once(crate::aggregate::SEPARATOR)
                     .is_some_and(|(s, t)| !s.is_empty() && !t.is_empty())
         }) {
             return Err(key(

@@ -12,6 +12,7 @@
 //! - Errors whose answer needs a challenge header built from policy (401, 403
 //!   `insufficient_scope`) stay in `caller.rs`; the aggregate's `Refused` is still its own.
 
+use axum::response::IntoResponse;
 use http::{HeaderValue, StatusCode};
 use serde_json::{Value, json};
 
@@ -271,7 +272,7 @@ impl ProxyError {
     /// The HTTP answer for the request `id`.
     pub fn into_response(self, id: Option<&Value>) -> axum::response::Response {
         let mapping = self.mapping();
-        let mut r = crate::proxy::json_response(mapping.status, &self.body(id));
+        let mut r = json_response(mapping.status, &self.body(id));
         if let Some(seconds) = mapping.retry_after
             && let Ok(v) = HeaderValue::from_str(&seconds.to_string())
         {
@@ -283,6 +284,16 @@ impl ProxyError {
         }
         r
     }
+}
+
+/// A JSON body with its content type.
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> axum::response::Response {
+    (
+        status,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        serde_json::to_vec(body).unwrap_or_default(),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

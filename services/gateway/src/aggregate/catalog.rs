@@ -19,9 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::routes::{Route, Routes};
 
-/// Between the server path and the tool name of an exposed name. Server paths are lowercase
-/// letters, digits and single hyphens, so the first `__` always ends the server part.
-pub const SEPARATOR: &str = "__";
+pub use super::SEPARATOR;
 /// Parameters of one tool that are indexed (names and descriptions), at most.
 const MAX_INDEXED_PARAMS: usize = 64;
 

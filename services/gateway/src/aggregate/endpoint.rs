@@ -13,12 +13,12 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use mcpgw_core::telemetry::RequestId;
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::SESSION_SERVER;
 use super::catalog::{Entry, View};
 use super::forward::{Forward, Refused};
+pub use super::{MAX_NAME_CHARS, Mode};
 use crate::caller::{self, Caller};
 use crate::error::ProxyError;
 use crate::jsonrpc::{self, Era, Incoming, Kind, Message, codes};
@@ -29,21 +29,8 @@ use crate::sse;
 const SESSION_HEADER: &str = "mcp-session-id";
 /// Longest `discover_tools` query, in characters.
 pub const MAX_QUERY_CHARS: usize = 1000;
-/// Longest tool name `call_tool` accepts (a 64-character server path, `__`, a 128-character
-/// tool name, with room to spare).
-pub const MAX_NAME_CHARS: usize = 256;
 /// Tools `discover_tools` returns when the caller does not say.
 const DEFAULT_LIMIT: u64 = 5;
-
-/// What `tools/list` holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// The meta-tools and the always-on tools.
-    Progressive,
-    /// Every tool the caller may use, prefixed.
-    All,
-}
 
 /// `?mode=progressive|all` (the only query parameter), else the configured mode.
 fn mode_of(gw: &AppState, query: Option<&str>) -> Result<Mode, String> {

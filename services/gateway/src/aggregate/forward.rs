@@ -8,8 +8,7 @@
 //! same pipeline, once per caller and server, and keeps the sealed id (bound to that caller and
 //! server, as any client's is) until the route changes or the upstream forgets it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::response::Response;
@@ -25,8 +24,6 @@ use crate::routes::{Route, Routes};
 use super::catalog::Entry;
 
 const SESSION_HEADER: &str = "mcp-session-id";
-/// Upstream sessions remembered per process; past this the map starts over (cheap, rare).
-const MAX_SESSIONS: usize = 10_000;
 
 /// Why a call did not produce a result: the HTTP status and JSON-RPC error to answer with.
 pub struct Refused {
@@ -55,48 +52,6 @@ impl Refused {
             message,
             retry_after: None,
         }
-    }
-}
-
-/// Caller digest and server path.
-type SessionKey = (Arc<str>, String);
-
-/// The sealed session id opened on one route (none: the upstream keeps no sessions).
-struct Remembered {
-    route: Weak<Route>,
-    session: Option<String>,
-}
-
-/// Sealed upstream session ids by caller and server.
-#[derive(Default)]
-pub struct UpstreamSessions {
-    open: Mutex<HashMap<SessionKey, Remembered>>,
-}
-
-impl UpstreamSessions {
-    fn get(&self, caller: &Caller, route: &Arc<Route>) -> Option<Option<String>> {
-        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let seen = open.get(&(Arc::clone(&caller.digest), route.path().to_owned()))?;
-        std::ptr::eq(seen.route.as_ptr(), Arc::as_ptr(route)).then(|| seen.session.clone())
-    }
-
-    fn put(&self, caller: &Caller, route: &Arc<Route>, session: Option<String>) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if open.len() >= MAX_SESSIONS {
-            open.clear();
-        }
-        open.insert(
-            (Arc::clone(&caller.digest), route.path().to_owned()),
-            Remembered {
-                route: Arc::downgrade(route),
-                session,
-            },
-        );
-    }
-
-    fn forget(&self, caller: &Caller, route: &Route) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        open.remove(&(Arc::clone(&caller.digest), route.path().to_owned()));
     }
 }
 

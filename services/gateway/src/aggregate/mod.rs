@@ -17,16 +17,33 @@ pub mod catalog;
 pub mod endpoint;
 pub mod forward;
 pub mod notify;
+pub mod sessions;
 
-pub use endpoint::{delete, get, post};
 
 /// Session ids of `/mcp` are sealed for this server path, which no registered server can have
 /// (`mcp` is a reserved path), so they open nowhere else and no other session opens here.
 pub const SESSION_SERVER: &str = "mcp";
 
+/// Between the server path and the tool name of an exposed name. Server paths are lowercase
+/// letters, digits and single hyphens, so the first `__` always ends the server part.
+pub const SEPARATOR: &str = "__";
+/// Longest tool name `call_tool` accepts (a 64-character server path, `__`, a 128-character
+/// tool name, with room to spare).
+pub const MAX_NAME_CHARS: usize = 256;
+
+/// What `tools/list` holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The meta-tools and the always-on tools.
+    Progressive,
+    /// Every tool the caller may use, prefixed.
+    All,
+}
+
 /// The aggregated endpoint's state in the gateway.
 #[derive(Default)]
 pub struct Aggregator {
     pub catalog: catalog::SharedCatalog,
-    pub sessions: forward::UpstreamSessions,
+    pub sessions: sessions::UpstreamSessions,
 }

@@ -82,14 +82,7 @@ impl Call {
     }
 }
 
-pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
-    (
-        status,
-        [(http::header::CONTENT_TYPE, "application/json")],
-        serde_json::to_vec(body).unwrap_or_default(),
-    )
-        .into_response()
-}
+pub(crate) use crate::error::json_response;
 
 pub(crate) fn rpc_error(
     status: StatusCode,
