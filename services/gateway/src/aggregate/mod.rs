@@ -19,7 +19,6 @@ pub mod forward;
 pub mod notify;
 pub mod sessions;
 
-
 /// Session ids of `/mcp` are sealed for this server path, which no registered server can have
 /// (`mcp` is a reserved path), so they open nowhere else and no other session opens here.
 pub const SESSION_SERVER: &str = "mcp";
