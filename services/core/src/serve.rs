@@ -27,7 +27,10 @@ pub fn run(work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(work) {
+    let result = runtime.block_on(work);
+    // The log writer buffers lines (telemetry::writer): the last ones go out before exit.
+    crate::telemetry::writer::flush();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

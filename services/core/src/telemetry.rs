@@ -7,6 +7,11 @@
 //!   runs through all hops), anything else is replaced by a fresh UUID. The id is returned in
 //!   the response header and recorded on the request span.
 //! - HTTP metrics are labelled by matched route, never by raw path, so cardinality stays bounded.
+//! - Logging stays off the request's critical path: JSON lines are written field by field
+//!   ([`json_lines`]) into a buffer that a thread of its own writes to stdout ([`writer`]).
+
+mod json_lines;
+pub mod writer;
 
 use std::time::Instant;
 
@@ -58,13 +63,11 @@ pub fn init_logging(config: &LogConfig) -> anyhow::Result<()> {
     let filter = parse_filter(&config.filter)?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+        .with_writer(writer::BufferedStdout);
     match config.format {
         LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+            .fmt_fields(json_lines::SpanFields)
+            .event_format(json_lines::JsonLines::default())
             .try_init(),
         LogFormat::Text => builder.compact().try_init(),
     }
