@@ -45,19 +45,19 @@ pub struct AuthConfig {
     pub log: LogConfig,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SqliteSync {
-    Full,
-    Normal,
-}
+/// Defined in core with the SQLite pool setup it configures.
+pub use mcpgw_core::sqlite::SqliteSync;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
+    /// `sqlite://PATH` (empty = `<data_dir>/auth.db`) or `postgres://USER@HOST:PORT/DB`.
     pub url: String,
+    /// Connections in the pool (PostgreSQL) / read connections (SQLite); default 8.
     pub pool_size: u32,
+    /// SQLite durability; default `full`.
     pub sqlite_synchronous: SqliteSync,
+    /// The PostgreSQL password (never in the URL).
     pub password: SecretSource,
     pub password_refresh_seconds: u64,
 }

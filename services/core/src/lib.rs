@@ -19,6 +19,8 @@ pub mod search;
 pub mod secrets;
 pub mod serve;
 pub mod signing;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 pub mod sse;
 pub mod telemetry;
 pub mod time;

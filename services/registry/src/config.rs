@@ -190,19 +190,19 @@ pub struct ToolsConfig {
     pub integrity_mode: mcpgw_core::domain::IntegrityMode,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SqliteSync {
-    Full,
-    Normal,
-}
+/// Defined in core with the SQLite pool setup it configures.
+pub use mcpgw_core::sqlite::SqliteSync;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
+    /// `sqlite://PATH` (empty = `<data_dir>/registry.db`), or `mongodb://…` / `mongodb+srv://…`.
     pub url: String,
+    /// Read connections (SQLite) / pool size factor (MongoDB); default 8.
     pub pool_size: u32,
+    /// SQLite durability; default `full`.
     pub sqlite_synchronous: SqliteSync,
+    /// MongoDB database name; default `mcpgw_registry`.
     pub mongo_database: String,
     pub mongo_server_selection_timeout_ms: u64,
     pub catalog_cache_ms: u64,

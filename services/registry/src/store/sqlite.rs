@@ -1,27 +1,28 @@
-//! The embedded default store: SQLite through `sqlx`, in WAL mode.
+//! The embedded default store: SQLite through `sqlx`, in WAL mode, its pools opened by
+//! `mcpgw_core::sqlite::open_pools` (shared with the other service with an embedded store).
 //!
 //! Writes go through a pool of exactly one connection, so writers queue in the application
 //! instead of failing with `SQLITE_BUSY`; reads use a separate pool and never block on writes
 //! (WAL). `synchronous` defaults to FULL: a commit is on disk before the call returns, so an
 //! acknowledged write survives a power loss, not only a process crash.
 
-use std::str::FromStr;
-use std::time::Duration;
-
 use async_trait::async_trait;
 use mcpgw_core::domain::{AgentHealth, AgentRecord, ServerPath, ServerRecord};
 use mcpgw_core::policy::{PolicySnapshot, ScopeDocument};
+use mcpgw_core::sqlite::{self, Pools};
 use mcpgw_core::time::Timestamp;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::SqlitePool;
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::{
     AgentFilter, ApiKeyRecord, AuditFilter, AuditRecord, RegistryStore, ServerFilter, StoreError,
     with_version,
 };
-use crate::config::{SqliteSync, StoreConfig};
+use crate::config::StoreConfig;
+
+/// The schema, applied at every open.
+static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteStore {
     reads: SqlitePool,
@@ -69,44 +70,12 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database and runs migrations.
+    /// Opens (creating if needed) the database and runs migrations (`mcpgw_core::sqlite`).
     pub async fn open(url: &str, settings: &StoreConfig) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Internal(format!("store.url is not a valid SQLite URL: {e}")))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(match settings.sqlite_synchronous {
-                SqliteSync::Full => SqliteSynchronous::Full,
-                SqliteSync::Normal => SqliteSynchronous::Normal,
-            })
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        if let Some(path) = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .map(|p| p.split('?').next().unwrap_or(p))
-            && let Some(dir) = std::path::Path::new(path).parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", dir.display())))?;
-        }
-        let writes = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone())
-            .await
-            .map_err(map_err)?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&writes)
-            .await
-            .map_err(|e| StoreError::Internal(format!("migrating the SQLite schema: {e}")))?;
-        let reads = SqlitePoolOptions::new()
-            .max_connections(settings.pool_size.max(1))
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.read_only(true))
-            .await
-            .map_err(map_err)?;
+        let (sync, size) = (settings.sqlite_synchronous, settings.pool_size);
+        let pools = sqlite::open_pools(url, sync, size, &MIGRATIONS).await;
+        let Pools { reads, writes } =
+            pools.map_err(|e| e.into_store(StoreError::Unavailable, StoreError::Internal))?;
         Ok(Self { reads, writes })
     }
 

@@ -1,0 +1,121 @@
+//! Opening an embedded SQLite store (feature `sqlite`): the one pool setup the registry and
+//! the auth-server share.
+//!
+//! The rules, the same for every service:
+//! - WAL mode, foreign keys on, a 10 s busy timeout; `synchronous` FULL by default, so a commit
+//!   is on disk before the call returns (`store.sqlite_synchronous = "normal"` trades that for
+//!   speed);
+//! - writes go through a pool of exactly one connection (30 s acquire timeout), so writers
+//!   queue in the application instead of failing with `SQLITE_BUSY` and read-check-write
+//!   sequences are serialised; reads use a separate read-only pool of `store.pool_size`
+//!   connections (10 s acquire timeout) and never block on writes;
+//! - the database file and its directory are created when missing; the service's migrations
+//!   run on the writer before the reader pool opens.
+//!
+//! The migrations stay in each service (`sqlx::migrate!` reads them at compile time, relative
+//! to the crate); the caller passes them in. Errors come back as [`OpenError`], which a store
+//! maps onto its own error enum.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+/// `store.sqlite_synchronous`: when a commit reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqliteSync {
+    /// Before the commit returns: an acknowledged write survives a power loss.
+    Full,
+    /// At WAL checkpoints: a power loss may lose the last commits, a crash does not.
+    Normal,
+}
+
+/// The two pools of an open store.
+pub struct Pools {
+    /// Read-only, `pool_size` connections.
+    pub reads: SqlitePool,
+    /// Exactly one connection: every write and transaction.
+    pub writes: SqlitePool,
+}
+
+/// Why a store did not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The database could not be reached: its directory cannot be created, the pool timed out
+    /// or the file cannot be read.
+    #[error("{0}")]
+    Unavailable(String),
+    /// `store.url` does not parse, a migration failed, or SQLite refused otherwise.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl OpenError {
+    /// This error as a store's own: `unavailable(message)` or `internal(message)`.
+    pub fn into_store<E>(self, unavailable: fn(String) -> E, internal: fn(String) -> E) -> E {
+        match self {
+            OpenError::Unavailable(m) => unavailable(m),
+            OpenError::Internal(m) => internal(m),
+        }
+    }
+}
+
+fn connect_error(e: sqlx::Error) -> OpenError {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            OpenError::Unavailable(e.to_string())
+        }
+        _ => OpenError::Internal(e.to_string()),
+    }
+}
+
+/// Opens (creating if needed) the database at `url`, runs `migrations` and returns its pools.
+pub async fn open_pools(
+    url: &str,
+    synchronous: SqliteSync,
+    pool_size: u32,
+    migrations: &Migrator,
+) -> Result<Pools, OpenError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| OpenError::Internal(format!("store.url is not a valid SQLite URL: {e}")))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(match synchronous {
+            SqliteSync::Full => SqliteSynchronous::Full,
+            SqliteSync::Normal => SqliteSynchronous::Normal,
+        })
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .map(|p| p.split('?').next().unwrap_or(p))
+        && let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| OpenError::Unavailable(format!("creating {}: {e}", dir.display())))?;
+    }
+    let writes = SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options.clone())
+        .await
+        .map_err(connect_error)?;
+    migrations
+        .run(&writes)
+        .await
+        .map_err(|e| OpenError::Internal(format!("migrating the SQLite schema: {e}")))?;
+    let reads = SqlitePoolOptions::new()
+        .max_connections(pool_size.max(1))
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options.read_only(true))
+        .await
+        .map_err(connect_error)?;
+    Ok(Pools { reads, writes })
+}
