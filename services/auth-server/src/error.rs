@@ -49,17 +49,9 @@ pub enum AuthError {
         scope: String,
         resource_metadata: String,
     },
-    #[error("unsupported media type")]
-    UnsupportedMediaType,
-    #[error("payload too large")]
-    PayloadTooLarge(usize),
-    #[error("invalid query parameter {}: {}", .0.field, .0.message)]
-    InvalidQuery(FieldError),
-    #[error("malformed JSON")]
-    MalformedJson {
-        field: Option<String>,
-        detail: String,
-    },
+    /// A body or query the API could not read (`mcpgw_core::input`, mapped there).
+    #[error(transparent)]
+    Input(#[from] InputError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -116,29 +108,7 @@ impl AuthError {
                 "insufficient_scope",
                 format!("the token lacks the scope {scope:?} this resource needs"),
             ),
-            E::UnsupportedMediaType => ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as JSON with Content-Type: application/json",
-            ),
-            E::PayloadTooLarge(limit) => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the request body exceeds the limit of {limit} bytes"),
-            ),
-            E::InvalidQuery(f) => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                format!("query parameter {}: {}", f.field, f.message),
-            )
-            .with_field(f.field.clone()),
-            E::MalformedJson { field, detail } => {
-                let e = ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", detail.clone());
-                match field {
-                    Some(f) => e.with_field(f.clone()),
-                    None => e,
-                }
-            }
+            E::Input(e) => e.to_api(),
             E::Store(StoreError::Unavailable(msg)) => {
                 tracing::error!(error = %msg, "store unavailable");
                 ApiError::unavailable("the auth-server's database is unreachable; retry shortly")
@@ -230,19 +200,6 @@ impl IntoResponse for AuthError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
         }
         response
-    }
-}
-
-impl From<InputError> for AuthError {
-    fn from(e: InputError) -> Self {
-        match e {
-            InputError::UnsupportedMediaType => AuthError::UnsupportedMediaType,
-            InputError::MalformedJson { field, detail } => {
-                AuthError::MalformedJson { field, detail }
-            }
-            InputError::Invalid(f) => AuthError::Invalid(f),
-            InputError::InvalidQuery(f) => AuthError::InvalidQuery(f),
-        }
     }
 }
 

@@ -8,13 +8,18 @@
 //!   JSON path (`governance.owner_team`, `scopes[2]`), unknown fields included when the target
 //!   type denies them;
 //! - query parameters outside an endpoint's list, repeated ones and values over 1 KiB are
-//!   refused (`InvalidQuery`, 400), naming the parameter.
+//!   refused (`InvalidQuery`, 400), naming the parameter;
+//! - a body over the endpoint's limit is `PayloadTooLarge` (413).
+//!
+//! [`InputError::to_api`] is the one mapping of these errors to the envelope; the services'
+//! error enums carry an `InputError` and hand it there.
 
 use std::collections::BTreeMap;
 
 use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
 
+use crate::error::ApiError;
 use crate::time::Timestamp;
 use crate::validate::FieldError;
 
@@ -32,6 +37,43 @@ pub enum InputError {
     Invalid(FieldError),
     #[error("query parameter {}: {}", .0.field, .0.message)]
     InvalidQuery(FieldError),
+    /// The body exceeds the limit (bytes).
+    #[error("the request body exceeds the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+}
+
+impl InputError {
+    /// The envelope: 415 `unsupported_media_type`, 400 `invalid_json` (with the field when
+    /// one is at fault), 422 `invalid_request`, 400 `invalid_query`, 413 `payload_too_large`.
+    pub fn to_api(&self) -> ApiError {
+        use axum::http::StatusCode;
+        match self {
+            InputError::UnsupportedMediaType => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ),
+            InputError::PayloadTooLarge(limit) => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the request body exceeds the limit of {limit} bytes"),
+            ),
+            InputError::InvalidQuery(f) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("query parameter {}: {}", f.field, f.message),
+            )
+            .with_field(f.field.clone()),
+            InputError::MalformedJson { field, detail } => {
+                let e = ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", detail.clone());
+                match field {
+                    Some(f) => e.with_field(f.clone()),
+                    None => e,
+                }
+            }
+            InputError::Invalid(f) => ApiError::invalid_field(f.field.clone(), f.message.clone()),
+        }
+    }
 }
 
 /// Whether the request declares a JSON body.

@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod egress;
 pub mod error;
+pub mod extract;
 pub mod gateway_sync;
 pub mod html;
 pub mod input;

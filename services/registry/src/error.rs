@@ -9,6 +9,7 @@ use mcpgw_core::auth::MissingPermission;
 use mcpgw_core::domain::Lifecycle;
 use mcpgw_core::egress::EgressError;
 use mcpgw_core::error::ApiError;
+use mcpgw_core::input::InputError;
 use mcpgw_core::secrets::SecretError;
 use mcpgw_core::validate::FieldError;
 
@@ -67,17 +68,9 @@ pub enum RegistryError {
     MalformedYaml(String),
     #[error("{0}")]
     InvalidToken(String),
-    #[error("unsupported media type")]
-    UnsupportedMediaType,
-    #[error("payload too large")]
-    PayloadTooLarge(usize),
-    #[error("invalid query parameter {}: {}", .0.field, .0.message)]
-    InvalidQuery(FieldError),
-    #[error("malformed JSON")]
-    MalformedJson {
-        field: Option<String>,
-        detail: String,
-    },
+    /// A body or query the API could not read (`mcpgw_core::input`, mapped there).
+    #[error(transparent)]
+    Input(#[from] InputError),
     /// A registered server did not answer as MCP requires (tool discovery).
     #[error("the server did not answer: {0}")]
     Upstream(String),
@@ -188,29 +181,7 @@ impl RegistryError {
             E::InvalidToken(detail) => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", detail.clone())
             }
-            E::UnsupportedMediaType => ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as JSON with Content-Type: application/json",
-            ),
-            E::PayloadTooLarge(limit) => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the request body exceeds the limit of {limit} bytes"),
-            ),
-            E::InvalidQuery(f) => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                format!("query parameter {}: {}", f.field, f.message),
-            )
-            .with_field(f.field.clone()),
-            E::MalformedJson { field, detail } => {
-                let e = ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", detail.clone());
-                match field {
-                    Some(f) => e.with_field(f.clone()),
-                    None => e,
-                }
-            }
+            E::Input(e) => e.to_api(),
             E::Upstream(detail) => ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "upstream_error",

@@ -1,6 +1,7 @@
 //! Request extractors: the caller's session (with the CSRF rule), the caller of the token API
-//! (a session or an OAuth client's sign-in token), administrators, JSON bodies, query
-//! parameters, the request id and the client's address.
+//! (a session or an OAuth client's sign-in token), administrators, JSON bodies and path
+//! parameters (core's `ApiJson` / `ApiPath`, `mcpgw_core::extract`), query parameters, the
+//! request id and the client's address.
 //!
 //! The CSRF rule lives in [`Session`]: for any method other than GET, HEAD and OPTIONS, a
 //! cookie-authenticated request must carry `X-CSRF-Token` equal to the session's token.
@@ -8,13 +9,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
-use mcpgw_core::input::{self, Params};
+use mcpgw_core::extract::BodyLimit;
+pub use mcpgw_core::extract::{ApiJson, ApiPath};
+use mcpgw_core::input::Params;
 use mcpgw_core::telemetry::RequestId;
-use serde::de::DeserializeOwned;
 
 use crate::app::AppState;
 use crate::error::AuthError;
@@ -220,49 +221,10 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// A JSON body, parsed with precise errors.
-pub struct ApiJson<T>(pub T);
-
-impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
-    type Rejection = AuthError;
-
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        if !input::is_json(req.headers()) {
-            return Err(AuthError::UnsupportedMediaType);
-        }
-        let limit = state.config.max_body_bytes;
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                AuthError::PayloadTooLarge(limit)
-            } else {
-                AuthError::MalformedJson {
-                    field: None,
-                    detail: format!("the body could not be read: {}", rejection.body_text()),
-                }
-            }
-        })?;
-        Ok(ApiJson(input::parse_json_bytes(&bytes)?))
-    }
-}
-
-/// Path parameters; a malformed one (bad percent-encoding) is refused in the envelope.
-pub struct ApiPath<T>(pub T);
-
-impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiPath<T> {
-    type Rejection = AuthError;
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|p| ApiPath(p.0))
-            .map_err(|rejection| {
-                AuthError::Invalid(mcpgw_core::validate::FieldError::new(
-                    "path",
-                    format!("is not a valid path parameter: {}", rejection.body_text()),
-                ))
-            })
+/// The auth-server's body limit for [`ApiJson`]: `max_body_bytes`.
+impl FromRef<AppState> for BodyLimit {
+    fn from_ref(state: &AppState) -> Self {
+        BodyLimit(state.config.max_body_bytes)
     }
 }
 

@@ -125,7 +125,9 @@ async fn validate_inner(
             .map(Scope::parse)
             .collect::<std::result::Result<_, _>>()
             .map_err(|m| {
-                AuthError::InvalidQuery(mcpgw_core::validate::FieldError::new("scope", m))
+                AuthError::Input(mcpgw_core::input::InputError::InvalidQuery(
+                    mcpgw_core::validate::FieldError::new("scope", m),
+                ))
             })?,
         None => Vec::new(),
     };

@@ -6,6 +6,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use mcpgw_core::error::ErrorBody;
+use mcpgw_core::input::InputError;
 use mcpgw_core::validate::FieldError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -13,7 +14,7 @@ use utoipa::ToSchema;
 use super::extract::{Params, encode_cursor};
 use crate::app::AppState;
 use crate::auth::Caller;
-use crate::error::{RegistryError, Result};
+use crate::error::Result;
 use crate::store::{AuditFilter, AuditRecord};
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -53,10 +54,11 @@ fn filter_of(p: &Params) -> Result<AuditFilter> {
         None => None,
         Some(d @ ("allowed" | "denied")) => Some(d.to_owned()),
         Some(_) => {
-            return Err(RegistryError::InvalidQuery(FieldError::new(
+            return Err(InputError::InvalidQuery(FieldError::new(
                 "decision",
                 "must be allowed or denied",
-            )));
+            ))
+            .into());
         }
     };
     Ok(AuditFilter {
@@ -159,10 +161,11 @@ pub async fn export(
         Some("csv") => true,
         Some("jsonl") => false,
         _ => {
-            return Err(RegistryError::InvalidQuery(FieldError::new(
+            return Err(InputError::InvalidQuery(FieldError::new(
                 "format",
                 "must be csv or jsonl",
-            )));
+            ))
+            .into());
         }
     };
     let filter = filter_of(&p)?;

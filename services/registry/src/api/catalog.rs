@@ -11,6 +11,7 @@ use axum::response::IntoResponse;
 use mcpgw_core::auth::Permission;
 use mcpgw_core::domain::{DeploymentStage, Lifecycle, ServerPath, ServerRecord};
 use mcpgw_core::error::ErrorBody;
+use mcpgw_core::input::InputError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -152,12 +153,12 @@ pub async fn list(
     if let Some(v) = p.text("version")
         && v != "latest"
     {
-        return Err(RegistryError::InvalidQuery(
+        return Err(RegistryError::Input(InputError::InvalidQuery(
             mcpgw_core::validate::FieldError::new(
                 "version",
                 "only `latest` is supported: this registry keeps one version per server",
             ),
-        ));
+        )));
     }
     let filter = ServerFilter {
         enabled: Some(true),

@@ -1,27 +1,23 @@
 //! Request extractors that turn every malformed input into the error envelope, naming the
-//! field: JSON bodies (content type, size limit, syntax, types, unknown fields), query
-//! parameters (unknown, repeated or malformed ones) and `If-Match` revisions.
+//! field: JSON bodies (content type, size limit, syntax, types, unknown fields) and path
+//! parameters with core's `ApiJson` / `ApiPath` (`mcpgw_core::extract`), the larger bodies of
+//! gateway audit batches, query parameters (unknown, repeated or malformed ones) and
+//! `If-Match` revisions.
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
+use axum::extract::{FromRef, FromRequest, Request};
 use axum::http::{HeaderMap, header};
-use mcpgw_core::input::InputError;
+pub use mcpgw_core::extract::{ApiJson, ApiPath};
+use mcpgw_core::extract::{BodyLimit, json_bytes};
+pub use mcpgw_core::input::{Params, encode_cursor, parse_json_bytes, parse_json_value};
 use mcpgw_core::validate::FieldError;
-use serde::de::DeserializeOwned;
 
 use crate::app::AppState;
 use crate::error::RegistryError;
 
-/// A JSON body, parsed with precise errors.
-pub struct ApiJson<T>(pub T);
-
-impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
-    type Rejection = RegistryError;
-
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let bytes = json_bytes(req, state.config.max_body_bytes).await?;
-        Ok(ApiJson(parse_json_bytes(&bytes)?))
+/// The registry's body limit for [`ApiJson`]: `max_body_bytes`.
+impl FromRef<AppState> for BodyLimit {
+    fn from_ref(state: &AppState) -> Self {
+        BodyLimit(state.config.max_body_bytes)
     }
 }
 
@@ -37,70 +33,6 @@ impl<const LIMIT: usize> FromRequest<AppState> for LargeJson<LIMIT> {
         let limit = LIMIT.max(state.config.max_body_bytes);
         let bytes = json_bytes(req, limit).await?;
         Ok(LargeJson(parse_json_bytes(&bytes)?))
-    }
-}
-
-/// The body of a request that declares JSON, at most `limit` bytes.
-async fn json_bytes(req: Request, limit: usize) -> Result<Bytes, RegistryError> {
-    use tower::{Layer, ServiceExt};
-    if !mcpgw_core::input::is_json(req.headers()) {
-        return Err(RegistryError::UnsupportedMediaType);
-    }
-    // The router's DefaultBodyLimit is `max_body_bytes`; this request's limit replaces it.
-    let read = tower::service_fn(|req: Request| async move {
-        Ok::<_, std::convert::Infallible>(Bytes::from_request(req, &()).await)
-    });
-    let read = axum::extract::DefaultBodyLimit::max(limit).layer(read);
-    let result = match read.oneshot(req).await {
-        Ok(result) => result,
-        Err(never) => match never {},
-    };
-    result.map_err(|rejection| {
-        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            RegistryError::PayloadTooLarge(limit)
-        } else {
-            RegistryError::MalformedJson {
-                field: None,
-                detail: format!("the body could not be read: {}", rejection.body_text()),
-            }
-        }
-    })
-}
-
-pub use mcpgw_core::input::{Params, encode_cursor, parse_json_bytes, parse_json_value};
-
-impl From<InputError> for RegistryError {
-    fn from(e: InputError) -> Self {
-        match e {
-            InputError::UnsupportedMediaType => RegistryError::UnsupportedMediaType,
-            InputError::MalformedJson { field, detail } => {
-                RegistryError::MalformedJson { field, detail }
-            }
-            InputError::Invalid(f) => RegistryError::Invalid(f),
-            InputError::InvalidQuery(f) => RegistryError::InvalidQuery(f),
-        }
-    }
-}
-
-/// Path parameters; a malformed one (bad percent-encoding) is refused in the envelope.
-pub struct ApiPath<T>(pub T);
-
-impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiPath<T> {
-    type Rejection = RegistryError;
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|p| ApiPath(p.0))
-            .map_err(|rejection| {
-                FieldError::new(
-                    "path",
-                    format!("is not a valid path parameter: {}", rejection.body_text()),
-                )
-                .into()
-            })
     }
 }
 

@@ -7,6 +7,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use mcpgw_core::error::ErrorBody;
+use mcpgw_core::input::InputError;
 use mcpgw_core::policy::{self, Decision, Identity, PolicyNote, PolicySnapshot, ScopeDocument};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -146,12 +147,12 @@ pub async fn import(
         "merge" => false,
         "replace" => true,
         other => {
-            return Err(RegistryError::InvalidQuery(
+            return Err(RegistryError::Input(InputError::InvalidQuery(
                 mcpgw_core::validate::FieldError::new(
                     "mode",
                     format!("must be merge or replace (got {other:?})"),
                 ),
-            ));
+            )));
         }
     };
     let mime = headers
@@ -165,7 +166,7 @@ pub async fn import(
                 .to_ascii_lowercase()
         })
         .unwrap_or_default();
-    let text = std::str::from_utf8(&body).map_err(|_| RegistryError::MalformedJson {
+    let text = std::str::from_utf8(&body).map_err(|_| InputError::MalformedJson {
         field: None,
         detail: "the file is not UTF-8 text".to_owned(),
     })?;
@@ -174,18 +175,19 @@ pub async fn import(
         "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => {
             policy::parse_yaml(text)
         }
-        _ => return Err(RegistryError::UnsupportedMediaType),
+        _ => return Err(InputError::UnsupportedMediaType.into()),
     }
     .map_err(|e| match e {
         policy::PolicyError::Invalid(field) => RegistryError::Invalid(field),
-        policy::PolicyError::TooLarge { max, .. } => RegistryError::PayloadTooLarge(max),
+        policy::PolicyError::TooLarge { max, .. } => InputError::PayloadTooLarge(max).into(),
         policy::PolicyError::Syntax {
             format: policy::SourceFormat::Json,
             message,
-        } => RegistryError::MalformedJson {
+        } => InputError::MalformedJson {
             field: None,
             detail: format!("the file is not valid JSON: {message}"),
-        },
+        }
+        .into(),
         policy::PolicyError::Syntax {
             format: policy::SourceFormat::Yaml,
             message,

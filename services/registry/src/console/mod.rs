@@ -702,7 +702,7 @@ async fn mint_token(
     body: Bytes,
 ) -> Response {
     if body.len() > 16 * 1024 {
-        return RegistryError::PayloadTooLarge(16 * 1024).into_response();
+        return mcpgw_core::input::InputError::PayloadTooLarge(16 * 1024).into_response();
     }
     relay(&state, &s, Method::POST, "/api/v1/tokens", Some(body)).await
 }
