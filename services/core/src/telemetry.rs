@@ -89,53 +89,57 @@ fn acceptable_request_id(value: &HeaderValue) -> Option<String> {
 }
 
 /// Middleware: assigns the request id, opens the request span, records metrics.
+///
+/// Runs on every request, so it allocates only the id itself: the route is the router's
+/// shared `MatchedPath`, the method and status labels are static strings, and a kept id's
+/// header value is the incoming one.
 pub async fn observe(
     State(metrics): State<HttpMetrics>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let request_id = request
+    let (request_id, id_header) = match request
         .headers()
         .get(REQUEST_ID_HEADER)
-        .and_then(acceptable_request_id)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
-    request
-        .extensions_mut()
-        .insert(RequestId(request_id.clone()));
+        .and_then(|v| Some((acceptable_request_id(v)?, v.clone())))
+    {
+        Some(kept) => kept,
+        None => {
+            let id = uuid::Uuid::new_v4().to_string();
+            let header = HeaderValue::from_str(&id).expect("a UUID is a valid header value");
+            (id, header)
+        }
+    };
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let method = request.method().clone();
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
         http.method = %method,
         http.route = %route,
     );
+    request.extensions_mut().insert(RequestId(request_id));
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let elapsed = started.elapsed();
-    let status = response.status().as_u16();
+    let status = response.status();
     metrics
         .requests
-        .with_label_values(&[&method, &route, &status.to_string()])
+        .with_label_values(&[method.as_str(), route, status.as_str()])
         .inc();
     metrics
         .duration
-        .with_label_values(&[&method, &route])
+        .with_label_values(&[method.as_str(), route])
         .observe(elapsed.as_secs_f64());
     span.in_scope(|| {
         tracing::info!(
-            http.status = status,
+            http.status = status.as_u16(),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             "request finished"
         );
     });
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
-    }
+    response.headers_mut().insert(REQUEST_ID_HEADER, id_header);
     response
 }
 

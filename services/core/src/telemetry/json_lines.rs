@@ -19,7 +19,6 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, Writer};
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -56,7 +55,7 @@ where
             return self.fallback.format_event(ctx, writer, event);
         }
         writer.write_str("{\"timestamp\":\"")?;
-        SystemTime.format_time(&mut writer)?;
+        write_timestamp(&mut writer)?;
         write!(writer, "\",\"level\":\"{}\"", meta.level())?;
         let mut fields = LineFields {
             out: &mut writer,
@@ -89,6 +88,31 @@ where
         }
         writer.write_str("}\n")
     }
+}
+
+/// Now, as tracing-subscriber writes it (`2026-12-07T19:00:50.342035Z`, UTC). The part up to
+/// the second is formatted once a second per thread.
+fn write_timestamp(out: &mut dyn fmt::Write) -> fmt::Result {
+    thread_local! {
+        static SECOND: std::cell::RefCell<(u64, String)> = const {
+            std::cell::RefCell::new((u64::MAX, String::new()))
+        };
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seconds = now.as_secs();
+    SECOND.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != seconds {
+            let prefix = chrono::DateTime::from_timestamp(seconds as i64, 0)
+                .unwrap_or_default()
+                .format("%Y-%m-%dT%H:%M:%S")
+                .to_string();
+            *cached = (seconds, prefix);
+        }
+        write!(out, "{}.{:06}Z", cached.1, now.subsec_micros())
+    })
 }
 
 /// Span fields as one JSON object, rendered when the span is made (and when it records more).
@@ -278,11 +302,32 @@ fn write_json_str(out: &mut dyn fmt::Write, text: &str) -> fmt::Result {
 /// Escapes what is written through it as the inside of a JSON string.
 struct Escaped<'a>(&'a mut dyn fmt::Write);
 
+/// Whether any of 8 bytes needs escaping (`"`, `\\` or a control character), 8 at a time:
+/// most of a log line is plain text, and this is the loop it spends its time in.
+fn needs_escape(chunk: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let control = chunk.wrapping_sub(ONES * 0x20) & !chunk & HIGHS;
+    control
+        | zero_byte(chunk ^ (ONES * u64::from(b'"')))
+        | zero_byte(chunk ^ (ONES * u64::from(b'\\')))
+        != 0
+}
+
 impl fmt::Write for Escaped<'_> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
         let bytes = text.as_bytes();
+        let mut clean = 0;
+        while let Some(chunk) = bytes.get(clean..clean + 8) {
+            let chunk = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            if needs_escape(chunk) {
+                break;
+            }
+            clean += 8;
+        }
         let mut start = 0;
-        for (i, &b) in bytes.iter().enumerate() {
+        for (i, &b) in bytes.iter().enumerate().skip(clean) {
             let escape = match b {
                 b'"' => "\\\"",
                 b'\\' => "\\\\",
@@ -391,6 +436,18 @@ mod tests {
         assert_eq!(lines[1]["level"], "ERROR");
         assert!(lines[1]["value"].is_null());
         assert!(lines[1].get("span").is_none());
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them_wherever_the_special_byte_is() {
+        for at in 0..20 {
+            for special in ["\"", "\\", "\n", "\u{1}", "\u{1f}", "é", "\u{7f}"] {
+                let text = format!("{}{special}{}", "a".repeat(at), "b".repeat(at % 7));
+                let mut out = String::new();
+                write_json_str(&mut out, &text).unwrap();
+                assert_eq!(out, serde_json::to_string(&text).unwrap(), "{text:?}");
+            }
+        }
     }
 
     #[test]
