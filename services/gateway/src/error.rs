@@ -9,13 +9,17 @@
 //!   `Body::Envelope("…")`, so `scripts/check-static.sh` can check both against
 //!   docs/MCP-GATEWAY.md.
 //! - Messages are the caller's: they say what happened and what to do, never a secret.
-//! - Errors whose answer needs a challenge header built from policy (401, 403
-//!   `insufficient_scope`) stay in `caller.rs`; the aggregate's `Refused` is still its own.
+//! - The 401 and 403 `insufficient_scope` answers carry a challenge header; they are variants
+//!   here like every other refusal, and [`ProxyError::into_response`] has `caller.rs` build
+//!   their challenge.
+//! - The aggregated endpoint `/mcp` answers with the same variants: a tool the caller may not
+//!   use is [`ProxyError::UnknownTool`] there as on `/{server}/mcp`.
 
 use axum::response::IntoResponse;
 use http::{HeaderValue, StatusCode};
 use serde_json::{Value, json};
 
+use crate::caller::{self, AuthFailure};
 use crate::jsonrpc::{self, codes};
 use crate::session::SessionError;
 use crate::shared::SharedError;
@@ -47,6 +51,44 @@ impl UpstreamFault {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
+    /// No token, a malformed `Authorization`, or a token that fails validation: 401 with the
+    /// challenge that names the protected resource metadata.
+    #[error("{failure:?}")]
+    Unauthenticated {
+        failure: AuthFailure,
+        metadata_url: String,
+    },
+    /// The caller may not use this method here: 403 naming the scopes that would allow it.
+    #[error("{detail}")]
+    InsufficientScope {
+        scopes: Vec<String>,
+        metadata_url: String,
+        detail: String,
+    },
+    /// A tool that does not exist, or that the caller may not use (answered the same).
+    #[error("Unknown tool: {0}")]
+    UnknownTool(String),
+    /// `/mcp` with a query other than `mode=…`.
+    #[error("{0}")]
+    InvalidQuery(String),
+    /// A method the aggregated endpoint does not offer.
+    #[error("{0}")]
+    NotOffered(String),
+    /// Parameters of a method the gateway answers itself that do not fit it.
+    #[error("{0}")]
+    InvalidParams(String),
+    /// The upstream answered the aggregated endpoint's call with an HTTP error status (with
+    /// its JSON-RPC error, when its body had one).
+    #[error("{message}")]
+    UpstreamAnswered {
+        status: StatusCode,
+        code: i64,
+        message: String,
+    },
+    /// The upstream no longer knows the gateway's session for the aggregated endpoint, even
+    /// after a new one was opened.
+    #[error("the server {0} lost the gateway's session twice")]
+    UpstreamSessionLost(String),
     #[error(
         "no routable MCP server is registered at /{0} (it may be unknown, disabled or not approved for this stage)"
     )]
@@ -121,6 +163,9 @@ pub struct Mapping {
     pub upstream_reason: Option<&'static str>,
     /// The `status` of the request's metric and audit event.
     pub audit_status: &'static str,
+    /// The `reason` of the audit event of a refusal made before the request's method is known
+    /// (the decision reason of a policy refusal comes from the policy).
+    pub reason: &'static str,
     /// `Retry-After` in seconds.
     pub retry_after: Option<u64>,
 }
@@ -134,24 +179,95 @@ impl ProxyError {
             body,
             upstream_reason,
             audit_status,
+            reason: "error",
             retry_after: None,
         };
+        let because = |reason, mapping: Mapping| Mapping { reason, ..mapping };
         let rpc = Body::JsonRpc;
         match self {
-            Self::ServerNotFound(_) => m(
-                S::NOT_FOUND,
-                Body::Envelope("server_not_found"),
-                None,
-                "not_found",
+            Self::Unauthenticated { .. } => because(
+                "unauthenticated",
+                m(
+                    S::UNAUTHORIZED,
+                    Body::Envelope("unauthenticated"),
+                    None,
+                    "denied",
+                ),
             ),
-            Self::BodyTooLarge { .. } => m(
-                S::PAYLOAD_TOO_LARGE,
-                rpc(codes::INVALID_REQUEST),
-                None,
-                "invalid",
+            Self::InsufficientScope { .. } => because(
+                "insufficient_scope",
+                m(S::FORBIDDEN, rpc(codes::INVALID_REQUEST), None, "denied"),
             ),
-            Self::Malformed(e) => m(S::BAD_REQUEST, rpc(e.code), None, "invalid"),
-            Self::Headers(p) => m(S::BAD_REQUEST, rpc(p.code), None, "invalid"),
+            Self::UnknownTool(_) => because(
+                "tool_not_allowed",
+                m(S::OK, rpc(codes::INVALID_PARAMS), None, "denied"),
+            ),
+            Self::InvalidQuery(_) => because(
+                "invalid_query",
+                m(
+                    S::BAD_REQUEST,
+                    Body::Envelope("invalid_query"),
+                    None,
+                    "invalid",
+                ),
+            ),
+            Self::NotOffered(_) => because(
+                "method_not_found",
+                m(S::OK, rpc(codes::METHOD_NOT_FOUND), None, "jsonrpc_error"),
+            ),
+            Self::InvalidParams(_) => because(
+                "invalid_params",
+                m(S::OK, rpc(codes::INVALID_PARAMS), None, "jsonrpc_error"),
+            ),
+            // Limits and upstream failures keep their status; any other refusal of the call is
+            // the upstream's doing, never something the `/mcp` client can fix (a 404 would
+            // even end its session).
+            Self::UpstreamAnswered { status, code, .. } => because(
+                "upstream_status",
+                m(
+                    match status.as_u16() {
+                        429 | 502 | 503 | 504 => *status,
+                        _ => S::BAD_GATEWAY,
+                    },
+                    rpc(*code),
+                    None,
+                    "upstream_error",
+                ),
+            ),
+            Self::UpstreamSessionLost(_) => because(
+                "session_lost",
+                m(
+                    S::BAD_GATEWAY,
+                    rpc(codes::INTERNAL_ERROR),
+                    None,
+                    "upstream_error",
+                ),
+            ),
+            Self::ServerNotFound(_) => because(
+                "unknown_server",
+                m(
+                    S::NOT_FOUND,
+                    Body::Envelope("server_not_found"),
+                    None,
+                    "not_found",
+                ),
+            ),
+            Self::BodyTooLarge { .. } => because(
+                "body_too_large",
+                m(
+                    S::PAYLOAD_TOO_LARGE,
+                    rpc(codes::INVALID_REQUEST),
+                    None,
+                    "invalid",
+                ),
+            ),
+            Self::Malformed(e) => {
+                because("malformed", m(S::BAD_REQUEST, rpc(e.code), None, "invalid"))
+            }
+            Self::Headers(p) => because(
+                "bad_headers",
+                m(S::BAD_REQUEST, rpc(p.code), None, "invalid"),
+            ),
             Self::RouteUnusable(_) => m(
                 S::BAD_GATEWAY,
                 rpc(codes::INTERNAL_ERROR),
@@ -161,11 +277,14 @@ impl ProxyError {
             Self::SessionRequired(_) => {
                 m(S::BAD_REQUEST, rpc(codes::INVALID_REQUEST), None, "invalid")
             }
-            Self::SessionNotFound(_) | Self::LegacyStreamNotFound => m(
-                S::NOT_FOUND,
-                rpc(codes::INVALID_REQUEST),
-                None,
+            Self::SessionNotFound(_) | Self::LegacyStreamNotFound => because(
                 "session_not_found",
+                m(
+                    S::NOT_FOUND,
+                    rpc(codes::INVALID_REQUEST),
+                    None,
+                    "session_not_found",
+                ),
             ),
             Self::MethodNotAllowed(_) => m(
                 S::METHOD_NOT_ALLOWED,
@@ -175,6 +294,7 @@ impl ProxyError {
             ),
             Self::RateLimited(seconds) => Mapping {
                 retry_after: Some(*seconds),
+                reason: "rate_limited",
                 ..m(
                     S::TOO_MANY_REQUESTS,
                     rpc(codes::INTERNAL_ERROR),
@@ -271,6 +391,21 @@ impl ProxyError {
 
     /// The HTTP answer for the request `id`.
     pub fn into_response(self, id: Option<&Value>) -> axum::response::Response {
+        match &self {
+            Self::Unauthenticated {
+                failure,
+                metadata_url,
+            } => return caller::unauthorized(failure, metadata_url),
+            Self::InsufficientScope {
+                scopes,
+                metadata_url,
+                detail,
+            } => {
+                let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+                return caller::insufficient_scope(&scopes, metadata_url, detail, id);
+            }
+            _ => {}
+        }
         let mapping = self.mapping();
         let mut r = json_response(mapping.status, &self.body(id));
         if let Some(seconds) = mapping.retry_after

@@ -2,11 +2,13 @@
 //!
 //! The gateway is the server here: it answers `initialize`, `ping`, `server/discover`,
 //! `tools/list` and `subscriptions/listen` itself, runs `discover_tools` in-process, and hands
-//! every other tool call to the owning server's pipeline ([`super::forward`]). Sessions are
+//! every other tool call to the owning server's typed pipeline ([`super::call`]). Its refusals
+//! are [`ProxyError`]s, recorded like the per-server endpoint's. Sessions are
 //! sealed like the per-server ones (for the reserved server path `mcp`) and hold no state, so
 //! any replica serves any request; a request without a session id is served as well.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};
@@ -16,12 +18,12 @@ use mcpgw_core::telemetry::RequestId;
 use serde_json::{Map, Value, json};
 
 use super::SESSION_SERVER;
+use super::call::Forward;
 use super::catalog::{Entry, View};
-use super::forward::{Forward, Refused};
 pub use super::{MAX_NAME_CHARS, Mode};
-use crate::caller::{self, Caller};
+use crate::caller::Caller;
 use crate::error::ProxyError;
-use crate::jsonrpc::{self, Era, Incoming, Kind, Message, codes};
+use crate::jsonrpc::{self, Era, Incoming, Kind, Message};
 use crate::proxy::{self, AppState};
 use crate::session::SessionState;
 use crate::sse;
@@ -65,10 +67,18 @@ fn metadata_url(gw: &AppState) -> String {
     )
 }
 
-async fn authenticate(gw: &AppState, headers: &HeaderMap) -> Result<Caller, Response> {
+async fn authenticate(
+    gw: &AppState,
+    headers: &HeaderMap,
+    request_id: &str,
+    started: Instant,
+) -> Result<Caller, Response> {
     gw.auth.authenticate(headers).await.map_err(|failure| {
-        count(gw, "unauthenticated", "401");
-        caller::unauthorized(&failure, &metadata_url(gw))
+        let e = ProxyError::Unauthenticated {
+            failure,
+            metadata_url: metadata_url(gw),
+        };
+        proxy::refuse(gw, SESSION_SERVER, request_id, started, e, None)
     })
 }
 
@@ -82,8 +92,7 @@ fn count(gw: &AppState, method: &str, status: &str) {
         | "tools/call"
         | "server/discover"
         | "subscriptions/listen"
-        | "notifications"
-        | "unauthenticated" => method,
+        | "notifications" => method,
         _ => "other",
     };
     gw.metrics
@@ -107,27 +116,26 @@ pub async fn post(
     Extension(RequestId(request_id)): Extension<RequestId>,
     request: axum::extract::Request,
 ) -> Response {
+    let started = Instant::now();
     let (parts, body) = request.into_parts();
+    let refuse = |gw: &AppState, e: ProxyError, id: Option<&Value>| {
+        proxy::refuse(gw, SESSION_SERVER, &request_id, started, e, id)
+    };
     let mode = match mode_of(&gw, parts.uri.query()) {
         Ok(m) => m,
-        Err(problem) => {
-            return proxy::json_response(
-                StatusCode::BAD_REQUEST,
-                &json!({"code": "invalid_query", "detail": problem}),
-            );
-        }
+        Err(problem) => return refuse(&gw, ProxyError::InvalidQuery(problem), None),
     };
-    let caller = match authenticate(&gw, &parts.headers).await {
+    let caller = match authenticate(&gw, &parts.headers, &request_id, started).await {
         Ok(c) => c,
         Err(r) => return r,
     };
     let body = match proxy::read_body(body, gw.config.max_body_bytes).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return refuse(&gw, e, None),
     };
     let incoming = match Incoming::parse(&body) {
         Ok(i) => i,
-        Err(e) => return ProxyError::Malformed(e).into_response(None),
+        Err(e) => return refuse(&gw, ProxyError::Malformed(e), None),
     };
     let era = match jsonrpc::era_of(&parts.headers, &incoming) {
         Ok(era) => era,
@@ -136,7 +144,7 @@ pub async fn post(
                 Incoming::Single(m) => m.id().cloned(),
                 Incoming::Batch(_) => None,
             };
-            return ProxyError::Headers(problem).into_response(id.as_ref());
+            return refuse(&gw, ProxyError::Headers(problem), id.as_ref());
         }
     };
     if let (Era::Legacy { .. }, Some(value)) = (&era, parts.headers.get(SESSION_HEADER))
@@ -144,7 +152,7 @@ pub async fn post(
             gw.sessions
                 .open(value.to_str().unwrap_or(""), SESSION_SERVER, &caller.digest)
     {
-        return ProxyError::SessionNotFound(e).into_response(None);
+        return refuse(&gw, ProxyError::SessionNotFound(e), None);
     }
     let ctx = Ctx {
         gw,
@@ -158,11 +166,15 @@ pub async fn post(
         Incoming::Batch(messages) => {
             let mut answers = Vec::new();
             for message in messages {
-                let is_request = matches!(message.kind, Kind::Request { .. });
-                let response = ctx.one(message).await;
-                if is_request {
-                    let max = ctx.gw.config.upstream.max_message_bytes;
-                    answers.extend(proxy::collect_messages(response, max).await);
+                match ctx.answer(message).await {
+                    Some(Answered::Message { message, .. }) => answers.push(message),
+                    Some(Answered::Refused(e, id)) => {
+                        if let crate::error::Body::JsonRpc(_) = e.mapping().body {
+                            answers.push(e.body(Some(&id)));
+                        }
+                    }
+                    // A stream has no place in a batch's one array.
+                    Some(Answered::Stream(_)) | None => {}
                 }
             }
             if answers.is_empty() {
@@ -173,69 +185,111 @@ pub async fn post(
     }
 }
 
-fn invalid(message: String) -> Refused {
-    Refused {
-        status: StatusCode::OK,
-        code: codes::INVALID_PARAMS,
-        message,
-        retry_after: None,
-    }
+fn invalid(message: String) -> ProxyError {
+    ProxyError::InvalidParams(message)
+}
+
+/// What a method of `/mcp` gives.
+enum Done {
+    /// A result for the caller's request.
+    Result(Value),
+    /// A forwarded call's final response from its server (its id is the caller's: the call
+    /// ran with it), a result or the server's own JSON-RPC error.
+    Response(Value),
+}
+
+/// The answer to one message of `/mcp`.
+enum Answered {
+    /// A JSON-RPC response (with the session an `initialize` opened).
+    Message {
+        message: Value,
+        session: Option<HeaderValue>,
+    },
+    /// Refused, for the request with this id.
+    Refused(ProxyError, Value),
+    /// A stream (`subscriptions/listen`).
+    Stream(Response),
 }
 
 impl Ctx {
     async fn one(&self, message: Message) -> Response {
+        match self.answer(message).await {
+            None => StatusCode::ACCEPTED.into_response(),
+            Some(Answered::Message { message, session }) => {
+                let mut r = proxy::json_response(StatusCode::OK, &message);
+                if let Some(sid) = session {
+                    r.headers_mut().insert(SESSION_HEADER, sid);
+                }
+                r
+            }
+            Some(Answered::Refused(e, id)) => e.into_response(Some(&id)),
+            Some(Answered::Stream(r)) => r,
+        }
+    }
+
+    /// One message; `None` for notifications and responses (nothing to answer).
+    async fn answer(&self, message: Message) -> Option<Answered> {
         let (id, method) = match message.kind.clone() {
             Kind::Request { id, method } => (id, method),
             // Notifications (initialized, cancelled) and responses: nothing to do; the
             // gateway sends no requests to `/mcp` clients.
             Kind::Notification { .. } | Kind::Response { .. } => {
                 count(&self.gw, "notifications", "ok");
-                return StatusCode::ACCEPTED.into_response();
+                return None;
             }
         };
         let params = message.params().cloned().unwrap_or_default();
         let result = match method.as_str() {
-            "initialize" => return self.initialize(&id, &params),
-            "subscriptions/listen" => return self.listen(id, &params),
-            "ping" => Ok(json!({})),
-            "server/discover" => Ok(self.discover_result()),
-            "tools/list" => Ok(self.tools_list()),
+            "initialize" => return Some(self.initialize(&id, &params)),
+            "subscriptions/listen" => return Some(Answered::Stream(self.listen(id, &params))),
+            "ping" => Ok(Done::Result(json!({}))),
+            "server/discover" => Ok(Done::Result(self.discover_result())),
+            "tools/list" => Ok(Done::Result(self.tools_list())),
             "tools/call" => self.tools_call(&id, &params).await,
-            _ => Err(Refused {
-                status: StatusCode::OK,
-                code: codes::METHOD_NOT_FOUND,
-                message: format!(
-                    "{} is not offered by the aggregated endpoint (it serves tools; use /{{server}}/mcp for prompts and resources)",
-                    method.chars().take(64).collect::<String>()
-                ),
-                retry_after: None,
-            }),
+            _ => Err(ProxyError::NotOffered(format!(
+                "{} is not offered by the aggregated endpoint (it serves tools; use /{{server}}/mcp for prompts and resources)",
+                method.chars().take(64).collect::<String>()
+            ))),
         };
-        match result {
-            Ok(mut result) => {
-                count(&self.gw, &method, "ok");
-                if self.modern
-                    && let Some(obj) = result.as_object_mut()
-                {
-                    obj.entry("resultType").or_insert(json!("complete"));
-                    if method == "tools/list" {
-                        // Filtered per caller: never from a shared cache.
-                        obj.insert("ttlMs".into(), json!(0));
-                        obj.insert("cacheScope".into(), json!("private"));
-                    }
+        let stamp = |result: &mut Value| {
+            if self.modern
+                && let Some(obj) = result.as_object_mut()
+            {
+                obj.entry("resultType").or_insert(json!("complete"));
+                if method == "tools/list" {
+                    // Filtered per caller: never from a shared cache.
+                    obj.insert("ttlMs".into(), json!(0));
+                    obj.insert("cacheScope".into(), json!("private"));
                 }
-                proxy::json_response(StatusCode::OK, &jsonrpc::result_response(id, result))
             }
-            Err(refused) => {
-                count(&self.gw, &method, refused.status.as_str());
-                let mut r =
-                    proxy::rpc_error(refused.status, Some(&id), refused.code, &refused.message);
-                if let Some(retry) = refused.retry_after {
-                    r.headers_mut().insert(http::header::RETRY_AFTER, retry);
+        };
+        let message = match result {
+            Ok(Done::Result(mut result)) => {
+                stamp(&mut result);
+                jsonrpc::result_response(id, result)
+            }
+            Ok(Done::Response(mut response)) => {
+                if let Some(result) = response.get_mut("result") {
+                    stamp(result);
                 }
-                r
+                response
             }
-        }
+            Err(e) => {
+                count(&self.gw, &method, e.mapping().status.as_str());
+                return Some(Answered::Refused(e, id));
+            }
+        };
+        // A server's own JSON-RPC error is counted as the answer it was (HTTP 200).
+        let label = if message.get("error").is_some() {
+            "200"
+        } else {
+            "ok"
+        };
+        count(&self.gw, &method, label);
+        Some(Answered::Message {
+            message,
+            session: None,
+        })
     }
 
     fn server_info() -> Value {
@@ -251,7 +305,7 @@ impl Ctx {
         }
     }
 
-    fn initialize(&self, id: &Value, params: &Map<String, Value>) -> Response {
+    fn initialize(&self, id: &Value, params: &Map<String, Value>) -> Answered {
         let requested = params.get("protocolVersion").and_then(Value::as_str);
         let version = jsonrpc::negotiate_legacy(requested);
         let result = json!({
@@ -260,10 +314,7 @@ impl Ctx {
             "serverInfo": Self::server_info(),
             "instructions": self.instructions(),
         });
-        let mut response = proxy::json_response(
-            StatusCode::OK,
-            &jsonrpc::result_response(id.clone(), result),
-        );
+        let message = jsonrpc::result_response(id.clone(), result);
         let state = SessionState {
             server: SESSION_SERVER.to_owned(),
             upstream: None,
@@ -271,14 +322,17 @@ impl Ctx {
             caller: self.caller.digest.to_string(),
             issued: chrono::Utc::now().timestamp(),
         };
-        if let Ok(sid) = self.gw.sessions.seal(&state)
-            && let Ok(v) = HeaderValue::from_str(&sid)
-        {
+        let session = self
+            .gw
+            .sessions
+            .seal(&state)
+            .ok()
+            .and_then(|sid| HeaderValue::from_str(&sid).ok());
+        if session.is_some() {
             self.gw.metrics.sessions_started.inc();
-            response.headers_mut().insert(SESSION_HEADER, v);
         }
         count(&self.gw, "initialize", "ok");
-        response
+        Answered::Message { message, session }
     }
 
     fn discover_result(&self) -> Value {
@@ -319,13 +373,17 @@ impl Ctx {
         json!({"tools": tools})
     }
 
-    async fn tools_call(&self, id: &Value, params: &Map<String, Value>) -> Result<Value, Refused> {
+    async fn tools_call(
+        &self,
+        id: &Value,
+        params: &Map<String, Value>,
+    ) -> Result<Done, ProxyError> {
         let Some(name) = params.get("name").and_then(Value::as_str) else {
             return Err(invalid("params.name must be the name of a tool".into()));
         };
         let arguments = arguments_of(params.get("arguments"), "params.arguments")?;
         match name {
-            "discover_tools" => self.discover(&arguments),
+            "discover_tools" => self.discover(&arguments).map(Done::Result),
             "call_tool" => {
                 let Some(target) = arguments.get("name").and_then(Value::as_str) else {
                     return Err(invalid(
@@ -334,15 +392,15 @@ impl Ctx {
                     ));
                 };
                 let inner = arguments_of(arguments.get("arguments"), "call_tool: `arguments`")?;
-                self.forward(target, inner, id).await
+                self.forward(target, inner, id).await.map(Done::Response)
             }
-            other => self.forward(other, arguments, id).await,
+            other => self.forward(other, arguments, id).await.map(Done::Response),
         }
     }
 
     /// `discover_tools`: the best matches the caller may use, as a tool result whose text is
     /// `{"tools": [definitions]}`.
-    fn discover(&self, arguments: &Value) -> Result<Value, Refused> {
+    fn discover(&self, arguments: &Value) -> Result<Value, ProxyError> {
         let max = self.gw.config.aggregate.max_results;
         let query = arguments
             .get("query")
@@ -378,7 +436,7 @@ impl Ctx {
     }
 
     /// A call by exposed name, through the owning server's pipeline.
-    async fn forward(&self, name: &str, arguments: Value, id: &Value) -> Result<Value, Refused> {
+    async fn forward(&self, name: &str, arguments: Value, id: &Value) -> Result<Value, ProxyError> {
         if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
             return Err(invalid(format!(
                 "the tool name must be 1 to {MAX_NAME_CHARS} characters"
@@ -394,7 +452,7 @@ impl Ctx {
                 Some((Arc::clone(entry), permitted))
             });
         let Some((entry, permitted)) = found else {
-            return Err(Refused::unknown_tool(name));
+            return Err(ProxyError::UnknownTool(name.to_owned()));
         };
         let forward = Forward {
             gw: &self.gw,
@@ -445,7 +503,7 @@ impl Ctx {
 }
 
 /// A tool call's `arguments`: an object, or absent (= `{}`).
-fn arguments_of(value: Option<&Value>, field: &str) -> Result<Value, Refused> {
+fn arguments_of(value: Option<&Value>, field: &str) -> Result<Value, ProxyError> {
     match value {
         None | Some(Value::Null) => Ok(json!({})),
         Some(v @ Value::Object(_)) => Ok(v.clone()),
@@ -487,10 +545,10 @@ pub fn meta_tools(max_results: usize) -> Vec<Value> {
 /// `GET /mcp`: the session era's stream, carrying `notifications/tools/list_changed`.
 pub async fn get(
     State(gw): State<AppState>,
-    Extension(RequestId(_)): Extension<RequestId>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,
 ) -> Response {
-    let caller = match authenticate(&gw, &headers).await {
+    let caller = match authenticate(&gw, &headers, &request_id, Instant::now()).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -524,10 +582,10 @@ pub async fn get(
 /// `DELETE /mcp`: sessions hold no state, so ending one only needs a valid one.
 pub async fn delete(
     State(gw): State<AppState>,
-    Extension(RequestId(_)): Extension<RequestId>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,
 ) -> Response {
-    let caller = match authenticate(&gw, &headers).await {
+    let caller = match authenticate(&gw, &headers, &request_id, Instant::now()).await {
         Ok(c) => c,
         Err(r) => return r,
     };

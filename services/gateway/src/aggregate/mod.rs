@@ -9,13 +9,13 @@
 //! - Plain aggregation (`aggregate.mode = "all"` or `/mcp?mode=all`): `tools/list` holds every
 //!   tool the caller may use, each named `{server}__{tool}`.
 //!
-//! Either way a tool is called by its exposed name, and the call runs through the per-server
-//! pipeline ([`forward`]). What a caller sees is decided per request ([`catalog::View`]); a
+//! Either way a tool is called by its exposed name, and the call runs through the typed
+//! pipeline of the per-server endpoint ([`call`]). What a caller sees is decided per request ([`catalog::View`]); a
 //! caller is told when that changes ([`notify`]).
 
+pub mod call;
 pub mod catalog;
 pub mod endpoint;
-pub mod forward;
 pub mod notify;
 pub mod sessions;
 

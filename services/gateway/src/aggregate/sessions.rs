@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::caller::Caller;
 use crate::routes::Route;
+use crate::session::SessionState;
 
 /// Upstream sessions remembered per process; past this the map starts over (cheap, rare).
 const MAX_SESSIONS: usize = 10_000;
@@ -13,26 +14,27 @@ const MAX_SESSIONS: usize = 10_000;
 /// Caller digest and server path.
 type SessionKey = (Arc<str>, String);
 
-/// The sealed session id opened on one route (none: the upstream keeps no sessions).
+/// The session opened on one route (none: the upstream keeps no sessions). Held as it is,
+/// not sealed: it never leaves the process.
 struct Remembered {
     route: Weak<Route>,
-    session: Option<String>,
+    session: Option<SessionState>,
 }
 
-/// Sealed upstream session ids by caller and server.
+/// Upstream sessions by caller and server.
 #[derive(Default)]
 pub struct UpstreamSessions {
     open: Mutex<HashMap<SessionKey, Remembered>>,
 }
 
 impl UpstreamSessions {
-    pub(super) fn get(&self, caller: &Caller, route: &Arc<Route>) -> Option<Option<String>> {
+    pub(super) fn get(&self, caller: &Caller, route: &Arc<Route>) -> Option<Option<SessionState>> {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let seen = open.get(&(Arc::clone(&caller.digest), route.path().to_owned()))?;
         std::ptr::eq(seen.route.as_ptr(), Arc::as_ptr(route)).then(|| seen.session.clone())
     }
 
-    pub(super) fn put(&self, caller: &Caller, route: &Arc<Route>, session: Option<String>) {
+    pub(super) fn put(&self, caller: &Caller, route: &Arc<Route>, session: Option<SessionState>) {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if open.len() >= MAX_SESSIONS {
             open.clear();

@@ -1,5 +1,7 @@
-//! The one exit of a request: its outcome (audit facts), the metric and audit event it
-//! leaves, and `fail`, which records a `ProxyError` and answers it.
+//! The one exit of a request: its outcome (audit facts), the typed [`Status`] it ends with, and
+//! the metric and audit event it leaves. A request whose method is known is recorded through
+//! its [`Exit`] (closed once, or `cancelled` when dropped); a refusal before that (no or bad
+//! token, unknown server, a body too large or malformed, bad headers) through [`refused`].
 
 use super::*;
 
@@ -46,7 +48,93 @@ impl Outcome {
     }
 }
 
-pub(super) fn finish(call: &Call, outcome: &Outcome, status: &str) {
+/// How a request ended: the `status` of its metric and audit event.
+#[derive(Clone, Copy)]
+pub(crate) enum Status<'a> {
+    Ok,
+    /// `result.isError` in the tool's result.
+    ToolError,
+    /// The upstream answered with a JSON-RPC error.
+    JsonRpcError,
+    /// The upstream answered with an HTTP error status (passed on).
+    UpstreamError,
+    /// The client went away before its answer.
+    Cancelled,
+    /// The upstream ended its stream before the answer.
+    StreamClosed,
+    /// Policy refused the request (the reason is the outcome's).
+    Denied,
+    /// The gateway refused or failed it itself.
+    Failed(&'a ProxyError),
+}
+
+impl Status<'_> {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::ToolError => "tool_error",
+            Self::JsonRpcError => "jsonrpc_error",
+            Self::UpstreamError => "upstream_error",
+            Self::Cancelled => "cancelled",
+            Self::StreamClosed => "stream_closed",
+            Self::Denied => "denied",
+            Self::Failed(e) => e.mapping().audit_status,
+        }
+    }
+}
+
+/// The one exit of a request whose method is known: made once the policy has decided, closed
+/// once with the request's [`Status`]. An exit dropped before it is closed (the client went
+/// away while the request waited, and hyper dropped its future) records `cancelled`, so no
+/// path can leave a request unrecorded.
+pub(crate) struct Exit {
+    call: Arc<Call>,
+    outcome: Outcome,
+    open: bool,
+}
+
+impl Exit {
+    pub(super) fn new(call: &Arc<Call>, outcome: Outcome) -> Self {
+        Self {
+            call: Arc::clone(call),
+            outcome,
+            open: true,
+        }
+    }
+
+    pub(super) fn outcome(&self) -> &Outcome {
+        &self.outcome
+    }
+
+    pub(super) fn is_open(&self) -> bool {
+        self.open
+    }
+
+    pub(super) fn close(mut self, status: Status<'_>) {
+        self.record(status);
+    }
+
+    /// Records a failure and hands it on (`Err(exit.fail(e))`).
+    pub(super) fn fail(self, e: ProxyError) -> ProxyError {
+        self.close(Status::Failed(&e));
+        e
+    }
+
+    fn record(&mut self, status: Status<'_>) {
+        if std::mem::take(&mut self.open) {
+            record(&self.call, &self.outcome, status.as_str());
+        }
+    }
+}
+
+impl Drop for Exit {
+    fn drop(&mut self) {
+        self.record(Status::Cancelled);
+    }
+}
+
+/// The metric and audit event of one request (only through [`Exit`]).
+fn record(call: &Call, outcome: &Outcome, status: &str) {
     let server = call.server();
     let decision = match outcome.decision {
         AuditDecision::Allowed => "allowed",
@@ -82,6 +170,7 @@ pub(super) fn finish(call: &Call, outcome: &Outcome, status: &str) {
         status: status.to_owned(),
         latency_ms: latency.as_secs_f64() * 1000.0,
         arguments: outcome.arguments.clone(),
+        count: 1,
     });
 }
 
@@ -129,10 +218,54 @@ pub(super) fn count_upstream(call: &Call, e: ProxyError) -> ProxyError {
     e
 }
 
-/// The exit of a request the gateway refuses or fails itself, once it is known what the
-/// request was: its metric and audit event (status from [`ProxyError::mapping`]), then the
-/// answer.
-pub(super) fn fail(call: &Call, outcome: &Outcome, id: Option<&Value>, e: ProxyError) -> Response {
-    finish(call, outcome, e.mapping().audit_status);
-    e.into_response(id)
+/// Longest server path kept in a refusal's audit event (registered paths are at most 64).
+const MAX_SERVER_CHARS: usize = 64;
+
+/// The exit of a refusal made before the request's method is known (no or bad token, unknown
+/// server, a body too large or malformed, bad headers): its metric, and an audit event without
+/// a caller (subject and issuer empty, reason from [`ProxyError::mapping`]) that the audit sink
+/// coalesces per server and reason, so an anonymous flood cannot fill the audit log.
+pub(crate) fn refused(
+    gw: &Gateway,
+    server: &str,
+    request_id: &str,
+    started: Instant,
+    e: &ProxyError,
+) {
+    let mapping = e.mapping();
+    // A 401 keeps the labels dashboards know it by (`unauthenticated`, `401`).
+    let (method, status) = match e {
+        ProxyError::Unauthenticated { .. } => ("unauthenticated", "401"),
+        _ => ("refused", mapping.audit_status),
+    };
+    // An unknown server's path is the client's: as a label it would be unbounded.
+    let label = match e {
+        ProxyError::ServerNotFound(_) => "*",
+        _ => server,
+    };
+    gw.metrics
+        .requests
+        .with_label_values(&[label, method, "denied", status])
+        .inc();
+    let server: String = server.chars().take(MAX_SERVER_CHARS).collect();
+    gw.audit.record(McpAuditEvent {
+        id: uuid::Uuid::now_v7(),
+        at: mcpgw_core::time::Timestamp::now(),
+        request_id: request_id.to_owned(),
+        gateway: gw.instance.clone(),
+        server,
+        method: String::new(),
+        tool: None,
+        subject: String::new(),
+        user: None,
+        client_id: None,
+        issuer: String::new(),
+        decision: AuditDecision::Denied,
+        reason: mapping.reason.to_owned(),
+        matched_rule: None,
+        status: mapping.audit_status.to_owned(),
+        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+        arguments: None,
+        count: 1,
+    });
 }

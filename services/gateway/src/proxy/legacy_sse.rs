@@ -13,9 +13,11 @@ pub struct MessageQuery {
 pub async fn sse_connect(
     State(gw): State<AppState>,
     Path(server): Path<String>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,
 ) -> Response {
-    let (_, _, caller) = match begin(&gw, &server, &headers).await {
+    let started = Instant::now();
+    let (_, _, caller) = match begin(&gw, &server, &headers, &request_id, started).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -84,13 +86,13 @@ pub async fn sse_message(
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
-    let (routes, route, caller) = match begin(&gw, &server, &headers).await {
+    let (routes, route, caller) = match begin(&gw, &server, &headers, &request_id, started).await {
         Ok(x) => x,
         Err(r) => return r,
     };
     let body = match read_body(body, gw.config.max_body_bytes).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return refuse(&gw, &server, &request_id, started, e, None),
     };
     let Some((tx, session)) = gw.legacy.lookup(&query.session_id, &server, &caller.digest) else {
         return ProxyError::LegacyStreamNotFound.into_response(None);
@@ -109,19 +111,28 @@ pub async fn sse_message(
         request_id,
         started,
     });
-    let max = gw.config.upstream.max_message_bytes;
     let legacy = Arc::clone(&gw.legacy);
     let session_key = query.session_id.clone();
     tokio::spawn(async move {
-        let response = handle_post(call, inner, body).await;
-        if let Some(sid) = response
-            .headers()
-            .get(SESSION_HEADER)
-            .and_then(|v| v.to_str().ok())
-        {
-            legacy.set_session(&session_key, sid.to_owned());
-        }
-        for message in collect_messages(response, max).await {
+        let messages = match run_post(&call, &inner, body).await {
+            Posted::One { id, answer } => {
+                let headers = match &answer {
+                    Ok(Answer::Final(f)) => Some(&f.headers),
+                    Ok(Answer::Stream(s)) => Some(&s.headers),
+                    _ => None,
+                };
+                if let Some(sid) = headers
+                    .and_then(|h| h.get(SESSION_HEADER))
+                    .and_then(|v| v.to_str().ok())
+                {
+                    legacy.set_session(&session_key, sid.to_owned());
+                }
+                messages_of(id.as_ref(), answer).await
+            }
+            Posted::Batch(answers) => answers,
+            Posted::Refused(e, id) => messages_of(id.as_ref(), Err(e)).await,
+        };
+        for message in messages {
             if tx.send(message).await.is_err() {
                 break;
             }

@@ -6,11 +6,13 @@
 //! limits, then the upstream. The answer streams back as it arrives; the final response of a
 //! list or a tool call is the one message the gateway reads whole, to filter or cut it.
 //!
-//! This file holds the POST pipeline (entry, JSON-RPC, era, session, one message, forwarding);
-//! each other concern has its own file: `policy` (decide, rate limits), `upstream_http` and
-//! `upstream_shared` (the upstream kinds), `reply` (the answer stream and the final
-//! response), `exit` (the outcome's metric and audit event, `fail`), `streams` (GET and
-//! DELETE), `legacy_sse` (the 2024-11-05 transport). They are one module split by concern, so
+//! This file is the per-server edge: route, token, body, then the POST taken apart (JSON-RPC
+//! shape, era, session) into the typed [`pipeline::Request`]s it runs, and their
+//! [`pipeline::Answer`]s made into HTTP. Each other concern has its own file: `pipeline` (one
+//! message: decide, forward, answer; also under the aggregated `/mcp`), `policy` (decide, rate
+//! limits), `upstream_http` and `upstream_shared` (the upstream kinds), `reply` (the answer
+//! stream and the final response), `exit` (the one exit: typed status, metric and audit
+//! event), `streams` (GET and DELETE), `legacy_sse` (the 2024-11-05 transport). They are one module split by concern, so
 //! each starts with `use super::*` and shares the imports and private items here.
 
 use std::sync::Arc;
@@ -33,7 +35,7 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use crate::caller::{self, Caller};
 use crate::error::{ProxyError, UpstreamFault};
-use crate::jsonrpc::{self, Era, Incoming, Kind, Message, codes};
+use crate::jsonrpc::{self, Era, Incoming, Kind, Message};
 use crate::routes::{Route, Routes, Upstream};
 use crate::session::SessionState;
 use crate::shared::{PendingReply, SharedUpstream};
@@ -43,6 +45,7 @@ use crate::transform;
 
 mod exit;
 mod legacy_sse;
+pub mod pipeline;
 mod policy;
 mod reply;
 mod streams;
@@ -51,10 +54,12 @@ mod upstream_shared;
 
 use self::exit::*;
 pub use self::legacy_sse::{MessageQuery, sse_connect, sse_message};
+use self::pipeline::*;
+pub use self::pipeline::{Answer, Request, open_upstream_session};
 use self::policy::*;
-pub use self::reply::collect_messages;
 pub(crate) use self::reply::relay;
 use self::reply::*;
+pub use self::reply::{Event, Streamed};
 pub use self::streams::{delete, get};
 use self::upstream_http::*;
 use self::upstream_shared::*;
@@ -84,58 +89,53 @@ impl Call {
 
 pub(crate) use crate::error::json_response;
 
-pub(crate) fn rpc_error(
-    status: StatusCode,
-    id: Option<&Value>,
-    code: i64,
-    message: &str,
-) -> Response {
-    json_response(
-        status,
-        &jsonrpc::error_response(id.cloned().unwrap_or(Value::Null), code, message),
-    )
-}
-
-/// The answer for a tool the caller may not use: the same as for a tool that does not exist.
-fn unknown_tool(id: &Value, tool: &str) -> Value {
-    jsonrpc::error_response(
-        id.clone(),
-        codes::INVALID_PARAMS,
-        &format!("Unknown tool: {tool}"),
-    )
-}
-
 // ---------------------------------------------------------------------------------------------
-// Entry: authentication and route
+// Entry: route and token
 
+/// The route and the caller of a request to `/{server}/…`.
 async fn begin(
     gw: &AppState,
     server: &str,
     headers: &HeaderMap,
+    request_id: &str,
+    started: Instant,
 ) -> Result<(Arc<Routes>, Arc<Route>, Caller), Response> {
     let routes = gw.table.current();
     let Some(route) = routes.get(server).cloned() else {
-        return Err(ProxyError::ServerNotFound(server.to_owned()).into_response(None));
+        let e = ProxyError::ServerNotFound(server.to_owned());
+        return Err(refuse(gw, server, request_id, started, e, None));
     };
-    let caller = gw.auth.authenticate(headers).await.map_err(|failure| {
-        gw.metrics
-            .requests
-            .with_label_values(&[server, "unauthenticated", "denied", "401"])
-            .inc();
-        caller::unauthorized(
-            &failure,
-            &caller::resource_metadata_url(&gw.public_base, Some(server)),
-        )
-    })?;
-    Ok((routes, route, caller))
+    match gw.auth.authenticate(headers).await {
+        Ok(caller) => Ok((routes, route, caller)),
+        Err(failure) => {
+            let e = ProxyError::Unauthenticated {
+                failure,
+                metadata_url: caller::resource_metadata_url(&gw.public_base, Some(server)),
+            };
+            Err(refuse(gw, server, request_id, started, e, None))
+        }
+    }
 }
 
-/// Reads a body of at most `max` bytes; larger bodies get a JSON-RPC 413 (read only after
-/// the caller is authenticated, so strangers cannot make the gateway read megabytes).
-pub(crate) async fn read_body(body: Body, max: usize) -> Result<Bytes, Response> {
+/// A refusal before the request's method is known: recorded by its exit, then answered.
+pub(crate) fn refuse(
+    gw: &Gateway,
+    server: &str,
+    request_id: &str,
+    started: Instant,
+    e: ProxyError,
+    id: Option<&Value>,
+) -> Response {
+    refused(gw, server, request_id, started, &e);
+    e.into_response(id)
+}
+
+/// Reads a body of at most `max` bytes (read only after the caller is authenticated, so
+/// strangers cannot make the gateway read megabytes).
+pub(crate) async fn read_body(body: Body, max: usize) -> Result<Bytes, ProxyError> {
     axum::body::to_bytes(body, max)
         .await
-        .map_err(|_| ProxyError::BodyTooLarge { max }.into_response(None))
+        .map_err(|_| ProxyError::BodyTooLarge { max })
 }
 
 /// `POST /{server}/mcp`
@@ -147,13 +147,14 @@ pub async fn post(
 ) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let (routes, route, caller) = match begin(&gw, &server, &parts.headers).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (routes, route, caller) =
+        match begin(&gw, &server, &parts.headers, &request_id, started).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
     let body = match read_body(body, gw.config.max_body_bytes).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return refuse(&gw, &server, &request_id, started, e, None),
     };
     let call = Arc::new(Call {
         gw,
@@ -163,55 +164,161 @@ pub async fn post(
         request_id,
         started,
     });
-    handle_post(call, parts.headers, body).await
+    run_post(&call, &parts.headers, body).await.into_response()
 }
 
-/// Handles a POST body for an authenticated caller (also used by the legacy SSE transport).
-pub async fn handle_post(call: Arc<Call>, headers: HeaderMap, body: Bytes) -> Response {
+/// What one POST body became.
+pub(crate) enum Posted {
+    One {
+        id: Option<Value>,
+        answer: Result<Answer, ProxyError>,
+    },
+    /// The answers of a batch's requests, in order.
+    Batch(Vec<Value>),
+    /// Refused before any message ran (recorded already).
+    Refused(ProxyError, Option<Value>),
+}
+
+impl Posted {
+    fn into_response(self) -> Response {
+        match self {
+            Self::One { id, answer } => answer_response(id.as_ref(), answer),
+            Self::Batch(answers) if answers.is_empty() => StatusCode::ACCEPTED.into_response(),
+            Self::Batch(answers) => json_response(StatusCode::OK, &Value::Array(answers)),
+            Self::Refused(e, id) => e.into_response(id.as_ref()),
+        }
+    }
+}
+
+/// Takes a POST body apart (size, JSON-RPC shape, era, session) and runs its messages through
+/// the pipeline; the legacy SSE transport's messages come here too.
+pub(crate) async fn run_post(call: &Arc<Call>, headers: &HeaderMap, body: Bytes) -> Posted {
+    let (incoming, era, session) = match take_apart(call, headers, &body) {
+        Ok(parts) => parts,
+        Err(refusal) => {
+            let (e, id) = *refusal;
+            refused(&call.gw, call.server(), &call.request_id, call.started, &e);
+            return Posted::Refused(e, id);
+        }
+    };
+    let request = |message, raw| Request {
+        call,
+        headers,
+        era: &era,
+        session: session.as_ref(),
+        message,
+        raw,
+    };
+    match incoming {
+        Incoming::Single(message) => {
+            let id = message.id().cloned();
+            Posted::One {
+                id,
+                answer: pipeline::run(request(message, Some(body))).await,
+            }
+        }
+        // A JSON-RPC batch: each element is decided on its own; the answers are collected
+        // into one array (batches are a 2025-03-26 feature; later clients do not send them).
+        Incoming::Batch(messages) => {
+            let mut answers = Vec::new();
+            for message in messages {
+                let id = match &message.kind {
+                    Kind::Request { id, .. } => Some(id.clone()),
+                    _ => None,
+                };
+                let answer = pipeline::run(request(message, None)).await;
+                if id.is_some() {
+                    answers.extend(messages_of(id.as_ref(), answer).await);
+                }
+            }
+            Posted::Batch(answers)
+        }
+    }
+}
+
+type Parts = (Incoming, Era, Option<SessionState>);
+/// A refusal of the whole body, with the id to answer it for (boxed: errors are large, and
+/// the common path should not carry their size).
+type Refusal = Box<(ProxyError, Option<Value>)>;
+
+fn take_apart(call: &Call, headers: &HeaderMap, body: &Bytes) -> Result<Parts, Refusal> {
     let max = call.gw.config.max_body_bytes;
     if body.len() > max {
-        return ProxyError::BodyTooLarge { max }.into_response(None);
+        return Err(Box::new((ProxyError::BodyTooLarge { max }, None)));
     }
-    let incoming = match Incoming::parse(&body) {
-        Ok(i) => i,
-        Err(e) => return ProxyError::Malformed(e).into_response(None),
-    };
-    let era = match jsonrpc::era_of(&headers, &incoming) {
+    let incoming = Incoming::parse(body).map_err(|e| Box::new((ProxyError::Malformed(e), None)))?;
+    let era = match jsonrpc::era_of(headers, &incoming) {
         Ok(era) => era,
         Err(problem) => {
             let id = match &incoming {
                 Incoming::Single(m) => m.id().cloned(),
                 Incoming::Batch(_) => None,
             };
-            return ProxyError::Headers(problem).into_response(id.as_ref());
+            return Err(Box::new((ProxyError::Headers(problem), id)));
         }
     };
     if let Some(why) = &call.route.broken {
         tracing::error!(server = %call.server(), error = %why, "request to an unusable route");
-        return ProxyError::RouteUnusable(why.to_string()).into_response(None);
+        return Err(Box::new((ProxyError::RouteUnusable(why.to_string()), None)));
     }
     // The session (session era only; stateless requests ignore the header, as the spec says).
     let session = match (&era, headers.get(SESSION_HEADER)) {
         (Era::Legacy { .. }, Some(value)) => {
             let id = value.to_str().unwrap_or("");
-            match call
+            let opened = call
                 .gw
                 .sessions
-                .open(id, call.server(), &call.caller.digest)
-            {
-                Ok(s) => Some(s),
-                Err(e) => return ProxyError::SessionNotFound(e).into_response(None),
-            }
+                .open(id, call.server(), &call.caller.digest);
+            Some(opened.map_err(|e| Box::new((ProxyError::SessionNotFound(e), None)))?)
         }
         _ => None,
     };
-    match incoming {
-        Incoming::Single(message) => {
-            handle_message(&call, &headers, &era, session.as_ref(), message, Some(body)).await
+    Ok((incoming, era, session))
+}
+
+/// The HTTP answer to one message.
+fn answer_response(id: Option<&Value>, answer: Result<Answer, ProxyError>) -> Response {
+    match answer {
+        Err(e) => e.into_response(id),
+        Ok(Answer::Final(f)) => {
+            let body = f
+                .raw
+                .unwrap_or_else(|| Bytes::from(serde_json::to_vec(&f.value).unwrap_or_default()));
+            let mut r = (
+                StatusCode::OK,
+                [(http::header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response();
+            r.headers_mut().extend(f.headers);
+            r
         }
-        Incoming::Batch(messages) => {
-            handle_batch(&call, &headers, &era, session.as_ref(), messages).await
+        Ok(Answer::Stream(s)) => stream_response(s),
+        Ok(Answer::NoContent(status)) => status.into_response(),
+        Ok(Answer::UpstreamStatus(u)) => {
+            let mut r = Response::new(Body::from(u.body));
+            *r.status_mut() = u.status;
+            if let Some(ct) = u.content_type {
+                r.headers_mut().insert(http::header::CONTENT_TYPE, ct);
+            }
+            r
         }
+        Ok(Answer::Listen(stream, permit)) => relay(stream, permit),
+    }
+}
+
+/// The JSON-RPC messages one message's answer puts into a body of many (a batch, the legacy
+/// SSE stream): a refusal with a JSON-RPC body is one of them.
+pub(crate) async fn messages_of(
+    id: Option<&Value>,
+    answer: Result<Answer, ProxyError>,
+) -> Vec<Value> {
+    match answer {
+        Ok(answer) => answer.into_messages().await,
+        Err(e) => match e.mapping().body {
+            crate::error::Body::JsonRpc(_) => vec![e.body(id)],
+            crate::error::Body::Envelope(_) => Vec::new(),
+        },
     }
 }
 
@@ -229,341 +336,4 @@ pub(crate) fn required_session(
     gw.sessions
         .open(sid, server, &caller.digest)
         .map_err(ProxyError::SessionNotFound)
-}
-
-/// A JSON-RPC batch: each element is decided on its own; the answers are collected into one
-/// array (batches are a 2025-03-26 feature; later clients do not send them).
-async fn handle_batch(
-    call: &Arc<Call>,
-    headers: &HeaderMap,
-    era: &Era,
-    session: Option<&SessionState>,
-    messages: Vec<Message>,
-) -> Response {
-    let mut answers = Vec::new();
-    for message in messages {
-        let is_request = matches!(message.kind, Kind::Request { .. });
-        let response = handle_message(call, headers, era, session, message, None).await;
-        if !is_request {
-            continue;
-        }
-        answers.extend(collect_messages(response, call.gw.config.upstream.max_message_bytes).await);
-    }
-    if answers.is_empty() {
-        return StatusCode::ACCEPTED.into_response();
-    }
-    json_response(StatusCode::OK, &Value::Array(answers))
-}
-
-async fn handle_message(
-    call: &Arc<Call>,
-    headers: &HeaderMap,
-    era: &Era,
-    session: Option<&SessionState>,
-    message: Message,
-    raw: Option<Bytes>,
-) -> Response {
-    match message.kind.clone() {
-        Kind::Response { .. } => forward_one_way(call, headers, era, session, message, raw).await,
-        Kind::Notification { method } => {
-            if let Verdict::Forbidden { .. } = decide(call, &method, None) {
-                return StatusCode::FORBIDDEN.into_response();
-            }
-            forward_one_way(call, headers, era, session, message, raw).await
-        }
-        Kind::Request { id, method } => {
-            let tool = message.target_name().map(str::to_owned);
-            let tool = if method == "tools/call" { tool } else { None };
-            match decide(call, &method, tool.as_deref()) {
-                Verdict::Forbidden { reason } => {
-                    finish(
-                        call,
-                        &Outcome::denied(&method, tool.as_deref(), reason),
-                        "denied",
-                    );
-                    let policy = call.routes.policy.caller(&call.caller.identity);
-                    let scopes = policy.scopes_granting(
-                        call.server(),
-                        &method,
-                        tool.as_deref(),
-                        caller::MAX_CHALLENGE_SCOPES,
-                    );
-                    caller::insufficient_scope(
-                        &scopes,
-                        &call.metadata_url(),
-                        &if method == "tools/call" && tool.is_none() {
-                            "tools/call needs the tool's name in params.name".to_owned()
-                        } else if scopes.is_empty() {
-                            format!(
-                                "your token does not allow {method} here and no scope would; ask the server's owner for access"
-                            )
-                        } else {
-                            format!(
-                                "your token does not allow {method} on this server; a token with one of the scopes named in WWW-Authenticate would"
-                            )
-                        },
-                        Some(&id),
-                    )
-                }
-                Verdict::Hidden { reason } => {
-                    let tool = tool.unwrap_or_default();
-                    finish(
-                        call,
-                        &Outcome::denied(&method, Some(&tool), reason),
-                        "denied",
-                    );
-                    json_response(StatusCode::OK, &unknown_tool(&id, &tool))
-                }
-                Verdict::Allow { matched } => {
-                    let mut outcome = Outcome::allowed(&method, tool.as_deref(), matched);
-                    outcome.modern = matches!(era, Era::Modern { .. });
-                    if let Some(tool) = &tool {
-                        if let Err(r) = check_rates(call, tool) {
-                            let mut denied = Outcome::denied(&method, Some(tool), "rate_limited");
-                            denied.matched = outcome.matched.clone();
-                            return fail(
-                                call,
-                                &denied,
-                                Some(&id),
-                                ProxyError::RateLimited(r.seconds()),
-                            );
-                        }
-                        if call.route.entry.gateway.log_arguments {
-                            outcome.arguments =
-                                message.params().and_then(|p| p.get("arguments")).cloned();
-                        }
-                    }
-                    forward_request(call, headers, era, session, message, raw, id, outcome).await
-                }
-            }
-        }
-    }
-}
-
-/// Notifications and responses from the client: to an HTTP upstream they go as they are; a
-/// shared upstream gets cancellations and ignores the rest (it has no request to answer).
-async fn forward_one_way(
-    call: &Arc<Call>,
-    headers: &HeaderMap,
-    era: &Era,
-    session: Option<&SessionState>,
-    message: Message,
-    raw: Option<Bytes>,
-) -> Response {
-    finish(
-        call,
-        &Outcome::allowed(
-            if matches!(message.kind, Kind::Response { .. }) {
-                "response"
-            } else {
-                "notifications"
-            },
-            None,
-            None,
-        ),
-        "ok",
-    );
-    match &call.route.upstream {
-        Upstream::Http { .. } => {
-            let body = raw.unwrap_or_else(|| {
-                Bytes::from(serde_json::to_vec(&message.into_value()).unwrap_or_default())
-            });
-            match send_http(call, Method::POST, headers, era, session, Some(body)).await {
-                Ok(r) => StatusCode::from_u16(r.status().as_u16())
-                    .unwrap_or(StatusCode::ACCEPTED)
-                    .into_response(),
-                Err(e) => e.into_response(None),
-            }
-        }
-        Upstream::Shared(shared) => {
-            // Cancellations are the one client notification a shared session passes on (mapped
-            // to the gateway's id); the session is the gateway's, so the rest stay here.
-            if message.method() == Some("notifications/cancelled")
-                && let Some(params) = message.params()
-                && let Some(request_id) = params.get("requestId")
-            {
-                shared
-                    .cancel(&call.caller.digest, request_id, params.get("reason"))
-                    .await;
-            }
-            StatusCode::ACCEPTED.into_response()
-        }
-    }
-}
-
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the parts of one request that the steps before have already taken apart"
-)]
-async fn forward_request(
-    call: &Arc<Call>,
-    headers: &HeaderMap,
-    era: &Era,
-    session: Option<&SessionState>,
-    message: Message,
-    raw: Option<Bytes>,
-    id: Value,
-    outcome: Outcome,
-) -> Response {
-    // A listening stream lives as long as the client wants: it counts against the caller's
-    // streams, not against the server's requests in flight.
-    let listening = outcome.method == "subscriptions/listen";
-    let permit: Box<dyn std::any::Any + Send> = if listening {
-        match call.gw.streams.acquire(
-            call.caller.limit_key(),
-            call.gw.config.limits.streams_per_caller,
-            &call.gw.metrics.open_streams,
-        ) {
-            Some(p) => Box::new(p),
-            None => return fail(call, &outcome, Some(&id), ProxyError::TooManyStreams),
-        }
-    } else {
-        match tokio::time::timeout(
-            Duration::from_secs(5),
-            Arc::clone(&call.route.in_flight).acquire_owned(),
-        )
-        .await
-        {
-            Ok(Ok(p)) => Box::new(p),
-            _ => return fail(call, &outcome, Some(&id), ProxyError::Busy),
-        }
-    };
-    let method = outcome.method.clone();
-    let (stream, extra_headers, abandon): (
-        BoxStream<'static, Result<sse::Event, String>>,
-        HeaderMap,
-        Option<Abandon>,
-    ) = match &call.route.upstream {
-        Upstream::Http { .. } => {
-            let body = raw.unwrap_or_else(|| {
-                Bytes::from(serde_json::to_vec(&message.clone().into_value()).unwrap_or_default())
-            });
-            let response =
-                match send_http(call, Method::POST, headers, era, session, Some(body)).await {
-                    Ok(r) => r,
-                    Err(e) => return fail(call, &outcome, Some(&id), e),
-                };
-            let status = response.status();
-            let mut extra = HeaderMap::new();
-            if method == "initialize" && status.is_success() {
-                match new_session(call, &message, response.headers()) {
-                    Ok(Some(sid)) => {
-                        extra.insert(SESSION_HEADER, sid);
-                    }
-                    Ok(None) => {}
-                    Err(e) => return fail(call, &outcome, None, e),
-                }
-            }
-            if !status.is_success() {
-                return match upstream_status(call, response).await {
-                    Ok(passed_on) => {
-                        finish(call, &outcome, "upstream_error");
-                        passed_on
-                    }
-                    Err(e) => fail(call, &outcome, Some(&id), e),
-                };
-            }
-            let abandon = match (era, session) {
-                (Era::Legacy { .. }, Some(s)) => Some(Abandon {
-                    call: Arc::clone(call),
-                    session: s.clone(),
-                    id: id.clone(),
-                }),
-                _ => None,
-            };
-            let events = if listening {
-                http_events_no_idle(call, response)
-            } else {
-                http_events(call, response)
-            };
-            (events, extra, abandon)
-        }
-        Upstream::Shared(shared) => match shared_request(call, era, shared, message, &id).await {
-            SharedAnswer::Direct(value, extra) => {
-                finish(call, &outcome, "ok");
-                let mut r = json_response(StatusCode::OK, &value);
-                r.headers_mut().extend(extra);
-                return r;
-            }
-            SharedAnswer::Failed(e) => return fail(call, &outcome, Some(&id), e),
-            SharedAnswer::Pending(pending) => (pending_events(pending), HeaderMap::new(), None),
-            SharedAnswer::Listen(params) => {
-                finish(call, &outcome, "ok");
-                return listen(shared, id, params, permit);
-            }
-        },
-    };
-    respond(
-        Arc::clone(call),
-        id,
-        outcome,
-        stream,
-        extra_headers,
-        abandon,
-        permit,
-    )
-    .await
-}
-
-/// Sends `notifications/cancelled` upstream when a session-era client leaves before its
-/// answer (2026-07-28 servers take the closed connection itself as the cancellation).
-struct Abandon {
-    call: Arc<Call>,
-    session: SessionState,
-    id: Value,
-}
-
-impl Abandon {
-    fn fire(self) {
-        tokio::spawn(async move {
-            let body = json!({
-                "jsonrpc": "2.0",
-                "method": "notifications/cancelled",
-                "params": {"requestId": self.id, "reason": "the client went away"}
-            });
-            let era = Era::Legacy {
-                version: Some(self.session.version.clone()),
-            };
-            let _ = send_http(
-                &self.call,
-                Method::POST,
-                &HeaderMap::new(),
-                &era,
-                Some(&self.session),
-                Some(Bytes::from(body.to_string())),
-            )
-            .await;
-        });
-    }
-}
-
-fn new_session(
-    call: &Call,
-    message: &Message,
-    upstream_headers: &HeaderMap,
-) -> Result<Option<HeaderValue>, ProxyError> {
-    let Some(upstream) = upstream_headers
-        .get(SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return Ok(None);
-    };
-    let requested = message
-        .params()
-        .and_then(|p| p.get("protocolVersion"))
-        .and_then(Value::as_str);
-    let state = SessionState {
-        server: call.server().to_owned(),
-        upstream: Some(upstream.to_owned()),
-        version: jsonrpc::negotiate_legacy(requested).to_owned(),
-        caller: call.caller.digest.to_string(),
-        issued: chrono::Utc::now().timestamp(),
-    };
-    match call.gw.sessions.seal(&state) {
-        Ok(id) => {
-            call.gw.metrics.sessions_started.inc();
-            Ok(HeaderValue::from_str(&id).ok())
-        }
-        Err(e) => Err(ProxyError::SessionNotCarried(e.to_string())),
-    }
 }

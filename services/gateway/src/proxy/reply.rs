@@ -1,5 +1,6 @@
-//! The reply path: the upstream's events passed to the client (JSON when the final response
-//! comes first, else SSE), the final response filtered or cut, keep-alives on quiet streams.
+//! The reply path: the upstream's events as an answer (the final response when it comes
+//! first, else a [`Streamed`] answer read event by event), the final response filtered or cut,
+//! the SSE bodies made of them, keep-alives on quiet streams.
 
 use super::*;
 
@@ -20,46 +21,6 @@ pub(super) fn sse_response(
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     h.extend(extra);
     response
-}
-
-/// The JSON-RPC responses inside one of our own answers (JSON or SSE).
-pub async fn collect_messages(response: Response, max: usize) -> Vec<Value> {
-    let is_sse = response
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with("text/event-stream"));
-    let status = response.status();
-    let mut out = Vec::new();
-    let mut body = response.into_body().into_data_stream();
-    if is_sse {
-        let mut parser = sse::Parser::new(max);
-        while let Some(Ok(chunk)) = body.next().await {
-            let Ok(events) = parser.feed(&chunk) else {
-                break;
-            };
-            for e in events.into_iter().filter(sse::Event::is_message) {
-                if let Ok(v) = serde_json::from_str::<Value>(&e.data) {
-                    out.push(v);
-                }
-            }
-        }
-    } else {
-        let mut bytes = Vec::new();
-        while let Some(Ok(chunk)) = body.next().await {
-            bytes.extend_from_slice(&chunk);
-            if bytes.len() > max {
-                return out;
-            }
-        }
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Array(items)) => out.extend(items),
-            Ok(v) if v.get("jsonrpc").is_some() => out.push(v),
-            _ if !status.is_success() => {}
-            _ => {}
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -104,137 +65,203 @@ where
 // ---------------------------------------------------------------------------------------------
 // The answer
 
-/// Passes an answer to the client: a final response that comes first is sent as JSON; anything
-/// else streams as SSE, event by event. The final response of a list or tool call is filtered
-/// or cut on the way; the request is audited when its final response passes.
-pub(super) async fn respond(
-    call: Arc<Call>,
-    id: Value,
-    outcome: Outcome,
-    mut stream: BoxStream<'static, Result<sse::Event, String>>,
-    extra: HeaderMap,
+/// The answer to a request whose upstream answers with events: the final response when it
+/// comes first (sent as JSON), else the stream of events (sent as SSE).
+pub(super) async fn first_answer(
+    call: &Arc<Call>,
+    id: &Value,
+    outcome: &Outcome,
+    mut events: BoxStream<'static, Result<sse::Event, String>>,
+    headers: HeaderMap,
     abandon: Option<Abandon>,
-    permit: Box<dyn std::any::Any + Send>,
-) -> Response {
+    permit: Permit,
+) -> Result<Answer, ProxyError> {
     let first =
-        match tokio::time::timeout(call.gw.config.upstream.first_byte_timeout(), stream.next())
+        match tokio::time::timeout(call.gw.config.upstream.first_byte_timeout(), events.next())
             .await
         {
             Err(_) => {
                 if let Some(a) = abandon {
                     a.fire();
                 }
-                return fail(&call, &outcome, Some(&id), ProxyError::NoFirstMessage);
+                return Err(ProxyError::NoFirstMessage);
             }
-            Ok(None) => return fail(&call, &outcome, Some(&id), ProxyError::NoResponse),
-            Ok(Some(Err(e))) => {
-                return fail(&call, &outcome, Some(&id), ProxyError::AnswerBroke(e));
-            }
+            Ok(None) => return Err(ProxyError::NoResponse),
+            Ok(Some(Err(e))) => return Err(ProxyError::AnswerBroke(e)),
             Ok(Some(Ok(event))) => event,
         };
     if first.is_message()
         && let Ok(value) = serde_json::from_str::<Value>(&first.data)
-        && is_final(&value, &id)
+        && is_final(&value, id)
     {
-        let body = match finalize(&call, &outcome, value, first.data.len()) {
-            Some(changed) => serde_json::to_vec(&changed).unwrap_or_default(),
+        let (changed, status) = finalize(call, outcome, value, first.data.len());
+        let (value, raw) = match changed {
+            Ok(changed) => (changed, None),
             // Unchanged answers go out as the upstream wrote them: no second serialization.
-            None => first.data.into_bytes(),
+            Err(value) => (value, Some(Bytes::from(first.data.into_bytes()))),
         };
-        drop(permit);
-        let mut r = (
-            StatusCode::OK,
-            [(http::header::CONTENT_TYPE, "application/json")],
-            body,
-        )
-            .into_response();
-        r.headers_mut().extend(extra);
-        return r;
+        return Ok(Answer::Final(Final {
+            value,
+            raw,
+            headers,
+            status,
+        }));
     }
-    let body = async_stream_events(async move |tx: mpsc::Sender<Bytes>| {
-        let _permit = permit;
-        let mut next = Some(Ok(first));
-        let mut finished = false;
-        // Only a client that left cancels the upstream request. An upstream that ends its own
-        // stream before the answer (SEP-1699 polling) is still working on it: the client
-        // resumes with GET and Last-Event-ID.
-        let mut client_gone = false;
-        loop {
-            let item = match next.take() {
-                Some(i) => Some(i),
-                None => tokio::select! {
-                    i = stream.next() => i,
-                    _ = tx.closed() => {
-                        client_gone = true;
-                        break;
-                    }
-                },
-            };
-            let Some(item) = item else { break };
-            let event = match item {
-                Ok(e) => e,
-                Err(e) => {
-                    let e = ProxyError::AnswerBroke(e);
-                    let v = e.body(Some(&id));
-                    finish(&call, &outcome, e.mapping().audit_status);
-                    finished = true;
-                    let _ = tx.send(sse::Event::message(v.to_string()).encode()).await;
-                    break;
-                }
-            };
-            let mut out = event.clone();
-            let mut last = false;
-            if event.is_message()
-                && let Ok(value) = serde_json::from_str::<Value>(&event.data)
-                && is_final(&value, &id)
-            {
-                if let Some(changed) = finalize(&call, &outcome, value, event.data.len()) {
-                    out.data = changed.to_string();
-                }
-                finished = true;
-                last = true;
+    Ok(Answer::Stream(Box::new(Streamed {
+        call: Arc::clone(call),
+        id: id.clone(),
+        first: Some(first),
+        events,
+        headers,
+        abandon,
+        exit: None,
+        _permit: permit,
+    })))
+}
+
+/// An answer that streams: the upstream's events, read with [`Streamed::next`], which filters
+/// or cuts the final response and closes the request's exit. Dropped before the final
+/// response (the client went away), it records `cancelled` and cancels upstream.
+pub struct Streamed {
+    call: Arc<Call>,
+    id: Value,
+    first: Option<sse::Event>,
+    events: BoxStream<'static, Result<sse::Event, String>>,
+    pub(super) headers: HeaderMap,
+    abandon: Option<Abandon>,
+    /// Set by `pipeline::run`; `None` once closed.
+    pub(super) exit: Option<Exit>,
+    _permit: Permit,
+}
+
+/// One event of a [`Streamed`] answer.
+pub enum Event {
+    /// Passed on as it is (progress, server requests, notifications).
+    Passed(sse::Event),
+    /// The last event: the final response (filtered or cut), or the error the answer broke
+    /// with.
+    Final { event: sse::Event, value: Value },
+}
+
+impl Streamed {
+    /// The next event; `None` after the final one, or when the upstream ended its stream
+    /// before the answer (an upstream that ends its own stream, SEP-1699 polling, is still
+    /// working on it: the client resumes with GET and Last-Event-ID).
+    pub async fn next(&mut self) -> Option<Event> {
+        self.exit.as_ref()?;
+        let item = match self.first.take() {
+            Some(first) => Some(Ok(first)),
+            None => self.events.next().await,
+        };
+        let mut event = match item {
+            None => {
+                self.close(Status::StreamClosed);
+                return None;
             }
-            if tx.send(out.encode()).await.is_err() {
-                client_gone = true;
-                break;
+            Some(Err(e)) => {
+                let e = ProxyError::AnswerBroke(e);
+                let value = e.body(Some(&self.id));
+                self.close(Status::Failed(&e));
+                let event = sse::Event::message(value.to_string());
+                return Some(Event::Final { event, value });
             }
-            if last {
-                break;
+            Some(Ok(event)) => event,
+        };
+        if event.is_message()
+            && let Ok(value) = serde_json::from_str::<Value>(&event.data)
+            && is_final(&value, &self.id)
+        {
+            let outcome = self
+                .exit
+                .as_ref()
+                .map(Exit::outcome)
+                .expect("checked above");
+            let (changed, status) = finalize(&self.call, outcome, value, event.data.len());
+            let value = match changed {
+                Ok(changed) => {
+                    event.data = changed.to_string();
+                    changed
+                }
+                Err(value) => value,
+            };
+            self.close(status);
+            return Some(Event::Final { event, value });
+        }
+        Some(Event::Passed(event))
+    }
+
+    fn close(&mut self, status: Status<'_>) {
+        if let Some(exit) = self.exit.take() {
+            exit.close(status);
+        }
+    }
+
+    /// The final response, read past the events before it (the aggregated endpoint's call).
+    pub async fn final_message(mut self) -> Result<Value, ProxyError> {
+        while let Some(event) = self.next().await {
+            if let Event::Final { value, .. } = event {
+                return Ok(value);
             }
         }
-        if !finished {
-            if client_gone {
-                finish(&call, &outcome, "cancelled");
-                if let Some(a) = abandon {
-                    a.fire();
-                }
-            } else {
-                finish(&call, &outcome, "stream_closed");
+        Err(ProxyError::NoResponse)
+    }
+}
+
+impl Drop for Streamed {
+    fn drop(&mut self) {
+        // Only a client that left cancels the upstream request; the exit, dropped open with
+        // this, records `cancelled`.
+        if self.exit.as_ref().is_some_and(Exit::is_open)
+            && let Some(a) = self.abandon.take()
+        {
+            a.fire();
+        }
+    }
+}
+
+/// The SSE body of a streamed answer: events until the final one, or until the client goes
+/// away (then the answer is dropped: `cancelled`, and the upstream request cancelled).
+pub(super) fn stream_response(mut streamed: Box<Streamed>) -> Response {
+    let headers = std::mem::take(&mut streamed.headers);
+    let body = async_stream_events(async move |tx: mpsc::Sender<Bytes>| {
+        loop {
+            let event = tokio::select! {
+                e = streamed.next() => e,
+                _ = tx.closed() => break,
+            };
+            let Some(event) = event else { break };
+            let (event, last) = match event {
+                Event::Passed(e) => (e, false),
+                Event::Final { event, .. } => (event, true),
+            };
+            if tx.send(event.encode()).await.is_err() || last {
+                break;
             }
         }
     });
-    sse_response(body, extra)
+    sse_response(body, headers)
 }
 
 pub(super) fn is_final(value: &Value, id: &Value) -> bool {
     value.get("id") == Some(id) && (value.get("result").is_some() || value.get("error").is_some())
 }
 
-/// Filters or cuts the final response and records the outcome; `Some` when the message was
-/// changed (`raw_len` is its size as received, so small tool results are not measured again).
+/// Filters or cuts the final response, and says how the request ended; `Ok` when the message
+/// was changed, `Err` with it unchanged (`raw_len` is its size as received, so small tool
+/// results are not measured again).
 pub(super) fn finalize(
     call: &Call,
     outcome: &Outcome,
     mut value: Value,
     raw_len: usize,
-) -> Option<Value> {
+) -> (Result<Value, Value>, Status<'static>) {
     let mut changed = false;
     let status = if value.get("error").is_some() {
-        "jsonrpc_error"
+        Status::JsonRpcError
     } else if value.pointer("/result/isError") == Some(&Value::Bool(true)) {
-        "tool_error"
+        Status::ToolError
     } else {
-        "ok"
+        Status::Ok
     };
     if let Some(result) = value.get_mut("result") {
         match outcome.method.as_str() {
@@ -285,8 +312,7 @@ pub(super) fn finalize(
             changed |= stateless_result_fields(&outcome.method, result);
         }
     }
-    finish(call, outcome, status);
-    changed.then_some(value)
+    (if changed { Ok(value) } else { Err(value) }, status)
 }
 
 /// 2026-07-28 results carry `resultType`, and list and read results caching hints. An upstream

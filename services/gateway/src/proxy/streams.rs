@@ -11,7 +11,7 @@ pub async fn get(
     headers: HeaderMap,
 ) -> Response {
     let started = Instant::now();
-    let (routes, route, caller) = match begin(&gw, &server, &headers).await {
+    let (routes, route, caller) = match begin(&gw, &server, &headers, &request_id, started).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -81,7 +81,7 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Response {
     let started = Instant::now();
-    let (routes, route, caller) = match begin(&gw, &server, &headers).await {
+    let (routes, route, caller) = match begin(&gw, &server, &headers, &request_id, started).await {
         Ok(x) => x,
         Err(r) => return r,
     };

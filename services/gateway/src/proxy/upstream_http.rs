@@ -19,7 +19,7 @@ pub(super) const FORWARDED_HEADERS: &[&str] = &[
 pub(super) async fn upstream_status(
     call: &Call,
     response: reqwest::Response,
-) -> Result<Response, ProxyError> {
+) -> Result<UpstreamStatus, ProxyError> {
     let status = response.status();
     let reason = match status.as_u16() {
         401 | 403 => None,
@@ -48,12 +48,12 @@ pub(super) async fn upstream_status(
     }
     let content_type = response.headers().get(http::header::CONTENT_TYPE).cloned();
     let body = read_limited(response, 64 * 1024).await.unwrap_or_default();
-    let mut r = Response::new(Body::from(body));
-    *r.status_mut() = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    if let Some(ct) = content_type {
-        r.headers_mut().insert(http::header::CONTENT_TYPE, ct);
-    }
-    Ok(r)
+    Ok(UpstreamStatus {
+        status: StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
+        content_type,
+        body,
+        session_lost: false,
+    })
 }
 
 pub(super) async fn read_limited(response: reqwest::Response, max: usize) -> Option<Bytes> {

@@ -112,13 +112,12 @@ pub(super) fn pending_events(
 }
 
 /// `subscriptions/listen` (2026-07-28): an acknowledgement, then the upstream's notifications
-/// until the client closes the stream.
+/// until the client closes the stream (encoded events, for [`relay`]).
 pub(super) fn listen(
     shared: &Arc<SharedUpstream>,
     id: Value,
     params: serde_json::Map<String, Value>,
-    permit: Box<dyn std::any::Any + Send>,
-) -> Response {
+) -> BoxStream<'static, Bytes> {
     let rx = shared.subscribe();
     let honored = listen_filter(&params);
     let stamp = move |mut message: Value| {
@@ -155,7 +154,7 @@ pub(super) fn listen(
     let first = futures::stream::once(futures::future::ready(
         sse::Event::message(ack.to_string()).encode(),
     ));
-    relay(first.chain(notifications), permit)
+    first.chain(notifications).boxed()
 }
 
 /// The part of a listen request's `notifications` filter a shared upstream can honor: list

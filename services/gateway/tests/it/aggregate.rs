@@ -9,6 +9,7 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::audit_exits::events;
 use crate::helpers::*;
 use crate::peers::{inspector, py_client, py_server};
 
@@ -664,4 +665,105 @@ async fn python_sdk_client_and_inspector_discover_and_call_through_mcp() {
     )
     .await;
     assert_eq!(text_of(&json!({"result": called})), "42", "{called}");
+}
+
+/// The `mcpgw_gateway_mcp_requests_total` samples of `server`, as `(labels, value)`.
+async fn request_counts(stack: &Stack, server: &str) -> Vec<(String, String)> {
+    let metrics = metrics_of(&stack.gateway).await;
+    let label = format!("server=\"{server}\"");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("mcpgw_gateway_mcp_requests_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(labels, value)| (labels.to_owned(), value.to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_first_call_through_mcp_runs_the_pipeline_once_and_every_refusal_is_audited_once() {
+    let (stack, up) = notes_stack().await;
+    let alice = stack.token("alice", &["agents"]);
+    let mut c = aggregated(&stack, &alice, "");
+    c.initialize().await;
+    // The first call needs an upstream session: opened inside the pipeline, not as requests.
+    let called = c
+        .call(
+            "call_tool",
+            json!({"name": "notes__echo", "arguments": {"text": "once"}}),
+        )
+        .await;
+    assert_eq!(text_of(called.last()), "once", "{}", called.text);
+    assert_eq!(
+        up.counters.calls.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    let counts = request_counts(&stack, "notes").await;
+    assert_eq!(
+        counts.len(),
+        1,
+        "only the tools/call is a request: {counts:?}"
+    );
+    assert!(
+        counts[0].0.contains("method=\"tools/call\"") && counts[0].1 == "1",
+        "{counts:?}"
+    );
+
+    // A tool bob may not use, through /mcp: refused and audited once, under its server.
+    let bob = stack.token("bob", &["readers"]);
+    let mut b = aggregated(&stack, &bob, "");
+    b.initialize().await;
+    let hidden = b
+        .call(
+            "call_tool",
+            json!({"name": "notes__write_note", "arguments": {"text": "x"}}),
+        )
+        .await;
+    assert_eq!(hidden.last()["error"]["code"], -32602, "{}", hidden.text);
+    // Refusals of /mcp itself, before the caller or the method is known.
+    let r = aggregated(&stack, "not-a-token", "").initialize_raw().await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    let r = aggregated(&stack, &alice, "?mode=everything")
+        .initialize_raw()
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    let r = client()
+        .post(format!("{}/mcp", stack.url()))
+        .bearer_auth(&alice)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body("[")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    let row = |a: &str, t: &str, r: &str, s: &str| {
+        (a.to_owned(), t.to_owned(), r.to_owned(), s.to_owned())
+    };
+    let audited = async |server: &str, want: usize| {
+        let mut found = events(&stack, server, want).await;
+        found.sort();
+        found
+    };
+    let notes = audited("notes", 2).await;
+    let mcp = audited("mcp", 3).await;
+    // Let a duplicate, if any, arrive before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(notes, audited("notes", notes.len() + 1).await);
+    assert_eq!(mcp, audited("mcp", mcp.len() + 1).await);
+    assert_eq!(
+        notes,
+        [
+            row("mcp.denied", "write_note", "tool_not_allowed", "denied"),
+            row("mcp.tool_call", "echo", "allowed", "ok"),
+        ]
+    );
+    assert_eq!(
+        mcp,
+        [
+            row("mcp.denied", "", "invalid_query", "invalid"),
+            row("mcp.denied", "", "malformed", "invalid"),
+            row("mcp.denied", "", "unauthenticated", "denied"),
+        ]
+    );
 }

@@ -1,5 +1,6 @@
 //! One exit: every refusal or failure of a tool call the gateway decides is recorded once,
-//! with its own status, in the registry's audit log (driven for real, end to end).
+//! with its own status, in the registry's audit log (driven for real, end to end), and so is
+//! every refusal before the caller or the method is known, on both endpoints.
 
 use std::time::Duration;
 
@@ -10,7 +11,11 @@ use crate::helpers::*;
 
 /// `(action, tool, reason, status)` of the gateway's audit events for `server`, once `want`
 /// of them have arrived (or after 10 s).
-async fn events(stack: &Stack, server: &str, want: usize) -> Vec<(String, String, String, String)> {
+pub(crate) async fn events(
+    stack: &Stack,
+    server: &str,
+    want: usize,
+) -> Vec<(String, String, String, String)> {
     let mut found = Vec::new();
     for _ in 0..100 {
         found = stack
@@ -90,11 +95,36 @@ async fn every_refusal_of_a_tool_call_is_audited_exactly_once() {
     let refused = stranger.call("echo", json!({"text": "x"})).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
 
-    let mut down = RawClient::new(&stack.url(), "gone", Some(alice));
+    let mut down = RawClient::new(&stack.url(), "gone", Some(alice.clone()));
     let failed = down.call("echo", json!({"text": "x"})).await;
     assert_eq!(failed.status, StatusCode::BAD_GATEWAY, "{}", failed.text);
 
-    let mut weather = events(&stack, "weather", 5).await;
+    // Refusals before the caller (or the method) is known, each of its own server and reason
+    // (refusals of one server and reason are coalesced over a window).
+    let mut anonymous = RawClient::new(&stack.url(), "weather", None);
+    let r = anonymous.call("echo", json!({"text": "x"})).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    let mut forged = RawClient::new(&stack.url(), "gone", Some("not-a-token".into()));
+    let r = forged.call("echo", json!({"text": "x"})).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    let mut lost = RawClient::new(&stack.url(), "nowhere", Some(alice.clone()));
+    let r = lost.call("echo", json!({"text": "x"})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    let raw = |body: Vec<u8>| {
+        client()
+            .post(format!("{}/weather/mcp", stack.url()))
+            .bearer_auth(&alice)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body)
+            .send()
+    };
+    let r = raw(vec![b' '; 5 * 1024 * 1024]).await.unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let r = raw(b"{not json".to_vec()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    let mut weather = events(&stack, "weather", 8).await;
     // Let a duplicate, if any, arrive before counting.
     tokio::time::sleep(Duration::from_millis(500)).await;
     weather = events(&stack, "weather", weather.len() + 1).await;
@@ -108,12 +138,24 @@ async fn every_refusal_of_a_tool_call_is_audited_exactly_once() {
         row("mcp.denied", "write_note", "tool_not_allowed", "denied"),
         row("mcp.denied", "no_such_tool", "tool_not_allowed", "denied"),
         row("mcp.denied", "echo", "no_known_scope", "denied"),
+        row("mcp.denied", "", "unauthenticated", "denied"),
+        row("mcp.denied", "", "body_too_large", "invalid"),
+        row("mcp.denied", "", "malformed", "invalid"),
     ];
     expected.sort();
     assert_eq!(weather, expected);
-    let gone = events(&stack, "gone", 1).await;
+    let mut gone = events(&stack, "gone", 2).await;
+    gone.sort();
     assert_eq!(
         gone,
-        [row("mcp.tool_call", "echo", "allowed", "upstream_error")]
+        [
+            row("mcp.denied", "", "unauthenticated", "denied"),
+            row("mcp.tool_call", "echo", "allowed", "upstream_error"),
+        ]
+    );
+    let nowhere = events(&stack, "nowhere", 1).await;
+    assert_eq!(
+        nowhere,
+        [row("mcp.denied", "", "unknown_server", "not_found")]
     );
 }

@@ -405,14 +405,7 @@ async fn routes_follow_the_registry_without_a_restart_and_survive_its_outage() {
         "still here"
     );
     // …and says how old its snapshot is.
-    let metrics = client()
-        .get(format!("http://{}/metrics", offline.metrics_addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_of(&offline).await;
     assert!(
         metrics.contains(&format!(
             "mcpgw_gateway_snapshot_info{{version=\"{version}\"}} 1"

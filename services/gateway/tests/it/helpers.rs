@@ -514,3 +514,15 @@ pub fn text_of(reply: &Value) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// The gateway's Prometheus metrics, as text.
+pub async fn metrics_of(gateway: &Gateway) -> String {
+    client()
+        .get(format!("http://{}/metrics", gateway.metrics_addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}

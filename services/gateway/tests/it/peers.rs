@@ -369,14 +369,7 @@ async fn a_stdio_server_that_exits_is_restarted_on_the_next_request() {
         !second.is_empty() && second != first,
         "a new process answers: {first} → {second}"
     );
-    let metrics = client()
-        .get(format!("http://{}/metrics", stack.gateway.metrics_addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_of(&stack.gateway).await;
     assert!(
         metrics.contains("mcpgw_gateway_stdio_restarts_total{server=\"crashy\"} 1"),
         "{metrics}"
