@@ -1,78 +1,48 @@
-//! `auth-server`: run the mcpgw auth-server, check its config, or reset a local password.
+//! `auth-server`: run the mcpgw auth-server, check its config, or reset a local password. The
+//! command line, exit codes and config load are core's (`mcpgw_core::service`).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use auth_server::app;
 use auth_server::config::AuthConfig;
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
+use mcpgw_core::service::{Binary, Cli, Common, print_openapi, run_main};
 use secrecy::ExposeSecret;
 
-#[derive(Parser)]
-#[command(
-    name = "auth-server",
-    version,
-    about = "mcpgw auth-server: login, sessions, token vending, /validate"
-)]
-struct Cli {
-    /// A TOML file with settings over the embedded defaults (see services/auth-server/config/default.toml).
-    #[arg(long, short, env = "MCPGW_AUTH_CONFIG")]
-    config: Option<PathBuf>,
-    /// Load and validate the configuration, print a summary, and exit.
-    #[arg(long)]
-    check_config: bool,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
+const BINARY: Binary = Binary {
+    name: "auth-server",
+    about: "mcpgw auth-server: login, sessions, token vending, /validate",
+    config_env: "MCPGW_AUTH_CONFIG",
+    config_help: "A TOML file with settings over the embedded defaults (see services/auth-server/config/default.toml)",
+    serve_about: "Serve (the default)",
+};
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve (the default).
-    Serve,
+    #[command(flatten)]
+    Common(Common),
     /// Set a new generated password for a local user and print it (break-glass access).
     ResetPassword {
         #[arg(long, default_value = "admin")]
         username: String,
     },
-    /// Exit 0 if the auth-server at the configured address answers /health (for container
-    /// health checks).
-    Healthcheck,
     /// Print the OpenAPI document.
     Openapi,
 }
 
-/// The static (musl) images: musl's allocator serializes every thread on one lock, which a
-/// multi-threaded server pays for on each allocation; mimalloc keeps per-thread heaps.
-#[cfg(target_env = "musl")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mcpgw_core::musl_allocator!();
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::<Command>::parse_for(&BINARY);
     if matches!(cli.command, Some(Command::Openapi)) {
-        println!(
-            "{}",
-            auth_server::api::openapi()
-                .to_pretty_json()
-                .unwrap_or_default()
-        );
-        return ExitCode::SUCCESS;
+        return print_openapi(&auth_server::api::openapi());
     }
-    let config = match AuthConfig::load(cli.config.as_deref()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: invalid configuration: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let check_config = cli.check_config;
-    mcpgw_core::serve::run(async move {
-        if check_config {
-            return check(&config).await;
-        }
-        match cli.command {
+    run_main(cli, AuthConfig::load, check, |config, command| async move {
+        match command {
             Some(Command::ResetPassword { username }) => reset_password(config, &username).await,
-            Some(Command::Healthcheck) => mcpgw_core::serve::healthcheck(config.listen).await,
+            Some(Command::Common(Common::Healthcheck)) => {
+                mcpgw_core::serve::healthcheck(config.listen).await
+            }
             _ => serve(config).await,
         }
     })
@@ -80,7 +50,8 @@ fn main() -> ExitCode {
 
 /// `--check-config`: everything a start would refuse, without starting (secrets are read only
 /// when configured, so the check creates no files).
-async fn check(config: &AuthConfig) -> anyhow::Result<()> {
+async fn check(config: AuthConfig) -> anyhow::Result<()> {
+    let config = &config;
     mcpgw_core::telemetry::parse_filter(&config.log.filter)?;
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let key_configured = config.secrets.key_configured();

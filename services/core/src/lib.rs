@@ -19,6 +19,7 @@ pub mod policy;
 pub mod search;
 pub mod secrets;
 pub mod serve;
+pub mod service;
 pub mod signing;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

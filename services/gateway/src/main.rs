@@ -1,38 +1,20 @@
-//! `gateway`: run the mcpgw gateway or check its config.
+//! `gateway`: run the mcpgw gateway or check its config. The command line, exit codes and
+//! config load are core's (`mcpgw_core::service`).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
 use gateway::config::GatewayConfig;
+use mcpgw_core::service::{Binary, Cli, Common, run_main};
 
-#[derive(Parser)]
-#[command(name = "gateway", version, about = "mcpgw gateway: the MCP data plane")]
-struct Cli {
-    /// A TOML file with settings over the embedded defaults (see docs/CONFIGURATION.md).
-    #[arg(long, short, env = "MCPGW_GATEWAY_CONFIG")]
-    config: Option<PathBuf>,
-    /// Load and validate the configuration, print a summary, and exit.
-    #[arg(long)]
-    check_config: bool,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
+const BINARY: Binary = Binary {
+    name: "gateway",
+    about: "mcpgw gateway: the MCP data plane",
+    config_env: "MCPGW_GATEWAY_CONFIG",
+    config_help: "A TOML file with settings over the embedded defaults (see docs/CONFIGURATION.md)",
+    serve_about: "Serve (the default)",
+};
 
-#[derive(Subcommand)]
-enum Command {
-    /// Serve (the default).
-    Serve,
-    /// Exit 0 if the gateway at the configured address answers /health (for container
-    /// health checks).
-    Healthcheck,
-}
-
-/// The static (musl) images: musl's allocator serializes every thread on one lock, which a
-/// multi-threaded server pays for on each allocation; mimalloc keeps per-thread heaps.
-#[cfg(target_env = "musl")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mcpgw_core::musl_allocator!();
 
 /// At most two glibc malloc arenas. glibc gives threads that contend for the allocator arenas of
 /// their own (up to eight per core), and memory freed in one arena is not reused by another:
@@ -60,31 +42,31 @@ fn main() -> ExitCode {
         return gateway::stdio_sandbox::exec_main();
     }
     limit_malloc_arenas();
-    let cli = Cli::parse();
-    let config = match GatewayConfig::load(cli.config.as_deref()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: invalid configuration: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if cli.check_config {
-        println!(
-            "configuration ok: listen {}, metrics {}, registry {}, {} trusted issuer(s), public URL {}",
-            config.listen,
-            config.metrics_listen,
-            config.registry.url,
-            config.auth.issuers.len(),
-            config.public_url
-        );
-        return ExitCode::SUCCESS;
-    }
-    mcpgw_core::serve::run(async move {
-        match cli.command {
-            Some(Command::Healthcheck) => mcpgw_core::serve::healthcheck(config.listen).await,
-            _ => serve(config).await,
-        }
-    })
+    let cli = Cli::<Common>::parse_for(&BINARY);
+    run_main(
+        cli,
+        GatewayConfig::load,
+        check,
+        |config, command| async move {
+            match command {
+                Some(Common::Healthcheck) => mcpgw_core::serve::healthcheck(config.listen).await,
+                _ => serve(config).await,
+            }
+        },
+    )
+}
+
+/// `--check-config`: the configuration loaded; print its summary.
+async fn check(config: GatewayConfig) -> anyhow::Result<()> {
+    println!(
+        "configuration ok: listen {}, metrics {}, registry {}, {} trusted issuer(s), public URL {}",
+        config.listen,
+        config.metrics_listen,
+        config.registry.url,
+        config.auth.issuers.len(),
+        config.public_url
+    );
+    Ok(())
 }
 
 async fn serve(config: GatewayConfig) -> anyhow::Result<()> {

@@ -1,33 +1,26 @@
-//! `registry`: run the mcpgw registry, check its config, or mint a break-glass admin key.
+//! `registry`: run the mcpgw registry, check its config, or mint a break-glass admin key. The
+//! command line, exit codes and config load are core's (`mcpgw_core::service`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
+use mcpgw_core::service::{Binary, Cli, Common, print_openapi, run_main};
 use registry::app;
 use registry::config::RegistryConfig;
 
-#[derive(Parser)]
-#[command(
-    name = "registry",
-    version,
-    about = "mcpgw registry: the catalog of MCP servers"
-)]
-struct Cli {
-    /// A TOML file with settings over the embedded defaults (see docs/CONFIGURATION.md).
-    #[arg(long, short, env = "MCPGW_REGISTRY_CONFIG")]
-    config: Option<PathBuf>,
-    /// Load and validate the configuration, print a summary, and exit.
-    #[arg(long)]
-    check_config: bool,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
+const BINARY: Binary = Binary {
+    name: "registry",
+    about: "mcpgw registry: the catalog of MCP servers",
+    config_env: "MCPGW_REGISTRY_CONFIG",
+    config_help: "A TOML file with settings over the embedded defaults (see docs/CONFIGURATION.md)",
+    serve_about: "Serve the API (the default)",
+};
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the API (the default).
-    Serve,
+    #[command(flatten)]
+    Common(Common),
     /// Create a new admin API key directly in the store and print it (break-glass access).
     AdminKey {
         #[arg(long, default_value = "break-glass admin")]
@@ -42,54 +35,40 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
-    /// Exit 0 if the registry at the configured address answers /health (for container
-    /// health checks).
-    Healthcheck,
     /// Print the OpenAPI document.
     Openapi,
 }
 
-/// The static (musl) images: musl's allocator serializes every thread on one lock, which a
-/// multi-threaded server pays for on each allocation; mimalloc keeps per-thread heaps.
-#[cfg(target_env = "musl")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mcpgw_core::musl_allocator!();
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::<Command>::parse_for(&BINARY);
     if matches!(cli.command, Some(Command::Openapi)) {
-        println!(
-            "{}",
-            registry::api::openapi()
-                .to_pretty_json()
-                .unwrap_or_default()
-        );
-        return ExitCode::SUCCESS;
+        return print_openapi(&registry::api::openapi());
     }
-    let config = match RegistryConfig::load(cli.config.as_deref()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: invalid configuration: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let check_config = cli.check_config;
-    mcpgw_core::serve::run(async move {
-        if check_config {
-            return check(&config).await;
-        }
-        match cli.command {
-            Some(Command::AdminKey { name }) => admin_key(config, &name).await,
-            Some(Command::GatewayKey { name, output }) => gateway_key(config, &name, output).await,
-            Some(Command::Healthcheck) => mcpgw_core::serve::healthcheck(config.listen).await,
-            _ => serve(config).await,
-        }
-    })
+    run_main(
+        cli,
+        RegistryConfig::load,
+        check,
+        |config, command| async move {
+            match command {
+                Some(Command::AdminKey { name }) => admin_key(config, &name).await,
+                Some(Command::GatewayKey { name, output }) => {
+                    gateway_key(config, &name, output).await
+                }
+                Some(Command::Common(Common::Healthcheck)) => {
+                    mcpgw_core::serve::healthcheck(config.listen).await
+                }
+                _ => serve(config).await,
+            }
+        },
+    )
 }
 
 /// `--check-config`: everything a start would refuse, without starting (the key is loaded
 /// only when one is configured, so the check creates no files).
-async fn check(config: &RegistryConfig) -> anyhow::Result<()> {
+async fn check(config: RegistryConfig) -> anyhow::Result<()> {
+    let config = &config;
     mcpgw_core::telemetry::parse_filter(&config.log.filter)?;
     let s = &config.secrets;
     let key_configured = s.sealing_key.is_configured();
