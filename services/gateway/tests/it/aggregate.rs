@@ -685,6 +685,12 @@ async fn a_first_call_through_mcp_runs_the_pipeline_once_and_every_refusal_is_au
     let alice = stack.token("alice", &["agents"]);
     let mut c = aggregated(&stack, &alice, "");
     c.initialize().await;
+    let sessionless = || {
+        up.counters
+            .sessionless_posts
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let before = sessionless();
     // The first call needs an upstream session: opened inside the pipeline, not as requests.
     let called = c
         .call(
@@ -696,6 +702,11 @@ async fn a_first_call_through_mcp_runs_the_pipeline_once_and_every_refusal_is_au
     assert_eq!(
         up.counters.calls.load(std::sync::atomic::Ordering::SeqCst),
         1
+    );
+    assert_eq!(
+        sessionless() - before,
+        1,
+        "the upstream sees one initialize"
     );
     let counts = request_counts(&stack, "notes").await;
     assert_eq!(
@@ -719,6 +730,11 @@ async fn a_first_call_through_mcp_runs_the_pipeline_once_and_every_refusal_is_au
         )
         .await;
     assert_eq!(hidden.last()["error"]["code"], -32602, "{}", hidden.text);
+    assert_eq!(
+        sessionless() - before,
+        1,
+        "no session is opened for a refused call"
+    );
     // Refusals of /mcp itself, before the caller or the method is known.
     let r = aggregated(&stack, "not-a-token", "").initialize_raw().await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);

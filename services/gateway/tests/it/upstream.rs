@@ -21,6 +21,9 @@ use rmcp::{RoleServer, ServerHandler, schemars, tool, tool_handler, tool_router}
 pub struct Counters {
     pub cancelled: AtomicUsize,
     pub calls: AtomicUsize,
+    /// POSTs without `Mcp-Session-Id`: the `initialize` of each session (or a stateless
+    /// request).
+    pub sessionless_posts: AtomicUsize,
 }
 
 #[derive(Clone)]
@@ -172,7 +175,19 @@ pub async fn start(json: bool) -> Upstream {
             Default::default(),
             config,
         );
-    let app = axum::Router::new().nest_service("/mcp", service);
+    let seen = Arc::clone(&counters);
+    let app = axum::Router::new()
+        .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                if request.method() == http::Method::POST
+                    && !request.headers().contains_key("mcp-session-id")
+                {
+                    seen.sessionless_posts.fetch_add(1, Ordering::SeqCst);
+                }
+                next.run(request)
+            },
+        ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
