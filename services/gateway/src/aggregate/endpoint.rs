@@ -29,10 +29,6 @@ use crate::session::SessionState;
 use crate::sse;
 
 const SESSION_HEADER: &str = "mcp-session-id";
-/// Longest `discover_tools` query, in characters.
-pub const MAX_QUERY_CHARS: usize = 1000;
-/// Tools `discover_tools` returns when the caller does not say.
-const DEFAULT_LIMIT: u64 = 5;
 
 /// `?mode=progressive|all` (the only query parameter), else the configured mode.
 fn mode_of(gw: &AppState, query: Option<&str>) -> Result<Mode, String> {
@@ -185,7 +181,7 @@ pub async fn post(
     }
 }
 
-fn invalid(message: String) -> ProxyError {
+pub(super) fn invalid(message: String) -> ProxyError {
     ProxyError::InvalidParams(message)
 }
 
@@ -357,7 +353,7 @@ impl Ctx {
             .with(&routes, |catalog| match self.mode {
                 Mode::All => catalog.all(&view),
                 Mode::Progressive => {
-                    let mut tools = meta_tools(self.gw.config.aggregate.max_results);
+                    let mut tools = super::meta::meta_tools(self.gw.config.aggregate.max_results);
                     tools.extend(
                         self.gw
                             .config
@@ -383,7 +379,9 @@ impl Ctx {
         };
         let arguments = arguments_of(params.get("arguments"), "params.arguments")?;
         match name {
-            "discover_tools" => self.discover(&arguments).map(Done::Result),
+            "discover_tools" => {
+                super::meta::discover(&self.gw, &self.caller.identity, &arguments).map(Done::Result)
+            }
             "call_tool" => {
                 let Some(target) = arguments.get("name").and_then(Value::as_str) else {
                     return Err(invalid(
@@ -396,43 +394,6 @@ impl Ctx {
             }
             other => self.forward(other, arguments, id).await.map(Done::Response),
         }
-    }
-
-    /// `discover_tools`: the best matches the caller may use, as a tool result whose text is
-    /// `{"tools": [definitions]}`.
-    fn discover(&self, arguments: &Value) -> Result<Value, ProxyError> {
-        let max = self.gw.config.aggregate.max_results;
-        let query = arguments
-            .get("query")
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .unwrap_or("");
-        let chars = query.chars().count();
-        if chars == 0 || chars > MAX_QUERY_CHARS {
-            return Err(invalid(format!(
-                "discover_tools: `query` must be a text of 1 to {MAX_QUERY_CHARS} characters saying what the tool should do"
-            )));
-        }
-        let limit = match arguments.get("limit") {
-            None | Some(Value::Null) => DEFAULT_LIMIT.min(max as u64),
-            Some(v) => match v.as_u64() {
-                Some(n) if (1..=max as u64).contains(&n) => n,
-                _ => {
-                    return Err(invalid(format!(
-                        "discover_tools: `limit` must be an integer from 1 to {max}"
-                    )));
-                }
-            },
-        } as usize;
-        let routes = self.gw.table.current();
-        let view = View::new(&routes, &self.caller.identity);
-        let tools = self
-            .gw
-            .aggregate
-            .catalog
-            .with(&routes, |catalog| catalog.search(&view, query, limit));
-        let text = json!({"tools": tools}).to_string();
-        Ok(json!({"content": [{"type": "text", "text": text}], "isError": false}))
     }
 
     /// A call by exposed name, through the owning server's pipeline.
@@ -509,37 +470,6 @@ fn arguments_of(value: Option<&Value>, field: &str) -> Result<Value, ProxyError>
         Some(v @ Value::Object(_)) => Ok(v.clone()),
         Some(_) => Err(invalid(format!("{field} must be a JSON object"))),
     }
-}
-
-/// The two tools of progressive disclosure. Kept short: they are what every session pays for.
-pub fn meta_tools(max_results: usize) -> Vec<Value> {
-    vec![
-        json!({
-            "name": "discover_tools",
-            "description": "Find tools for a task among all tools available to you. Returns the best matches with their input schemas; run one with call_tool.",
-            "inputSchema": {
-                "type": "object",
-                "properties": {
-                    "query": {"type": "string", "description": "What you want to do"},
-                    "limit": {"type": "integer", "minimum": 1, "maximum": max_results, "description": "How many tools (default 5)"}
-                },
-                "required": ["query"]
-            },
-            "annotations": {"readOnlyHint": true}
-        }),
-        json!({
-            "name": "call_tool",
-            "description": "Run a tool found with discover_tools.",
-            "inputSchema": {
-                "type": "object",
-                "properties": {
-                    "name": {"type": "string", "description": "The tool's name (server__tool)"},
-                    "arguments": {"type": "object", "description": "Arguments matching its input schema"}
-                },
-                "required": ["name"]
-            }
-        }),
-    ]
 }
 
 /// `GET /mcp`: the session era's stream, carrying `notifications/tools/list_changed`.

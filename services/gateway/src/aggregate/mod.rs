@@ -16,6 +16,7 @@
 pub mod call;
 pub mod catalog;
 pub mod endpoint;
+pub mod meta;
 pub mod notify;
 pub mod sessions;
 
