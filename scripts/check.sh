@@ -19,6 +19,14 @@ log "cargo deny: licenses, bans, duplicate versions, sources (deny.toml)"
 scripts/deps/cargo-deny.sh install
 "$(scripts/deps/cargo-deny.sh path)" --log-level error check licenses bans sources
 
+# The services' tests make Keycloak realms through mcpgw-test-support's keycloak feature; were a
+# service among that feature's (normal) dependencies, its tests would link a second build of
+# their own crate (the dev-dependency loop mcpgw-setup-keycloak was split out to end).
+log "no dev-dependency loop: mcpgw-test-support[keycloak] depends on no service"
+loop=$(cargo tree --locked -p mcpgw-test-support --features keycloak -e normal --prefix none \
+    | awk '{print $1}' | grep -xE 'registry|auth-server|gateway|mcpgw-setup' | sort -u || true)
+[[ -z "$loop" ]] || die "mcpgw-test-support --features keycloak depends on: $(echo $loop); the services' tests would depend on their own crate (keep Keycloak code in mcpgw-setup-keycloak)"
+
 log "static checks of docs and deployment files"
 scripts/check-static.sh
 scripts/check-runbook.sh

@@ -1,8 +1,8 @@
 //! Keycloak realms for the services' integration tests (feature `keycloak`), made by the code
-//! that sets up a deployment (`mcpgw-setup`'s library), so the tests see the realm a deployment
-//! gets: a test writes a short realm spec (the format of `services/setup/spec/mcpgw.toml`, see
-//! [`mcpgw_setup::spec`]) and [`realm`] runs the secrets and realm steps on it in the dev
-//! environment.
+//! that sets up a deployment (`mcpgw-setup`'s Keycloak library, `mcpgw-setup-keycloak`), so the
+//! tests see the realm a deployment gets: a test writes a short realm spec (the format of
+//! `services/setup-keycloak/spec/mcpgw.toml`, see [`mcpgw_setup_keycloak::spec`]) and [`realm`]
+//! runs the secrets and realm steps on it in the dev environment.
 //!
 //! Every call makes a new realm: the spec's `[realm] name` is a prefix, to which [`realm`]
 //! appends `-` and 12 random hex digits (`gw` becomes `gw-3f9c0a1b2c4d`), so tests sharing a
@@ -16,13 +16,13 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use mcpgw_setup::error::{Result, SetupError};
-use mcpgw_setup::inputs::{Overrides, RawInputs, output};
-use mcpgw_setup::keycloak::{Admin, join};
-use mcpgw_setup::output::{Captured, Output};
-use mcpgw_setup::secrets::{DirSecrets, SecretStore};
-use mcpgw_setup::spec::Spec;
-use mcpgw_setup::{Options, Step};
+use mcpgw_setup_keycloak::error::{Result, SetupError};
+use mcpgw_setup_keycloak::inputs::{Overrides, RawInputs, output};
+use mcpgw_setup_keycloak::keycloak::{Admin, join};
+use mcpgw_setup_keycloak::output::{Captured, Output};
+use mcpgw_setup_keycloak::secrets::{DirSecrets, SecretStore};
+use mcpgw_setup_keycloak::spec::Spec;
+use mcpgw_setup_keycloak::{KeycloakOnly, Options, Step};
 
 /// The secret prefix of fixture runs (the secrets are files under the fixture's directory).
 const SECRET_PREFIX: &str = "fixture";
@@ -64,7 +64,7 @@ pub async fn realm(
     raw.set(output::AUTH_SERVER_URL, auth_server_url.map(str::to_owned));
     let admin_password = SecretString::from(admin_password.to_owned());
     let captured = Captured::default();
-    let report = mcpgw_setup::run(Options {
+    let options = Options {
         raw,
         overrides: Overrides {
             keycloak_admin_password: Some(admin_password.clone()),
@@ -80,8 +80,8 @@ pub async fn realm(
         only: vec![Step::Secrets, Step::Realm],
         skip: vec![],
         out: Output::to_writer(Box::new(captured.clone()), false),
-    })
-    .await;
+    };
+    let report = mcpgw_setup_keycloak::run(options, &mut KeycloakOnly).await;
     if let Some(e) = report.error {
         return Err(SetupError {
             class: e.class,
@@ -111,7 +111,7 @@ pub async fn realm(
 fn with_unique_name(spec_toml: &str) -> Result<(String, String)> {
     let bad = |what: String| {
         SetupError::input(format!("the fixture spec: {what}"))
-            .with_hint("give a realm spec in the format of services/setup/spec/mcpgw.toml")
+            .with_hint("give a realm spec in the format of services/setup-keycloak/spec/mcpgw.toml")
     };
     let mut table: toml::Table = spec_toml
         .parse()
@@ -209,7 +209,7 @@ mod tests {
         let Err(e) = realm("http://127.0.0.1:9", "unused", spec, None).await else {
             panic!("a spec naming ${{auth_server_url}} needs the URL");
         };
-        assert_eq!(e.class, mcpgw_setup::error::FailureClass::Input);
+        assert_eq!(e.class, mcpgw_setup_keycloak::error::FailureClass::Input);
         assert!(e.message.starts_with("making the fixture realm t-"), "{e}");
         assert!(e.message.contains("auth_server_url is missing"), "{e}");
         assert!(

@@ -5,7 +5,7 @@
 //!   the test controls), a stand-in for an IdP in tests of token handling;
 //! - [`postgres`]: a PostgreSQL database per test, dropped when the test ends;
 //! - [`peers`]: the real MCP peers of `scripts/deps/mcp-peers.sh` (server-everything);
-//! - [`keycloak`] (feature `keycloak`): a Keycloak realm per test, made by `mcpgw-setup`.
+//! - [`keycloak`] (feature `keycloak`): a Keycloak realm per test, made by `mcpgw-setup-keycloak`.
 //!
 //! Tests of the real login and token flows use Keycloak and a second OIDC provider
 //! (`scripts/deps/keycloak.sh`, `scripts/deps/oidc.sh`).

@@ -4,10 +4,10 @@
 
 use crate::error::{Result, SetupError};
 use crate::steps::connect::classify_mongo;
-use crate::{Context, Outcome};
+use crate::{Context, Databases, Outcome};
 
-pub async fn run(ctx: &mut Context) -> Result<Outcome> {
-    let db = ctx
+pub async fn run(ctx: &Context, dbs: &mut Databases) -> Result<Outcome> {
+    let db = dbs
         .mongo
         .as_ref()
         .ok_or_else(|| SetupError::internal("the databases step connects DocumentDB first"))?;

@@ -17,16 +17,16 @@ use serde_json::json;
 
 use super::scopes::{ACTOR, registry_store, store_error};
 use crate::error::Result;
-use crate::{Context, Outcome};
+use crate::{Context, Databases, Outcome};
 
 pub fn secret_id(prefix: &str) -> String {
     format!("{prefix}/registry/gateway-api-key")
 }
 
-pub async fn run(ctx: &mut Context) -> Result<Outcome> {
+pub async fn run(ctx: &Context, dbs: &mut Databases) -> Result<Outcome> {
     let id = secret_id(&ctx.inputs.secret_prefix);
     let object = format!("gateway API key in secret {id}");
-    let store = registry_store(ctx).await?;
+    let store = registry_store(ctx, dbs).await?;
     let why_new = match ctx.secrets.get(&id).await? {
         None => None,
         Some(plain) => match keys::parse(plain.expose_secret()) {

@@ -10,7 +10,7 @@ use sqlx::migrate::MigrateError;
 
 use crate::error::{Result, SetupError};
 use crate::steps::connect::classify_postgres;
-use crate::{Context, Outcome};
+use crate::{Context, Databases, Outcome};
 
 /// A row of `_sqlx_migrations`.
 struct Applied {
@@ -18,8 +18,8 @@ struct Applied {
     success: bool,
 }
 
-pub async fn run(ctx: &mut Context) -> Result<Outcome> {
-    let pool = ctx
+pub async fn run(ctx: &Context, dbs: &mut Databases) -> Result<Outcome> {
+    let pool = dbs
         .postgres
         .as_ref()
         .ok_or_else(|| SetupError::internal("the databases step connects Aurora first"))?;

@@ -16,18 +16,18 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::error::{Result, SetupError};
-use crate::{Context, Outcome};
+use crate::{Context, Databases, Outcome};
 
 /// Who the audit log names as the author of the seeded documents.
 pub const ACTOR: &str = "setup:mcpgw-setup";
 
 /// The registry's own store on the DocumentDB the databases step connected to, opened once per
 /// run. `connect`, not `open`: opening creates indexes, and a dry run writes nothing.
-pub(crate) async fn registry_store(ctx: &mut Context) -> Result<Arc<MongoStore>> {
-    if let Some(store) = &ctx.registry_store {
+pub(crate) async fn registry_store(ctx: &Context, dbs: &mut Databases) -> Result<Arc<MongoStore>> {
+    if let Some(store) = &dbs.registry_store {
         return Ok(store.clone());
     }
-    let url = ctx
+    let url = dbs
         .mongo_url
         .as_ref()
         .ok_or_else(|| SetupError::internal("the databases step connects DocumentDB first"))?;
@@ -44,12 +44,12 @@ pub(crate) async fn registry_store(ctx: &mut Context) -> Result<Arc<MongoStore>>
             .await
             .map_err(|e| store_error("opening the registry store", e))?,
     );
-    ctx.registry_store = Some(store.clone());
+    dbs.registry_store = Some(store.clone());
     Ok(store)
 }
 
-pub async fn run(ctx: &mut Context) -> Result<Outcome> {
-    let store = registry_store(ctx).await?;
+pub async fn run(ctx: &Context, dbs: &mut Databases) -> Result<Outcome> {
+    let store = registry_store(ctx, dbs).await?;
     let stored = store
         .policy()
         .await

@@ -111,10 +111,6 @@ pub async fn run(options: Options, chosen: &[Step]) -> Result<(Context, String)>
             http,
             secrets,
             keycloak: None,
-            mongo: None,
-            mongo_url: None,
-            postgres: None,
-            registry_store: None,
         },
         note,
     ))
@@ -125,7 +121,7 @@ mod tests {
     use crate::error::FailureClass;
     use crate::inputs::{Overrides, RawInputs, output};
     use crate::output::Output;
-    use crate::{Options, Step};
+    use crate::{KeycloakOnly, Options, Step};
 
     /// A spec with one m2m client that asks for the password grant.
     const PASSWORD_GRANT_SPEC: &str = "[realm]\nname = \"t\"\n\n[[clients]]\nclient_id = \"m2m\"\nkind = \"m2m\"\npassword_grant = true\n";
@@ -134,18 +130,21 @@ mod tests {
     async fn inputs(environment: &str, spec: &str) -> crate::Report {
         let mut raw = RawInputs::default();
         raw.set(output::ENVIRONMENT, Some(environment.to_owned()));
-        crate::run(Options {
-            raw,
-            overrides: Overrides::default(),
-            spec: Some((spec.to_owned(), "test.toml".to_owned())),
-            // Not touched: the inputs step only names the directory.
-            secrets_dir: Some("/nonexistent/secrets".into()),
-            aws_endpoint_url: None,
-            dry_run: false,
-            only: vec![Step::Inputs],
-            skip: vec![],
-            out: Output::to_writer(Box::new(std::io::sink()), false),
-        })
+        crate::run(
+            Options {
+                raw,
+                overrides: Overrides::default(),
+                spec: Some((spec.to_owned(), "test.toml".to_owned())),
+                // Not touched: the inputs step only names the directory.
+                secrets_dir: Some("/nonexistent/secrets".into()),
+                aws_endpoint_url: None,
+                dry_run: false,
+                only: vec![Step::Inputs],
+                skip: vec![],
+                out: Output::to_writer(Box::new(std::io::sink()), false),
+            },
+            &mut KeycloakOnly,
+        )
         .await
     }
 
