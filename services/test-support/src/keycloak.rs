@@ -107,6 +107,45 @@ pub async fn realm(
     })
 }
 
+/// An environment variable the test Keycloak's setup exports; panics with what to run when
+/// it is missing.
+fn keycloak_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the suite with `make test` (it starts Keycloak), or start it with `scripts/deps/keycloak.sh start` and export its URL and admin password")
+    })
+}
+
+/// [`realm`] on the suite's Keycloak (`MCPGW_TEST_KEYCLOAK_URL`, signing in with
+/// `MCPGW_TEST_KEYCLOAK_ADMIN_PASSWORD`); panics when the run fails, with its output.
+pub async fn test_realm(spec_toml: &str, auth_server_url: Option<&str>) -> FixtureRealm {
+    realm(
+        &keycloak_env("MCPGW_TEST_KEYCLOAK_URL"),
+        &keycloak_env("MCPGW_TEST_KEYCLOAK_ADMIN_PASSWORD"),
+        spec_toml,
+        auth_server_url,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The `access_token` a token endpoint (`token_url`, of Keycloak or another provider) answers
+/// `form` with; panics with the answer when there is none.
+pub async fn access_token(token_url: &str, form: &[(&str, &str)]) -> String {
+    let r: serde_json::Value = reqwest::Client::new()
+        .post(token_url)
+        .form(form)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {token_url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("the answer of {token_url} is not JSON: {e}"));
+    r["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no access token from {token_url}: {r}"))
+        .to_owned()
+}
+
 /// The spec's realm name with a unique suffix, and the spec with that name.
 fn with_unique_name(spec_toml: &str) -> Result<(String, String)> {
     let bad = |what: String| {

@@ -8,12 +8,6 @@ use serde_json::json;
 use crate::helpers::{Backend, spawn_with};
 use crate::oidc::sign_in_with;
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the suite with `make test` (it starts Keycloak)")
-    })
-}
-
 /// A realm (made by mcpgw-setup from a spec) with group `mcp-users`, a dev user `alice` in it,
 /// and the web client `mcpgw-web` (authorization code with PKCE, any loopback port) whose
 /// tokens carry `groups`.
@@ -41,14 +35,7 @@ groups = ["mcp-users"]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_login_through_keycloak_starts_a_session_with_its_groups() {
-    let realm = mcpgw_test_support::keycloak::realm(
-        &env("MCPGW_TEST_KEYCLOAK_URL"),
-        &env("MCPGW_TEST_KEYCLOAK_ADMIN_PASSWORD"),
-        SPEC,
-        None,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let realm = mcpgw_test_support::keycloak::test_realm(SPEC, None).await;
     let web_secret = realm.client_secret("mcpgw-web").await.unwrap();
     let alice_password = realm.user_password("alice").await.unwrap();
     let issuer = realm.issuer();

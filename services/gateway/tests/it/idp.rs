@@ -72,21 +72,6 @@ async fn idp_stack(gateway_toml: &str, scopes: &[Value]) -> (Stack, upstream::Up
     (stack, up)
 }
 
-/// A realm made by mcpgw-setup from `spec` on the test Keycloak.
-async fn make_realm(spec: &str) -> FixtureRealm {
-    fixture::realm(
-        &env("MCPGW_TEST_KEYCLOAK_URL", "keycloak.sh start"),
-        &env(
-            "MCPGW_TEST_KEYCLOAK_ADMIN_PASSWORD",
-            "keycloak.sh admin-password",
-        ),
-        spec,
-        None,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
-}
-
 /// A realm (made by mcpgw-setup from a spec) with group `gw-readers`, an optional client scope
 /// `gw-echo` (it appears in the token's `scope` when asked for), and two m2m clients whose
 /// service accounts are in the group and whose tokens carry `groups`: `gw-m2m` with the
@@ -121,7 +106,7 @@ name = "gw-echo"
 name = "gw-readers"
 {clients}"#
     );
-    make_realm(&spec).await
+    fixture::test_realm(&spec, None).await
 }
 
 /// A client credentials token of `realm`'s client `client_id`, asking for `scope` if given.
@@ -135,19 +120,8 @@ async fn client_credentials(realm: &FixtureRealm, client_id: &str, scope: Option
     if let Some(s) = scope {
         form.push(("scope", s));
     }
-    let r: Value = client()
-        .post(format!("{}/protocol/openid-connect/token", realm.issuer()))
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no access token for {client_id}: {r}"))
-        .to_owned()
+    let url = format!("{}/protocol/openid-connect/token", realm.issuer());
+    fixture::access_token(&url, &form).await
 }
 
 fn scope_claim(claims: &Value) -> Vec<&str> {
@@ -529,7 +503,7 @@ last_name = "Test"
 groups = ["gw-readers"]
 "#
     );
-    make_realm(&spec).await
+    fixture::test_realm(&spec, None).await
 }
 
 fn keep_cookies(jar: &mut BTreeMap<String, String>, r: &reqwest::Response) {

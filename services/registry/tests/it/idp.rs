@@ -60,33 +60,7 @@ last_name = "Test"
 groups = ["registry-publishers"]
 "#
     );
-    fixture::realm(
-        &env("MCPGW_TEST_KEYCLOAK_URL", "keycloak.sh start"),
-        &env(
-            "MCPGW_TEST_KEYCLOAK_ADMIN_PASSWORD",
-            "keycloak.sh admin-password",
-        ),
-        &spec,
-        None,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
-}
-
-async fn token(url: &str, form: &[(&str, &str)]) -> String {
-    let r: Value = reqwest::Client::new()
-        .post(url)
-        .form(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no access token: {r}"))
-        .to_owned()
+    fixture::test_realm(&spec, None).await
 }
 
 fn publishers_scope() -> Value {
@@ -103,7 +77,7 @@ async fn keycloak_client_credentials_and_user_tokens_are_accepted_with_groups_ma
     let m2m_secret = realm.client_secret("mcpgw-m2m").await.unwrap();
     let alice_password = realm.user_password("alice").await.unwrap();
 
-    let m2m = token(
+    let m2m = fixture::access_token(
         &token_url,
         &[
             ("grant_type", "client_credentials"),
@@ -131,7 +105,7 @@ async fn keycloak_client_credentials_and_user_tokens_are_accepted_with_groups_ma
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
 
-    let user = token(
+    let user = fixture::access_token(
         &token_url,
         &[
             ("grant_type", "password"),
@@ -203,7 +177,7 @@ async fn a_second_oidc_provider_works_through_the_generic_path_with_token_scopes
         .await
         .unwrap();
     let token_url = discovery["token_endpoint"].as_str().unwrap();
-    let m2m = token(
+    let m2m = fixture::access_token(
         token_url,
         &[
             ("grant_type", "client_credentials"),
