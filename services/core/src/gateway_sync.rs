@@ -266,6 +266,20 @@ pub struct McpAuditEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub arguments: Option<serde_json::Value>,
+    /// How many requests this event stands for: 1, except for refusals before the caller is
+    /// known, which a gateway coalesces per server and reason over a window (the first is
+    /// its own event, the rest one event with their count). Left out when 1.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    #[schema(default = 1, minimum = 1)]
+    pub count: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -5,16 +5,23 @@
 //! the same ids, so a batch whose answer was lost is not stored twice); when the queue is full
 //! the oldest are dropped and counted, never the request. The JSON log line is written before
 //! the event is queued, so the log (CloudWatch) always holds every event.
+//!
+//! Refusals before the caller is known go through [`AuditSink::record_refusal`], which
+//! coalesces them (see `refusals`): the sender closes their windows as it runs, and all of
+//! them when it stops.
+
+mod refusals;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mcpgw_core::gateway_sync::{McpAuditBatch, McpAuditEvent};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{Notify, watch};
 
 use crate::metrics::Metrics;
+use refusals::Refusals;
 
 pub struct AuditSink {
     queue: Mutex<VecDeque<McpAuditEvent>>,
@@ -22,6 +29,7 @@ pub struct AuditSink {
     batch_size: usize,
     wake: Notify,
     metrics: Metrics,
+    refusals: Mutex<Refusals>,
 }
 
 impl AuditSink {
@@ -32,7 +40,35 @@ impl AuditSink {
             batch_size,
             wake: Notify::new(),
             metrics,
+            refusals: Mutex::new(Refusals::new(refusals::WINDOW, refusals::MAX_KEYS)),
         })
+    }
+
+    /// Records a refusal made before the caller is known (its subject and issuer are empty),
+    /// coalesced per server and reason: the first of a window at once, the rest as one event
+    /// with their `count` when the window closes.
+    pub fn record_refusal(&self, event: McpAuditEvent) {
+        let mut now = Vec::new();
+        self.refusals
+            .lock()
+            .expect("audit refusals")
+            .admit(event, Instant::now(), &mut now);
+        for event in now {
+            self.record(event);
+        }
+    }
+
+    /// Records the coalesced refusals of windows that have closed (all of them at shutdown).
+    fn close_refusal_windows(&self, shutdown: bool) {
+        let mut closed = Vec::new();
+        let now = (!shutdown).then(Instant::now);
+        self.refusals
+            .lock()
+            .expect("audit refusals")
+            .close(now, &mut closed);
+        for event in closed {
+            self.record(event);
+        }
     }
 
     pub fn record(&self, event: McpAuditEvent) {
@@ -51,6 +87,7 @@ impl AuditSink {
             matched_rule = event.matched_rule.as_deref(),
             status = %event.status,
             latency_ms = event.latency_ms,
+            count = event.count,
             "mcp audit event"
         );
         let mut queue = self.queue.lock().expect("audit queue");
@@ -88,6 +125,7 @@ impl AuditSink {
                 _ = self.wake.notified() => (false, false),
                 _ = tokio::time::sleep(flush) => (false, true),
             };
+            self.close_refusal_windows(stopping);
             loop {
                 // Woken by a full batch, only full batches go: events that arrive while one is
                 // in flight wait for the next full batch or the flush interval. (Sending

@@ -268,11 +268,14 @@ impl ProxyError {
                 "bad_headers",
                 m(S::BAD_REQUEST, rpc(p.code), None, "invalid"),
             ),
-            Self::RouteUnusable(_) => m(
-                S::BAD_GATEWAY,
-                rpc(codes::INTERNAL_ERROR),
-                None,
-                "upstream_error",
+            Self::RouteUnusable(_) => because(
+                "route_unusable",
+                m(
+                    S::BAD_GATEWAY,
+                    rpc(codes::INTERNAL_ERROR),
+                    None,
+                    "upstream_error",
+                ),
             ),
             Self::SessionRequired(_) => {
                 m(S::BAD_REQUEST, rpc(codes::INVALID_REQUEST), None, "invalid")
@@ -454,6 +457,31 @@ mod tests {
         assert_eq!(m.upstream_reason, Some("timeout"));
         assert_eq!(m.audit_status, "timeout");
         assert_eq!(e.body(None)["error"]["message"], "late");
+    }
+
+    #[test]
+    fn a_tool_the_caller_may_not_use_is_answered_like_an_unknown_one() {
+        let e = ProxyError::UnknownTool("forecast".into());
+        let m = e.mapping();
+        assert_eq!(m.status, StatusCode::OK);
+        assert_eq!(m.audit_status, "denied");
+        let body = e.body(Some(&json!(7)));
+        assert_eq!(body["id"], 7);
+        assert_eq!(body["error"]["code"], codes::INVALID_PARAMS);
+        assert_eq!(body["error"]["message"], "Unknown tool: forecast");
+    }
+
+    #[test]
+    fn refusals_before_the_method_is_known_are_audited_with_their_own_reason() {
+        let reasons = [
+            ProxyError::ServerNotFound("x".into()).mapping().reason,
+            ProxyError::BodyTooLarge { max: 1 }.mapping().reason,
+            ProxyError::RouteUnusable("x".into()).mapping().reason,
+        ];
+        assert_eq!(
+            reasons,
+            ["unknown_server", "body_too_large", "route_unusable"]
+        );
     }
 
     #[test]

@@ -276,6 +276,12 @@ fn check_event(i: usize, e: &McpAuditEvent) -> Result<(), FieldError> {
             "must be a number of milliseconds, 0 or more",
         ));
     }
+    if e.count == 0 {
+        return Err(FieldError::new(
+            field("count"),
+            "must be at least 1 (the requests the event stands for)",
+        ));
+    }
     Ok(())
 }
 

@@ -248,7 +248,7 @@ pub(crate) fn refused(
         .with_label_values(&[label, method, "denied", status])
         .inc();
     let server: String = server.chars().take(MAX_SERVER_CHARS).collect();
-    gw.audit.record(McpAuditEvent {
+    gw.audit.record_refusal(McpAuditEvent {
         id: uuid::Uuid::now_v7(),
         at: mcpgw_core::time::Timestamp::now(),
         request_id: request_id.to_owned(),

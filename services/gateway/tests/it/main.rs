@@ -3,6 +3,7 @@
 
 mod aggregate;
 mod audit_exits;
+mod audit_refusals;
 mod behaviour;
 mod helpers;
 mod idp;

@@ -335,10 +335,13 @@ async fn reported_events_are_stored_once_and_listed_in_the_audit_log(backend: Ba
     app.register(server_body("weather")).await;
     let mut anonymous = event("weather", "tools/list", "allowed");
     anonymous.as_object_mut().unwrap().remove("user");
+    // Refusals a gateway coalesced: one event standing for 999.
+    let mut coalesced = event("finance", "tools/call", "denied");
+    coalesced["count"] = json!(999);
     let events = vec![
         event("weather", "tools/call", "allowed"),
         anonymous,
-        event("finance", "tools/call", "denied"),
+        coalesced,
     ];
     let batch = json!({"events": events});
     let send = |batch: Value| app.call_as(Some(&gw), Method::POST, AUDIT, Some(batch), &[]);
@@ -373,12 +376,14 @@ async fn reported_events_are_stored_once_and_listed_in_the_audit_log(backend: Ba
     assert_eq!(details["matched_rule"], "scope \"ops\" server_access[0]");
     assert_eq!(details["latency_ms"], 12.5);
     assert_eq!(details["reported_by"], format!("api_key:{gw_id}"));
+    assert!(details.get("count").is_none(), "a count of 1 is left out");
     let listing = by_id(&events[1]["id"]);
     assert_eq!(
         (&listing["action"], &listing["actor_kind"]),
         (&json!("mcp.request"), &json!("service"))
     );
     assert_eq!(by_id(&events[2]["id"])["action"], "mcp.denied");
+    assert_eq!(by_id(&events[2]["id"])["details"]["count"], 999);
 
     // The audit filters find them.
     let denied = app.audit("action=mcp.denied").await;
@@ -438,12 +443,15 @@ async fn bad_audit_batches_are_refused_naming_the_field_and_store_nothing(backen
     decision["decision"] = json!("maybe");
     let mut long = one();
     long["tool"] = json!("t".repeat(2000));
+    let mut none = one();
+    none["count"] = json!(0);
     let cases = [
         (json!({"events": [one()], "extra": 1}), "extra"),
         (json!({"events": [one(), unknown]}), "events[1].colour"),
         (json!({"events": [v4]}), "events[0].id"),
         (json!({"events": [decision]}), "events[0].decision"),
         (json!({"events": [long]}), "events[0].tool"),
+        (json!({"events": [one(), none]}), "events[1].count"),
         (json!({"events": {"a": 1}}), "events"),
         (json!({}), "events"),
     ];
