@@ -3,8 +3,13 @@
 //! The gateway does not model every MCP method: it reads what it decides on (method, tool or
 //! resource name, ids, protocol metadata) and passes the rest through untouched.
 
+use std::sync::OnceLock;
+
 use http::HeaderMap;
 use serde_json::{Map, Value, json};
+
+mod envelope;
+use envelope::{Envelope, Peeked, Shape};
 
 /// Protocol versions of the session era (`initialize`, `Mcp-Session-Id`), oldest first.
 pub const LEGACY_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
@@ -37,11 +42,24 @@ pub enum Kind {
     Response { id: Value },
 }
 
-/// One JSON-RPC message: the parsed object and what kind it is.
-#[derive(Debug, Clone, PartialEq)]
+/// One JSON-RPC message: what kind it is, and the object itself.
+///
+/// A single message read by [`Incoming::parse`] keeps its bytes and what the gateway decides
+/// on ([`envelope`]); the object is parsed from the bytes only when asked for.
+#[derive(Debug, Clone)]
 pub struct Message {
-    pub body: Map<String, Value>,
     pub kind: Kind,
+    body: OnceLock<Map<String, Value>>,
+    /// The bytes `body` is parsed from, when it has not been yet.
+    text: Option<Box<[u8]>>,
+    /// `params`' members, read while parsing the envelope (`None`: read them from `body`).
+    peeked: Option<Peeked>,
+}
+
+impl PartialEq for Message {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.body() == other.body()
+    }
 }
 
 /// What a POST carried.
@@ -71,6 +89,9 @@ pub const MAX_BATCH: usize = 100;
 
 impl Incoming {
     pub fn parse(bytes: &[u8]) -> Result<Incoming, Invalid> {
+        if let Some(envelope) = Envelope::read(bytes) {
+            return Message::from_envelope(envelope, bytes).map(Incoming::Single);
+        }
         let value: Value = serde_json::from_slice(bytes).map_err(|e| {
             Invalid::new(
                 codes::PARSE_ERROR,
@@ -105,22 +126,24 @@ impl Incoming {
     }
 }
 
-impl Message {
-    pub fn from_value(value: Value) -> Result<Message, Invalid> {
-        let Value::Object(body) = value else {
-            return Err(Invalid::new(
-                codes::INVALID_REQUEST,
-                "a JSON-RPC message must be an object",
-            ));
-        };
-        if body.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+/// The members of a message that decide its kind, from either parse.
+struct Fields<'a> {
+    jsonrpc: Option<&'a Value>,
+    id: Option<Value>,
+    method: Option<&'a Value>,
+    has_result_or_error: bool,
+    params: Option<Shape>,
+}
+
+impl Fields<'_> {
+    fn kind(self) -> Result<Kind, Invalid> {
+        if self.jsonrpc.and_then(Value::as_str) != Some("2.0") {
             return Err(Invalid::new(
                 codes::INVALID_REQUEST,
                 "`jsonrpc` must be \"2.0\"",
             ));
         }
-        let id = body.get("id").cloned();
-        if let Some(id) = &id
+        if let Some(id) = &self.id
             && !(id.is_string() || id.is_i64() || id.is_u64())
         {
             return Err(Invalid::new(
@@ -128,7 +151,7 @@ impl Message {
                 "`id` must be a string or an integer",
             ));
         }
-        let kind = match (body.get("method"), id) {
+        let kind = match (self.method, self.id) {
             (Some(Value::String(m)), Some(id)) => {
                 check_method(m)?;
                 Kind::Request {
@@ -146,9 +169,7 @@ impl Message {
                     "`method` must be a string",
                 ));
             }
-            (None, Some(id)) if body.contains_key("result") || body.contains_key("error") => {
-                Kind::Response { id }
-            }
+            (None, Some(id)) if self.has_result_or_error => Kind::Response { id },
             (None, _) => {
                 return Err(Invalid::new(
                     codes::INVALID_REQUEST,
@@ -156,15 +177,76 @@ impl Message {
                 ));
             }
         };
-        if let Some(p) = body.get("params")
-            && !(p.is_object() || p.is_array())
-        {
+        if matches!(self.params, Some(Shape::Other)) {
             return Err(Invalid::new(
                 codes::INVALID_REQUEST,
                 "`params` must be an object or an array",
             ));
         }
-        Ok(Message { body, kind })
+        Ok(kind)
+    }
+}
+
+impl Message {
+    pub fn from_value(value: Value) -> Result<Message, Invalid> {
+        let Value::Object(body) = value else {
+            return Err(Invalid::new(
+                codes::INVALID_REQUEST,
+                "a JSON-RPC message must be an object",
+            ));
+        };
+        let kind = Fields {
+            jsonrpc: body.get("jsonrpc"),
+            id: body.get("id").cloned(),
+            method: body.get("method"),
+            has_result_or_error: body.contains_key("result") || body.contains_key("error"),
+            params: body.get("params").map(|p| match p {
+                Value::Object(_) => Shape::Object,
+                Value::Array(_) => Shape::Array,
+                _ => Shape::Other,
+            }),
+        }
+        .kind()?;
+        Ok(Message {
+            kind,
+            body: OnceLock::from(body),
+            text: None,
+            peeked: None,
+        })
+    }
+
+    /// A message from the fast path: `text` is the whole message.
+    fn from_envelope(e: Envelope, text: &[u8]) -> Result<Message, Invalid> {
+        let (shape, peeked) = e.params.unzip();
+        let kind = Fields {
+            jsonrpc: e.jsonrpc.as_ref(),
+            id: e.id,
+            method: e.method.as_ref(),
+            has_result_or_error: e.has_result_or_error,
+            params: shape,
+        }
+        .kind()?;
+        Ok(Message {
+            kind,
+            body: OnceLock::new(),
+            text: Some(text.into()),
+            // Read from an object only; an array's members are not named.
+            peeked: Some(match shape {
+                Some(Shape::Object) => peeked.unwrap_or_default(),
+                _ => Peeked::default(),
+            }),
+        })
+    }
+
+    /// The whole object (parsed now if it was not yet).
+    pub fn body(&self) -> &Map<String, Value> {
+        self.body.get_or_init(|| {
+            // The bytes parsed as an object before, so this does not fail.
+            self.text
+                .as_deref()
+                .and_then(|t| serde_json::from_slice(t).ok())
+                .unwrap_or_default()
+        })
     }
 
     pub fn method(&self) -> Option<&str> {
@@ -182,7 +264,7 @@ impl Message {
     }
 
     pub fn params(&self) -> Option<&Map<String, Value>> {
-        self.body.get("params").and_then(Value::as_object)
+        self.body().get("params").and_then(Value::as_object)
     }
 
     /// The name a method acts on: the tool (`tools/call`), prompt (`prompts/get`) or resource
@@ -193,11 +275,20 @@ impl Message {
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => "uri",
             _ => return None,
         };
+        if let Some(p) = &self.peeked {
+            return match key {
+                "name" => p.name.as_deref(),
+                _ => p.uri.as_deref(),
+            };
+        }
         self.params()?.get(key)?.as_str()
     }
 
     /// `params._meta[io.modelcontextprotocol/protocolVersion]`, set by stateless clients.
     pub fn meta_protocol_version(&self) -> Option<&str> {
+        if let Some(p) = &self.peeked {
+            return p.meta_version.as_deref();
+        }
         self.params()?
             .get("_meta")?
             .get(META_PROTOCOL_VERSION)?
@@ -205,7 +296,8 @@ impl Message {
     }
 
     pub fn into_value(self) -> Value {
-        Value::Object(self.body)
+        self.body();
+        Value::Object(self.body.into_inner().unwrap_or_default())
     }
 }
 
@@ -420,7 +512,7 @@ fn check_mirrored_headers(
 }
 
 /// Header values that are not plain ASCII travel as `=?base64?<b64>?=`.
-fn decode_header_value(raw: &str) -> Option<String> {
+fn decode_header_value(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
     use base64::Engine;
     match raw
         .strip_prefix("=?base64?")
@@ -429,8 +521,9 @@ fn decode_header_value(raw: &str) -> Option<String> {
         Some(b64) => base64::engine::general_purpose::STANDARD
             .decode(b64)
             .ok()
-            .and_then(|b| String::from_utf8(b).ok()),
-        None => Some(raw.to_owned()),
+            .and_then(|b| String::from_utf8(b).ok())
+            .map(std::borrow::Cow::Owned),
+        None => Some(std::borrow::Cow::Borrowed(raw)),
     }
 }
 
@@ -505,6 +598,60 @@ mod tests {
         assert!(e.message.contains("empty"));
         let e = Incoming::parse(br#"[{"jsonrpc":"2.0","method":"a"}, 5]"#).unwrap_err();
         assert!(e.message.starts_with("batch element 1"), "{}", e.message);
+    }
+
+    #[test]
+    fn the_envelope_fast_path_agrees_with_the_full_parse() {
+        let samples = [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi","n":[1,{"x":null}]},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+            r#" {"method":"resources/read","jsonrpc":"2.0","id":"r","params":{"uri":"file:///a"}} "#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7,"_meta":[]}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["echo"]}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":null}"#,
+            r#"{"jsonrpc":"2.0","id":null,"method":"x"}"#,
+            r#"{"jsonrpc":"2.0","id":1.5,"method":"x"}"#,
+            r#"{"jsonrpc":"2.0","id":3,"result":null}"#,
+            r#"{"jsonrpc":"2.0","id":3,"error":{"code":1}}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            r#"{"jsonrpc":"2.0","id":1}"#,
+            r#"{"jsonrpc":2,"id":1,"method":"x"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":""}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","jsonrpc":"1.0"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x"} trailing"#,
+            r#""a string""#,
+        ];
+        for text in samples {
+            let full = serde_json::from_str::<Value>(text)
+                .map_err(|_| codes::PARSE_ERROR)
+                .and_then(|v| Message::from_value(v).map_err(|e| e.code));
+            let fast = match Incoming::parse(text.as_bytes()) {
+                Ok(Incoming::Single(m)) => Ok(m),
+                Ok(Incoming::Batch(_)) => panic!("{text}: not a batch"),
+                Err(e) => Err(e.code),
+            };
+            match (&full, &fast) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a.kind, b.kind, "{text}");
+                    assert_eq!(a.target_name(), b.target_name(), "{text}");
+                    assert_eq!(
+                        a.meta_protocol_version(),
+                        b.meta_protocol_version(),
+                        "{text}"
+                    );
+                    assert_eq!(a.params(), b.params(), "{text}");
+                    assert_eq!(a, b, "{text}");
+                    assert_eq!(a.clone().into_value(), b.clone().into_value(), "{text}");
+                }
+                (Err(a), Err(b)) => assert_eq!(a, b, "{text}"),
+                _ => panic!("{text}: full {full:?}, fast {fast:?}"),
+            }
+        }
+        let Incoming::Single(m) = call("echo", Some("2026-07-28")) else {
+            panic!("one message")
+        };
+        assert_eq!(m.target_name(), Some("echo"));
+        assert_eq!(m.meta_protocol_version(), Some("2026-07-28"));
     }
 
     #[test]
