@@ -43,6 +43,16 @@ pub struct Pools {
     pub writes: SqlitePool,
 }
 
+impl Pools {
+    /// Both pools answer `SELECT 1`: a stuck writer makes the store unready too.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        for pool in [&self.reads, &self.writes] {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        }
+        Ok(())
+    }
+}
+
 /// Why a store did not open.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {

@@ -21,13 +21,8 @@ use super::{
 };
 use crate::config::StoreConfig;
 
-/// The schema, applied at every open.
-static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
-
-pub struct SqliteStore {
-    reads: SqlitePool,
-    writes: SqlitePool,
-}
+/// The reader and writer pools (`mcpgw_core::sqlite`).
+pub struct SqliteStore(Pools);
 
 fn ts(t: Timestamp) -> String {
     t.to_canonical()
@@ -48,32 +43,27 @@ fn get_ts(row: &Row, column: &str) -> Result<Timestamp> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database and runs migrations (`mcpgw_core::sqlite`).
+    /// Opens (creating if needed) the database and runs the migrations in `migrations/sqlite`.
     pub async fn open(url: &str, settings: &StoreConfig) -> Result<Self> {
+        static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
         let (sync, size) = (settings.sqlite_synchronous, settings.pool_size);
         let pools = sqlite::open_pools(url, sync, size, &MIGRATIONS).await;
-        let Pools { reads, writes } =
-            pools.map_err(|e| e.into_store(StoreError::Unavailable, StoreError::Internal))?;
-        Ok(Self { reads, writes })
+        Ok(Self(pools.map_err(|e| {
+            e.into_store(StoreError::Unavailable, StoreError::Internal)
+        })?))
     }
 
     async fn begin(&self) -> Result<Tx<'_>> {
-        self.writes.begin().await.map_err(map_err)
+        self.0.writes.begin().await.map_err(map_err)
     }
 
     fn reader(&self) -> &SqlitePool {
-        &self.reads
+        &self.0.reads
     }
 
     /// Both pools answer: a stuck writer makes the store unready too.
     async fn ping_all(&self) -> Result<()> {
-        for pool in [&self.reads, &self.writes] {
-            sqlx::query("SELECT 1")
-                .execute(pool)
-                .await
-                .map_err(map_err)?;
-        }
-        Ok(())
+        self.0.ping().await.map_err(map_err)
     }
 
     /// Nothing to do: the single writer connection already serialises transactions.

@@ -12,7 +12,6 @@ use mcpgw_core::policy::{PolicySnapshot, ScopeDocument};
 use mcpgw_core::sqlite::{self, Pools};
 use mcpgw_core::time::Timestamp;
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::SqlitePool;
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::{
@@ -21,13 +20,8 @@ use super::{
 };
 use crate::config::StoreConfig;
 
-/// The schema, applied at every open.
-static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
-
-pub struct SqliteStore {
-    reads: SqlitePool,
-    writes: SqlitePool,
-}
+/// The reader and writer pools (`mcpgw_core::sqlite`).
+pub struct SqliteStore(Pools);
 
 /// The statements the shared helpers run on a table of versioned records (`path` key,
 /// `revision`, `doc`): servers and agents.
@@ -70,17 +64,18 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database and runs migrations (`mcpgw_core::sqlite`).
+    /// Opens (creating if needed) the database and runs the migrations in `migrations/sqlite`.
     pub async fn open(url: &str, settings: &StoreConfig) -> Result<Self, StoreError> {
+        static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
         let (sync, size) = (settings.sqlite_synchronous, settings.pool_size);
         let pools = sqlite::open_pools(url, sync, size, &MIGRATIONS).await;
-        let Pools { reads, writes } =
-            pools.map_err(|e| e.into_store(StoreError::Unavailable, StoreError::Internal))?;
-        Ok(Self { reads, writes })
+        Ok(Self(pools.map_err(|e| {
+            e.into_store(StoreError::Unavailable, StoreError::Internal)
+        })?))
     }
 
     async fn begin(&self) -> Result<Transaction<'_, Sqlite>, StoreError> {
-        self.writes.begin().await.map_err(map_err)
+        self.0.writes.begin().await.map_err(map_err)
     }
 
     async fn write_audit(
@@ -157,7 +152,7 @@ impl SqliteStore {
     ) -> Result<Option<T>, StoreError> {
         let row = sqlx::query(table.doc)
             .bind(path.as_str())
-            .fetch_optional(&self.reads)
+            .fetch_optional(&self.0.reads)
             .await
             .map_err(map_err)?;
         row.map(|r| from_json(r.get::<&str, _>(0))).transpose()
@@ -195,13 +190,7 @@ impl RegistryStore for SqliteStore {
 
     /// Both pools answer: a stuck writer makes the store unready too.
     async fn ping(&self) -> Result<(), StoreError> {
-        for pool in [&self.reads, &self.writes] {
-            sqlx::query("SELECT 1")
-                .execute(pool)
-                .await
-                .map_err(map_err)?;
-        }
-        Ok(())
+        self.0.ping().await.map_err(map_err)
     }
 
     async fn insert_server(
@@ -293,7 +282,7 @@ impl RegistryStore for SqliteStore {
             q.push(" AND s.path > ").push_bind(after.to_owned());
         }
         q.push(" ORDER BY s.path LIMIT ").push_bind(limit as i64);
-        let rows = q.build().fetch_all(&self.reads).await.map_err(map_err)?;
+        let rows = q.build().fetch_all(&self.0.reads).await.map_err(map_err)?;
         rows.iter()
             .map(|r| from_json(r.get::<&str, _>(0)))
             .collect()
@@ -361,7 +350,7 @@ impl RegistryStore for SqliteStore {
     async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         let row = sqlx::query("SELECT doc FROM api_keys WHERE id = ?")
             .bind(id)
-            .fetch_optional(&self.reads)
+            .fetch_optional(&self.0.reads)
             .await
             .map_err(map_err)?;
         row.map(|r| from_json(r.get::<&str, _>(0))).transpose()
@@ -369,7 +358,7 @@ impl RegistryStore for SqliteStore {
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
         let rows = sqlx::query("SELECT doc FROM api_keys ORDER BY id")
-            .fetch_all(&self.reads)
+            .fetch_all(&self.0.reads)
             .await
             .map_err(map_err)?;
         rows.iter()
@@ -407,7 +396,7 @@ impl RegistryStore for SqliteStore {
 
     async fn policy(&self) -> Result<PolicySnapshot, StoreError> {
         // One read transaction: WAL gives it a consistent snapshot of both tables.
-        let mut tx = self.reads.begin().await.map_err(map_err)?;
+        let mut tx = self.0.reads.begin().await.map_err(map_err)?;
         let version: i64 = sqlx::query("SELECT value FROM meta WHERE key = 'policy_version'")
             .fetch_one(&mut *tx)
             .await
@@ -583,7 +572,7 @@ impl RegistryStore for SqliteStore {
             q.push(" AND a.path > ").push_bind(after.to_owned());
         }
         q.push(" ORDER BY a.path LIMIT ").push_bind(limit as i64);
-        let rows = q.build().fetch_all(&self.reads).await.map_err(map_err)?;
+        let rows = q.build().fetch_all(&self.0.reads).await.map_err(map_err)?;
         rows.iter()
             .map(|r| from_json(r.get::<&str, _>(0)))
             .collect()
@@ -637,7 +626,7 @@ impl RegistryStore for SqliteStore {
         sqlx::query("UPDATE agents SET doc = json_set(doc, '$.health', json(?)) WHERE path = ?")
             .bind(to_json(health)?)
             .bind(path.as_str())
-            .execute(&self.writes)
+            .execute(&self.0.writes)
             .await
             .map_err(map_err)?;
         Ok(())
@@ -655,7 +644,7 @@ impl RegistryStore for SqliteStore {
             q.push(" AND id < ").push_bind(before.to_owned());
         }
         q.push(" ORDER BY id DESC LIMIT ").push_bind(limit as i64);
-        let rows = q.build().fetch_all(&self.reads).await.map_err(map_err)?;
+        let rows = q.build().fetch_all(&self.0.reads).await.map_err(map_err)?;
         rows.iter()
             .map(|r| from_json(r.get::<&str, _>(0)))
             .collect()
@@ -664,7 +653,7 @@ impl RegistryStore for SqliteStore {
     async fn count_audit(&self, filter: &AuditFilter) -> Result<u64, StoreError> {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT COUNT(*) FROM audit WHERE 1=1");
         push_audit_filter(&mut q, filter);
-        let row = q.build().fetch_one(&self.reads).await.map_err(map_err)?;
+        let row = q.build().fetch_one(&self.0.reads).await.map_err(map_err)?;
         Ok(row.get::<i64, _>(0).max(0) as u64)
     }
 }
