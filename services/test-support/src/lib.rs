@@ -5,6 +5,7 @@
 //!   the test controls), a stand-in for an IdP in tests of token handling;
 //! - [`postgres`]: a PostgreSQL database per test, dropped when the test ends;
 //! - [`peers`]: the real MCP peers of `scripts/deps/mcp-peers.sh` (server-everything);
+//! - [`poll`]: asking again until what arrives in the background has arrived;
 //! - [`keycloak`] (feature `keycloak`): a Keycloak realm per test, made by `mcpgw-setup-keycloak`.
 //!
 //! Tests of the real login and token flows use Keycloak and a second OIDC provider
@@ -14,8 +15,10 @@ pub mod issuer;
 #[cfg(feature = "keycloak")]
 pub mod keycloak;
 pub mod peers;
+pub mod poll;
 pub mod postgres;
 
 pub use issuer::TestIssuer;
 pub use peers::{peer_env, server_everything};
+pub use poll::poll;
 pub use postgres::PgTestDatabase;

@@ -260,16 +260,12 @@ async fn progressive_discovery_finds_permitted_tools_and_calls_go_through_the_se
     );
 
     // The audit log names the real server and tool, for the call and for the denial.
-    let mut events = Vec::new();
-    for _ in 0..100 {
-        events = stack.audit("resource_id=notes").await;
-        if events.iter().any(|e| e["action"] == "mcp.tool_call")
-            && events.iter().any(|e| e["action"] == "mcp.denied")
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let events = stack
+        .audit_until("resource_id=notes", |events| {
+            events.iter().any(|e| e["action"] == "mcp.tool_call")
+                && events.iter().any(|e| e["action"] == "mcp.denied")
+        })
+        .await;
     let call = events
         .iter()
         .find(|e| e["action"] == "mcp.tool_call")

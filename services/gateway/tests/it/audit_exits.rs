@@ -16,29 +16,24 @@ pub(crate) async fn events(
     server: &str,
     want: usize,
 ) -> Vec<(String, String, String, String)> {
-    let mut found = Vec::new();
-    for _ in 0..100 {
-        found = stack
-            .audit(&format!("resource_id={server}"))
-            .await
-            .into_iter()
-            .filter(|e| e["action"].as_str().unwrap_or("").starts_with("mcp."))
-            .map(|e| {
-                let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
-                (
-                    s(&e["action"]),
-                    s(&e["details"]["tool"]),
-                    s(&e["details"]["reason"]),
-                    s(&e["details"]["status"]),
-                )
-            })
-            .collect();
-        if found.len() >= want {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    found
+    let is_mcp = |e: &Value| e["action"].as_str().unwrap_or("").starts_with("mcp.");
+    stack
+        .audit_until(&format!("resource_id={server}"), |r| {
+            r.iter().filter(|e| is_mcp(e)).count() >= want
+        })
+        .await
+        .into_iter()
+        .filter(is_mcp)
+        .map(|e| {
+            let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
+            (
+                s(&e["action"]),
+                s(&e["details"]["tool"]),
+                s(&e["details"]["reason"]),
+                s(&e["details"]["status"]),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test]

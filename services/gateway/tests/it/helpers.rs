@@ -239,6 +239,12 @@ impl Base {
         assert_eq!(status, StatusCode::OK, "{reply}");
         reply["items"].as_array().cloned().unwrap_or_default()
     }
+
+    /// The audit records matching `query` once `done` holds for them (the gateway ships its
+    /// events in batches), or after 10 s: the caller's assertion then says what is missing.
+    pub async fn audit_until(&self, query: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        mcpgw_test_support::poll(move || self.audit(query), |r| done(r)).await
+    }
 }
 
 /// Waits until `gateway` routes `path` (or no longer does).

@@ -189,19 +189,14 @@ async fn a_keycloak_client_credentials_token_reaches_a_tool() {
 
     // The audit names the Keycloak subject (the client's service account).
     let sub = claims["sub"].as_str().expect("a sub claim").to_owned();
-    let mut actors = Vec::new();
-    for _ in 0..100 {
-        actors = stack
-            .audit("resource_id=weather&action=mcp.tool_call")
-            .await
-            .iter()
-            .filter_map(|e| e["actor"].as_str().map(str::to_owned))
-            .collect();
-        if !actors.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let actors: Vec<String> = stack
+        .audit_until("resource_id=weather&action=mcp.tool_call", |r| {
+            r.iter().any(|e| e["actor"].is_string())
+        })
+        .await
+        .iter()
+        .filter_map(|e| e["actor"].as_str().map(str::to_owned))
+        .collect();
     assert_eq!(actors, [sub]);
 
     // The same client without the scope: the group lets it in, but not to call echo.
@@ -768,19 +763,18 @@ async fn a_token_without_a_subject_is_refused_and_callers_are_told_apart_by_subj
     let r = second.call("echo", json!({"text": "x"})).await;
     assert_eq!(r.status, StatusCode::OK, "its own bucket: {}", r.text);
     // And its own audit subject.
-    let mut actors = std::collections::BTreeSet::new();
-    for _ in 0..100 {
-        actors = stack
-            .audit("resource_id=quota&action=mcp.tool_call")
-            .await
-            .iter()
+    let actors_of = |r: &[Value]| -> std::collections::BTreeSet<String> {
+        r.iter()
             .filter_map(|e| e["actor"].as_str().map(str::to_owned))
-            .collect();
-        if actors.len() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            .collect()
+    };
+    let actors = actors_of(
+        &stack
+            .audit_until("resource_id=quota&action=mcp.tool_call", |r| {
+                actors_of(r).len() == 2
+            })
+            .await,
+    );
     assert_eq!(
         actors.into_iter().collect::<Vec<_>>(),
         ["agent-1", "agent-2"]

@@ -318,19 +318,15 @@ async fn rug_pull(mode: Option<&str>) {
     assert_eq!(text_of(call.last()), "called exfiltrate", "{}", call.text);
 
     // Denials of withheld tools are audited with their reason.
-    let mut reasons = Vec::new();
-    for _ in 0..100 {
-        reasons = stack
-            .audit("resource_id=crm&action=mcp.denied")
-            .await
-            .iter()
-            .map(|e| e["details"]["reason"].as_str().unwrap_or("").to_owned())
-            .collect();
-        if reasons.iter().any(|r| r == "tool_not_approved") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let reasons: Vec<String> = stack
+        .audit_until("resource_id=crm&action=mcp.denied", |r| {
+            r.iter()
+                .any(|e| e["details"]["reason"] == "tool_not_approved")
+        })
+        .await
+        .iter()
+        .map(|e| e["details"]["reason"].as_str().unwrap_or("").to_owned())
+        .collect();
     assert!(
         reasons.iter().any(|r| r == "tool_not_approved"),
         "{reasons:?}"

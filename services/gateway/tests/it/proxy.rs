@@ -65,19 +65,15 @@ async fn a_tool_call_is_authorized_filtered_forwarded_and_audited() {
         );
 
         // Audit: the call and the two denials reach the registry's audit log.
-        let mut events = Vec::new();
-        for _ in 0..100 {
-            events = stack
-                .audit("resource_id=weather")
-                .await
-                .into_iter()
-                .filter(|e| e["action"].as_str().unwrap_or("").starts_with("mcp."))
-                .collect();
-            if events.len() >= 3 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let is_mcp = |e: &Value| e["action"].as_str().unwrap_or("").starts_with("mcp.");
+        let events: Vec<Value> = stack
+            .audit_until("resource_id=weather", |r| {
+                r.iter().filter(|e| is_mcp(e)).count() >= 3
+            })
+            .await
+            .into_iter()
+            .filter(is_mcp)
+            .collect();
         let summary: Vec<(String, String)> = events
             .iter()
             .map(|e| {
