@@ -186,19 +186,23 @@ function clearErrors(form) {
   for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
 }
 
-/** Shows an API error next to the control it names (via `fieldMap`), else in the status line. */
+/**
+ * Shows an API error next to the control it names (via `fieldMap`), else in the status line.
+ * The text is the envelope's `detail` as it is: the API already names the field in it
+ * (`path: "Bad Path!" must start …`), so prefixing `field` again said it twice.
+ */
 function showError(form, err, fieldMap = {}) {
   const name = err.field ? fieldMap[err.field] ?? fieldMap[err.field.split(/[.[]/)[0]] ?? err.field : null;
   const control = name ? form?.querySelector(`[name="${CSS.escape(name)}"]`) : null;
   const slot = name ? form?.querySelector(`#error-${CSS.escape(name)}`) : null;
   if (control && slot) {
-    slot.textContent = `${err.field}: ${err.message}`;
+    slot.textContent = err.message;
     slot.hidden = false;
     control.setAttribute("aria-invalid", "true");
     control.focus();
     say("Please correct the marked field.", "error");
   } else {
-    say(err.field ? `${err.field}: ${err.message}` : err.message, "error");
+    say(err.message, "error");
   }
 }
 
@@ -1071,7 +1075,7 @@ async function tokensPage() {
       showError(form, err, { ttl_seconds: "ttl_minutes", description: "description", scopes: "scopes" });
       if (err.field?.startsWith("scopes")) {
         const slot = form.querySelector("#error-scopes");
-        slot.textContent = `${err.field}: ${err.message}`;
+        slot.textContent = err.message;
         slot.hidden = false;
       }
     }
@@ -1160,7 +1164,7 @@ async function policiesPage() {
       showError(form, err, { name: "name" });
       if (err.field && err.field !== "name") {
         const slot = form.querySelector("#error-document");
-        slot.textContent = `${err.field}: ${err.message}`;
+        slot.textContent = err.message;
         slot.hidden = false;
       }
     }
