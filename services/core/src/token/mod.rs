@@ -117,6 +117,14 @@ impl Default for ValidatorSettings {
 pub enum TokenError {
     #[error("the token is not a well-formed JWT: {0}")]
     Malformed(String),
+    /// The bearer is not a JWT at all (not three dot-separated parts): most often a registry
+    /// API key (`mcpgw_<id>.<secret>`) sent where an access token is needed. The text says
+    /// what to send instead, because "not well-formed" left new users guessing. ASCII only:
+    /// it is also the challenge's `error_description`.
+    #[error(
+        "the bearer is not a JWT (an API key?): this takes OAuth access tokens (JWTs) from the auth-server; mint one on the console's Tokens page (/console/tokens) or with the auth-server's POST /api/v1/tokens"
+    )]
+    NotAJwt,
     #[error("the token's issuer is not trusted here")]
     UntrustedIssuer,
     #[error("the token's algorithm {0} is not allowed")]
@@ -301,6 +309,9 @@ impl TokenValidator {
     pub async fn validate(&self, token: &str) -> Result<VerifiedToken, TokenError> {
         if token.len() > 16 * 1024 {
             return Err(TokenError::Malformed("longer than 16 KiB".to_owned()));
+        }
+        if token.split('.').count() != 3 {
+            return Err(TokenError::NotAJwt);
         }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| TokenError::Malformed(format!("header: {e}")))?;

@@ -167,6 +167,22 @@ async fn callers_without_a_valid_token_get_401_with_the_metadata_url() {
 }
 
 #[tokio::test]
+async fn an_api_key_sent_as_bearer_is_told_the_gateway_takes_access_tokens_and_where_to_mint_one() {
+    let (stack, _up) = stack_with("weather", false, &["echo"], json!({})).await;
+    let mut keyed = RawClient::new(&stack.url(), "weather", Some("mcpgw_k1.s3cret".into()));
+    let r = keyed.initialize_raw().await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let said = "the bearer is not a JWT (an API key?): this takes OAuth access tokens (JWTs) from the auth-server; mint one on the console's Tokens page (/console/tokens) or with the auth-server's POST /api/v1/tokens";
+    let body: Value = serde_json::from_str(&r.text).unwrap();
+    assert_eq!(body["detail"], said);
+    let challenge = r.header("www-authenticate");
+    assert!(
+        challenge.contains(&format!("error_description=\"{said}\"")),
+        "{challenge}"
+    );
+}
+
+#[tokio::test]
 async fn a_method_outside_the_scope_gets_403_insufficient_scope() {
     let (stack, _up) = stack_with("weather", false, &["echo"], json!({})).await;
     // "readers" may list but not call.
