@@ -277,9 +277,10 @@ impl ProxyError {
                     "upstream_error",
                 ),
             ),
-            Self::SessionRequired(_) => {
-                m(S::BAD_REQUEST, rpc(codes::INVALID_REQUEST), None, "invalid")
-            }
+            Self::SessionRequired(_) => because(
+                "session_required",
+                m(S::BAD_REQUEST, rpc(codes::INVALID_REQUEST), None, "invalid"),
+            ),
             Self::SessionNotFound(_) | Self::LegacyStreamNotFound => because(
                 "session_not_found",
                 m(
@@ -289,11 +290,14 @@ impl ProxyError {
                     "session_not_found",
                 ),
             ),
-            Self::MethodNotAllowed(_) => m(
-                S::METHOD_NOT_ALLOWED,
-                Body::Envelope("method_not_allowed"),
-                None,
-                "invalid",
+            Self::MethodNotAllowed(_) => because(
+                "http_method_not_allowed",
+                m(
+                    S::METHOD_NOT_ALLOWED,
+                    Body::Envelope("method_not_allowed"),
+                    None,
+                    "invalid",
+                ),
             ),
             Self::RateLimited(seconds) => Mapping {
                 retry_after: Some(*seconds),
@@ -307,6 +311,7 @@ impl ProxyError {
             },
             Self::TooManyStreams => Mapping {
                 retry_after: Some(5),
+                reason: "too_many_streams",
                 ..m(
                     S::TOO_MANY_REQUESTS,
                     rpc(codes::INTERNAL_ERROR),
@@ -477,10 +482,20 @@ mod tests {
             ProxyError::ServerNotFound("x".into()).mapping().reason,
             ProxyError::BodyTooLarge { max: 1 }.mapping().reason,
             ProxyError::RouteUnusable("x".into()).mapping().reason,
+            ProxyError::SessionRequired("x").mapping().reason,
+            ProxyError::MethodNotAllowed("x").mapping().reason,
+            ProxyError::TooManyStreams.mapping().reason,
         ];
         assert_eq!(
             reasons,
-            ["unknown_server", "body_too_large", "route_unusable"]
+            [
+                "unknown_server",
+                "body_too_large",
+                "route_unusable",
+                "session_required",
+                "http_method_not_allowed",
+                "too_many_streams"
+            ]
         );
     }
 

@@ -8,7 +8,6 @@
 //! any replica serves any request; a request without a session id is served as well.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};
@@ -24,7 +23,7 @@ pub use super::{MAX_NAME_CHARS, Mode};
 use crate::caller::Caller;
 use crate::error::ProxyError;
 use crate::jsonrpc::{self, Era, Incoming, Kind, Message};
-use crate::proxy::{self, AppState};
+use crate::proxy::{self, AppState, Door, Refused};
 use crate::session::SessionState;
 use crate::sse;
 
@@ -63,19 +62,15 @@ fn metadata_url(gw: &AppState) -> String {
     )
 }
 
-async fn authenticate(
-    gw: &AppState,
+/// The entry of a request to `/mcp`: where its refusals are recorded, and its caller.
+async fn enter<'a>(
+    gw: &'a AppState,
     headers: &HeaderMap,
-    request_id: &str,
-    started: Instant,
-) -> Result<Caller, Response> {
-    gw.auth.authenticate(headers).await.map_err(|failure| {
-        let e = ProxyError::Unauthenticated {
-            failure,
-            metadata_url: metadata_url(gw),
-        };
-        proxy::refuse(gw, SESSION_SERVER, request_id, started, e, None)
-    })
+    request_id: &'a str,
+) -> Result<(Door<'a>, Caller), Refused> {
+    let door = Door::new(gw, SESSION_SERVER, request_id);
+    let caller = door.authenticate(headers, || metadata_url(gw)).await?;
+    Ok((door, caller))
 }
 
 /// Requests to `/mcp` answered by the gateway itself are counted under the server label
@@ -111,28 +106,19 @@ pub async fn post(
     State(gw): State<AppState>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     request: axum::extract::Request,
-) -> Response {
-    let started = Instant::now();
+) -> Result<Response, Refused> {
     let (parts, body) = request.into_parts();
-    let refuse = |gw: &AppState, e: ProxyError, id: Option<&Value>| {
-        proxy::refuse(gw, SESSION_SERVER, &request_id, started, e, id)
-    };
-    let mode = match mode_of(&gw, parts.uri.query()) {
-        Ok(m) => m,
-        Err(problem) => return refuse(&gw, ProxyError::InvalidQuery(problem), None),
-    };
-    let caller = match authenticate(&gw, &parts.headers, &request_id, started).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let body = match proxy::read_body(body, gw.config.max_body_bytes).await {
-        Ok(b) => b,
-        Err(e) => return refuse(&gw, e, None),
-    };
-    let incoming = match Incoming::parse(&body) {
-        Ok(i) => i,
-        Err(e) => return refuse(&gw, ProxyError::Malformed(e), None),
-    };
+    // A bad query is refused before the token is looked at, like an unknown server.
+    let mode = mode_of(&gw, parts.uri.query()).map_err(|problem| {
+        let door = Door::new(&gw, SESSION_SERVER, &request_id);
+        door.refuse(ProxyError::InvalidQuery(problem), None)
+    })?;
+    let (door, caller) = enter(&gw, &parts.headers, &request_id).await?;
+    let body = proxy::read_body(body, gw.config.max_body_bytes)
+        .await
+        .map_err(|e| door.refuse(e, None))?;
+    let incoming =
+        Incoming::parse(&body).map_err(|e| door.refuse(ProxyError::Malformed(e), None))?;
     let era = match jsonrpc::era_of(&parts.headers, &incoming) {
         Ok(era) => era,
         Err(problem) => {
@@ -140,15 +126,12 @@ pub async fn post(
                 Incoming::Single(m) => m.id().cloned(),
                 Incoming::Batch(_) => None,
             };
-            return refuse(&gw, ProxyError::Headers(problem), id.as_ref());
+            return Err(door.refuse(ProxyError::Headers(problem), id.as_ref()));
         }
     };
-    if let (Era::Legacy { .. }, Some(value)) = (&era, parts.headers.get(SESSION_HEADER))
-        && let Err(e) =
-            gw.sessions
-                .open(value.to_str().unwrap_or(""), SESSION_SERVER, &caller.digest)
-    {
-        return refuse(&gw, ProxyError::SessionNotFound(e), None);
+    // The session (session era only; stateless requests ignore the header, as the spec says).
+    if let Era::Legacy { .. } = era {
+        door.session(&parts.headers, &caller)?;
     }
     let ctx = Ctx {
         gw,
@@ -157,7 +140,7 @@ pub async fn post(
         mode,
         modern: matches!(era, Era::Modern { .. }),
     };
-    match incoming {
+    Ok(match incoming {
         Incoming::Single(message) => ctx.one(message).await,
         Incoming::Batch(messages) => {
             let mut answers = Vec::new();
@@ -174,11 +157,11 @@ pub async fn post(
                 }
             }
             if answers.is_empty() {
-                return StatusCode::ACCEPTED.into_response();
+                return Ok(StatusCode::ACCEPTED.into_response());
             }
             proxy::json_response(StatusCode::OK, &Value::Array(answers))
         }
-    }
+    })
 }
 
 pub(super) fn invalid(message: String) -> ProxyError {
@@ -427,12 +410,9 @@ impl Ctx {
     /// `subscriptions/listen` (2026-07-28): an acknowledgement, then `tools/list_changed`
     /// whenever the caller's tools change, if it asked for them.
     fn listen(&self, id: Value, params: &Map<String, Value>) -> Response {
-        let Some(permit) = self.gw.streams.acquire(
-            self.caller.limit_key(),
-            self.gw.config.limits.streams_per_caller,
-            &self.gw.metrics.open_streams,
-        ) else {
-            return ProxyError::TooManyStreams.into_response(Some(&id));
+        let permit = match proxy::stream_permit(&self.gw, &self.caller) {
+            Ok(p) => p,
+            Err(e) => return e.into_response(Some(&id)),
         };
         count(&self.gw, "subscriptions/listen", "ok");
         let wanted = params
@@ -477,36 +457,14 @@ pub async fn get(
     State(gw): State<AppState>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,
-) -> Response {
-    let caller = match authenticate(&gw, &headers, &request_id, Instant::now()).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let modern = headers
-        .get("mcp-protocol-version")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v >= jsonrpc::LATEST_MODERN);
-    if modern {
-        return ProxyError::MethodNotAllowed(
-            "the 2026-07-28 protocol has no GET stream; use subscriptions/listen",
-        )
-        .into_response(None);
-    }
-    if let Err(e) =
-        proxy::required_session(&gw, &headers, SESSION_SERVER, &caller, "the GET stream")
-    {
-        return e.into_response(None);
-    }
-    let Some(permit) = gw.streams.acquire(
-        caller.limit_key(),
-        gw.config.limits.streams_per_caller,
-        &gw.metrics.open_streams,
-    ) else {
-        return ProxyError::TooManyStreams.into_response(None);
-    };
+) -> Result<Response, Refused> {
+    let (door, caller) = enter(&gw, &headers, &request_id).await?;
+    door.get_stream(&headers)?;
+    door.required_session(&headers, &caller, "the GET stream")?;
+    let permit = door.stream(&caller)?;
     let changes = super::notify::list_changed(Arc::clone(&gw), Arc::clone(&caller.identity))
         .map(|n| sse::Event::message(n.to_string()).encode());
-    proxy::relay(changes, permit)
+    Ok(proxy::relay(changes, permit))
 }
 
 /// `DELETE /mcp`: sessions hold no state, so ending one only needs a valid one.
@@ -514,14 +472,9 @@ pub async fn delete(
     State(gw): State<AppState>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,
-) -> Response {
-    let caller = match authenticate(&gw, &headers, &request_id, Instant::now()).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    if let Err(e) = proxy::required_session(&gw, &headers, SESSION_SERVER, &caller, "DELETE") {
-        return e.into_response(None);
-    }
+) -> Result<Response, Refused> {
+    let (door, caller) = enter(&gw, &headers, &request_id).await?;
+    door.required_session(&headers, &caller, "DELETE")?;
     gw.metrics.sessions_ended.inc();
-    StatusCode::OK.into_response()
+    Ok(StatusCode::OK.into_response())
 }

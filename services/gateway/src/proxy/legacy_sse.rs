@@ -15,19 +15,10 @@ pub async fn sse_connect(
     Path(server): Path<String>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,
-) -> Response {
-    let started = Instant::now();
-    let (_, _, caller) = match begin(&gw, &server, &headers, &request_id, started).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let Some(permit) = gw.streams.acquire(
-        caller.limit_key(),
-        gw.config.limits.streams_per_caller,
-        &gw.metrics.open_streams,
-    ) else {
-        return ProxyError::TooManyStreams.into_response(None);
-    };
+) -> Result<Response, Refused> {
+    let call = enter(gw, &server, &headers, request_id).await?;
+    let permit = call.door().stream(&call.caller)?;
+    let Call { gw, caller, .. } = call;
     let (tx, rx) = mpsc::channel::<Value>(256);
     let id = uuid::Uuid::new_v4().simple().to_string();
     gw.legacy.insert(
@@ -54,10 +45,10 @@ pub async fn sse_connect(
     };
     let messages = tokio_stream::wrappers::ReceiverStream::new(rx)
         .map(|m| sse::Event::message(m.to_string()).encode());
-    relay(
+    Ok(relay(
         futures::stream::once(futures::future::ready(first.encode())).chain(messages),
         (permit, cleanup),
-    )
+    ))
 }
 
 pub(super) struct ScopeGuard<F: FnOnce()>(Option<F>);
@@ -82,20 +73,20 @@ pub async fn sse_message(
     Query(query): Query<MessageQuery>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     request: axum::extract::Request,
-) -> Response {
-    let started = Instant::now();
+) -> Result<Response, Refused> {
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
-    let (routes, route, caller) = match begin(&gw, &server, &headers, &request_id, started).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let body = match read_body(body, gw.config.max_body_bytes).await {
-        Ok(b) => b,
-        Err(e) => return refuse(&gw, &server, &request_id, started, e, None),
-    };
-    let Some((tx, session)) = gw.legacy.lookup(&query.session_id, &server, &caller.digest) else {
-        return ProxyError::LegacyStreamNotFound.into_response(None);
+    let call = enter(gw, &server, &headers, request_id).await?;
+    let door = call.door();
+    let body = read_body(body, call.gw.config.max_body_bytes)
+        .await
+        .map_err(|e| door.refuse(e, None))?;
+    let Some((tx, session)) =
+        call.gw
+            .legacy
+            .lookup(&query.session_id, &server, &call.caller.digest)
+    else {
+        return Err(door.refuse(ProxyError::LegacyStreamNotFound, None));
     };
     let mut inner = HeaderMap::new();
     if let Some(sid) = &session
@@ -103,15 +94,8 @@ pub async fn sse_message(
     {
         inner.insert(SESSION_HEADER, v);
     }
-    let call = Arc::new(Call {
-        gw: Arc::clone(&gw),
-        routes,
-        route,
-        caller,
-        request_id,
-        started,
-    });
-    let legacy = Arc::clone(&gw.legacy);
+    let legacy = Arc::clone(&call.gw.legacy);
+    let call = Arc::new(call);
     let session_key = query.session_id.clone();
     tokio::spawn(async move {
         let messages = match run_post(&call, &inner, body).await {
@@ -138,5 +122,5 @@ pub async fn sse_message(
             }
         }
     });
-    StatusCode::ACCEPTED.into_response()
+    Ok(StatusCode::ACCEPTED.into_response())
 }

@@ -6,9 +6,10 @@
 //! limits, then the upstream. The answer streams back as it arrives; the final response of a
 //! list or a tool call is the one message the gateway reads whole, to filter or cut it.
 //!
-//! This file is the per-server edge: route, token, body, then the POST taken apart (JSON-RPC
-//! shape, era, session) into the typed [`pipeline::Request`]s it runs, and their
-//! [`pipeline::Answer`]s made into HTTP. Each other concern has its own file: `pipeline` (one
+//! This file is the per-server POST: its body taken apart (JSON-RPC shape, era, session) into
+//! the typed [`pipeline::Request`]s it runs, and their [`pipeline::Answer`]s made into HTTP.
+//! Each other concern has its own file: `entry` (route, token, the session of a GET or DELETE,
+//! a place among open streams: what every handler of both endpoints starts with), `pipeline` (one
 //! message: decide, forward, answer; also under the aggregated `/mcp`), `policy` (decide, rate
 //! limits), `upstream_http` and `upstream_shared` (the upstream kinds), `reply` (the answer
 //! stream and the final response), `exit` (the one exit: typed status, metric and audit
@@ -43,6 +44,7 @@ use crate::sse;
 use crate::state::Gateway;
 use crate::transform;
 
+mod entry;
 mod exit;
 mod legacy_sse;
 pub mod pipeline;
@@ -52,6 +54,8 @@ mod streams;
 mod upstream_http;
 mod upstream_shared;
 
+pub use self::entry::Refused;
+pub(crate) use self::entry::{Door, enter, read_body, stream_permit};
 use self::exit::*;
 pub use self::legacy_sse::{MessageQuery, sse_connect, sse_message};
 use self::pipeline::*;
@@ -89,82 +93,21 @@ impl Call {
 
 pub(crate) use crate::error::json_response;
 
-// ---------------------------------------------------------------------------------------------
-// Entry: route and token
-
-/// The route and the caller of a request to `/{server}/…`.
-async fn begin(
-    gw: &AppState,
-    server: &str,
-    headers: &HeaderMap,
-    request_id: &str,
-    started: Instant,
-) -> Result<(Arc<Routes>, Arc<Route>, Caller), Response> {
-    let routes = gw.table.current();
-    let Some(route) = routes.get(server).cloned() else {
-        let e = ProxyError::ServerNotFound(server.to_owned());
-        return Err(refuse(gw, server, request_id, started, e, None));
-    };
-    match gw.auth.authenticate(headers).await {
-        Ok(caller) => Ok((routes, route, caller)),
-        Err(failure) => {
-            let e = ProxyError::Unauthenticated {
-                failure,
-                metadata_url: caller::resource_metadata_url(&gw.public_base, Some(server)),
-            };
-            Err(refuse(gw, server, request_id, started, e, None))
-        }
-    }
-}
-
-/// A refusal before the request's method is known: recorded by its exit, then answered.
-pub(crate) fn refuse(
-    gw: &Gateway,
-    server: &str,
-    request_id: &str,
-    started: Instant,
-    e: ProxyError,
-    id: Option<&Value>,
-) -> Response {
-    refused(gw, server, request_id, started, &e);
-    e.into_response(id)
-}
-
-/// Reads a body of at most `max` bytes (read only after the caller is authenticated, so
-/// strangers cannot make the gateway read megabytes).
-pub(crate) async fn read_body(body: Body, max: usize) -> Result<Bytes, ProxyError> {
-    axum::body::to_bytes(body, max)
-        .await
-        .map_err(|_| ProxyError::BodyTooLarge { max })
-}
-
 /// `POST /{server}/mcp`
 pub async fn post(
     State(gw): State<AppState>,
     Path(server): Path<String>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     request: axum::extract::Request,
-) -> Response {
-    let started = Instant::now();
+) -> Result<Response, Refused> {
     let (parts, body) = request.into_parts();
-    let (routes, route, caller) =
-        match begin(&gw, &server, &parts.headers, &request_id, started).await {
-            Ok(x) => x,
-            Err(r) => return r,
-        };
-    let body = match read_body(body, gw.config.max_body_bytes).await {
-        Ok(b) => b,
-        Err(e) => return refuse(&gw, &server, &request_id, started, e, None),
-    };
-    let call = Arc::new(Call {
-        gw,
-        routes,
-        route,
-        caller,
-        request_id,
-        started,
-    });
-    run_post(&call, &parts.headers, body).await.into_response()
+    let call = enter(gw, &server, &parts.headers, request_id).await?;
+    let body = read_body(body, call.gw.config.max_body_bytes)
+        .await
+        .map_err(|e| call.door().refuse(e, None))?;
+    Ok(run_post(&Arc::new(call), &parts.headers, body)
+        .await
+        .into_response())
 }
 
 /// What one POST body became.
@@ -320,20 +263,4 @@ pub(crate) async fn messages_of(
             crate::error::Body::Envelope(_) => Vec::new(),
         },
     }
-}
-
-/// The session a GET or DELETE names: it must be there, and open for this server and caller.
-pub(crate) fn required_session(
-    gw: &Gateway,
-    headers: &HeaderMap,
-    server: &str,
-    caller: &Caller,
-    what: &'static str,
-) -> Result<SessionState, ProxyError> {
-    let Some(sid) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
-        return Err(ProxyError::SessionRequired(what));
-    };
-    gw.sessions
-        .open(sid, server, &caller.digest)
-        .map_err(ProxyError::SessionNotFound)
 }

@@ -154,3 +154,94 @@ async fn every_refusal_of_a_tool_call_is_audited_exactly_once() {
         [row("mcp.denied", "", "unknown_server", "not_found")]
     );
 }
+
+#[tokio::test]
+async fn every_refusal_of_a_stream_or_a_session_end_is_audited_exactly_once() {
+    let stack = Stack::start_with("[limits]\nstreams_per_caller = 1\n").await;
+    let up = crate::upstream::start(false).await;
+    stack
+        .register(
+            "weather",
+            json!({"transport": "streamable-http", "url": up.url()}),
+            json!({}),
+        )
+        .await;
+    stack
+        .put_scope(scope("agents", "agents", "weather", ALL_METHODS, &["*"]))
+        .await;
+    wait_routed(&stack.gateway, "weather", true).await;
+    wait_policy(&stack).await;
+    let alice = stack.token("alice", &["agents"]);
+    let send = |method: reqwest::Method, path: &str, headers: &[(&str, &str)]| {
+        let mut request = client()
+            .request(method, format!("{}{path}", stack.url()))
+            .bearer_auth(&alice)
+            .header("accept", "application/json, text/event-stream");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+    let get = reqwest::Method::GET;
+
+    // Each refusal of its own server and reason (refusals of one key are coalesced).
+    let r = send(reqwest::Method::DELETE, "/weather/mcp", &[])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let modern = [("mcp-protocol-version", "2026-07-28")];
+    let r = send(get.clone(), "/weather/mcp", &modern).await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let r = send(
+        reqwest::Method::POST,
+        "/weather/message?sessionId=nope",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // One stream per caller: the second legacy SSE stream is refused while the first is open.
+    let open = send(get.clone(), "/weather/sse", &[]).await.unwrap();
+    assert_eq!(open.status(), StatusCode::OK);
+    let r = send(get.clone(), "/weather/sse", &[]).await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    drop(open);
+    let r = send(get.clone(), "/mcp", &[]).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = send(get.clone(), "/mcp", &[("mcp-session-id", "forged")])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    let row = |r: &str, s: &str| {
+        (
+            "mcp.denied".to_owned(),
+            String::new(),
+            r.to_owned(),
+            s.to_owned(),
+        )
+    };
+    let mut weather = events(&stack, "weather", 4).await;
+    let mut mcp = events(&stack, "mcp", 2).await;
+    // Let a duplicate, if any, arrive before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    weather = events(&stack, "weather", weather.len() + 1).await;
+    mcp = events(&stack, "mcp", mcp.len() + 1).await;
+    weather.sort();
+    mcp.sort();
+    let mut expected = vec![
+        row("session_required", "invalid"),
+        row("http_method_not_allowed", "invalid"),
+        row("session_not_found", "session_not_found"),
+        row("too_many_streams", "busy"),
+    ];
+    expected.sort();
+    assert_eq!(weather, expected);
+    assert_eq!(
+        mcp,
+        [
+            row("session_not_found", "session_not_found"),
+            row("session_required", "invalid"),
+        ]
+    );
+}

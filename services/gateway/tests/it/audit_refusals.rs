@@ -20,17 +20,10 @@ fn refusal(stack: &Stack, server: &str, reason: &str) -> McpAuditEvent {
 
 /// The `mcp.denied` records of `server`, once `want` have arrived (or after 10 s).
 async fn denied(base: &Base, server: &str, want: usize) -> Vec<Value> {
-    let mut found = Vec::new();
-    for _ in 0..100 {
-        found = base
-            .audit(&format!("resource_id={server}&action=mcp.denied"))
-            .await;
-        if found.len() >= want {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    found
+    base.audit_until(&format!("resource_id={server}&action=mcp.denied"), |r| {
+        r.len() >= want
+    })
+    .await
 }
 
 /// The requests a record stands for: its `count`, absent when 1.

@@ -1,0 +1,176 @@
+//! The entry of every request, on both endpoints: the route, the token, the session a GET or
+//! DELETE names, a place among the caller's open streams. A refusal here has no JSON-RPC
+//! method yet, so its exit is [`refused`]; a handler can only answer it as a [`Refused`],
+//! which only [`Door::refuse`] makes, so no refusal is answered unrecorded or recorded twice.
+
+use super::*;
+
+use crate::limits::StreamPermit;
+
+/// A refusal its exit has recorded, ready to be answered. Handlers return
+/// `Result<Response, Refused>` and end early with `?`.
+pub struct Refused(Response);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+/// Where a request came in and since when: what its refusals are recorded with. `server` is
+/// the path's server, or `mcp` for the aggregated endpoint.
+#[derive(Clone, Copy)]
+pub(crate) struct Door<'a> {
+    pub(crate) gw: &'a Gateway,
+    pub(crate) server: &'a str,
+    pub(crate) request_id: &'a str,
+    pub(crate) started: Instant,
+}
+
+impl<'a> Door<'a> {
+    /// A request that arrives now.
+    pub(crate) fn new(gw: &'a Gateway, server: &'a str, request_id: &'a str) -> Self {
+        Self {
+            gw,
+            server,
+            request_id,
+            started: Instant::now(),
+        }
+    }
+
+    /// Records `e` by its exit and makes its answer (`id`: the JSON-RPC request it answers).
+    pub(crate) fn refuse(self, e: ProxyError, id: Option<&Value>) -> Refused {
+        refused(self.gw, self.server, self.request_id, self.started, &e);
+        Refused(e.into_response(id))
+    }
+
+    /// The caller of the request's token; a 401 points at `metadata_url` (RFC 9728).
+    pub(crate) async fn authenticate(
+        self,
+        headers: &HeaderMap,
+        metadata_url: impl FnOnce() -> String,
+    ) -> Result<Caller, Refused> {
+        match self.gw.auth.authenticate(headers).await {
+            Ok(caller) => Ok(caller),
+            Err(failure) => {
+                let metadata_url = metadata_url();
+                let e = ProxyError::Unauthenticated {
+                    failure,
+                    metadata_url,
+                };
+                Err(self.refuse(e, None))
+            }
+        }
+    }
+
+    /// The session `headers` name, if they name one: it must be open for this server and
+    /// caller.
+    pub(crate) fn session(
+        self,
+        headers: &HeaderMap,
+        caller: &Caller,
+    ) -> Result<Option<SessionState>, Refused> {
+        let Some(sid) = headers.get(SESSION_HEADER) else {
+            return Ok(None);
+        };
+        let opened = self
+            .gw
+            .sessions
+            .open(sid.to_str().unwrap_or(""), self.server, &caller.digest);
+        match opened {
+            Ok(session) => Ok(Some(session)),
+            Err(e) => Err(self.refuse(ProxyError::SessionNotFound(e), None)),
+        }
+    }
+
+    /// The session `what` (a GET stream, a DELETE) needs: it must be named, and open.
+    pub(crate) fn required_session(
+        self,
+        headers: &HeaderMap,
+        caller: &Caller,
+        what: &'static str,
+    ) -> Result<SessionState, Refused> {
+        self.session(headers, caller)?
+            .ok_or_else(|| self.refuse(ProxyError::SessionRequired(what), None))
+    }
+
+    /// A GET stream is the session era's: a 2026-07-28 client listens with a request.
+    pub(crate) fn get_stream(self, headers: &HeaderMap) -> Result<(), Refused> {
+        let modern = headers
+            .get("mcp-protocol-version")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v >= jsonrpc::LATEST_MODERN);
+        if modern {
+            let e = ProxyError::MethodNotAllowed(
+                "the 2026-07-28 protocol has no GET stream; use subscriptions/listen",
+            );
+            return Err(self.refuse(e, None));
+        }
+        Ok(())
+    }
+
+    /// A place among the caller's open streams, held as long as the stream is open.
+    pub(crate) fn stream(self, caller: &Caller) -> Result<StreamPermit, Refused> {
+        stream_permit(self.gw, caller).map_err(|e| self.refuse(e, None))
+    }
+}
+
+/// A place among `caller`'s open streams (`streams_per_caller`), or `TooManyStreams`.
+pub(crate) fn stream_permit(gw: &Gateway, caller: &Caller) -> Result<StreamPermit, ProxyError> {
+    gw.streams
+        .acquire(
+            caller.limit_key(),
+            gw.config.limits.streams_per_caller,
+            &gw.metrics.open_streams,
+        )
+        .ok_or(ProxyError::TooManyStreams)
+}
+
+/// The entry of a request to `/{server}/…`: its route and caller, as the [`Call`] that
+/// carries them on.
+pub(crate) async fn enter(
+    gw: AppState,
+    server: &str,
+    headers: &HeaderMap,
+    request_id: String,
+) -> Result<Call, Refused> {
+    let door = Door::new(&gw, server, &request_id);
+    let started = door.started;
+    let routes = gw.table.current();
+    let Some(route) = routes.get(server).cloned() else {
+        return Err(door.refuse(ProxyError::ServerNotFound(server.to_owned()), None));
+    };
+    let caller = door
+        .authenticate(headers, || {
+            caller::resource_metadata_url(&gw.public_base, Some(server))
+        })
+        .await?;
+    Ok(Call {
+        gw,
+        routes,
+        route,
+        caller,
+        request_id,
+        started,
+    })
+}
+
+impl Call {
+    /// The door this request came in by, for refusals after its entry.
+    pub(crate) fn door(&self) -> Door<'_> {
+        Door {
+            gw: &self.gw,
+            server: self.server(),
+            request_id: &self.request_id,
+            started: self.started,
+        }
+    }
+}
+
+/// Reads a body of at most `max` bytes (read only after the caller is authenticated, so
+/// strangers cannot make the gateway read megabytes).
+pub(crate) async fn read_body(body: Body, max: usize) -> Result<Bytes, ProxyError> {
+    axum::body::to_bytes(body, max)
+        .await
+        .map_err(|_| ProxyError::BodyTooLarge { max })
+}
