@@ -3,7 +3,8 @@
 //!
 //! Listed: enabled servers a gateway of this deployment routes, plus deprecated ones (and
 //! retired ones with `include_deleted=true`). Remote URLs point at the gateway, never at the
-//! upstream: internal addresses do not leak, and clients always go through policy.
+//! upstream: internal addresses do not leak, and clients always go through policy. Each remote
+//! declares the `Authorization` header the gateway requires (see `remote`).
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
@@ -67,6 +68,32 @@ fn version_of(r: &ServerRecord) -> String {
         .unwrap_or_else(|| format!("0.0.{}", r.revision))
 }
 
+/// One remote of a `server.json`, with the header it needs. Every gateway route requires an
+/// access token, and server.json says so the way the schema allows: a required, secret
+/// `Authorization` header (`KeyValueInput`) whose `{access_token}` variable the client asks
+/// the user for. Without it, clients that install from the catalog connected without a token
+/// and met a bare 401.
+fn remote(kind: &str, url: String) -> Value {
+    json!({
+        "type": kind,
+        "url": url,
+        "headers": [{
+            "name": "Authorization",
+            "description": ACCESS_TOKEN_HINT,
+            "isRequired": true,
+            "isSecret": true,
+            "value": "Bearer {access_token}",
+            "variables": {"access_token": {
+                "description": ACCESS_TOKEN_HINT,
+                "isRequired": true,
+                "isSecret": true,
+            }},
+        }],
+    })
+}
+
+const ACCESS_TOKEN_HINT: &str = "An OAuth access token (JWT) from the auth-server: mint one on the console's Tokens page (/console/tokens)";
+
 fn entry(state: &AppState, r: &ServerRecord) -> CatalogEntry {
     let base = state.config.gateway_public_url.trim_end_matches('/');
     let description: String = if r.description.is_empty() {
@@ -88,8 +115,8 @@ fn entry(state: &AppState, r: &ServerRecord) -> CatalogEntry {
             "description": description,
             "version": version_of(r),
             "remotes": [
-                {"type": "streamable-http", "url": format!("{base}/{}/mcp", r.path)},
-                {"type": "sse", "url": format!("{base}/{}/sse", r.path)},
+                remote("streamable-http", format!("{base}/{}/mcp", r.path)),
+                remote("sse", format!("{base}/{}/sse", r.path)),
             ],
             "_meta": {PUBLISHER: {
                 "owner_team": g.owner_team,

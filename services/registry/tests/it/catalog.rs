@@ -40,9 +40,23 @@ async fn the_catalog_lists_approved_servers_as_server_json_with_gateway_urls(bac
     assert_eq!(names, ["com.example/alpha", "com.example/beta"]);
     assert_eq!(r.body["metadata"]["count"], 2);
     let alpha = &r.body["servers"][0];
+    // Every gateway route needs a token: each remote says so as server.json allows, with a
+    // required, secret Authorization header.
+    let hint = "An OAuth access token (JWT) from the auth-server: mint one on the console's Tokens page (/console/tokens)";
+    let authorization = json!([{
+        "name": "Authorization",
+        "description": hint,
+        "isRequired": true,
+        "isSecret": true,
+        "value": "Bearer {access_token}",
+        "variables": {"access_token": {"description": hint, "isRequired": true, "isSecret": true}},
+    }]);
     assert_eq!(
-        alpha["server"]["remotes"][0],
-        json!({"type": "streamable-http", "url": "https://gw.example.com/alpha/mcp"})
+        alpha["server"]["remotes"],
+        json!([
+            {"type": "streamable-http", "url": "https://gw.example.com/alpha/mcp", "headers": authorization},
+            {"type": "sse", "url": "https://gw.example.com/alpha/sse", "headers": authorization},
+        ])
     );
     assert!(
         !alpha.to_string().contains("127.0.0.1:9"),
