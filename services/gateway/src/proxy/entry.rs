@@ -8,12 +8,13 @@ use super::*;
 use crate::limits::StreamPermit;
 
 /// A refusal its exit has recorded, ready to be answered. Handlers return
-/// `Result<Response, Refused>` and end early with `?`.
-pub struct Refused(Response);
+/// `Result<Response, Refused>` and end early with `?` (boxed: refusals are rare, and the
+/// common path should not carry a response's size).
+pub struct Refused(Box<Response>);
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
-        self.0
+        *self.0
     }
 }
 
@@ -41,7 +42,7 @@ impl<'a> Door<'a> {
     /// Records `e` by its exit and makes its answer (`id`: the JSON-RPC request it answers).
     pub(crate) fn refuse(self, e: ProxyError, id: Option<&Value>) -> Refused {
         refused(self.gw, self.server, self.request_id, self.started, &e);
-        Refused(e.into_response(id))
+        Refused(Box::new(e.into_response(id)))
     }
 
     /// The caller of the request's token; a 401 points at `metadata_url` (RFC 9728).
