@@ -45,18 +45,17 @@ pub struct AuthConfig {
     pub log: LogConfig,
 }
 
-/// Defined in core with the SQLite pool setup it configures.
+/// Defined in core with the SQLite pool setup they configure.
 pub use mcpgw_core::sqlite::SqliteSync;
 
+/// `[store]`: `url` is `sqlite://PATH` (empty = `<data_dir>/auth.db`) or
+/// `postgres://USER@HOST:PORT/DB`; `pool_size` counts PostgreSQL connections / SQLite read
+/// connections.
+pub type StoreConfig = mcpgw_core::sqlite::StoreConfig<PostgresConfig>;
+
+/// The `[store]` keys of the PostgreSQL backend.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreConfig {
-    /// `sqlite://PATH` (empty = `<data_dir>/auth.db`) or `postgres://USER@HOST:PORT/DB`.
-    pub url: String,
-    /// Connections in the pool (PostgreSQL) / read connections (SQLite); default 8.
-    pub pool_size: u32,
-    /// SQLite durability; default `full`.
-    pub sqlite_synchronous: SqliteSync,
+pub struct PostgresConfig {
     /// The PostgreSQL password (never in the URL).
     pub password: SecretSource,
     pub password_refresh_seconds: u64,
@@ -325,16 +324,16 @@ impl AuthConfig {
         if self.store.pool_size == 0 || self.store.pool_size > 256 {
             return Err(key("store.pool_size", "must be between 1 and 256"));
         }
-        if self.store.password_refresh_seconds > 86_400 {
+        if self.store.backend.password_refresh_seconds > 86_400 {
             return Err(key(
                 "store.password_refresh_seconds",
                 "must be at most 86400 (a day); 0 reads the password once",
             ));
         }
-        if let Err(e) = self.store.password.check() {
+        if let Err(e) = self.store.backend.password.check() {
             return Err(key("store.password", &e));
         }
-        if backend == Backend::Sqlite && self.store.password.is_configured() {
+        if backend == Backend::Sqlite && self.store.backend.password.is_configured() {
             return Err(key(
                 "store.password",
                 "is for PostgreSQL; the SQLite store has no password",

@@ -58,9 +58,10 @@ async fn check(config: AuthConfig) -> anyhow::Result<()> {
     if key_configured {
         app::load_keyring(config).await?;
     }
-    if config.store.password.is_configured() {
+    if config.store.backend.password.is_configured() {
         config
             .store
+            .backend
             .password
             .resolve(&config.secrets.aws)
             .await

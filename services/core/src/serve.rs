@@ -1,7 +1,8 @@
 //! What every mcpgw binary does the same way around its HTTP service: run `main`'s async work
 //! and turn failures into exit codes, serve a router until told to stop, stop on SIGTERM or
-//! Ctrl-C, answer the container `healthcheck` subcommand, and the fallbacks for unknown routes
-//! and methods in the error envelope.
+//! Ctrl-C, answer the container `healthcheck` subcommand, the fallbacks for unknown routes
+//! and methods in the error envelope, `/health` and `/ready`, and the frame of a service's API:
+//! its OpenAPI document's head ([`ApiInfo`]) and the router around its routes ([`frame`]).
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -172,4 +173,99 @@ pub fn add_bearer_scheme(openapi: &mut utoipa::openapi::OpenApi, name: &str, for
                 .build(),
         ),
     );
+}
+
+/// Defines a service's `/ready` handler, `ready`, for its state type: `|state| store` names
+/// the store to ping (see [`readiness`]). A macro, because utoipa documents one handler
+/// function, not a generic one.
+#[macro_export]
+macro_rules! ready_handler {
+    ($state:ty, |$s:ident| $store:expr) => {
+        /// Readiness: the store answers within 2 s.
+        #[utoipa::path(get, path = "/ready", tag = "operations",
+            responses((status = 200, body = mcpgw_core::serve::Status), (status = 503, body = mcpgw_core::error::ErrorBody)))]
+        async fn ready(
+            axum::extract::State($s): axum::extract::State<$state>,
+        ) -> axum::response::Response {
+            let store = $store;
+            mcpgw_core::serve::readiness(store.backend(), store.ping()).await
+        }
+    };
+}
+
+/// The head of a service's OpenAPI document. The rest of it is the same for every service:
+/// the workspace's license, the error envelope's schema, one bearer security scheme, and the
+/// `operations` tag of `/health` and `/ready` after the service's own tags.
+pub struct ApiInfo {
+    pub title: &'static str,
+    pub description: &'static str,
+    pub version: &'static str,
+    /// The bearer security scheme the operations name: its name and what its token is.
+    pub bearer: (&'static str, &'static str),
+    /// The service's tags, `(name, description)`, in the order the document lists them.
+    pub tags: &'static [(&'static str, &'static str)],
+}
+
+impl ApiInfo {
+    /// The document without paths (the service's router adds them).
+    pub fn document(&self) -> utoipa::openapi::OpenApi {
+        use utoipa::openapi::tag::TagBuilder;
+        use utoipa::openapi::{ComponentsBuilder, InfoBuilder, LicenseBuilder, OpenApiBuilder};
+        let license = env!("CARGO_PKG_LICENSE");
+        let info = InfoBuilder::new()
+            .title(self.title)
+            .description(Some(self.description))
+            .license(Some(
+                LicenseBuilder::new()
+                    .name(license)
+                    .identifier(Some(license))
+                    .build(),
+            ))
+            .version(self.version);
+        let operations = ("operations", "Liveness and readiness");
+        let tags = self.tags.iter().chain([&operations]).map(|(name, about)| {
+            TagBuilder::new()
+                .name(*name)
+                .description(Some(*about))
+                .build()
+        });
+        let components = ComponentsBuilder::new()
+            .schema_from::<crate::error::ErrorBody>()
+            .build();
+        let mut doc = OpenApiBuilder::new()
+            .info(info)
+            .components(Some(components))
+            .tags(Some(tags))
+            .build();
+        add_bearer_scheme(&mut doc, self.bearer.0, self.bearer.1);
+        doc
+    }
+}
+
+/// A service's router around its own routes: `GET /api/v1/openapi.json` serving `api`, the
+/// fallbacks in the error envelope, the body limit and the request telemetry.
+pub fn frame<S: Clone + Send + Sync + 'static>(
+    router: axum::Router<S>,
+    api: utoipa::openapi::OpenApi,
+    max_body_bytes: usize,
+    metrics: crate::telemetry::HttpMetrics,
+    state: S,
+) -> axum::Router {
+    let api = std::sync::Arc::new(api);
+    router
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let api = api.clone();
+                async move { axum::Json(api.as_ref().clone()) }
+            }),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::telemetry::observe,
+        ))
+        .with_state(state)
 }

@@ -14,7 +14,8 @@
 //!
 //! The migrations stay in each service (`sqlx::migrate!` reads them at compile time, relative
 //! to the crate); the caller passes them in. Errors come back as [`OpenError`], which a store
-//! maps onto its own error enum.
+//! maps onto its own error enum. The `[store]` keys every such service has are [`StoreConfig`],
+//! with the keys of its server backend beside them.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -33,6 +34,21 @@ pub enum SqliteSync {
     Full,
     /// At WAL checkpoints: a power loss may lose the last commits, a crash does not.
     Normal,
+}
+
+/// `[store]`: where a service keeps its data (SQLite, or its server database) and its pools,
+/// with `B`, the keys only its server backend has, flattened beside them (the same table).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig<B> {
+    /// `sqlite://PATH` (empty = a file in the service's `data_dir`) or the server backend's URL.
+    pub url: String,
+    /// Read connections (SQLite) / the server backend's pool; default 8.
+    pub pool_size: u32,
+    /// SQLite durability; default `full`.
+    pub sqlite_synchronous: SqliteSync,
+    #[serde(flatten)]
+    pub backend: B,
 }
 
 /// The two pools of an open store.
@@ -66,7 +82,8 @@ pub enum OpenError {
 }
 
 impl OpenError {
-    /// This error as a store's own: `unavailable(message)` or `internal(message)`.
+    /// This error as a store's own: `unavailable(message)` or `internal(message)` (what a
+    /// store's `From<OpenError>` says).
     pub fn into_store<E>(self, unavailable: fn(String) -> E, internal: fn(String) -> E) -> E {
         match self {
             OpenError::Unavailable(m) => unavailable(m),
@@ -84,13 +101,14 @@ fn connect_error(e: sqlx::Error) -> OpenError {
     }
 }
 
-/// Opens (creating if needed) the database at `url`, runs `migrations` and returns its pools.
-pub async fn open_pools(
+/// Opens (creating if needed) the database at `url` (the effective `settings.url`), runs
+/// `migrations` and returns its pools.
+pub async fn open_pools<B>(
     url: &str,
-    synchronous: SqliteSync,
-    pool_size: u32,
+    settings: &StoreConfig<B>,
     migrations: &Migrator,
 ) -> Result<Pools, OpenError> {
+    let (synchronous, pool_size) = (settings.sqlite_synchronous, settings.pool_size);
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| OpenError::Internal(format!("store.url is not a valid SQLite URL: {e}")))?
         .create_if_missing(true)
@@ -128,4 +146,41 @@ pub async fn open_pools(
         .await
         .map_err(connect_error)?;
     Ok(Pools { reads, writes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_from_str;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Service {
+        store: StoreConfig<Backend>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Backend {
+        database: String,
+    }
+
+    const DEFAULTS: &str =
+        "[store]\nurl = \"\"\npool_size = 8\nsqlite_synchronous = \"full\"\ndatabase = \"d\"\n";
+
+    #[test]
+    fn the_shared_keys_and_the_backends_are_one_table() {
+        let layer = "[store]\npool_size = 3\ndatabase = \"other\"\n";
+        let s: Service = load_from_str(DEFAULTS, &[layer], "MCPGW_T_").unwrap();
+        assert_eq!(s.store.pool_size, 3);
+        assert_eq!(s.store.sqlite_synchronous, SqliteSync::Full);
+        assert_eq!(s.store.backend.database, "other");
+    }
+
+    #[test]
+    fn a_key_neither_has_is_refused() {
+        let err = load_from_str::<Service>(DEFAULTS, &["[store]\npool_sise = 3\n"], "MCPGW_T_")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pool_sise"), "{err}");
+    }
 }

@@ -60,7 +60,7 @@ pub async fn build_state(config: RegistryConfig, keyring: Keyring) -> anyhow::Re
         key_cache: crate::keys::KeyCache::new(Duration::from_secs(
             config.auth.api_key_cache_seconds,
         )),
-        catalog: match (config.store.catalog_cache_ms, url.starts_with("sqlite:")) {
+        catalog: match (config.store.backend.catalog_cache_ms, url.starts_with("sqlite:")) {
             (0, _) => None,
             // The registry is the only writer of its SQLite file: writes alone invalidate.
             (_, true) => Some(crate::catalog::CatalogCache::new(None)),
@@ -71,7 +71,7 @@ pub async fn build_state(config: RegistryConfig, keyring: Keyring) -> anyhow::Re
         gateway: {
             // Waiting polls re-check at the catalog's cache time (1 s when that cache is off),
             // which is how they see writes made through other replicas of a shared store.
-            let every = Duration::from_millis(match config.store.catalog_cache_ms {
+            let every = Duration::from_millis(match config.store.backend.catalog_cache_ms {
                 0 => 1000,
                 ms => ms,
             });
@@ -81,7 +81,7 @@ pub async fn build_state(config: RegistryConfig, keyring: Keyring) -> anyhow::Re
         },
         // Reconciled with a shared store as often as the gateway feed re-checks it.
         search_index: crate::search::CatalogSearch::new((!url.starts_with("sqlite:")).then(|| {
-            Duration::from_millis(match config.store.catalog_cache_ms {
+            Duration::from_millis(match config.store.backend.catalog_cache_ms {
                 0 => 1000,
                 ms => ms,
             })

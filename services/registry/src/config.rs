@@ -190,18 +190,17 @@ pub struct ToolsConfig {
     pub integrity_mode: mcpgw_core::domain::IntegrityMode,
 }
 
-/// Defined in core with the SQLite pool setup it configures.
+/// Defined in core with the SQLite pool setup they configure.
 pub use mcpgw_core::sqlite::SqliteSync;
 
+/// `[store]`: `url` is `sqlite://PATH` (empty = `<data_dir>/registry.db`), or `mongodb://…` /
+/// `mongodb+srv://…`; `pool_size` counts SQLite read connections / is MongoDB's pool size
+/// factor.
+pub type StoreConfig = mcpgw_core::sqlite::StoreConfig<RegistryStoreConfig>;
+
+/// The registry's own `[store]` keys.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreConfig {
-    /// `sqlite://PATH` (empty = `<data_dir>/registry.db`), or `mongodb://…` / `mongodb+srv://…`.
-    pub url: String,
-    /// Read connections (SQLite) / pool size factor (MongoDB); default 8.
-    pub pool_size: u32,
-    /// SQLite durability; default `full`.
-    pub sqlite_synchronous: SqliteSync,
+pub struct RegistryStoreConfig {
     /// MongoDB database name; default `mcpgw_registry`.
     pub mongo_database: String,
     pub mongo_server_selection_timeout_ms: u64,
@@ -311,7 +310,7 @@ impl RegistryConfig {
         if self.store.pool_size == 0 || self.store.pool_size > 256 {
             return Err(key("store.pool_size", "must be between 1 and 256"));
         }
-        if self.store.mongo_database.is_empty() {
+        if self.store.backend.mongo_database.is_empty() {
             return Err(key("store.mongo_database", "must not be empty"));
         }
         if self.listen == self.metrics_listen && self.listen.port() != 0 {

@@ -14,54 +14,38 @@ pub mod oidc;
 pub mod tokens;
 pub mod validate;
 
-use std::sync::Arc;
-
-use axum::Json;
-use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{any, get};
-use mcpgw_core::telemetry::observe;
-use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
 
-struct SecurityAddon;
+/// The head of the OpenAPI document; its paths come from the handlers.
+const API: mcpgw_core::serve::ApiInfo = mcpgw_core::serve::ApiInfo {
+    title: "mcpgw auth-server API",
+    description: "Sessions, token vending for agents, signing keys, /validate and OAuth metadata. Errors use one envelope: {\"code\", \"detail\", \"field\"} (see docs/API.md).",
+    version: env!("CARGO_PKG_VERSION"),
+    bearer: ("session", "JWT access token"),
+    tags: &[
+        (
+            "session",
+            "The signed-in user and administrators' session control",
+        ),
+        ("tokens", "Access tokens for agents, and their revocation"),
+        ("keys", "Token signing keys"),
+        (
+            "validate",
+            "Credential checks for proxies, and OAuth protected resource metadata",
+        ),
+        ("audit", "Audit trail"),
+        (
+            "oauth",
+            "Authorization code flow with PKCE for registered clients (the registry's console)",
+        ),
+    ],
+};
 
-impl Modify for SecurityAddon {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        mcpgw_core::serve::add_bearer_scheme(openapi, "session", "JWT access token");
-    }
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "mcpgw auth-server API",
-        description = "Sessions, token vending for agents, signing keys, /validate and OAuth metadata. Errors use one envelope: {\"code\", \"detail\", \"field\"} (see docs/API.md).",
-        version = env!("CARGO_PKG_VERSION"),
-    ),
-    modifiers(&SecurityAddon),
-    components(schemas(mcpgw_core::error::ErrorBody)),
-    tags(
-        (name = "session", description = "The signed-in user and administrators' session control"),
-        (name = "tokens", description = "Access tokens for agents, and their revocation"),
-        (name = "keys", description = "Token signing keys"),
-        (name = "validate", description = "Credential checks for proxies, and OAuth protected resource metadata"),
-        (name = "audit", description = "Audit trail"),
-        (name = "oauth", description = "Authorization code flow with PKCE for registered clients (the registry's console)"),
-        (name = "operations", description = "Liveness and readiness"),
-    )
-)]
-struct ApiDoc;
-
-/// Readiness: the store answers within 2 s.
-#[utoipa::path(get, path = "/ready", tag = "operations",
-    responses((status = 200, body = mcpgw_core::serve::Status), (status = 503, body = mcpgw_core::error::ErrorBody)))]
-async fn ready(State(state): State<AppState>) -> axum::response::Response {
-    let store = &state.store;
-    mcpgw_core::serve::readiness(store.backend(), store.ping()).await
-}
+mcpgw_core::ready_handler!(AppState, |state| &state.store);
 
 /// The OpenAPI document, generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -69,7 +53,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 fn build() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, mut api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut api) = OpenApiRouter::with_openapi(API.document())
         .routes(routes!(me::me))
         .routes(routes!(me::csrf))
         .routes(routes!(me::revoke_sessions))
@@ -101,8 +85,7 @@ fn build() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
 /// The complete router with its middleware.
 pub fn router(state: AppState) -> axum::Router {
     let (router, api) = build();
-    let api = Arc::new(api);
-    router
+    let router = router
         .route("/validate", any(validate::validate))
         .route(
             "/.well-known/oauth-protected-resource/{*path}",
@@ -110,25 +93,13 @@ pub fn router(state: AppState) -> axum::Router {
         )
         .route("/", get(login::home))
         .route("/login", get(login::login_page).post(login::login_submit))
+        .route(login::CONSOLE_CSS_PATH, get(login::console_css))
         .route("/login/oidc/{provider}", get(oidc::start))
         .route("/callback", get(oidc::callback))
         .route(
             "/logout",
             get(login::logout_page).post(login::logout_submit),
-        )
-        .route(
-            "/api/v1/openapi.json",
-            get(move || {
-                let api = api.clone();
-                async move { Json(api.as_ref().clone()) }
-            }),
-        )
-        .fallback(mcpgw_core::serve::not_found)
-        .method_not_allowed_fallback(mcpgw_core::serve::method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(
-            state.metrics.clone(),
-            observe,
-        ))
-        .with_state(state)
+        );
+    let (limit, metrics) = (state.config.max_body_bytes, state.metrics.clone());
+    mcpgw_core::serve::frame(router, api, limit, metrics, state)
 }

@@ -47,6 +47,13 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Opening the SQLite store (`mcpgw_core::sqlite`) fails as one of these two.
+impl From<mcpgw_core::sqlite::OpenError> for StoreError {
+    fn from(e: mcpgw_core::sqlite::OpenError) -> Self {
+        e.into_store(Self::Unavailable, Self::Internal)
+    }
+}
+
 pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -375,13 +382,13 @@ pub async fn open(config: &AuthConfig) -> anyhow::Result<Arc<dyn AuthStore>> {
             sqlite::SqliteStore::open(&url, &config.store).await?,
         )),
         Some(Backend::Postgres) => {
-            let source = &config.store.password;
+            let source = &config.store.backend.password;
             let password = source
                 .resolve(&config.secrets.aws)
                 .await
                 .map_err(|e| anyhow::anyhow!("store.password: {e}"))?;
             let store = postgres::PostgresStore::open(&url, &config.store, password).await?;
-            let every = config.store.password_refresh_seconds;
+            let every = config.store.backend.password_refresh_seconds;
             if source.is_rotatable() && every > 0 {
                 store.refresh_password(
                     source.clone(),

@@ -46,11 +46,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database and runs the migrations in `migrations/sqlite`.
     pub async fn open(url: &str, settings: &StoreConfig) -> Result<Self> {
         static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
-        let (sync, size) = (settings.sqlite_synchronous, settings.pool_size);
-        let pools = sqlite::open_pools(url, sync, size, &MIGRATIONS).await;
-        Ok(Self(pools.map_err(|e| {
-            e.into_store(StoreError::Unavailable, StoreError::Internal)
-        })?))
+        Ok(Self(sqlite::open_pools(url, settings, &MIGRATIONS).await?))
     }
 
     async fn begin(&self) -> Result<Tx<'_>> {

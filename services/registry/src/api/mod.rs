@@ -16,13 +16,9 @@ pub mod policy;
 pub mod search;
 pub mod servers;
 
-use std::sync::Arc;
-
-use axum::Json;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use mcpgw_core::telemetry::{RequestId, observe};
-use utoipa::{Modify, OpenApi};
+use mcpgw_core::telemetry::RequestId;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -41,48 +37,31 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     }
 }
 
-struct SecurityAddon;
+/// The head of the OpenAPI document; its paths come from the handlers.
+const API: mcpgw_core::serve::ApiInfo = mcpgw_core::serve::ApiInfo {
+    title: "mcpgw registry API",
+    description: "The catalog of MCP servers: registration, governance lifecycle, tools, API keys and audit. Errors use one envelope: {\"code\", \"detail\", \"field\"} (see docs/API.md).",
+    version: env!("CARGO_PKG_VERSION"),
+    bearer: ("api_key", "mcpgw API key (mcpgw_<id>.<secret>)"),
+    tags: &[
+        ("servers", "Registered MCP servers"),
+        ("agents", "Registered A2A agents"),
+        ("api-keys", "API keys and the current caller"),
+        ("audit", "Audit trail"),
+        ("search", "Ranked search over servers and tools"),
+        (
+            "policy",
+            "Scope documents: who may call which server, method and tool",
+        ),
+        (
+            "gateway",
+            "What gateway processes fetch and report (permission gateway:sync)",
+        ),
+        ("catalog", "Official MCP Registry API (v0.1), read-only"),
+    ],
+};
 
-impl Modify for SecurityAddon {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        mcpgw_core::serve::add_bearer_scheme(
-            openapi,
-            "api_key",
-            "mcpgw API key (mcpgw_<id>.<secret>)",
-        );
-    }
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "mcpgw registry API",
-        description = "The catalog of MCP servers: registration, governance lifecycle, tools, API keys and audit. Errors use one envelope: {\"code\", \"detail\", \"field\"} (see docs/API.md).",
-        version = env!("CARGO_PKG_VERSION"),
-    ),
-    modifiers(&SecurityAddon),
-    components(schemas(mcpgw_core::error::ErrorBody)),
-    tags(
-        (name = "servers", description = "Registered MCP servers"),
-        (name = "agents", description = "Registered A2A agents"),
-        (name = "api-keys", description = "API keys and the current caller"),
-        (name = "audit", description = "Audit trail"),
-        (name = "search", description = "Ranked search over servers and tools"),
-        (name = "policy", description = "Scope documents: who may call which server, method and tool"),
-        (name = "gateway", description = "What gateway processes fetch and report (permission gateway:sync)"),
-        (name = "catalog", description = "Official MCP Registry API (v0.1), read-only"),
-        (name = "operations", description = "Liveness and readiness"),
-    )
-)]
-struct ApiDoc;
-
-/// Readiness: the store answers within 2 s.
-#[utoipa::path(get, path = "/ready", tag = "operations",
-    responses((status = 200, body = mcpgw_core::serve::Status), (status = 503, body = mcpgw_core::error::ErrorBody)))]
-async fn ready(State(state): State<AppState>) -> axum::response::Response {
-    let store = &state.registry.store;
-    mcpgw_core::serve::readiness(store.backend(), store.ping()).await
-}
+mcpgw_core::ready_handler!(AppState, |state| &state.registry.store);
 
 /// The OpenAPI document, generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -91,7 +70,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 fn build(state: Option<AppState>) -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
     let _ = state;
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    OpenApiRouter::with_openapi(API.document())
         .routes(routes!(servers::create, servers::list))
         .routes(routes!(
             servers::get,
@@ -143,27 +122,12 @@ fn build(state: Option<AppState>) -> (axum::Router<AppState>, utoipa::openapi::O
 /// The complete router with its middleware.
 pub fn router(state: AppState) -> axum::Router {
     let (mut router, api) = build(Some(state.clone()));
-    let api = Arc::new(api);
     if state.config.mcp.enabled {
         router = router.merge(crate::mcp::router(&state));
     }
     if state.config.console.enabled {
         router = router.merge(crate::console::router());
     }
-    router
-        .route(
-            "/api/v1/openapi.json",
-            axum::routing::get(move || {
-                let api = api.clone();
-                async move { Json(api.as_ref().clone()) }
-            }),
-        )
-        .fallback(mcpgw_core::serve::not_found)
-        .method_not_allowed_fallback(mcpgw_core::serve::method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(
-            state.metrics.clone(),
-            observe,
-        ))
-        .with_state(state)
+    let (limit, metrics) = (state.config.max_body_bytes, state.metrics.clone());
+    mcpgw_core::serve::frame(router, api, limit, metrics, state)
 }

@@ -42,6 +42,13 @@ pub enum StoreError {
     Internal(String),
 }
 
+/// Opening the SQLite store (`mcpgw_core::sqlite`) fails as one of these two.
+impl From<mcpgw_core::sqlite::OpenError> for StoreError {
+    fn from(e: mcpgw_core::sqlite::OpenError) -> Self {
+        e.into_store(Self::Unavailable, Self::Internal)
+    }
+}
+
 /// Filters for listing servers; all given filters must match.
 #[derive(Debug, Clone, Default)]
 pub struct ServerFilter {

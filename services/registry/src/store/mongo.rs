@@ -208,11 +208,11 @@ impl MongoStore {
         );
         options.read_concern = Some(ReadConcern::majority());
         options.server_selection_timeout = Some(Duration::from_millis(
-            settings.mongo_server_selection_timeout_ms,
+            settings.backend.mongo_server_selection_timeout_ms,
         ));
         options.max_pool_size = Some(settings.pool_size.max(1) * 4);
         let client = Client::with_options(options).map_err(map_err)?;
-        let db = client.database(&settings.mongo_database);
+        let db = client.database(&settings.backend.mongo_database);
         Ok(Self {
             servers: db.collection(mongo_schema::SERVERS),
             agents: db.collection(mongo_schema::AGENTS),

@@ -86,9 +86,11 @@ async fn credentials_are_sealed_with_the_key_from_secrets_manager() {
         url: String::new(),
         pool_size: 1,
         sqlite_synchronous: registry::config::SqliteSync::Full,
-        mongo_database: "unused".into(),
-        mongo_server_selection_timeout_ms: 1000,
-        catalog_cache_ms: 0,
+        backend: registry::config::RegistryStoreConfig {
+            mongo_database: "unused".into(),
+            mongo_server_selection_timeout_ms: 1000,
+            catalog_cache_ms: 0,
+        },
     };
     let store = registry::store::sqlite::SqliteStore::open(
         &format!("sqlite://{}/registry.db", dir.path().display()),

@@ -35,9 +35,11 @@ pub(crate) async fn registry_store(ctx: &Context, dbs: &mut Databases) -> Result
         url: String::new(),
         pool_size: 1,
         sqlite_synchronous: SqliteSync::Full,
-        mongo_database: ctx.inputs.documentdb_database.clone(),
-        mongo_server_selection_timeout_ms: 15_000,
-        catalog_cache_ms: 0,
+        backend: registry::config::RegistryStoreConfig {
+            mongo_database: ctx.inputs.documentdb_database.clone(),
+            mongo_server_selection_timeout_ms: 15_000,
+            catalog_cache_ms: 0,
+        },
     };
     let store = Arc::new(
         MongoStore::connect(url.expose_secret(), &settings)

@@ -83,9 +83,11 @@ fn store_config(database: &str) -> StoreConfig {
         url: String::new(),
         pool_size: 2,
         sqlite_synchronous: SqliteSync::Full,
-        mongo_database: database.to_owned(),
-        mongo_server_selection_timeout_ms: 10_000,
-        catalog_cache_ms: 0,
+        backend: registry::config::RegistryStoreConfig {
+            mongo_database: database.to_owned(),
+            mongo_server_selection_timeout_ms: 10_000,
+            catalog_cache_ms: 0,
+        },
     }
 }
 

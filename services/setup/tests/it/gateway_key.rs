@@ -74,9 +74,11 @@ async fn the_gateway_key_is_created_kept_and_replaced_when_revoked() {
             url: String::new(),
             pool_size: 1,
             sqlite_synchronous: registry::config::SqliteSync::Full,
-            mongo_database: database.clone(),
-            mongo_server_selection_timeout_ms: 5000,
-            catalog_cache_ms: 0,
+            backend: registry::config::RegistryStoreConfig {
+                mongo_database: database.clone(),
+                mongo_server_selection_timeout_ms: 5000,
+                catalog_cache_ms: 0,
+            },
         },
     )
     .await
