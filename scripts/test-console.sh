@@ -139,7 +139,8 @@ allowed_return_origins = ["$REG_URL"]
 admin_groups = ["mcpgw-admins"]
 
 [group_scopes]
-mcpgw-admins = ["mcp-registry-admin", "mcp-servers-unrestricted/read", "mcp-servers-unrestricted/execute"]
+# mcp-no-document: held, but no scope document is named after it (the Tokens page must not offer it).
+mcpgw-admins = ["mcp-registry-admin", "mcp-servers-unrestricted/read", "mcp-servers-unrestricted/execute", "mcp-no-document"]
 mcpgw-viewers = ["mcp-registry-viewer"]
 
 [store]

@@ -367,9 +367,16 @@ describe('web console', () => {
       const scopes = page.locator('main input[type="checkbox"][name]');
       assert.ok((await scopes.count()) > 0, 'a checkbox per scope');
       const scopeNames = await scopes.evaluateAll((els) => els.map((e) => e.name));
+      // Held (scripts/test-console.sh) but granted by no scope document: not offered, and said so.
+      assert.ok(!scopeNames.includes('mcp-no-document'), `a scope no document grants is not offered: ${scopeNames}`);
+      assert.match(await page.locator('#scopes-unused').innerText(), /mcp-no-document/);
       const scope = scopeNames.includes('mcp-servers-unrestricted/read') ? 'mcp-servers-unrestricted/read' : scopeNames[0];
       await page.locator(`main input[type="checkbox"][name="${scope}"]`).check();
-      await page.getByLabel('Lifetime (minutes)', { exact: true }).fill('5');
+      // One unit and one limit: the auth-server's tokens.max_ttl_seconds (28800 s) in minutes.
+      const lifetime = page.getByLabel('Lifetime (minutes)', { exact: true });
+      assert.equal(await lifetime.getAttribute('max'), '480', 'the field allows what the auth-server allows');
+      assert.equal((await page.locator('#hint-ttl_minutes').innerText()).trim(), '1 to 480 minutes.');
+      await lifetime.fill('5');
       await page.getByRole('button', { name: 'Mint token', exact: true }).click();
       const out = page.locator('output#minted-token');
       await page.waitForFunction(() => (document.querySelector('output#minted-token')?.textContent || '').trim().length > 0);

@@ -124,9 +124,12 @@ pub async fn mint(
     if ttl < 60 || ttl > config.max_ttl_seconds {
         return Err(FieldError::new(
             "ttl_seconds",
+            // Minutes too: the console's form asks in minutes, and a limit in seconds alone
+            // read as a different number from the one the form said.
             format!(
-                "must be between 60 and {} (got {ttl})",
-                config.max_ttl_seconds
+                "must be between 60 and {} seconds, 1 to {} minutes (got {ttl} seconds)",
+                config.max_ttl_seconds,
+                config.max_ttl_seconds / 60
             ),
         )
         .into());

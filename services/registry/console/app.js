@@ -979,16 +979,25 @@ async function tokensPage() {
     return;
   }
   const description = h("input", { name: "description", maxlength: 200, placeholder: "e.g. CI agent for the docs repo" });
-  const ttl = h("input", { name: "ttl_minutes", type: "number", min: 1, max: 1440, value: 60 });
-  const scopeBoxes = (me.scopes ?? []).map((s) => h("label", { class: "check" }, h("input", { type: "checkbox", name: s, value: s }), ` ${s}`));
+  // One unit (minutes) and one limit: the auth-server's tokens.max_ttl_seconds, as /me says it.
+  const maxMinutes = Math.max(1, Math.floor((me.token_max_ttl_seconds ?? 3600) / 60));
+  const lifetimeRule = `1 to ${maxMinutes} minutes.`;
+  const ttl = h("input", { name: "ttl_minutes", type: "number", min: 1, max: maxMinutes, step: 1, value: Math.min(60, maxMinutes) });
+  // Only scopes a scope document grants: another held scope would open nothing at the gateway.
+  const grantable = me.grantable_scopes ?? me.scopes ?? [];
+  const unused = (me.scopes ?? []).filter((s) => !grantable.includes(s));
+  const scopeBoxes = grantable.map((s) => h("label", { class: "check" }, h("input", { type: "checkbox", name: s, value: s }), ` ${s}`));
+  const unusedNote = unused.length
+    ? h("p", { class: "hint", id: "scopes-unused" }, `Not offered, because no scope document of this registry grants anything for them: ${unused.join(", ")}.`)
+    : null;
   const minted = h("output", { id: "minted-token", for: "f-description", class: "minted" });
   const list = h("div");
   const form = h(
     "form",
     { class: "stack" },
     field("Description", description, "Shown in your token list."),
-    h("fieldset", { class: "scopes" }, h("legend", {}, "Scopes (a subset of yours)"), scopeBoxes.length ? scopeBoxes : h("p", { class: "muted" }, "You hold no scopes to grant."), h("p", { class: "field-error", id: "error-scopes", hidden: true })),
-    field("Lifetime (minutes)", ttl),
+    h("fieldset", { class: "scopes" }, h("legend", {}, "Scopes (a subset of yours)"), scopeBoxes.length ? scopeBoxes : h("p", { class: "muted" }, "You hold no scopes to grant."), unusedNote, h("p", { class: "field-error", id: "error-scopes", hidden: true })),
+    field("Lifetime (minutes)", ttl, lifetimeRule),
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Mint token")),
   );
   const load = async () => {
@@ -1072,6 +1081,8 @@ async function tokensPage() {
       say("Token minted.");
       load();
     } catch (err) {
+      // The API counts seconds; the form asks in minutes, so its error does too.
+      if (err.field === "ttl_seconds") err.message = `Lifetime: must be ${lifetimeRule}`;
       showError(form, err, { ttl_seconds: "ttl_minutes", description: "description", scopes: "scopes" });
       if (err.field?.startsWith("scopes")) {
         const slot = form.querySelector("#error-scopes");

@@ -26,6 +26,9 @@ pub struct Me {
     pub scopes: Vec<String>,
     /// Whether you are an administrator of the auth-server.
     pub admin: bool,
+    /// The longest lifetime a token you mint may have (`tokens.max_ttl_seconds`), so that a
+    /// form (the console's Tokens page) states the same limit the mint enforces.
+    pub token_max_ttl_seconds: u64,
     /// With a session: send this as `X-CSRF-Token` on every POST, PUT, PATCH and DELETE.
     /// Absent with a bearer sign-in token (it needs none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,6 +72,7 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me
     };
     Ok(Json(Me {
         admin: state.is_admin(&p.groups),
+        token_max_ttl_seconds: state.config.tokens.max_ttl_seconds,
         subject: p.subject,
         username: p.username,
         provider,

@@ -161,6 +161,16 @@ async fn the_lifetime_defaults_to_an_hour_and_cannot_exceed_the_maximum(backend:
         assert_eq!(r.field(), "ttl_seconds");
         assert!(r.body["detail"].as_str().unwrap().contains("7200"));
     }
+    // The limit in the unit the console's form asks in, too, and the same limit /me states.
+    let r = b.mint(json!({"scopes": scopes, "ttl_seconds": 7201})).await;
+    assert_eq!(
+        r.body["detail"],
+        "ttl_seconds: must be between 60 and 7200 seconds, 1 to 120 minutes (got 7201 seconds)"
+    );
+    assert_eq!(
+        b.get("/api/v1/me").await.body["token_max_ttl_seconds"],
+        7200
+    );
 }
 
 async fn bad_mint_requests_name_the_field_and_change_nothing(backend: Backend) {

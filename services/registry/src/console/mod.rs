@@ -692,8 +692,42 @@ async fn list_tokens(State(state): State<AppState>, ConsoleUser(s): ConsoleUser)
     relay(&state, &s, Method::GET, "/api/v1/tokens", None).await
 }
 
+/// The auth-server's `/api/v1/me`, plus `grantable_scopes`: those of the user's scopes that a
+/// scope document of this registry is named after. The Tokens page offers only these: the
+/// auth-server lets a user mint any scope their groups hold, but a scope no document grants
+/// opens nothing at the gateway (`make run` offered `mcp-servers-unrestricted/read` that way).
 async fn identity(State(state): State<AppState>, ConsoleUser(s): ConsoleUser) -> Response {
-    relay(&state, &s, Method::GET, "/api/v1/me", None).await
+    let answer = relay(&state, &s, Method::GET, "/api/v1/me", None).await;
+    if answer.status() != StatusCode::OK {
+        return answer;
+    }
+    let (mut parts, body) = answer.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_RELAYED_BYTES).await else {
+        return RegistryError::Upstream("the auth-server's answer could not be read".into())
+            .into_response();
+    };
+    let Ok(serde_json::Value::Object(mut me)) = serde_json::from_slice(&bytes) else {
+        return RegistryError::Upstream("the auth-server's answer was not a JSON object".into())
+            .into_response();
+    };
+    let policy = match state.registry.store.policy().await {
+        Ok(p) => p,
+        Err(e) => return RegistryError::from(e).into_response(),
+    };
+    let grantable: Vec<serde_json::Value> = me
+        .get("scopes")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .filter(|s| {
+            s.as_str()
+                .is_some_and(|s| policy.documents.iter().any(|d| d.name() == s))
+        })
+        .cloned()
+        .collect();
+    me.insert("grantable_scopes".to_owned(), grantable.into());
+    parts.headers.remove(header::CONTENT_LENGTH);
+    (parts, axum::Json(me)).into_response()
 }
 
 async fn mint_token(
