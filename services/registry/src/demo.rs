@@ -178,21 +178,26 @@ async fn try_register(registry: &Registry, addr: SocketAddr) -> anyhow::Result<(
         }
     }
     tracing::info!(url = %url, tools = record.tools.len(), lifecycle = %record.lifecycle, "demo MCP server registered");
-    seed_demo_scope(registry, &system, &ctx).await?;
+    seed_demo_scopes(registry).await?;
     Ok(())
 }
 
-/// The scopes the local auth-server's admin holds, so that a local evaluation works signed in
-/// as that admin: `mcp-servers-unrestricted/execute` (a token minted there can use every server
-/// through the gateway: the demo, the registry's own MCP server and whatever the evaluator
-/// registers, writes included) and `mcp-registry-admin` (every registry permission, for the web
-/// console). Each is only created when absent: an operator's own document of that name is never
-/// replaced.
-async fn seed_demo_scope(
-    registry: &Registry,
-    system: &Principal,
-    ctx: &RequestContext,
-) -> anyhow::Result<()> {
+/// The scope documents of the scopes the local auth-server's admin holds (its embedded
+/// `group_scopes`), the same as the setup spec's (`services/setup-keycloak/spec/mcpgw.toml`), so
+/// that a local evaluation works signed in as that admin and every scope the Tokens page offers
+/// grants something:
+/// - `mcp-servers-unrestricted/execute`: every method and tool of every server through the
+///   gateway (the demo, the registry's own MCP server and whatever the evaluator registers,
+///   writes included);
+/// - `mcp-servers-unrestricted/read`: listing only, on every server;
+/// - `mcp-registry-admin`: every registry permission, for the web console and for what the
+///   registry's own MCP server does as the caller. A token for that server through the gateway
+///   needs it beside `…/execute` (README's quick start names both; a gateway test mints that).
+///
+/// Each is only created when absent: an operator's own document of that name is never replaced.
+pub async fn seed_demo_scopes(registry: &Registry) -> anyhow::Result<()> {
+    let system = &Principal::system("demo");
+    let ctx = &RequestContext::default();
     // Every UI action of every permission, on every server.
     let all_ui: serde_json::Map<String, serde_json::Value> = mcpgw_core::auth::Permission::ALL
         .iter()
@@ -204,6 +209,11 @@ async fn seed_demo_scope(
             "name": "mcp-servers-unrestricted/execute",
             "group_mappings": [],
             "server_access": [{"server": "*", "methods": "*", "tools": "*", "allow_write": true}]
+        }),
+        serde_json::json!({
+            "name": "mcp-servers-unrestricted/read",
+            "group_mappings": [],
+            "server_access": [{"server": "*", "methods": ["initialize", "ping", "tools/list", "resources/list", "resources/templates/list", "prompts/list"]}]
         }),
         serde_json::json!({
             "name": "mcp-registry-admin",

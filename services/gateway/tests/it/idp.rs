@@ -470,6 +470,82 @@ async fn a_token_revoked_at_the_auth_server_stops_working_at_the_gateway() {
     auth.stop().await;
 }
 
+/// The scopes README.md's quick start tells a new user to mint, in its words "with the scopes
+/// `a` and `b`; …": read from the README itself, so the README and this test cannot disagree.
+fn readme_quick_start_scopes() -> Vec<String> {
+    let readme = include_str!("../../../../README.md");
+    let at = readme
+        .find("with the scopes `")
+        .expect("README.md's quick start names the scopes to mint");
+    let sentence = &readme[at..at + readme[at..].find(';').expect("the sentence ends with ;")];
+    sentence
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_token_lists_and_calls_the_registry_mcp_server_through_the_gateway() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // The auth-server on `make run`'s embedded defaults (its admin's `group_scopes` untouched);
+    // only addresses, storage and the audience are the test's.
+    let auth_dir = tempfile::tempdir().unwrap();
+    let d = auth_dir.path().display();
+    let config = auth_server::config::AuthConfig::from_toml_layers(&[&format!(
+        "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\ndata_dir = \"{d}\"\n\
+         [store]\nurl = \"sqlite://{d}/auth.db\"\n[session]\ncookie_secure = false\n\
+         [local.password_hash]\nmemory_kib = 1024\niterations = 1\nparallelism = 1\n\
+         [tokens]\naudience = \"{AUDIENCE}\"\n"
+    )])
+    .expect("auth-server test config");
+    let auth = auth_server::app::start(config)
+        .await
+        .expect("auth-server starts");
+    let password = auth
+        .bootstrap_password
+        .as_ref()
+        .expect("a bootstrap admin")
+        .expose_secret()
+        .to_owned();
+    let stack = Stack::start_with(&trusting(&auth.public_url, true)).await;
+    // What `make run`'s registry does at start: its own MCP server, and the demo's documents.
+    registry::mcp::ensure_registered(&stack.registry.state, stack.registry.addr).await;
+    registry::demo::seed_demo_scopes(&stack.registry.state.registry)
+        .await
+        .expect("the demo scopes are seeded");
+    stack
+        .register(
+            SERVER,
+            json!({"transport": "streamable-http", "url": "http://127.0.0.1:9/mcp"}),
+            json!({}),
+        )
+        .await;
+    wait_routed(&stack.gateway, "mcpgw-registry", true).await;
+    wait_policy(&stack).await;
+    for name in ["mcp-servers-unrestricted/execute", "mcp-registry-admin"] {
+        wait_scope(&stack, name).await;
+    }
+
+    let scopes = readme_quick_start_scopes();
+    assert!(!scopes.is_empty(), "README.md names no scopes");
+    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    let mut admin = AuthSession::login(&format!("http://{}", auth.addr), "admin", &password).await;
+    let (token, _) = admin.mint(&scopes).await;
+    let url = format!("{}/mcpgw-registry/mcp", stack.url());
+    let out = crate::peers::py_client(&url, &token, &["--call", "list_servers"]).await;
+    let tools = out["tools"].as_array().unwrap_or_else(|| panic!("{out}"));
+    assert!(tools.contains(&json!("list_servers")), "{out}");
+    assert_ne!(out["call"]["result"]["isError"], true, "{out}");
+    let listed = crate::registry_mcp::paths(&out);
+    assert!(
+        listed.contains(&SERVER.to_owned()),
+        "the README's token ({scopes:?}) lists the catalog through the registry's MCP server: {out}"
+    );
+    auth.stop().await;
+}
+
 /// A realm whose client is named like the gateway's audience, so its ID tokens carry
 /// `aud: mcpgw-gateway`: a dev user `alice` signs in with the password grant.
 async fn id_token_realm() -> FixtureRealm {

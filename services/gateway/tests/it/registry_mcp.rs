@@ -117,7 +117,7 @@ async fn the_registry_is_managed_through_the_gateway_as_the_caller() {
 }
 
 /// The paths in a `list_servers` result the Python client printed.
-fn paths(out: &Value) -> Vec<String> {
+pub(crate) fn paths(out: &Value) -> Vec<String> {
     let result = &out["call"]["result"];
     let structured = result
         .get("structuredContent")
