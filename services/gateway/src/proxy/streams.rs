@@ -3,7 +3,9 @@
 use super::*;
 
 /// `GET /{server}/mcp`: the session era's stream of server-initiated messages (resumable with
-/// `Last-Event-ID` when the upstream supports it).
+/// `Last-Event-ID` when the upstream supports it). The spec has a server answer `405` when it
+/// offers no such stream, and clients (the TypeScript SDK's) open one after `initialize` and
+/// take a `405` as "none": an HTTP upstream's answer is its own, passed on.
 pub async fn get(
     State(gw): State<AppState>,
     Path(server): Path<String>,
@@ -13,20 +15,26 @@ pub async fn get(
     let call = Arc::new(enter(gw, &server, &headers, request_id).await?);
     let door = call.door();
     door.get_stream(&headers)?;
-    let session = door.required_session(&headers, &call.caller, "the GET stream")?;
+    // An HTTP upstream that keeps no sessions gave the client none to name (the gateway seals
+    // only an upstream's own): the GET goes to the upstream without one. The gateway holds a
+    // shared upstream's session itself and always gives one.
+    let session = match &call.route.upstream {
+        Upstream::Http { .. } => door.session(&headers, &call.caller)?,
+        Upstream::Shared(_) => {
+            Some(door.required_session(&headers, &call.caller, "the GET stream")?)
+        }
+    };
     let permit = door.stream(&call.caller)?;
     Ok(match &call.route.upstream {
         Upstream::Http { .. } => {
             let era = Era::Legacy {
-                version: Some(session.version.clone()),
+                version: session.as_ref().map(|s| s.version.clone()),
             };
-            let response = send_http(&call, Method::GET, &headers, &era, Some(&session), None)
+            let response = send_http(&call, Method::GET, &headers, &era, session.as_ref(), None)
                 .await
                 .map_err(|e| door.refuse(e, None))?;
             if !response.status().is_success() {
-                let status = StatusCode::from_u16(response.status().as_u16())
-                    .unwrap_or(StatusCode::BAD_GATEWAY);
-                return Ok(status.into_response());
+                return Ok(no_stream(response.status().as_u16(), response.headers()));
             }
             let events = http_events_no_idle(&call, response)
                 .take_while(|e| futures::future::ready(e.is_ok()))
@@ -40,6 +48,21 @@ pub async fn get(
             relay(notifications, permit)
         }
     })
+}
+
+/// An upstream's refusal of the GET stream, passed on: its status, and on a `405` the methods
+/// it allows (`POST` when it named none: a 405 must say, and the endpoint takes POST).
+fn no_stream(status: u16, upstream: &HeaderMap) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut r = status.into_response();
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        let allow = upstream
+            .get(http::header::ALLOW)
+            .cloned()
+            .unwrap_or(HeaderValue::from_static("POST"));
+        r.headers_mut().insert(http::header::ALLOW, allow);
+    }
+    r
 }
 
 /// `DELETE /{server}/mcp`: ends the session (and the upstream's).

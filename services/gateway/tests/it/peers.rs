@@ -457,3 +457,51 @@ async fn a_stdio_child_gets_a_clean_environment_plus_its_registered_variables() 
         .collect();
     assert!(leaked.is_empty(), "{leaked:?}");
 }
+
+/// The registry's own MCP server keeps no sessions and has no GET stream (it answers `GET`
+/// with 405): a session-era client that opens the GET stream after `initialize`, as the
+/// Inspector CLI (the TypeScript SDK) does, must get that 405 too, not a refusal it cannot
+/// get past.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inspector_lists_the_tools_of_an_upstream_without_a_get_stream() {
+    const PATH: &str = "mcpgw-registry";
+    let stack = Stack::start().await;
+    registry::mcp::ensure_registered(&stack.registry.state, stack.registry.addr).await;
+    stack
+        .put_scope(json!({
+            "name": "agents",
+            "group_mappings": ["agents"],
+            "server_access": [{"server": PATH, "methods": ALL_METHODS, "tools": "*"}]
+        }))
+        .await;
+    wait_routed(&stack.gateway, PATH, true).await;
+    wait_scope(&stack, "agents").await;
+    let token = stack.token("alice", &["agents"]);
+    let url = format!("{}/{PATH}/mcp", stack.url());
+
+    // What the SDK does after `initialize`: a GET with the session the gateway gave, if any.
+    let mut raw = RawClient::new(&stack.url(), PATH, Some(token.clone()));
+    raw.initialize().await;
+    let mut get = client()
+        .get(&url)
+        .bearer_auth(&token)
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18");
+    if let Some(session) = &raw.session {
+        get = get.header("mcp-session-id", session);
+    }
+    let r = get.send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "{:?}", r.headers());
+    assert!(r.headers().contains_key("allow"), "{:?}", r.headers());
+
+    let listed = inspector(&url, &token, &["--method", "tools/list"]).await;
+    let names: Vec<&str> = listed["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{listed}"))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    for name in ["list_servers", "get_server", "search"] {
+        assert!(names.contains(&name), "{name}: {listed}");
+    }
+}
