@@ -217,18 +217,15 @@ async fn all_servers(
     }
 }
 
-/// Refuses a batch of more than [`MAX_AUDIT_BATCH`] events before its events are read.
-pub fn check_batch_size(body: &Value) -> Result<(), FieldError> {
-    match body.get("events").and_then(Value::as_array) {
-        Some(events) if events.len() > MAX_AUDIT_BATCH => Err(FieldError::new(
+/// Refuses a batch of more than [`MAX_AUDIT_BATCH`] events (`events`: how many it holds).
+pub fn check_batch_size(events: usize) -> Result<(), FieldError> {
+    if events > MAX_AUDIT_BATCH {
+        return Err(FieldError::new(
             "events",
-            format!(
-                "has {} events; send at most {MAX_AUDIT_BATCH} per batch",
-                events.len()
-            ),
-        )),
-        _ => Ok(()),
+            format!("has {events} events; send at most {MAX_AUDIT_BATCH} per batch"),
+        ));
     }
+    Ok(())
 }
 
 /// The action an event is recorded under.
@@ -286,46 +283,107 @@ fn check_event(i: usize, e: &McpAuditEvent) -> Result<(), FieldError> {
 }
 
 /// The audit records of reported events: the event id becomes the record id (so a batch sent
-/// again is recognised), the caller is the actor, the server path the resource.
+/// again is recognised), the caller is the actor, the server path the resource. Every event is
+/// checked before any is taken apart; their strings move into the records.
 pub fn audit_records(
-    events: &[McpAuditEvent],
+    events: Vec<McpAuditEvent>,
     reporter: &Principal,
 ) -> Result<Vec<AuditRecord>, FieldError> {
-    events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            check_event(i, e)?;
-            let mut details = serde_json::to_value(e).unwrap_or_default();
-            if let Some(map) = details.as_object_mut() {
-                for moved in ["id", "at", "request_id", "subject", "server"] {
-                    map.remove(moved);
-                }
-                map.insert(
-                    "reported_by".to_owned(),
-                    Value::String(reporter.subject.clone()),
-                );
-            }
-            Ok(AuditRecord {
-                id: e.id.to_string(),
-                at: e.at,
-                request_id: (!e.request_id.is_empty()).then(|| e.request_id.clone()),
-                actor: e.subject.clone(),
-                // As the registry classifies token callers: a user when the token names one.
-                actor_kind: if e.user.is_some() {
-                    PrincipalKind::User
-                } else {
-                    PrincipalKind::Service
-                },
-                action: action_of(e).to_owned(),
-                resource_type: "server".to_owned(),
-                resource_id: e.server.clone(),
-                revision_before: None,
-                revision_after: None,
-                details,
-            })
-        })
-        .collect()
+    for (i, e) in events.iter().enumerate() {
+        check_event(i, e)?;
+    }
+    Ok(events
+        .into_iter()
+        .map(|e| audit_record(e, &reporter.subject))
+        .collect())
+}
+
+fn audit_record(e: McpAuditEvent, reported_by: &str) -> AuditRecord {
+    let action = action_of(&e);
+    // As the registry classifies token callers: a user when the token names one.
+    let actor_kind = if e.user.is_some() {
+        PrincipalKind::User
+    } else {
+        PrincipalKind::Service
+    };
+    let McpAuditEvent {
+        id,
+        at,
+        request_id,
+        gateway,
+        server,
+        method,
+        tool,
+        subject,
+        user,
+        client_id,
+        issuer,
+        decision,
+        reason,
+        matched_rule,
+        status,
+        latency_ms,
+        arguments,
+        count,
+    } = e;
+    // `details` is the event less what the record holds in its own fields, with its keys in
+    // the order stored records have always had: the event's fields as it serializes them
+    // (optional ones only when present), each moved field's place then taken by the last key
+    // (how `serde_json::Map::remove` used to drop them), and `reported_by` last. `Null` only
+    // holds the place of a field that moves to the record.
+    let text = |v: Option<String>| v.map(Value::String);
+    let fields = [
+        ("id", Some(Value::Null)),
+        ("at", Some(Value::Null)),
+        ("request_id", Some(Value::Null)),
+        ("gateway", text(Some(gateway))),
+        ("server", Some(Value::Null)),
+        ("method", text(Some(method))),
+        ("tool", text(tool)),
+        ("subject", Some(Value::Null)),
+        ("user", text(user)),
+        ("client_id", text(client_id)),
+        ("issuer", text(Some(issuer))),
+        ("decision", Some(Value::from(decision_text(decision)))),
+        ("reason", text(Some(reason))),
+        ("matched_rule", text(matched_rule)),
+        ("status", text(Some(status))),
+        ("latency_ms", Some(Value::from(latency_ms))),
+        ("arguments", arguments),
+        ("count", (count != 1).then(|| Value::from(count))),
+    ];
+    let mut kept: Vec<(&str, Value)> = fields
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+        .collect();
+    for moved in ["id", "at", "request_id", "subject", "server"] {
+        if let Some(i) = kept.iter().position(|(k, _)| *k == moved) {
+            kept.swap_remove(i);
+        }
+    }
+    kept.push(("reported_by", Value::from(reported_by)));
+    let details = kept.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    AuditRecord {
+        id: id.to_string(),
+        at,
+        request_id: (!request_id.is_empty()).then_some(request_id),
+        actor: subject,
+        actor_kind,
+        action: action.to_owned(),
+        resource_type: "server".to_owned(),
+        resource_id: server,
+        revision_before: None,
+        revision_after: None,
+        details: Value::Object(details),
+    }
+}
+
+/// How an event's decision serializes (`allowed`, `denied`).
+fn decision_text(decision: AuditDecision) -> &'static str {
+    match decision {
+        AuditDecision::Allowed => "allowed",
+        AuditDecision::Denied => "denied",
+    }
 }
 
 #[cfg(test)]
@@ -354,7 +412,7 @@ mod tests {
     fn records_keep_the_event_id_and_move_the_rest_to_details() {
         let e = event("tools/call", "allowed");
         let reporter = Principal::system("gw");
-        let r = &audit_records(std::slice::from_ref(&e), &reporter).unwrap()[0];
+        let r = &audit_records(vec![e.clone()], &reporter).unwrap()[0];
         assert_eq!(r.id, e.id.to_string());
         assert_eq!(
             (r.actor.as_str(), r.actor_kind, r.resource_id.as_str()),
@@ -365,7 +423,39 @@ mod tests {
         assert!(r.details.get("id").is_none() && r.details.get("subject").is_none());
         let mut v4 = e.clone();
         v4.id = uuid::Uuid::new_v4();
-        let err = audit_records(&[e, v4], &reporter).unwrap_err();
+        let err = audit_records(vec![e, v4], &reporter).unwrap_err();
         assert_eq!(err.field, "events[1].id");
+    }
+
+    /// `details` as records were first made: the event serialized to a JSON value, the fields
+    /// the record holds removed with `Map::remove`, `reported_by` added.
+    fn details_by_value_round_trip(e: &McpAuditEvent, reported_by: &str) -> String {
+        let mut details = serde_json::to_value(e).unwrap();
+        let map = details.as_object_mut().unwrap();
+        for moved in ["id", "at", "request_id", "subject", "server"] {
+            map.remove(moved);
+        }
+        map.insert("reported_by".to_owned(), json!(reported_by));
+        details.to_string()
+    }
+
+    #[test]
+    fn details_are_byte_for_byte_those_of_a_value_round_trip() {
+        let bare = event("tools/list", "denied");
+        let mut full = event("tools/call", "allowed");
+        full.user = Some("alice".into());
+        full.client_id = Some("agent-7".into());
+        full.matched_rule = Some("scope \"ops\" server_access[0]".into());
+        full.arguments = Some(json!({"city": "Oslo", "days": [1, 2]}));
+        full.count = 7;
+        full.latency_ms = 4.0;
+        let mut untooled = full.clone();
+        untooled.tool = None;
+        untooled.arguments = None;
+        for e in [bare, full, untooled] {
+            let expected = details_by_value_round_trip(&e, "system:gw");
+            let record = audit_record(e, "system:gw");
+            assert_eq!(record.details.to_string(), expected);
+        }
     }
 }

@@ -1242,7 +1242,7 @@ impl Registry {
     pub async fn record_gateway_audit(
         &self,
         caller: &Principal,
-        events: &[McpAuditEvent],
+        events: Vec<McpAuditEvent>,
     ) -> Result<(usize, usize)> {
         caller.require(Permission::GatewaySync)?;
         let records = crate::gateway::audit_records(events, caller)?;

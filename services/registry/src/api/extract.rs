@@ -1,9 +1,10 @@
 //! Request extractors that turn every malformed input into the error envelope, naming the
 //! field: JSON bodies (content type, size limit, syntax, types, unknown fields) and path
 //! parameters with core's `ApiJson` / `ApiPath` (`mcpgw_core::extract`), the larger bodies of
-//! gateway audit batches, query parameters (unknown, repeated or malformed ones) and
+//! gateway reports (as a JSON value or as bytes), query parameters (unknown, repeated or malformed ones) and
 //! `If-Match` revisions.
 
+use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, Request};
 use axum::http::{HeaderMap, header};
 pub use mcpgw_core::extract::{ApiJson, ApiPath};
@@ -22,17 +23,30 @@ impl FromRef<AppState> for BodyLimit {
 }
 
 /// A JSON body of at most `LIMIT` bytes (or `max_body_bytes`, if larger), for the endpoints
-/// whose bodies are larger by nature (gateway audit batches). Parsed into a JSON value only:
-/// the endpoint checks sizes before it deserializes.
+/// whose bodies are larger by nature (gateway reports). Parsed into a JSON value only: the
+/// endpoint checks sizes before it deserializes.
 pub struct LargeJson<const LIMIT: usize>(pub serde_json::Value);
 
 impl<const LIMIT: usize> FromRequest<AppState> for LargeJson<LIMIT> {
     type Rejection = RegistryError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let limit = LIMIT.max(state.config.max_body_bytes);
-        let bytes = json_bytes(req, limit).await?;
+        let LargeBody(bytes) = LargeBody::<LIMIT>::from_request(req, state).await?;
         Ok(LargeJson(parse_json_bytes(&bytes)?))
+    }
+}
+
+/// The bytes of a JSON body (content type checked) of at most `LIMIT` bytes (or
+/// `max_body_bytes`, if larger), for an endpoint that parses them itself: gateway audit
+/// batches, read in one pass straight into their type.
+pub struct LargeBody<const LIMIT: usize>(pub Bytes);
+
+impl<const LIMIT: usize> FromRequest<AppState> for LargeBody<LIMIT> {
+    type Rejection = RegistryError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let limit = LIMIT.max(state.config.max_body_bytes);
+        Ok(LargeBody(json_bytes(req, limit).await?))
     }
 }
 

@@ -19,6 +19,7 @@ both_backends!(
     the_gateway_endpoints_need_gateway_sync,
     reported_events_are_stored_once_and_listed_in_the_audit_log,
     bad_audit_batches_are_refused_naming_the_field_and_store_nothing,
+    a_stored_event_keeps_every_field_and_their_order,
     a_patch_sets_gateway_settings_which_reach_the_snapshot,
 );
 
@@ -413,6 +414,66 @@ async fn reported_events_are_stored_once_and_listed_in_the_audit_log(backend: Ba
     assert_eq!(app.audit("action=mcp.*").await.len(), 4);
     let r = send(json!({"events": []})).await;
     assert_eq!(r.body, json!({"accepted": 0, "duplicates": 0}));
+}
+
+/// The record a gateway event becomes, byte for byte as the audit log lists it: the fields,
+/// their values and their order (the one the stored documents have always had), for an event
+/// with every optional field and for one with none.
+async fn a_stored_event_keeps_every_field_and_their_order(backend: Backend) {
+    let app = spawn(backend).await;
+    let gw = app.key_with(&["gateway:sync"]).await;
+    let gw_id = gw.trim_start_matches("mcpgw_").split('.').next().unwrap();
+    let mut full = event("weather", "tools/call", "allowed");
+    full["arguments"] = json!({"city": "Oslo", "days": 3, "units": ["C", "F"]});
+    full["count"] = json!(3);
+    let mut bare = event("finance", "tools/list", "allowed");
+    for key in ["tool", "user", "client_id", "matched_rule"] {
+        bare.as_object_mut().unwrap().remove(key);
+    }
+    bare["request_id"] = json!("");
+    bare["latency_ms"] = json!(7.0);
+    let r = app
+        .call_as(
+            Some(&gw),
+            Method::POST,
+            AUDIT,
+            Some(json!({"events": [full, bare]})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.body, json!({"accepted": 2, "duplicates": 0}));
+
+    let listed = app.audit("action=mcp.*").await;
+    let text_of = |id: &Value| {
+        let record = listed.iter().find(|r| &r["id"] == id).expect("listed");
+        serde_json::to_string(record).unwrap()
+    };
+    let reported_by = format!("api_key:{gw_id}");
+    let expected_full = json!({
+        "id": full["id"], "at": full["at"], "request_id": full["request_id"],
+        "actor": "alice-sub", "actor_kind": "user", "action": "mcp.tool_call",
+        "resource_type": "server", "resource_id": "weather",
+        "details": {
+            "count": 3, "arguments": {"city": "Oslo", "days": 3, "units": ["C", "F"]},
+            "latency_ms": 12.5, "gateway": "gw-test-1",
+            "matched_rule": "scope \"ops\" server_access[0]", "method": "tools/call",
+            "tool": "forecast", "status": "ok", "user": "alice", "client_id": "agent-7",
+            "issuer": "https://idp.example.com", "decision": "allowed", "reason": "matched",
+            "reported_by": reported_by,
+        },
+    });
+    assert_eq!(text_of(&full["id"]), expected_full.to_string());
+    let expected_bare = json!({
+        "id": bare["id"], "at": bare["at"],
+        "actor": "alice-sub", "actor_kind": "service", "action": "mcp.request",
+        "resource_type": "server", "resource_id": "finance",
+        "details": {
+            "latency_ms": 7.0, "status": "ok", "reason": "matched", "gateway": "gw-test-1",
+            "issuer": "https://idp.example.com", "method": "tools/list", "decision": "allowed",
+            "reported_by": reported_by,
+        },
+    });
+    assert_eq!(text_of(&bare["id"]), expected_bare.to_string());
 }
 
 async fn bad_audit_batches_are_refused_naming_the_field_and_store_nothing(backend: Backend) {
