@@ -146,6 +146,32 @@ describe('web console', () => {
     }
   });
 
+  test('the sign-in page is styled like the console, and a wrong password keeps the username', async () => {
+    const { context, page } = await newPage(browser);
+    try {
+      await page.goto(consoleUrl('/'));
+      await page.waitForURL((u) => u.href.startsWith(env.authUrl), { timeout: TIMEOUT });
+      // The console's stylesheet, served by the auth-server: its accent on the primary button.
+      const sheet = await page.locator('link[rel="stylesheet"]').getAttribute('href');
+      assert.equal(sheet, '/assets/console.css');
+      const button = page.getByRole('button', { name: 'Sign in', exact: true });
+      assert.equal(await button.evaluate((b) => getComputedStyle(b).backgroundColor), 'rgb(11, 92, 173)', 'the console\'s accent');
+      await page.getByLabel('Username', { exact: true }).fill(env.adminUser);
+      await page.getByLabel('Password', { exact: true }).fill('not-the-password');
+      await button.click();
+      await page.locator('#error').waitFor();
+      assert.equal(await page.getByLabel('Username', { exact: true }).inputValue(), env.adminUser, 'the username is kept');
+      assert.equal(await page.getByLabel('Password', { exact: true }).inputValue(), '', 'the password is not');
+      assert.equal(await page.evaluate(() => document.activeElement?.id), 'password', 'focus is on the password');
+      await shot(page, 'login-failed');
+      await page.getByLabel('Password', { exact: true }).fill(env.adminPassword);
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await page.waitForURL((u) => u.href.startsWith(env.consoleUrl), { timeout: TIMEOUT });
+    } finally {
+      await context.close();
+    }
+  });
+
   test('every page has the main nav, "Toggle theme", "Sign out" and one h1', async () => {
     await withPage(browser, async ({ page }) => {
       for (const [name, p] of [
@@ -854,9 +880,17 @@ describe('web console', () => {
     await withPage(browser, async ({ page }) => {
       await page.goto(consoleUrl('/'));
       await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+      // One click: no confirmation at the auth-server, and the last page leads back in.
+      await page.waitForURL((u) => u.href === consoleUrl('/signed-out'), { timeout: TIMEOUT });
       await page.waitForLoadState('load');
-      await page.waitForTimeout(500);
       await shot(page, 'signed-out');
+      assert.equal(await page.getByRole('heading', { level: 1 }).innerText(), 'Signed out');
+      const back = page.getByRole('link', { name: 'Sign in again', exact: true });
+      assert.equal(await back.getAttribute('href'), '/console/login');
+      // The auth-server's session has ended too: its home page asks to sign in.
+      const home = await page.request.get(`${env.authUrl}/`, { maxRedirects: 0, failOnStatusCode: false });
+      assert.equal(home.status(), 303, 'the auth-server has no session for this browser any more');
+      assert.match(home.headers().location ?? '', /\/login$/);
       const res = await page.request.get(consoleUrl('/'), { maxRedirects: 0, failOnStatusCode: false });
       assert.ok([302, 303, 307].includes(res.status()), `GET /console/ after signing out should redirect to sign in, got ${res.status()}`);
       const cookies = await page.context().cookies(env.registryUrl);

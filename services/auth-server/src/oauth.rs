@@ -16,7 +16,9 @@
 //! - The token is the user: `groups` and the user's `scope` as the session held them when the
 //!   code was issued, `aud` = [client audience, our public URL], `client_id` = the client. It
 //!   is in the ledger (listed and revocable like any token, description `<client> sign-in`)
-//!   but does not count against `tokens.mints_per_hour`.
+//!   but does not count against `tokens.mints_per_hour`. Its `sid` is the browser session the
+//!   code came from, sealed: the client revoking the token (signing out) ends that session too,
+//!   unless it is an OIDC provider's (that one ends at the provider, through `/logout`).
 
 use chrono::Duration;
 use mcpgw_core::time::Timestamp;
@@ -26,12 +28,15 @@ use crate::app::AppState;
 use crate::config::OAuthClientConfig;
 use crate::error::AuthError;
 use crate::store::{AuditRecord, StoreError, VendedToken};
-use crate::tokens::{Audience, Principal, Recorded, sign_and_record};
+use crate::tokens::{Audience, Principal, Recorded, SignInClaims, sign_and_record};
 
 /// How long a code may be redeemed after it was issued.
 pub const CODE_LIFETIME_SECONDS: i64 = 60;
 /// The sealing context of authorization codes.
 pub const CODE_CONTEXT: &str = "oauth:authorization_code";
+/// The sealing context of a sign-in token's `sid` (its session's `id_hash`, opaque to the
+/// client: it never learns a session's store key).
+pub const SID_CONTEXT: &str = "oauth:sid";
 /// The only PKCE method accepted (`plain` would send the secret through the browser).
 pub const PKCE_METHOD: &str = "S256";
 /// Longest `state` accepted (it travels in URLs both ways).
@@ -51,11 +56,21 @@ pub struct AuthorizationCode {
     pub scopes: Vec<String>,
     /// Unix seconds.
     pub issued_at: i64,
+    /// The store key (`id_hash`) of the browser session the code was issued from, so that the
+    /// client signing out (revoking its sign-in token) ends that session too: one click.
+    #[serde(default)]
+    pub session: Option<String>,
 }
 
 impl AuthorizationCode {
     /// A new code for `who`, issued now.
-    pub fn new(client_id: &str, redirect_uri: &str, code_challenge: &str, who: &Principal) -> Self {
+    pub fn new(
+        client_id: &str,
+        redirect_uri: &str,
+        code_challenge: &str,
+        who: &Principal,
+        session: Option<String>,
+    ) -> Self {
         Self {
             id: uuid::Uuid::new_v4().to_string(),
             client_id: client_id.to_owned(),
@@ -66,6 +81,7 @@ impl AuthorizationCode {
             groups: who.groups.clone(),
             scopes: who.scopes.clone(),
             issued_at: chrono::Utc::now().timestamp(),
+            session,
         }
     }
 
@@ -263,7 +279,13 @@ async fn issue(
         state,
         &record,
         Audience::Many(vec![client.audience.clone(), state.public_url.to_string()]),
-        Some(code.groups.clone()),
+        Some(SignInClaims {
+            groups: code.groups.clone(),
+            sid: code
+                .session
+                .as_ref()
+                .map(|h| state.keyring.seal_text(SID_CONTEXT, h)),
+        }),
         &client.id,
         None,
         audit,

@@ -76,6 +76,9 @@ pub struct Claims {
     /// everything the user holds, and the narrowing would narrow nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,
+    /// Only sign-in tokens: their browser session, sealed (`crate::oauth::SID_CONTEXT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// Who acts: a session's user, or the user a sign-in token of an OAuth client stands for.
@@ -206,6 +209,13 @@ pub enum Recorded {
     Limited { oldest: Timestamp },
 }
 
+/// What a sign-in token of an OAuth client carries that a vended token does not (see
+/// [`Claims`]): the user's groups, and its browser session, sealed.
+pub struct SignInClaims {
+    pub groups: Vec<String>,
+    pub sid: Option<String>,
+}
+
 /// Signs the JWT for a ledger entry with the current key (read from the store, so a rotation
 /// on any replica applies at once) and records the entry with `audit` (the signing `kid` is
 /// added to its details) in one transaction. A duplicate `jti` is `StoreError::Conflict`.
@@ -213,12 +223,16 @@ pub async fn sign_and_record(
     state: &AppState,
     record: &VendedToken,
     aud: Audience,
-    groups: Option<Vec<String>>,
+    sign_in: Option<SignInClaims>,
     client_id: &str,
     limit: Option<MintLimit>,
     mut audit: AuditRecord,
 ) -> Result<Recorded> {
     let key = state.keys.current().await?;
+    let (groups, sid) = match sign_in {
+        Some(s) => (Some(s.groups), s.sid),
+        None => (None, None),
+    };
     let claims = Claims {
         iss: state.public_url.to_string(),
         sub: record.subject.clone(),
@@ -231,6 +245,7 @@ pub async fn sign_and_record(
         scope: record.scopes.join(" "),
         preferred_username: record.username.clone(),
         groups,
+        sid,
     };
     let token = key.sign(&claims, TOKEN_TYPE)?;
     if let Some(details) = audit.details.as_object_mut() {

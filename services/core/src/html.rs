@@ -1,5 +1,12 @@
 //! Text into HTML: the one escaping rule of the pages the services render themselves (the
-//! auth-server's sign-in pages, the registry console's page shells).
+//! auth-server's sign-in pages, the registry console's page shells), and the stylesheet they
+//! share.
+
+/// The stylesheet of the registry's web console, also the auth-server's sign-in and sign-out
+/// pages': one file, so the pages a user passes through on the way in and out look like the
+/// console they lead to. Each service serves it from its own origin (their CSPs allow only
+/// `'self'` styles).
+pub const CONSOLE_CSS: &str = include_str!("../assets/console.css");
 
 /// Escapes text for element content and quoted attribute values (`&`, `<`, `>`, `"`, `'`).
 pub fn escape(text: &str) -> String {

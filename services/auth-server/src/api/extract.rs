@@ -122,6 +122,8 @@ pub enum Via {
         token_id: String,
         /// Unix seconds.
         expires_at: i64,
+        /// The browser session the token was issued from, sealed (`crate::oauth::SID_CONTEXT`).
+        sid: Option<String>,
     },
 }
 
@@ -195,6 +197,11 @@ impl FromRequestParts<AppState> for Caller {
             },
             via: Via::SignInToken {
                 client_id: client.id.clone(),
+                sid: verified
+                    .claims
+                    .get("sid")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned),
                 token_id: verified.token_id.unwrap_or_default(),
                 expires_at: verified.expires_at,
             },

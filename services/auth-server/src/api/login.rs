@@ -1,12 +1,14 @@
 //! The browser pages: `/login` (form and POST), `/logout`, and `/` (who am I).
 //!
 //! Rules of these pages:
-//! - Plain HTML, no script; every value is HTML-escaped; answers carry `Cache-Control:
-//!   no-store`, a restrictive `Content-Security-Policy` and `X-Frame-Options: DENY`.
+//! - Plain HTML, no script, styled by the console's stylesheet (served here, `'self'` styles
+//!   only); every value is HTML-escaped; answers carry `Cache-Control: no-store`, a restrictive
+//!   `Content-Security-Policy` and `X-Frame-Options: DENY`.
 //! - The login form is protected against login CSRF with a double-submit token: `GET /login`
 //!   sets a short-lived `SameSite=Strict` cookie and puts the same random value in the form.
 //! - Every failed password login answers the same words and status whatever went wrong (no
-//!   such user, disabled, wrong password, malformed input), and costs the same argon2 work.
+//!   such user, disabled, wrong password, malformed input), and costs the same argon2 work. The
+//!   form keeps the username the user typed (their own input, so it tells nothing new).
 //! - Failures are counted in the store (so every replica sees them) per (username, client
 //!   address) pair, per username and per client address, in `login.failure_window_seconds`.
 //!   The limits are checked before any password, and answer 429 with `Retry-After`:
@@ -49,8 +51,30 @@ pub(super) const MAX_FORM_BYTES: usize = 8 * 1024;
 /// under browsers' 4 KiB cookie limit.
 pub(super) const MAX_RETURN_TO: usize = 2048;
 const GENERIC_FAILURE: &str = "Invalid username or password.";
+/// Longest username put back into the form after a refusal (usernames are shorter).
+const MAX_KEPT_USERNAME: usize = 256;
 
 pub use mcpgw_core::html::escape;
+
+/// Where the pages' stylesheet is: the console's own (`mcpgw_core::html::CONSOLE_CSS`), served
+/// by this service, so signing in and out looks like the console it leads to.
+pub const CONSOLE_CSS_PATH: &str = "/assets/console.css";
+
+/// `GET /assets/console.css`.
+pub async fn console_css() -> Response {
+    let mut response = mcpgw_core::html::CONSOLE_CSS.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    // Not versioned in its URL: a day, then revalidated, so a new build shows within one.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
+    response
+}
 
 /// An HTML page with the security headers every page carries.
 pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
@@ -58,10 +82,8 @@ pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <link rel=\"icon\" href=\"data:,\">\
-         <style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem}}\
-         label{{display:block;margin:.75rem 0 .25rem}}input{{width:100%;padding:.4rem}}\
-         button{{margin-top:1rem;padding:.5rem 1rem}}.error{{color:#b00020}}</style></head>\
-         <body><h1>{}</h1>{body}</body></html>",
+         <link rel=\"stylesheet\" href=\"{CONSOLE_CSS_PATH}\"></head>\
+         <body class=\"plain\"><main id=\"main\"><h1>{}</h1>{body}</main></body></html>",
         escape(title),
         escape(title)
     );
@@ -113,13 +135,13 @@ pub fn form_page_csp(config: &crate::config::AuthConfig) -> HeaderValue {
     }
     let sources: String = origins.iter().map(|o| format!(" {o}")).collect();
     HeaderValue::from_str(&format!(
-        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'{sources}; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; style-src 'self'; img-src data:; form-action 'self'{sources}; frame-ancestors 'none'; base-uri 'none'"
     ))
     .unwrap_or_else(|_| HeaderValue::from_static(PAGE_CSP))
 }
 
 /// The policy of every other page.
-const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// `page`, for a page with a sign-in or sign-out form.
 fn form_page(state: &AppState, status: StatusCode, title: &str, body: &str) -> Response {
@@ -159,11 +181,25 @@ pub fn safe_return_to(state: &AppState, text: Option<&str>) -> Result<String, St
     let allowed = url::Url::parse(text).ok().and_then(|u| {
         let origin = parse_origin(&u.origin().ascii_serialization())?;
         let ours = parse_origin(&state.public_url)?;
+        // Also the origin of a registered OAuth client's redirect URI: the browser is sent
+        // there after `/oauth/authorize` anyway (the console's signed-out page, after `/logout`).
         let listed = state
             .config
             .allowed_return_origins
             .iter()
-            .filter_map(|o| parse_origin(o))
+            .chain(
+                state
+                    .config
+                    .oauth
+                    .clients
+                    .iter()
+                    .flat_map(|c| c.redirect_uris.iter()),
+            )
+            .filter_map(|o| {
+                url::Url::parse(o)
+                    .ok()
+                    .and_then(|u| parse_origin(&u.origin().ascii_serialization()))
+            })
             .any(|o| o == origin);
         (origin == ours || listed).then(|| u.to_string())
     });
@@ -195,33 +231,45 @@ fn form_cookie(state: &AppState, value: &str, max_age: u32) -> HeaderValue {
 }
 
 /// The login form, with a fresh form token in a cookie and a hidden field.
+///
+/// `username` is what the user typed, kept in the field after a refusal (so a wrong password
+/// costs retyping the password only; focus then goes to the password). It is the user's own
+/// input, escaped, and only up to [`MAX_KEPT_USERNAME`] characters.
 fn login_form(
     state: &AppState,
     status: StatusCode,
     return_to: &str,
+    username: &str,
     error: Option<&str>,
 ) -> Response {
     let token = mcpgw_core::web::random_token();
     let error = error
         .map(|e| {
             format!(
-                "<p class=\"error\" id=\"error\" role=\"alert\">{}</p>",
+                "<p class=\"status error\" data-kind=\"error\" id=\"error\" role=\"alert\">{}</p>",
                 escape(e)
             )
         })
         .unwrap_or_default();
+    let kept: String = username.trim().chars().take(MAX_KEPT_USERNAME).collect();
+    let (user_focus, password_focus) = if kept.is_empty() {
+        (" autofocus", "")
+    } else {
+        ("", " autofocus")
+    };
     let local = if state.passwords.is_some() {
         format!(
-            "<form method=\"post\" action=\"/login\">\
+            "<form method=\"post\" action=\"/login\" class=\"stack\">\
              <input type=\"hidden\" name=\"form_token\" value=\"{}\">\
              <input type=\"hidden\" name=\"return_to\" value=\"{}\">\
-             <label for=\"username\">Username</label>\
-             <input id=\"username\" name=\"username\" autocomplete=\"username\" required autofocus>\
-             <label for=\"password\">Password</label>\
-             <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
-             <button type=\"submit\">Sign in</button></form>",
+             <div class=\"field\"><label for=\"username\">Username</label>\
+             <input id=\"username\" name=\"username\" autocomplete=\"username\" value=\"{}\" required{user_focus}></div>\
+             <div class=\"field\"><label for=\"password\">Password</label>\
+             <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required{password_focus}></div>\
+             <div class=\"actions\"><button type=\"submit\" class=\"primary\">Sign in</button></div></form>",
             escape(&token),
-            escape(return_to)
+            escape(return_to),
+            escape(&kept)
         )
     } else {
         String::new()
@@ -237,7 +285,7 @@ fn login_form(
                 url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>()
             );
             format!(
-                "<p><a class=\"provider\" href=\"{}\">Sign in with {}</a></p>",
+                "<p><a class=\"provider button\" href=\"{}\">Sign in with {}</a></p>",
                 escape(&href),
                 escape(name)
             )
@@ -259,7 +307,10 @@ pub(super) fn bad_request_page(message: &str) -> Response {
     page(
         StatusCode::BAD_REQUEST,
         "Bad request",
-        &format!("<p class=\"error\">{}</p>", escape(message)),
+        &format!(
+            "<p class=\"status error\" data-kind=\"error\" role=\"alert\">{}</p>",
+            escape(message)
+        ),
     )
 }
 
@@ -270,7 +321,7 @@ pub async fn login_page(State(state): State<AppState>, RawQuery(query): RawQuery
         Err(e) => return bad_request_page(&e.to_string()),
     };
     match safe_return_to(&state, params.text("return_to")) {
-        Ok(to) => login_form(&state, StatusCode::OK, &to, None),
+        Ok(to) => login_form(&state, StatusCode::OK, &to, "", None),
         Err(message) => bad_request_page(&message),
     }
 }
@@ -309,11 +360,12 @@ pub(super) fn parse_form(
     Ok(map)
 }
 
-fn retry_page(state: &AppState, return_to: &str, wait: u64) -> Response {
+fn retry_page(state: &AppState, return_to: &str, username: &str, wait: u64) -> Response {
     let mut response = login_form(
         state,
         StatusCode::TOO_MANY_REQUESTS,
         return_to,
+        username,
         Some("Too many failed sign-in attempts. Wait a while, then try again."),
     );
     response
@@ -381,6 +433,7 @@ async fn login_submit_inner(
             state,
             StatusCode::BAD_REQUEST,
             &return_to,
+            form.get("username").map(String::as_str).unwrap_or(""),
             Some("The sign-in form expired. Please try again."),
         ));
     }
@@ -429,7 +482,7 @@ async fn login_submit_inner(
             .logins
             .with_label_values(&["local", "limited"])
             .inc();
-        return Ok(retry_page(state, &return_to, wait));
+        return Ok(retry_page(state, &return_to, username_text, wait));
     }
 
     let user = match &username {
@@ -470,6 +523,7 @@ async fn login_submit_inner(
             state,
             StatusCode::UNAUTHORIZED,
             &return_to,
+            username_text,
             Some(GENERIC_FAILURE),
         ));
     };
@@ -526,7 +580,7 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
                      <p>Mint tokens for agents with <code>POST /api/v1/tokens</code>.</p>\
                      <form method=\"post\" action=\"/logout\">\
                      <input type=\"hidden\" name=\"csrf_token\" value=\"{}\">\
-                     <button type=\"submit\">Sign out</button></form>",
+                     <button type=\"submit\" class=\"primary\">Sign out</button></form>",
                     escape(&r.username),
                     escape(&r.provider),
                     list(&r.groups),
@@ -540,22 +594,47 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
     }
 }
 
-/// `GET /logout`: a confirmation form (a link cannot sign anyone out by itself).
-pub async fn logout_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// `GET /logout[?return_to=]`: a confirmation form (a link cannot sign anyone out by itself),
+/// which then goes on to `return_to`. Without a session (a client that signed out by revoking
+/// its sign-in token has already ended it) it goes to `return_to` at once, so the user lands
+/// back where they came from (the console's signed-out page) instead of on a bare sign-in form.
+pub async fn logout_page(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let params = match Params::parse(query.as_deref(), &["return_to"]) {
+        Ok(p) => p,
+        Err(e) => return bad_request_page(&e.to_string()),
+    };
+    let return_to = match params.text("return_to") {
+        None => None,
+        Some(text) => match safe_return_to(&state, Some(text)) {
+            Ok(to) => Some(to),
+            Err(m) => return bad_request_page(&m),
+        },
+    };
     match session_of(&state, &headers).await {
         Ok(Some(s)) => form_page(
             &state,
             StatusCode::OK,
             "Sign out",
             &format!(
-                "<p>Sign out {}?</p><form method=\"post\" action=\"/logout\">\
-                 <input type=\"hidden\" name=\"csrf_token\" value=\"{}\">\
-                 <button type=\"submit\">Sign out</button></form>",
+                "<p>Sign out {}?</p><form method=\"post\" action=\"/logout\" class=\"stack\">\
+                 <input type=\"hidden\" name=\"csrf_token\" value=\"{}\">{}\
+                 <div class=\"actions\"><button type=\"submit\" class=\"primary\">Sign out</button></div></form>",
                 escape(&s.record.username),
-                escape(&s.record.csrf_token)
+                escape(&s.record.csrf_token),
+                return_to
+                    .as_deref()
+                    .map(|to| format!(
+                        "<input type=\"hidden\" name=\"return_to\" value=\"{}\">",
+                        escape(to)
+                    ))
+                    .unwrap_or_default()
             ),
         ),
-        Ok(None) => redirect("/login"),
+        Ok(None) => redirect(return_to.as_deref().unwrap_or("/login")),
         Err(e) => e.into_response(),
     }
 }

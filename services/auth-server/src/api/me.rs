@@ -58,6 +58,7 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me
             client_id,
             token_id,
             expires_at,
+            ..
         } => {
             let at = chrono::DateTime::from_timestamp(expires_at, 0).ok_or_else(|| {
                 AuthError::Internal(format!("a verified token has exp {expires_at}"))

@@ -212,6 +212,7 @@ pub async fn authorize(
         request.redirect_uri,
         request.code_challenge,
         &Principal::from(&session.record),
+        Some(crate::session::hash_id(&session.id)),
     );
     state
         .auth_metrics

@@ -65,7 +65,7 @@ fn failure_page(state: &AppState, provider: &str, e: &OidcError) -> Response {
         status,
         "Sign-in failed",
         &format!(
-            "<p class=\"error\" id=\"error\">{}</p><p><a href=\"/login\">Back to sign-in</a></p>",
+            "<p class=\"status error\" data-kind=\"error\" id=\"error\" role=\"alert\">{}</p><p><a href=\"/login\">Back to sign-in</a></p>",
             escape(&e.to_string())
         ),
     )

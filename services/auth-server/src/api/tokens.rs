@@ -132,10 +132,54 @@ pub async fn revoke(
         .revoke_vended_token(&jti, Timestamp::now(), &audit)
         .await
     {
-        Ok(()) => Ok(StatusCode::NO_CONTENT),
-        Err(StoreError::NotFound) => Err(not_found()),
-        Err(e) => Err(e.into()),
+        Ok(()) => {}
+        Err(StoreError::NotFound) => return Err(not_found()),
+        Err(e) => return Err(e.into()),
     }
+    if let Via::SignInToken {
+        token_id,
+        sid: Some(sid),
+        ..
+    } = &caller.via
+        && *token_id == jti
+    {
+        end_signed_in_session(&state, sid, &who.subject, ctx.id()).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A sign-in token revoking itself is its client signing out: the browser session the token
+/// came from ends too, so signing out of the console is one click (the console's own form,
+/// CSRF-checked there) instead of a second confirmation here. A session of an OIDC provider is
+/// left to `/logout`, which ends it at the provider as well (the browser must go there).
+async fn end_signed_in_session(
+    state: &AppState,
+    sealed_sid: &str,
+    subject: &str,
+    request_id: Option<&str>,
+) -> Result<()> {
+    let Some(id_hash) = state
+        .keyring
+        .open_text::<String>(crate::oauth::SID_CONTEXT, sealed_sid)
+    else {
+        return Ok(());
+    };
+    let Some(session) = state.store.get_session(&id_hash).await? else {
+        return Ok(());
+    };
+    if session.subject != subject || session.id_token.is_some() {
+        return Ok(());
+    }
+    let audit = AuditRecord::new(
+        subject,
+        request_id,
+        "logout",
+        "session",
+        &id_hash[..16],
+        serde_json::json!({"provider": session.provider, "via": "sign-in token revoked"}),
+    );
+    state.store.delete_session(&id_hash, Some(&audit)).await?;
+    Ok(())
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]

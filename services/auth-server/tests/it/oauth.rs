@@ -430,6 +430,7 @@ async fn the_token_endpoint_refuses_what_does_not_match_the_code(backend: Backen
             groups: vec!["team".into()],
             scopes: vec!["weather/read".into()],
         },
+        None,
     );
     old.issued_at -= 61;
     let expired = old.seal(&app.running.state.keyring);
@@ -806,7 +807,7 @@ async fn a_sign_in_token_manages_the_users_tokens_without_csrf_and_can_sign_out(
             r.text
         );
     }
-    // The agent token minted with it lives on; the browser session too.
+    // The agent token minted with it lives on.
     let revs = b.get("/api/v1/revocations").await;
     assert_eq!(
         revs.body["items"].as_array().unwrap().len(),
@@ -814,7 +815,31 @@ async fn a_sign_in_token_manages_the_users_tokens_without_csrf_and_can_sign_out(
         "{}",
         revs.text
     );
-    assert_eq!(b.get("/api/v1/me").await.status, StatusCode::OK);
+    // Signing out of the client ended the browser session it signed in from (one click: no
+    // confirmation at /logout), audited as a logout; /logout then goes straight back.
+    assert_eq!(b.get("/api/v1/me").await.status, StatusCode::UNAUTHORIZED);
+    let back = b
+        .get(&format!(
+            "/logout?return_to={}",
+            enc("http://127.0.0.1:7860/console/signed-out")
+        ))
+        .await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.text);
+    assert_eq!(
+        back.headers["location"], "http://127.0.0.1:7860/console/signed-out",
+        "the origin of a registered redirect URI is a safe return_to"
+    );
+    let audit = app
+        .store()
+        .list_audit(&Default::default(), 100)
+        .await
+        .unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.action == "logout" && r.actor == "local:alice"),
+        "{audit:?}"
+    );
 }
 
 async fn agent_tokens_and_clients_without_manage_tokens_are_refused_on_the_token_api(

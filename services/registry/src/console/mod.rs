@@ -92,6 +92,7 @@ pub fn router() -> axum::Router<AppState> {
         .route("/console/login", get(login))
         .route("/console/callback", get(callback))
         .route("/console/logout", post(logout))
+        .route("/console/signed-out", get(signed_out))
         .route("/console/api/tokens", get(list_tokens).post(mint_token))
         .route("/console/api/tokens/{jti}", delete(revoke_token))
         .route("/console/api/identity", get(identity))
@@ -119,7 +120,8 @@ const ASSETS: &[Asset] = &[
     Asset {
         name: "app.css",
         content_type: "text/css; charset=utf-8",
-        body: include_str!("../../console/app.css"),
+        // Shared with the auth-server's sign-in pages, which look like the console.
+        body: mcpgw_core::html::CONSOLE_CSS,
     },
 ];
 
@@ -597,15 +599,33 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
             tracing::warn!(error = %e, "console sign-out: the token could not be revoked");
         }
     }
+    // Revoking the sign-in token ended the auth-server's session too (a local one; one of an
+    // OIDC provider is confirmed there and ended at the provider); `/logout` then sends the
+    // browser straight back to the console's signed-out page.
+    let back = format!(
+        "{}/console/signed-out",
+        console.config.public_url.trim_end_matches('/')
+    );
     let mut response = redirect(&format!(
-        "{}/logout",
-        console.config.auth_server_url.trim_end_matches('/')
+        "{}/logout?return_to={}",
+        console.config.auth_server_url.trim_end_matches('/'),
+        url::form_urlencoded::byte_serialize(back.as_bytes()).collect::<String>()
     ));
     response.headers_mut().append(
         header::SET_COOKIE,
         console.sessions.clear(console.sessions.session_cookie()),
     );
     response
+}
+
+/// `GET /console/signed-out`: where signing out ends, with the way back in.
+async fn signed_out(State(state): State<AppState>) -> Response {
+    message_page(
+        &state.console,
+        StatusCode::OK,
+        "Signed out",
+        "You are signed out of the console and the auth-server.",
+    )
 }
 
 // ---- the tokens page's API ------------------------------------------------------------------

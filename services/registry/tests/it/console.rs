@@ -372,6 +372,19 @@ async fn console_pages_need_a_session_and_carry_strict_headers(backend: Backend)
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Where signing out ends (after the auth-server's /logout): a page with the way back in.
+    let r = client
+        .get(format!("{}/console/signed-out", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("<h1>Signed out</h1>"), "{page}");
+    assert!(
+        page.contains("<a href=\"/console/login\">Sign in again</a>"),
+        "{page}"
+    );
     app.running.stop().await;
 }
 
