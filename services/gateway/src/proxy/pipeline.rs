@@ -171,7 +171,7 @@ pub async fn run(req: Request<'_>) -> Result<Answer, ProxyError> {
 }
 
 /// The 403 for a method the caller may not use, naming only the scopes that would allow it.
-fn insufficient_scope(call: &Call, method: &str, tool: Option<&str>) -> ProxyError {
+pub(super) fn insufficient_scope(call: &Call, method: &str, tool: Option<&str>) -> ProxyError {
     let policy = call.routes.policy.caller(&call.caller.identity);
     let scopes = policy.scopes_granting(call.server(), method, tool, caller::MAX_CHALLENGE_SCOPES);
     let detail = if method == "tools/call" && tool.is_none() {

@@ -16,10 +16,17 @@ pub async fn get(
     let door = call.door();
     door.get_stream(&headers)?;
     // An HTTP upstream that keeps no sessions gave the client none to name (the gateway seals
-    // only an upstream's own): the GET goes to the upstream without one. The gateway holds a
-    // shared upstream's session itself and always gives one.
+    // only an upstream's own): the GET goes to the upstream without one, if the caller may
+    // use the server at all (what the `initialize` that opens a session is decided by). The
+    // gateway holds a shared upstream's session itself and always gives one.
     let session = match &call.route.upstream {
-        Upstream::Http { .. } => door.session(&headers, &call.caller)?,
+        Upstream::Http { .. } => match door.session(&headers, &call.caller)? {
+            None if matches!(decide(&call, "initialize", None), Verdict::Forbidden { .. }) => {
+                let e = insufficient_scope(&call, "initialize", None);
+                return Err(door.refuse(e, None));
+            }
+            session => session,
+        },
         Upstream::Shared(_) => {
             Some(door.required_session(&headers, &call.caller, "the GET stream")?)
         }
@@ -30,9 +37,13 @@ pub async fn get(
             let era = Era::Legacy {
                 version: session.as_ref().map(|s| s.version.clone()),
             };
-            let response = send_http(&call, Method::GET, &headers, &era, session.as_ref(), None)
-                .await
-                .map_err(|e| door.refuse(e, None))?;
+            let response =
+                match send_http(&call, Method::GET, &headers, &era, session.as_ref(), None).await {
+                    Ok(r) => r,
+                    // The upstream failed, the gateway refused nothing: `send_http` counted
+                    // it (`upstream_errors`); a GET or DELETE leaves no audit event.
+                    Err(e) => return Ok(e.into_response(None)),
+                };
             if !response.status().is_success() {
                 return Ok(no_stream(response.status().as_u16(), response.headers()));
             }
@@ -88,7 +99,7 @@ pub async fn delete(
                 Ok(r) => StatusCode::from_u16(r.status().as_u16())
                     .unwrap_or(StatusCode::BAD_GATEWAY)
                     .into_response(),
-                Err(e) => return Err(call.door().refuse(e, None)),
+                Err(e) => e.into_response(None),
             }
         }
         _ => StatusCode::OK.into_response(),

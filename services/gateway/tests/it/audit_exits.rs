@@ -206,6 +206,15 @@ async fn every_refusal_of_a_stream_or_a_session_end_is_audited_exactly_once() {
     let r = send(get.clone(), "/weather/sse", &[]).await.unwrap();
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     drop(open);
+    // A caller no scope lets use the server: its GET without a session goes nowhere.
+    let r = client()
+        .get(format!("{}/weather/mcp", stack.url()))
+        .bearer_auth(stack.token("mallory", &["others"]))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let r = send(get.clone(), "/mcp", &[]).await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let r = send(get.clone(), "/mcp", &[("mcp-session-id", "forged")])
@@ -221,7 +230,7 @@ async fn every_refusal_of_a_stream_or_a_session_end_is_audited_exactly_once() {
             s.to_owned(),
         )
     };
-    let mut weather = events(&stack, "weather", 4).await;
+    let mut weather = events(&stack, "weather", 5).await;
     let mut mcp = events(&stack, "mcp", 2).await;
     // Let a duplicate, if any, arrive before counting.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -234,6 +243,7 @@ async fn every_refusal_of_a_stream_or_a_session_end_is_audited_exactly_once() {
         row("http_method_not_allowed", "invalid"),
         row("session_not_found", "session_not_found"),
         row("too_many_streams", "busy"),
+        row("insufficient_scope", "denied"),
     ];
     expected.sort();
     assert_eq!(weather, expected);
