@@ -159,18 +159,8 @@ async fn every_refusal_of_a_tool_call_is_audited_exactly_once() {
 async fn every_refusal_of_a_stream_or_a_session_end_is_audited_exactly_once() {
     let stack = Stack::start_with("[limits]\nstreams_per_caller = 1\n").await;
     let up = crate::upstream::start(false).await;
-    stack
-        .register(
-            "weather",
-            json!({"transport": "streamable-http", "url": up.url()}),
-            json!({}),
-        )
-        .await;
-    stack
-        .put_scope(scope("agents", "agents", "weather", ALL_METHODS, &["*"]))
-        .await;
-    wait_routed(&stack.gateway, "weather", true).await;
-    wait_policy(&stack).await;
+    let endpoint = json!({"transport": "streamable-http", "url": up.url()});
+    crate::peers::route(&stack, "weather", endpoint, &["*"]).await;
     let alice = stack.token("alice", &["agents"]);
     let send = |method: reqwest::Method, path: &str, headers: &[(&str, &str)]| {
         let mut request = client()
