@@ -473,7 +473,11 @@ async fn a_token_revoked_at_the_auth_server_stops_working_at_the_gateway() {
 /// The scopes README.md's quick start tells a new user to mint, in its words "with the scopes
 /// `a` and `b`; …": read from the README itself, so the README and this test cannot disagree.
 fn readme_quick_start_scopes() -> Vec<String> {
-    let readme = include_str!("../../../../README.md");
+    // Line breaks are layout: read the text with every run of whitespace as one space.
+    let readme = include_str!("../../../../README.md")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     let at = readme
         .find("with the scopes `")
         .expect("README.md's quick start names the scopes to mint");
