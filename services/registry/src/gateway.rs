@@ -19,13 +19,15 @@ use axum::body::Bytes;
 use mcpgw_core::auth::{Principal, PrincipalKind};
 use mcpgw_core::domain::{DeploymentStage, IntegrityMode, ServerRecord};
 use mcpgw_core::gateway_sync::{AuditDecision, GatewaySnapshot, MAX_AUDIT_BATCH, McpAuditEvent};
+use mcpgw_core::time::Timestamp;
 use mcpgw_core::validate::FieldError;
+use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::catalog::{CatalogCache, LOAD_PAGE};
-use crate::store::{AuditRecord, RegistryStore, ServerFilter, StoreError};
+use crate::store::{AuditRow, RegistryStore, ServerFilter, StoreError};
 
 /// Largest audit batch body accepted, in bytes (or `max_body_bytes`, if larger).
 pub const AUDIT_BODY_LIMIT: usize = 4 * 1024 * 1024;
@@ -282,23 +284,71 @@ fn check_event(i: usize, e: &McpAuditEvent) -> Result<(), FieldError> {
     Ok(())
 }
 
-/// The audit records of reported events: the event id becomes the record id (so a batch sent
+/// The audit rows of reported events: the event id becomes the record id (so a batch sent
 /// again is recognised), the caller is the actor, the server path the resource. Every event is
-/// checked before any is taken apart; their strings move into the records.
-pub fn audit_records(
+/// checked before any is taken apart; their strings move into the rows.
+pub fn audit_rows(
     events: Vec<McpAuditEvent>,
     reporter: &Principal,
-) -> Result<Vec<AuditRecord>, FieldError> {
+) -> crate::error::Result<Vec<AuditRow>> {
     for (i, e) in events.iter().enumerate() {
         check_event(i, e)?;
     }
-    Ok(events
+    let rows = events
         .into_iter()
-        .map(|e| audit_record(e, &reporter.subject))
-        .collect())
+        .map(|e| audit_row(e, &reporter.subject))
+        .collect::<Result<_, _>>();
+    Ok(rows.map_err(|e| StoreError::Internal(format!("serializing an audit record: {e}")))?)
 }
 
-fn audit_record(e: McpAuditEvent, reported_by: &str) -> AuditRecord {
+/// One value in a record's `details`.
+enum Detail {
+    Text(String),
+    Number(f64),
+    Count(u64),
+    Json(Value),
+    /// The place of a field the record holds in its own fields.
+    Moved,
+}
+
+impl Serialize for Detail {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Detail::Text(text) => s.serialize_str(text),
+            Detail::Number(n) => s.serialize_f64(*n),
+            Detail::Count(n) => s.serialize_u64(*n),
+            Detail::Json(value) => value.serialize(s),
+            Detail::Moved => s.serialize_unit(),
+        }
+    }
+}
+
+/// `details` as a JSON object of its keys in order.
+struct Details(Vec<(&'static str, Detail)>);
+
+impl Serialize for Details {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// An [`AuditRecord`]'s JSON with its `details` borrowed, field for field as the record
+/// serializes (a test compares the two).
+#[derive(Serialize)]
+struct RecordDoc<'a> {
+    id: &'a str,
+    at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+    actor: &'a str,
+    actor_kind: PrincipalKind,
+    action: &'a str,
+    resource_type: &'a str,
+    resource_id: &'a str,
+    details: &'a Details,
+}
+
+fn audit_row(e: McpAuditEvent, reported_by: &str) -> Result<AuditRow, serde_json::Error> {
     let action = action_of(&e);
     // As the registry classifies token callers: a user when the token names one.
     let actor_kind = if e.user.is_some() {
@@ -326,33 +376,35 @@ fn audit_record(e: McpAuditEvent, reported_by: &str) -> AuditRecord {
         arguments,
         count,
     } = e;
+    let decision = decision_text(decision);
+    let tool_column = tool.clone();
     // `details` is the event less what the record holds in its own fields, with its keys in
     // the order stored records have always had: the event's fields as it serializes them
     // (optional ones only when present), each moved field's place then taken by the last key
-    // (how `serde_json::Map::remove` used to drop them), and `reported_by` last. `Null` only
-    // holds the place of a field that moves to the record.
-    let text = |v: Option<String>| v.map(Value::String);
+    // (how `serde_json::Map::remove` dropped them when details were a JSON value), and
+    // `reported_by` last.
+    let text = |v: Option<String>| v.map(Detail::Text);
     let fields = [
-        ("id", Some(Value::Null)),
-        ("at", Some(Value::Null)),
-        ("request_id", Some(Value::Null)),
+        ("id", Some(Detail::Moved)),
+        ("at", Some(Detail::Moved)),
+        ("request_id", Some(Detail::Moved)),
         ("gateway", text(Some(gateway))),
-        ("server", Some(Value::Null)),
+        ("server", Some(Detail::Moved)),
         ("method", text(Some(method))),
         ("tool", text(tool)),
-        ("subject", Some(Value::Null)),
+        ("subject", Some(Detail::Moved)),
         ("user", text(user)),
         ("client_id", text(client_id)),
         ("issuer", text(Some(issuer))),
-        ("decision", Some(Value::from(decision_text(decision)))),
+        ("decision", text(Some(decision.to_owned()))),
         ("reason", text(Some(reason))),
         ("matched_rule", text(matched_rule)),
         ("status", text(Some(status))),
-        ("latency_ms", Some(Value::from(latency_ms))),
-        ("arguments", arguments),
-        ("count", (count != 1).then(|| Value::from(count))),
+        ("latency_ms", Some(Detail::Number(latency_ms))),
+        ("arguments", arguments.map(Detail::Json)),
+        ("count", (count != 1).then_some(Detail::Count(count))),
     ];
-    let mut kept: Vec<(&str, Value)> = fields
+    let mut kept: Vec<(&str, Detail)> = fields
         .into_iter()
         .filter_map(|(k, v)| Some((k, v?)))
         .collect();
@@ -361,21 +413,30 @@ fn audit_record(e: McpAuditEvent, reported_by: &str) -> AuditRecord {
             kept.swap_remove(i);
         }
     }
-    kept.push(("reported_by", Value::from(reported_by)));
-    let details = kept.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-    AuditRecord {
-        id: id.to_string(),
+    kept.push(("reported_by", Detail::Text(reported_by.to_owned())));
+    let id = id.to_string();
+    let doc = serde_json::to_string(&RecordDoc {
+        id: &id,
         at,
-        request_id: (!request_id.is_empty()).then_some(request_id),
-        actor: subject,
+        request_id: (!request_id.is_empty()).then_some(request_id.as_str()),
+        actor: &subject,
         actor_kind,
+        action,
+        resource_type: "server",
+        resource_id: &server,
+        details: &Details(kept),
+    })?;
+    Ok(AuditRow {
+        id,
+        at: at.to_canonical(),
+        actor: subject,
         action: action.to_owned(),
         resource_type: "server".to_owned(),
         resource_id: server,
-        revision_before: None,
-        revision_after: None,
-        details: Value::Object(details),
-    }
+        doc,
+        tool: tool_column,
+        decision: Some(decision.to_owned()),
+    })
 }
 
 /// How an event's decision serializes (`allowed`, `denied`).
@@ -389,6 +450,7 @@ fn decision_text(decision: AuditDecision) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::AuditRecord;
     use serde_json::json;
 
     fn event(method: &str, decision: &str) -> McpAuditEvent {
@@ -412,8 +474,12 @@ mod tests {
     fn records_keep_the_event_id_and_move_the_rest_to_details() {
         let e = event("tools/call", "allowed");
         let reporter = Principal::system("gw");
-        let r = &audit_records(vec![e.clone()], &reporter).unwrap()[0];
-        assert_eq!(r.id, e.id.to_string());
+        let row = &audit_rows(vec![e.clone()], &reporter).unwrap()[0];
+        let r: AuditRecord = serde_json::from_str(&row.doc).unwrap();
+        assert_eq!(
+            (r.id.as_str(), row.id.as_str()),
+            (&*e.id.to_string(), &*r.id)
+        );
         assert_eq!(
             (r.actor.as_str(), r.actor_kind, r.resource_id.as_str()),
             ("alice", PrincipalKind::Service, "weather")
@@ -423,39 +489,61 @@ mod tests {
         assert!(r.details.get("id").is_none() && r.details.get("subject").is_none());
         let mut v4 = e.clone();
         v4.id = uuid::Uuid::new_v4();
-        let err = audit_records(vec![e, v4], &reporter).unwrap_err();
-        assert_eq!(err.field, "events[1].id");
+        match audit_rows(vec![e, v4], &reporter) {
+            Err(crate::error::RegistryError::Invalid(err)) => assert_eq!(err.field, "events[1].id"),
+            other => panic!("expected events[1].id refused, got {other:?}"),
+        }
     }
 
-    /// `details` as records were first made: the event serialized to a JSON value, the fields
-    /// the record holds removed with `Map::remove`, `reported_by` added.
-    fn details_by_value_round_trip(e: &McpAuditEvent, reported_by: &str) -> String {
+    /// The record as the intake first made it: the event serialized to a JSON value, the
+    /// fields the record holds removed with `Map::remove`, `reported_by` added, every string
+    /// cloned.
+    fn record_by_value_round_trip(e: &McpAuditEvent, reporter: &Principal) -> AuditRecord {
         let mut details = serde_json::to_value(e).unwrap();
         let map = details.as_object_mut().unwrap();
         for moved in ["id", "at", "request_id", "subject", "server"] {
             map.remove(moved);
         }
-        map.insert("reported_by".to_owned(), json!(reported_by));
-        details.to_string()
+        map.insert("reported_by".to_owned(), json!(reporter.subject));
+        AuditRecord {
+            id: e.id.to_string(),
+            at: e.at,
+            request_id: (!e.request_id.is_empty()).then(|| e.request_id.clone()),
+            actor: e.subject.clone(),
+            actor_kind: if e.user.is_some() {
+                PrincipalKind::User
+            } else {
+                PrincipalKind::Service
+            },
+            action: action_of(e).to_owned(),
+            resource_type: "server".to_owned(),
+            resource_id: e.server.clone(),
+            revision_before: None,
+            revision_after: None,
+            details,
+        }
     }
 
     #[test]
-    fn details_are_byte_for_byte_those_of_a_value_round_trip() {
-        let bare = event("tools/list", "denied");
+    fn rows_are_byte_for_byte_those_of_a_value_round_trip() {
+        let reporter = Principal::system("gw");
+        let mut bare = event("tools/list", "denied");
+        bare.tool = None;
+        bare.request_id = String::new();
         let mut full = event("tools/call", "allowed");
         full.user = Some("alice".into());
         full.client_id = Some("agent-7".into());
         full.matched_rule = Some("scope \"ops\" server_access[0]".into());
-        full.arguments = Some(json!({"city": "Oslo", "days": [1, 2]}));
+        full.arguments = Some(json!({"city": "Oslo", "days": [1, 2], "note": "a \"b\"\n"}));
         full.count = 7;
         full.latency_ms = 4.0;
         let mut untooled = full.clone();
         untooled.tool = None;
         untooled.arguments = None;
-        for e in [bare, full, untooled] {
-            let expected = details_by_value_round_trip(&e, "system:gw");
-            let record = audit_record(e, "system:gw");
-            assert_eq!(record.details.to_string(), expected);
+        for e in [event("ping", "allowed"), bare, full, untooled] {
+            // What the stores wrote for such a record: its columns, its JSON, tool and decision.
+            let expected = AuditRow::of(&record_by_value_round_trip(&e, &reporter)).unwrap();
+            assert_eq!(audit_row(e, &reporter.subject).unwrap(), expected);
         }
     }
 }

@@ -1245,9 +1245,10 @@ impl Registry {
         events: Vec<McpAuditEvent>,
     ) -> Result<(usize, usize)> {
         caller.require(Permission::GatewaySync)?;
-        let records = crate::gateway::audit_records(events, caller)?;
-        let inserted = self.store.insert_audit_batch(&records).await?;
-        Ok((inserted, records.len().saturating_sub(inserted)))
+        let rows = crate::gateway::audit_rows(events, caller)?;
+        let count = rows.len();
+        let inserted = self.store.insert_audit_rows(rows).await?;
+        Ok((inserted, count.saturating_sub(inserted)))
     }
 
     pub async fn list_audit(

@@ -186,6 +186,46 @@ pub fn with_version(audit: &AuditRecord, version: u64) -> AuditRecord {
     a
 }
 
+/// An audit record as it is written: the columns the log is filtered on and the record's JSON
+/// (`doc`, what [`RegistryStore::list_audit`] reads back), serialized once by whoever made it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRow {
+    pub id: String,
+    /// [`Timestamp::to_canonical`].
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    /// The [`AuditRecord`] as JSON.
+    pub doc: String,
+    /// `details.tool` and `details.decision` of a gateway-reported record: MongoDB keeps them
+    /// beside the document to filter on.
+    pub tool: Option<String>,
+    pub decision: Option<String>,
+}
+
+impl AuditRow {
+    pub fn of(record: &AuditRecord) -> Result<Self, StoreError> {
+        let detail = |key: &str| {
+            let value = record.details.get(key)?.as_str()?;
+            Some(value.to_owned())
+        };
+        Ok(Self {
+            id: record.id.clone(),
+            at: record.at.to_canonical(),
+            actor: record.actor.clone(),
+            action: record.action.clone(),
+            resource_type: record.resource_type.clone(),
+            resource_id: record.resource_id.clone(),
+            doc: serde_json::to_string(record)
+                .map_err(|e| StoreError::Internal(format!("serializing: {e}")))?,
+            tool: detail("tool"),
+            decision: detail("decision"),
+        })
+    }
+}
+
 /// Filters for reading the audit log.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -281,7 +321,14 @@ pub trait RegistryStore: Send + Sync {
     /// Inserts audit records that arrive from outside a mutation (gateway reports), skipping
     /// those whose id is already stored (a batch sent again after a lost answer). Returns how
     /// many were inserted; once it returns, they are durable.
-    async fn insert_audit_batch(&self, records: &[AuditRecord]) -> Result<usize, StoreError>;
+    async fn insert_audit_batch(&self, records: &[AuditRecord]) -> Result<usize, StoreError> {
+        let rows = records.iter().map(AuditRow::of).collect::<Result<_, _>>()?;
+        self.insert_audit_rows(rows).await
+    }
+
+    /// [`insert_audit_batch`](Self::insert_audit_batch) for rows already made: a gateway's
+    /// batch, whose records are serialized straight from its events.
+    async fn insert_audit_rows(&self, rows: Vec<AuditRow>) -> Result<usize, StoreError>;
 
     /// Writes the health of servers and nothing else: no revision bump (an owner's edit
     /// conditional on the revision it read must not fail because a check ran) and no audit

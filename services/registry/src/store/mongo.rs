@@ -24,8 +24,8 @@ use mongodb::{Client, ClientSession, Collection, Database};
 
 use super::mongo_schema;
 use super::{
-    AgentFilter, ApiKeyRecord, AuditFilter, AuditRecord, RegistryStore, ServerFilter, StoreError,
-    with_version,
+    AgentFilter, ApiKeyRecord, AuditFilter, AuditRecord, AuditRow, RegistryStore, ServerFilter,
+    StoreError, with_version,
 };
 use crate::config::StoreConfig;
 
@@ -137,23 +137,27 @@ fn agent_from_doc(d: &Document) -> Result<AgentRecord, StoreError> {
 }
 
 fn audit_doc(a: &AuditRecord) -> Result<Document, StoreError> {
+    Ok(row_doc(AuditRow::of(a)?))
+}
+
+fn row_doc(r: AuditRow) -> Document {
     let mut d = doc! {
-        "_id": &a.id,
-        "at": a.at.to_canonical(),
-        "actor": &a.actor,
-        "action": &a.action,
-        "resource_type": &a.resource_type,
-        "resource_id": &a.resource_id,
-        "doc": to_json(a)?,
+        "_id": r.id,
+        "at": r.at,
+        "actor": r.actor,
+        "action": r.action,
+        "resource_type": r.resource_type,
+        "resource_id": r.resource_id,
+        "doc": r.doc,
     };
     // Gateway-reported records are filtered by tool and decision; the record itself is the
     // JSON text in `doc`, so these two are copied beside it.
-    for key in ["tool", "decision"] {
-        if let Some(v) = a.details.get(key).and_then(serde_json::Value::as_str) {
+    for (key, value) in [("tool", r.tool), ("decision", r.decision)] {
+        if let Some(v) = value {
             d.insert(key, v);
         }
     }
-    Ok(d)
+    d
 }
 
 /// Adds one to the policy version inside the session's transaction; returns the new value.
@@ -622,14 +626,12 @@ impl RegistryStore for MongoStore {
             .map_err(map_err)
     }
 
-    async fn insert_audit_batch(&self, records: &[AuditRecord]) -> Result<usize, StoreError> {
-        if records.is_empty() {
+    async fn insert_audit_rows(&self, rows: Vec<AuditRow>) -> Result<usize, StoreError> {
+        if rows.is_empty() {
             return Ok(0);
         }
-        let docs = records
-            .iter()
-            .map(audit_doc)
-            .collect::<Result<Vec<_>, _>>()?;
+        let count = rows.len();
+        let docs: Vec<Document> = rows.into_iter().map(row_doc).collect();
         // Unordered: every record is tried; a duplicate id (11000) is a record stored before.
         // The client's write concern (majority, journaled) applies.
         match self.audit.insert_many(docs).ordered(false).await {
@@ -642,7 +644,7 @@ impl RegistryStore for MongoStore {
                             "inserting audit records: {} ({})",
                             other.message, other.code
                         ))),
-                        None => Ok(records.len() - errors.len()),
+                        None => Ok(count - errors.len()),
                     }
                 }
                 ErrorKind::InsertMany(failure) => Err(StoreError::Unavailable(format!(

@@ -15,8 +15,8 @@ use sqlx::migrate::Migrator;
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::{
-    AgentFilter, ApiKeyRecord, AuditFilter, AuditRecord, RegistryStore, ServerFilter, StoreError,
-    with_version,
+    AgentFilter, ApiKeyRecord, AuditFilter, AuditRecord, AuditRow, RegistryStore, ServerFilter,
+    StoreError, with_version,
 };
 use crate::config::StoreConfig;
 
@@ -459,27 +459,28 @@ impl RegistryStore for SqliteStore {
         Ok(version)
     }
 
-    async fn insert_audit_batch(&self, records: &[AuditRecord]) -> Result<usize, StoreError> {
-        if records.is_empty() {
+    async fn insert_audit_rows(&self, rows: Vec<AuditRow>) -> Result<usize, StoreError> {
+        if rows.is_empty() {
             return Ok(0);
         }
         // One multi-row statement per 100 records: a statement per record costs a round trip
-        // to SQLite's thread each, which dominated the registry's CPU under gateway load.
-        let docs = records.iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
+        // to SQLite's thread each, which dominated the registry's CPU under gateway load. The
+        // rows' strings move into the statement's arguments.
         let mut tx = self.begin().await?;
         let mut inserted = 0;
-        for (chunk, docs) in records.chunks(100).zip(docs.chunks(100)) {
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO audit (id, at, actor, action, resource_type, resource_id, doc) ",
             );
-            q.push_values(chunk.iter().zip(docs), |mut row, (audit, doc)| {
-                row.push_bind(&audit.id)
-                    .push_bind(audit.at.to_canonical())
-                    .push_bind(&audit.actor)
-                    .push_bind(&audit.action)
-                    .push_bind(&audit.resource_type)
-                    .push_bind(&audit.resource_id)
-                    .push_bind(doc);
+            q.push_values(rows.by_ref().take(100), |mut row, audit| {
+                row.push_bind(audit.id)
+                    .push_bind(audit.at)
+                    .push_bind(audit.actor)
+                    .push_bind(audit.action)
+                    .push_bind(audit.resource_type)
+                    .push_bind(audit.resource_id)
+                    .push_bind(audit.doc);
             });
             // Only a duplicate id is skipped; any other constraint still fails the batch.
             q.push(" ON CONFLICT (id) DO NOTHING");
