@@ -261,8 +261,8 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     })
 }
 
-/// Housekeeping every minute on every replica: ended sessions, old login failures and retired
-/// keys are deleted; the signing key is rotated when it is due.
+/// Housekeeping every minute on every replica: ended sessions, old login failures, retired
+/// keys and registered clients unused for `oauth.registration.unused_client_days` are deleted; the signing key is rotated when it is due.
 fn spawn_housekeeping(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -297,6 +297,18 @@ pub async fn housekeeping(state: &AppState) {
     }
     if let Err(e) = state.keys.prune().await {
         tracing::warn!(error = %e, "deleting retired signing keys failed");
+    }
+    let unused = chrono::Duration::days(i64::from(
+        state.config.oauth.registration.unused_client_days,
+    ));
+    let before = Timestamp::from_datetime(Timestamp::now().as_datetime() - unused);
+    match state.store.delete_unused_oauth_clients(before).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            oauth.clients_deleted = n,
+            "unused registered OAuth clients deleted"
+        ),
+        Err(e) => tracing::warn!(error = %e, "deleting unused OAuth clients failed"),
     }
 }
 

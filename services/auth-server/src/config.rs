@@ -177,6 +177,28 @@ pub struct ValidateConfig {
 #[serde(deny_unknown_fields)]
 pub struct OAuthConfig {
     pub clients: Vec<OAuthClientConfig>,
+    pub registration: RegistrationConfig,
+}
+
+/// `[oauth.registration]`: Dynamic Client Registration (RFC 7591) for MCP clients; the policy
+/// is in `crate::registration`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationConfig {
+    pub enabled: bool,
+    /// Custom URI schemes (RFC 8252 §7.1) a redirect URI may use besides https and loopback http.
+    pub custom_schemes: Vec<String>,
+    /// Most registered clients at once (all replicas together).
+    pub max_clients: u32,
+    /// Registrations per hour from everyone together.
+    pub registrations_per_hour: u32,
+    /// Registrations per hour from one client address (the TCP peer, or the address
+    /// `login.trusted_proxy_hops` says to read from X-Forwarded-For).
+    pub registrations_per_hour_per_address: u32,
+    /// A client that obtained no token for this many days is deleted.
+    pub unused_client_days: u32,
+    /// Lifetime of the access tokens of registered clients.
+    pub token_ttl_seconds: u64,
 }
 
 /// One pre-registered public client (authorization code + PKCE, no secret, no consent page).
@@ -301,6 +323,7 @@ impl AuthConfig {
             .clients
             .iter()
             .map(|c| c.token_ttl_seconds)
+            .chain([self.oauth.registration.token_ttl_seconds])
             .fold(self.tokens.max_ttl_seconds, u64::max)
     }
 
@@ -577,6 +600,7 @@ impl AuthConfig {
             ));
         }
         self.validate_oauth_clients()?;
+        self.validate_registration()?;
         match Url::parse(&self.resource.url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
             _ => {
@@ -639,6 +663,15 @@ impl AuthConfig {
                     ),
                 ));
             }
+            if c.id.starts_with(crate::registration::CLIENT_ID_PREFIX) {
+                return Err(key(
+                    &k("id"),
+                    &format!(
+                        "must not start with {:?}: dynamically registered clients have such ids",
+                        crate::registration::CLIENT_ID_PREFIX
+                    ),
+                ));
+            }
             if !ids.insert(c.id.as_str()) {
                 return Err(key(&k("id"), "is used by two clients"));
             }
@@ -673,6 +706,59 @@ impl AuthConfig {
                     "must be between 300 and 86400",
                 ));
             }
+        }
+        Ok(())
+    }
+}
+
+impl AuthConfig {
+    fn validate_registration(&self) -> Result<(), ConfigError> {
+        let key = |k: &str, m: &str| ConfigError::key(ENV_PREFIX, k, m);
+        let r = &self.oauth.registration;
+        for (i, scheme) in r.custom_schemes.iter().enumerate() {
+            // RFC 8252 §7.1: a reverse domain name, so it names one app; never a scheme a
+            // browser or the OS gives meaning to.
+            let ok = scheme.contains('.')
+                && scheme.len() <= 100
+                && scheme.starts_with(|c: char| c.is_ascii_lowercase())
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b));
+            if !ok {
+                return Err(key(
+                    &format!("oauth.registration.custom_schemes[{i}]"),
+                    "must be a reverse domain name in lowercase, such as com.example.app (RFC 8252 §7.1)",
+                ));
+            }
+        }
+        for (name, value, max) in [
+            ("max_clients", r.max_clients, 1_000_000),
+            ("registrations_per_hour", r.registrations_per_hour, 100_000),
+            (
+                "registrations_per_hour_per_address",
+                r.registrations_per_hour_per_address,
+                100_000,
+            ),
+            ("unused_client_days", r.unused_client_days, 3650),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err(key(
+                    &format!("oauth.registration.{name}"),
+                    &format!("must be between 1 and {max}"),
+                ));
+            }
+        }
+        if r.registrations_per_hour_per_address > r.registrations_per_hour {
+            return Err(key(
+                "oauth.registration.registrations_per_hour_per_address",
+                "must be at most oauth.registration.registrations_per_hour",
+            ));
+        }
+        if !CLIENT_TOKEN_TTL.contains(&r.token_ttl_seconds) {
+            return Err(key(
+                "oauth.registration.token_ttl_seconds",
+                "must be between 300 and 86400",
+            ));
         }
         Ok(())
     }

@@ -34,6 +34,8 @@ pub enum AuthError {
     RateLimited { retry_after_seconds: u64 },
     #[error("no active token with id {0:?}")]
     TokenNotFound(String),
+    #[error("no registered OAuth client with id {0:?}")]
+    ClientNotFound(String),
     /// A bearer token that is missing, malformed, expired, revoked or not for us (`/validate`).
     #[error("{detail}")]
     InvalidToken {
@@ -100,6 +102,7 @@ impl AuthError {
                 format!("too many requests; retry in {retry_after_seconds} s"),
             ),
             E::TokenNotFound(_) => ApiError::not_found("token_not_found", self.to_string()),
+            E::ClientNotFound(_) => ApiError::not_found("oauth_client_not_found", self.to_string()),
             E::InvalidToken { detail, .. } => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", detail.clone())
             }

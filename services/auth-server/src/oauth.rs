@@ -1,9 +1,16 @@
-//! The OAuth 2.1 authorization server for pre-registered first-party clients (the registry's
-//! web console): authorization code with PKCE (RFC 7636, S256 only), public clients.
+//! The OAuth 2.1 authorization server: authorization code with PKCE (RFC 7636, S256 only),
+//! public clients, for pre-registered first-party clients (the registry's web console) and
+//! for MCP clients registered dynamically (RFC 7591, `crate::registration`).
 //!
 //! Rules of this module:
-//! - Clients are `oauth.clients` in the config; a `redirect_uri` must equal a registered one
-//!   exactly (RFC 9700 §4.1.3: no prefix or pattern matching).
+//! - A [`Client`] is one of `oauth.clients` in the config, or one registered at
+//!   `/oauth/register` (in the store). A configured client's `redirect_uri` must equal a
+//!   registered one exactly (RFC 9700 §4.1.3: no prefix or pattern matching); a registered
+//!   client's too, except the port of a loopback `http` URI (RFC 8252 §7.3).
+//! - A registered client's token has `aud` = `tokens.audience` (the gateway) only, lives
+//!   `oauth.registration.token_ttl_seconds`, and each exchange marks the client used (unused
+//!   clients expire). Because anyone may register one, the user confirms every authorization
+//!   of a registered client on a page that names it (`api::oauth`).
 //! - A code is not stored: it is an [`AuthorizationCode`] sealed with the keyring (bound to the
 //!   context [`CODE_CONTEXT`]), so any replica can redeem it. It lives [`CODE_LIFETIME_SECONDS`].
 //!   Its random `id` becomes the `jti` of the token it is exchanged for; the ledger's unique
@@ -27,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::AppState;
 use crate::config::OAuthClientConfig;
 use crate::error::AuthError;
+use crate::registration::{ClientMetadata, redirect_matches};
 use crate::store::{AuditRecord, StoreError, VendedToken};
 use crate::tokens::{Audience, Principal, Recorded, SignInClaims, sign_and_record};
 
@@ -41,6 +49,71 @@ pub const SID_CONTEXT: &str = "oauth:sid";
 pub const PKCE_METHOD: &str = "S256";
 /// Longest `state` accepted (it travels in URLs both ways).
 pub const MAX_STATE_BYTES: usize = 512;
+
+/// A client of the code flow, configured or registered.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: String,
+    pub redirect_uris: Vec<String>,
+    /// The `aud` of its tokens.
+    pub audience: Vec<String>,
+    pub token_ttl_seconds: u64,
+    /// `Some` for a client registered through `/oauth/register`.
+    pub registered: Option<ClientMetadata>,
+}
+
+impl Client {
+    fn configured(c: &OAuthClientConfig, public_url: &str) -> Self {
+        Self {
+            id: c.id.clone(),
+            redirect_uris: c.redirect_uris.clone(),
+            audience: vec![c.audience.clone(), public_url.to_owned()],
+            token_ttl_seconds: c.token_ttl_seconds,
+            registered: None,
+        }
+    }
+
+    /// Whether codes may be sent to `redirect_uri` (see the module rules).
+    pub fn allows_redirect(&self, redirect_uri: &str) -> bool {
+        match self.registered {
+            None => self.redirect_uris.iter().any(|u| u == redirect_uri),
+            Some(_) => self
+                .redirect_uris
+                .iter()
+                .any(|u| redirect_matches(u, redirect_uri)),
+        }
+    }
+
+    /// The name to show the user: the registered `client_name`, else the id.
+    pub fn display_name(&self) -> &str {
+        self.registered
+            .as_ref()
+            .and_then(|m| m.client_name.as_deref())
+            .unwrap_or(&self.id)
+    }
+}
+
+/// The client with this `client_id`: configured, or registered (when registration is on).
+pub async fn find_client(state: &AppState, client_id: &str) -> Result<Option<Client>, AuthError> {
+    if let Some(c) = state.config.oauth_client(client_id) {
+        return Ok(Some(Client::configured(c, &state.public_url)));
+    }
+    let r = &state.config.oauth.registration;
+    if !r.enabled || !client_id.starts_with(crate::registration::CLIENT_ID_PREFIX) {
+        return Ok(None);
+    }
+    Ok(state
+        .store
+        .get_oauth_client(client_id)
+        .await?
+        .map(|c| Client {
+            id: c.client_id,
+            redirect_uris: c.metadata.redirect_uris.clone(),
+            audience: vec![state.config.tokens.audience.clone()],
+            token_ttl_seconds: r.token_ttl_seconds,
+            registered: Some(c.metadata),
+        }))
+}
 
 /// What a code stands for, sealed into the code itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -190,10 +263,10 @@ pub async fn exchange(
         }
     }
     let client_id = required(&request.client_id, "client_id")?;
-    let client = state.config.oauth_client(client_id).ok_or_else(|| {
+    let client = find_client(state, client_id).await?.ok_or_else(|| {
         OAuthError::new(
             "invalid_client",
-            format!("client_id {client_id:?} is not a registered client (oauth.clients)"),
+            format!("client_id {client_id:?} is not a registered client"),
         )
     })?;
     let code_text = required(&request.code, "code")?;
@@ -236,13 +309,13 @@ pub async fn exchange(
         )
         .into());
     }
-    issue(state, client, &code, request_id).await
+    issue(state, &client, &code, request_id).await
 }
 
 /// Signs and records the sign-in token for a redeemed code.
 async fn issue(
     state: &AppState,
-    client: &OAuthClientConfig,
+    client: &Client,
     code: &AuthorizationCode,
     request_id: Option<&str>,
 ) -> Result<IssuedToken, ExchangeError> {
@@ -253,8 +326,8 @@ async fn issue(
         subject: code.subject.clone(),
         username: code.username.clone(),
         scopes: code.scopes.clone(),
-        audience: client.audience.clone(),
-        description: Some(format!("{} sign-in", client.id)),
+        audience: client.audience[0].clone(),
+        description: Some(format!("{} sign-in", client.display_name())),
         issued_at: now,
         expires_at: Timestamp::from_datetime(now.as_datetime() + Duration::seconds(ttl as i64)),
         revoked_at: None,
@@ -268,7 +341,7 @@ async fn issue(
         &record.jti,
         serde_json::json!({
             "client_id": client.id,
-            "audience": [client.audience, state.public_url.to_string()],
+            "audience": client.audience,
             "scopes": record.scopes,
             "groups": code.groups,
             "ttl_seconds": ttl,
@@ -278,7 +351,7 @@ async fn issue(
     let signed = sign_and_record(
         state,
         &record,
-        Audience::Many(vec![client.audience.clone(), state.public_url.to_string()]),
+        Audience::Many(client.audience.clone()),
         Some(SignInClaims {
             groups: code.groups.clone(),
             sid: code
@@ -293,6 +366,13 @@ async fn issue(
     .await;
     match signed {
         Ok(Recorded::Yes(access_token)) => {
+            if client.registered.is_some() {
+                state
+                    .store
+                    .touch_oauth_client(&client.id, now)
+                    .await
+                    .map_err(AuthError::from)?;
+            }
             state
                 .auth_metrics
                 .oauth_codes

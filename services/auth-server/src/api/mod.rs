@@ -11,6 +11,7 @@ pub mod login;
 pub mod me;
 pub mod oauth;
 pub mod oidc;
+pub mod registration;
 pub mod tokens;
 pub mod validate;
 
@@ -40,7 +41,7 @@ const API: mcpgw_core::serve::ApiInfo = mcpgw_core::serve::ApiInfo {
         ("audit", "Audit trail"),
         (
             "oauth",
-            "Authorization code flow with PKCE for registered clients (the registry's console)",
+            "Authorization code flow with PKCE for configured clients (the registry's console) and dynamically registered MCP clients (RFC 7591)",
         ),
     ],
 };
@@ -65,8 +66,11 @@ fn build() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tokens::jwks))
         .routes(routes!(tokens::oauth_metadata))
         .routes(routes!(tokens::openid_configuration))
-        .routes(routes!(oauth::authorize))
+        .routes(routes!(oauth::authorize, oauth::authorize_decision))
         .routes(routes!(oauth::token))
+        .routes(routes!(registration::register))
+        .routes(routes!(registration::list_clients))
+        .routes(routes!(registration::delete_client))
         .routes(routes!(validate::resource_metadata))
         .routes(routes!(mcpgw_core::serve::health))
         .routes(routes!(ready))

@@ -1,5 +1,6 @@
 //! `GET /oauth/authorize` and `POST /oauth/token`: the authorization code flow with PKCE for
-//! the registered clients (`oauth.clients`). The protocol rules are in `crate::oauth`.
+//! configured clients (`oauth.clients`) and dynamically registered ones (`/oauth/register`).
+//! The protocol rules are in `crate::oauth`.
 //!
 //! Rules of the authorization endpoint:
 //! - Until `client_id` and `redirect_uri` are known good (a registered client, a URI registered
@@ -10,8 +11,12 @@
 //!   &state=…&iss=<public url>` (RFC 6749 §4.1.2.1, RFC 9207).
 //! - Every parameter is checked before the session, so a bad request fails before a login.
 //! - Without a session the browser goes to `/login?return_to=<this request>` and comes back
-//!   after signing in (local or OIDC). With one, a code is issued at once (no consent page:
-//!   the clients are first party and pre-registered).
+//!   after signing in (local or OIDC). With one, a configured client gets a code at once (it
+//!   is first party). A registered client (anyone may register one) gets a page naming it,
+//!   the host the browser will be sent to and the user: `POST /oauth/authorize` with the
+//!   session's CSRF token and the same query checks everything again and issues the code, or
+//!   sends `access_denied`. The page's `form-action` names that one redirect origin (browsers
+//!   apply it to the redirect after the form).
 //! - `scope` is optional and checked only for syntax: the token is the user (groups and
 //!   scopes), so a narrower scope would narrow nothing; the token response says which scopes
 //!   the token carries (RFC 6749 §3.3).
@@ -27,14 +32,16 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{Ctx, session_of};
-use super::login::{MAX_FORM_BYTES, MAX_RETURN_TO, bad_request_page, parse_form, redirect};
+use super::login::{
+    MAX_FORM_BYTES, MAX_RETURN_TO, bad_request_page, escape, page, parse_form, redirect,
+};
 use crate::app::AppState;
-use crate::config::OAuthClientConfig;
 use crate::oauth::{
-    AuthorizationCode, ExchangeError, MAX_STATE_BYTES, OAuthError, PKCE_METHOD, TokenRequest,
-    exchange, is_pkce_value,
+    AuthorizationCode, Client, ExchangeError, MAX_STATE_BYTES, OAuthError, PKCE_METHOD,
+    TokenRequest, exchange, find_client, is_pkce_value,
 };
 use crate::scope::Scope;
+use crate::session::csrf_matches;
 use crate::tokens::Principal;
 
 const AUTHORIZE_PARAMS: &[&str] = &[
@@ -67,7 +74,7 @@ fn back_to_client(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
 
 /// The checked parameters of an authorization request.
 struct Authorization<'a> {
-    client: &'a OAuthClientConfig,
+    client: &'a Client,
     redirect_uri: &'a str,
     code_challenge: &'a str,
     state: &'a str,
@@ -76,7 +83,7 @@ struct Authorization<'a> {
 /// Checks the parameters after the client and redirect URI are known: an RFC 6749 error to
 /// send back to the client otherwise (with `state` when it is usable).
 fn check_request<'a>(
-    client: &'a OAuthClientConfig,
+    client: &'a Client,
     redirect_uri: &'a str,
     params: &'a Params,
     query: &str,
@@ -162,7 +169,64 @@ pub async fn authorize(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let query = query.unwrap_or_default();
+    authorize_with(&state, query.unwrap_or_default(), &headers, None).await
+}
+
+/// The user's answer on the page of a registered client.
+struct Decision {
+    csrf_token: String,
+    allow: bool,
+}
+
+/// The form of the page a registered client's authorization shows.
+#[derive(Deserialize, ToSchema)]
+#[expect(
+    dead_code,
+    reason = "only describes the form in the OpenAPI document; the handler parses the form itself"
+)]
+pub struct DecisionForm {
+    /// The query of the `GET /oauth/authorize` request the page answered, unchanged.
+    request: String,
+    /// The session's CSRF token.
+    csrf_token: String,
+    /// `allow` or `deny`.
+    decision: String,
+}
+
+/// The user's answer to the page a dynamically registered client's authorization shows:
+/// every check of the GET runs again on `request`, then the code (`allow`) or `access_denied`
+/// (`deny`) goes to the client.
+#[utoipa::path(post, path = "/oauth/authorize", tag = "oauth",
+    request_body(content = DecisionForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "To redirect_uri with code, state, iss (or error=access_denied), or to /login without a session"),
+        (status = 400, description = "HTML page: a malformed form or request"),
+        (status = 403, description = "csrf_failed: the form's csrf_token is not the session's")))]
+pub async fn authorize_decision(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut form = match parse_form(&headers, &body, &["request", "csrf_token", "decision"]) {
+        Ok(f) => f,
+        Err(m) => return bad_request_page(&m),
+    };
+    let decision = Decision {
+        csrf_token: form.remove("csrf_token").unwrap_or_default(),
+        allow: form.remove("decision").as_deref() == Some("allow"),
+    };
+    let query = form.remove("request").unwrap_or_default();
+    authorize_with(&state, query, &headers, Some(decision)).await
+}
+
+/// Both methods of the authorization endpoint: every check, then the login redirect, the
+/// page of a registered client, or the code.
+async fn authorize_with(
+    state: &AppState,
+    query: String,
+    headers: &HeaderMap,
+    decision: Option<Decision>,
+) -> Response {
     let params = match Params::parse(Some(&query), AUTHORIZE_PARAMS) {
         Ok(p) => p,
         Err(e) => return bad_request_page(&e.to_string()),
@@ -170,35 +234,29 @@ pub async fn authorize(
     let Some(client_id) = params.text("client_id") else {
         return bad_request_page("client_id is required");
     };
-    let Some(client) = state.config.oauth_client(client_id) else {
-        return bad_request_page(&format!(
-            "client_id {client_id:?} is not a registered client of this server (oauth.clients)"
-        ));
+    let client = match find_client(state, client_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return bad_request_page(&format!(
+                "client_id {client_id:?} is not a registered client of this server (configure it in oauth.clients, or register it at /oauth/register)"
+            ));
+        }
+        Err(e) => return e.into_response(),
     };
     let Some(redirect_uri) = params.text("redirect_uri") else {
         return bad_request_page("redirect_uri is required");
     };
-    if !client.redirect_uris.iter().any(|u| u == redirect_uri) {
+    if !client.allows_redirect(redirect_uri) {
         return bad_request_page(&format!(
-            "redirect_uri {redirect_uri:?} is not registered for client {client_id:?}; it must equal one of its redirect_uris exactly"
+            "redirect_uri {redirect_uri:?} is not registered for client {client_id:?}; it must equal one of its redirect_uris exactly (a loopback http URI may differ in its port only)"
         ));
     }
     let iss = state.public_url.to_string();
-    let request = match check_request(client, redirect_uri, &params, &query) {
+    let request = match check_request(&client, redirect_uri, &params, &query) {
         Ok(r) => r,
-        Err((e, usable_state)) => {
-            let mut pairs = vec![
-                ("error", e.error),
-                ("error_description", e.description.as_str()),
-            ];
-            if let Some(s) = usable_state {
-                pairs.push(("state", s));
-            }
-            pairs.push(("iss", iss.as_str()));
-            return back_to_client(redirect_uri, &pairs);
-        }
+        Err((e, usable_state)) => return authorization_error(redirect_uri, &e, usable_state, &iss),
     };
-    let session = match session_of(&state, &headers).await {
+    let session = match session_of(state, headers).await {
         Ok(Some(s)) => s,
         Ok(None) => {
             let here = format!("/oauth/authorize?{query}");
@@ -207,6 +265,19 @@ pub async fn authorize(
         }
         Err(e) => return e.into_response(),
     };
+    if client.registered.is_some() {
+        match decision {
+            None => return confirmation_page(&client, redirect_uri, &session.record, &query),
+            Some(d) if !csrf_matches(&d.csrf_token, &session.record.csrf_token) => {
+                return crate::error::AuthError::CsrfFailed.into_response();
+            }
+            Some(d) if !d.allow => {
+                let denied = OAuthError::new("access_denied", "the user did not allow the sign-in");
+                return authorization_error(redirect_uri, &denied, Some(request.state), &iss);
+            }
+            Some(_) => {}
+        }
+    }
     let code = AuthorizationCode::new(
         &request.client.id,
         request.redirect_uri,
@@ -228,6 +299,83 @@ pub async fn authorize(
             ("iss", iss.as_str()),
         ],
     )
+}
+
+/// An RFC 6749 §4.1.2.1 error, sent back to the client's redirect URI.
+fn authorization_error(
+    redirect_uri: &str,
+    e: &OAuthError,
+    state: Option<&str>,
+    iss: &str,
+) -> Response {
+    let mut pairs = vec![
+        ("error", e.error),
+        ("error_description", e.description.as_str()),
+    ];
+    if let Some(s) = state {
+        pairs.push(("state", s));
+    }
+    pairs.push(("iss", iss));
+    back_to_client(redirect_uri, &pairs)
+}
+
+/// The page a registered client's authorization shows: who asks, where the browser goes, as
+/// whom. Its `form-action` allows the one redirect origin, or the browser would stop there.
+fn confirmation_page(
+    client: &Client,
+    redirect_uri: &str,
+    session: &crate::store::SessionRecord,
+    query: &str,
+) -> Response {
+    let target = url::Url::parse(redirect_uri).ok();
+    let host = target
+        .as_ref()
+        .map(|u| {
+            u.host_str()
+                .map_or_else(|| u.scheme().to_owned(), str::to_owned)
+        })
+        .unwrap_or_default();
+    let mut response = page(
+        StatusCode::OK,
+        "Allow sign-in",
+        &format!(
+            "<p><strong>{}</strong> (an application registered at this server, client id <code>{}</code>) \
+             asks to act as <strong>{}</strong> with your scopes: {}.</p>\
+             <p>After you allow it, the browser goes to <strong>{}</strong>. Allow it only if you \
+             started this sign-in.</p>\
+             <form method=\"post\" action=\"/oauth/authorize\" class=\"stack\">\
+             <input type=\"hidden\" name=\"request\" value=\"{}\">\
+             <input type=\"hidden\" name=\"csrf_token\" value=\"{}\">\
+             <div class=\"actions\"><button type=\"submit\" name=\"decision\" value=\"allow\" class=\"primary\">Allow</button>\
+             <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></div></form>",
+            escape(client.display_name()),
+            escape(&client.id),
+            escape(&session.username),
+            escape(&if session.scopes.is_empty() {
+                "none".to_owned()
+            } else {
+                session.scopes.join(", ")
+            }),
+            escape(&host),
+            escape(query),
+            escape(&session.csrf_token),
+        ),
+    );
+    let origin = target
+        .map(|u| match u.origin() {
+            url::Origin::Tuple(..) => u.origin().ascii_serialization(),
+            // A custom scheme has no origin: name the scheme.
+            url::Origin::Opaque(_) => format!("{}:", u.scheme()),
+        })
+        .unwrap_or_default();
+    if let Ok(csp) = HeaderValue::from_str(&format!(
+        "default-src 'none'; style-src 'self'; img-src data:; form-action 'self' {origin}; frame-ancestors 'none'; base-uri 'none'"
+    )) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
 }
 
 /// A successful token response (RFC 6749 §5.1).

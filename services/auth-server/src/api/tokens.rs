@@ -263,7 +263,7 @@ pub async fn jwks(State(state): State<AppState>) -> Result<Response> {
 }
 
 /// Authorization server metadata (RFC 8414): the issuer of our tokens, where their keys are,
-/// and the authorization code flow for registered clients (`oauth.clients`). Served at both
+/// the authorization code flow, and where MCP clients register (RFC 7591). Served at both
 /// well-known names, so validators that discover keys from `openid-configuration` (core's
 /// `TokenValidator`) find them.
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -282,6 +282,10 @@ pub struct ServerMetadata {
     /// RFC 9207: authorization responses carry `iss`.
     pub authorization_response_iss_parameter_supported: bool,
     pub scopes_supported: Vec<String>,
+    /// Dynamic Client Registration (RFC 7591); absent when `oauth.registration.enabled` is
+    /// false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_endpoint: Option<String>,
     /// Where gateways read revoked token ids (`mcpgw` extension).
     pub mcpgw_revocations_endpoint: String,
 }
@@ -299,6 +303,12 @@ fn server_metadata(state: &AppState) -> Response {
         token_endpoint_auth_methods_supported: vec!["none".to_owned()],
         authorization_response_iss_parameter_supported: true,
         scopes_supported: state.config.all_scopes(),
+        registration_endpoint: state
+            .config
+            .oauth
+            .registration
+            .enabled
+            .then(|| format!("{base}{}", super::registration::REGISTER_PATH)),
         mcpgw_revocations_endpoint: format!("{base}/api/v1/revocations"),
     })
     .into_response();

@@ -187,6 +187,43 @@ pub enum MintOutcome {
     },
 }
 
+/// A client registered through `/oauth/register` (RFC 7591).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RegisteredClient {
+    pub client_id: String,
+    pub metadata: crate::registration::ClientMetadata,
+    /// The client address the registration came from.
+    pub registered_from: String,
+    pub created_at: Timestamp,
+    /// The registration, or the last token issued to it: the client is deleted when this is
+    /// older than `oauth.registration.unused_client_days`.
+    pub last_used_at: Timestamp,
+}
+
+/// The registration limits to enforce while recording a client.
+#[derive(Debug, Clone, Copy)]
+pub struct RegistrationLimits {
+    /// Most clients at once.
+    pub max_clients: u32,
+    /// Most registrations since `since`, from everyone and from the client's address.
+    pub max_recent: u32,
+    pub max_recent_per_address: u32,
+    pub since: Timestamp,
+}
+
+/// What recording a registration did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrationOutcome {
+    Recorded,
+    /// Nothing was written: `max_clients` is reached.
+    Full,
+    /// Nothing was written: a rate limit is reached; `oldest` is the earliest registration in
+    /// the window that counted (another is allowed once it leaves the window).
+    Limited {
+        oldest: Timestamp,
+    },
+}
+
 /// One audit record: who did what to which resource.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditRecord {
@@ -351,6 +388,31 @@ pub trait AuthStore: Send + Sync {
         since: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<Vec<VendedToken>>;
+
+    // ---- registered OAuth clients ----
+
+    /// Records a client with its audit record, unless a limit is reached (checked and written
+    /// in one transaction, serialised across replicas).
+    async fn insert_oauth_client(
+        &self,
+        client: &RegisteredClient,
+        limits: RegistrationLimits,
+        audit: &AuditRecord,
+    ) -> Result<RegistrationOutcome>;
+
+    async fn get_oauth_client(&self, client_id: &str) -> Result<Option<RegisteredClient>>;
+
+    /// Registered clients, newest first.
+    async fn list_oauth_clients(&self, limit: u32) -> Result<Vec<RegisteredClient>>;
+
+    /// Deletes a client; `NotFound` when there is none.
+    async fn delete_oauth_client(&self, client_id: &str, audit: &AuditRecord) -> Result<()>;
+
+    /// Records that a token was issued to the client.
+    async fn touch_oauth_client(&self, client_id: &str, at: Timestamp) -> Result<()>;
+
+    /// Deletes clients last used before `before`, returning how many.
+    async fn delete_unused_oauth_clients(&self, before: Timestamp) -> Result<u64>;
 
     // ---- login throttling ----
 

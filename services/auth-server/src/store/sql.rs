@@ -29,6 +29,12 @@ macro_rules! token_columns {
     };
 }
 
+macro_rules! client_columns {
+    () => {
+        "client_id, metadata, registered_from, created_at, last_used_at"
+    };
+}
+
 macro_rules! impl_auth_store {
     ($store:ty, $db:ty, $backend:literal) => {
         type Row = <$db as sqlx::Database>::Row;
@@ -105,6 +111,16 @@ macro_rules! impl_auth_store {
                     expires_at: get_ts(row, "expires_at")?,
                     revoked_at: get_opt_ts(row, "revoked_at")?,
                     client_id: row.try_get("client_id").map_err(map_err)?,
+                })
+            }
+
+            fn client_from(row: &Row) -> Result<RegisteredClient> {
+                Ok(RegisteredClient {
+                    client_id: row.try_get("client_id").map_err(map_err)?,
+                    metadata: from_json(&row.try_get::<String, _>("metadata").map_err(map_err)?)?,
+                    registered_from: row.try_get("registered_from").map_err(map_err)?,
+                    created_at: get_ts(row, "created_at")?,
+                    last_used_at: get_ts(row, "last_used_at")?,
                 })
             }
 
@@ -515,6 +531,123 @@ macro_rules! impl_auth_store {
                 .iter()
                 .map(Self::token_from)
                 .collect()
+            }
+
+            async fn insert_oauth_client(
+                &self,
+                client: &RegisteredClient,
+                limits: RegistrationLimits,
+                audit: &AuditRecord,
+            ) -> Result<RegistrationOutcome> {
+                let mut tx = self.begin().await?;
+                // One lock for every registration: the counts below and the insert must not
+                // interleave with another replica's.
+                Self::lock_subject(&mut tx, "oauth-registration").await?;
+                let count = |sql: &'static str| sqlx::query(sql);
+                let total: i64 = count("SELECT COUNT(*) AS n FROM oauth_clients")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .try_get("n")
+                    .map_err(map_err)?;
+                if total >= i64::from(limits.max_clients) {
+                    return Ok(RegistrationOutcome::Full);
+                }
+                let since = ts(limits.since);
+                let recent = [
+                    (
+                        count("SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM oauth_clients
+                               WHERE created_at >= $1")
+                        .bind(since.clone()),
+                        limits.max_recent,
+                    ),
+                    (
+                        count("SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM oauth_clients
+                               WHERE created_at >= $1 AND registered_from = $2")
+                        .bind(since)
+                        .bind(client.registered_from.clone()),
+                        limits.max_recent_per_address,
+                    ),
+                ];
+                for (query, max) in recent {
+                    let row = query.fetch_one(&mut *tx).await.map_err(map_err)?;
+                    let n: i64 = row.try_get("n").map_err(map_err)?;
+                    if n >= i64::from(max) {
+                        let oldest = get_opt_ts(&row, "oldest")?.unwrap_or(limits.since);
+                        return Ok(RegistrationOutcome::Limited { oldest });
+                    }
+                }
+                sqlx::query(concat!("INSERT INTO oauth_clients (", client_columns!(), ")
+                     VALUES ($1, $2, $3, $4, $5)"))
+                .bind(&client.client_id)
+                .bind(to_json(&client.metadata)?)
+                .bind(&client.registered_from)
+                .bind(ts(client.created_at))
+                .bind(ts(client.last_used_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                Self::write_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(RegistrationOutcome::Recorded)
+            }
+
+            async fn get_oauth_client(&self, client_id: &str) -> Result<Option<RegisteredClient>> {
+                sqlx::query(concat!("SELECT ", client_columns!(), " FROM oauth_clients WHERE client_id = $1"))
+                .bind(client_id)
+                .fetch_optional(self.reader())
+                .await
+                .map_err(map_err)?
+                .map(|r| Self::client_from(&r))
+                .transpose()
+            }
+
+            async fn list_oauth_clients(&self, limit: u32) -> Result<Vec<RegisteredClient>> {
+                sqlx::query(concat!("SELECT ", client_columns!(), " FROM oauth_clients
+                     ORDER BY created_at DESC, client_id DESC LIMIT $1"))
+                .bind(i64::from(limit))
+                .fetch_all(self.reader())
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(Self::client_from)
+                .collect()
+            }
+
+            async fn delete_oauth_client(&self, client_id: &str, audit: &AuditRecord) -> Result<()> {
+                let mut tx = self.begin().await?;
+                let done = sqlx::query("DELETE FROM oauth_clients WHERE client_id = $1")
+                    .bind(client_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Self::write_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(map_err)
+            }
+
+            async fn touch_oauth_client(&self, client_id: &str, at: Timestamp) -> Result<()> {
+                let mut tx = self.begin().await?;
+                sqlx::query("UPDATE oauth_clients SET last_used_at = $1 WHERE client_id = $2")
+                    .bind(ts(at))
+                    .bind(client_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)
+            }
+
+            async fn delete_unused_oauth_clients(&self, before: Timestamp) -> Result<u64> {
+                let mut tx = self.begin().await?;
+                let done = sqlx::query("DELETE FROM oauth_clients WHERE last_used_at < $1")
+                    .bind(ts(before))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(done.rows_affected())
             }
 
             async fn login_failures(

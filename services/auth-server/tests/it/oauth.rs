@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::both_backends;
-use crate::helpers::{Backend, Browser, Reply, TestApp, hidden_field, spawn_with};
+use crate::helpers::{Backend, Browser, Reply, TestApp, hidden_field, pkce, spawn_with};
 
 both_backends!(
     a_local_user_signs_in_through_the_code_flow_and_the_registry_accepts_the_token,
@@ -48,17 +48,6 @@ fn clients_toml() -> String {
 
 async fn spawn_clients(backend: Backend, extra: &str) -> TestApp {
     spawn_with(backend, &format!("{}{extra}", clients_toml())).await
-}
-
-/// A PKCE verifier and its S256 challenge.
-fn pkce() -> (String, String) {
-    let verifier = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    (verifier, challenge)
 }
 
 fn enc(s: &str) -> String {
