@@ -311,6 +311,12 @@ impl AuthConfig {
         }
     }
 
+    /// The gateway's public base URL (`resource.url`) without a trailing slash: its MCP
+    /// endpoints are the resources tokens may be bound to (RFC 8707).
+    pub fn resource_base(&self) -> &str {
+        self.resource.url.trim_end_matches('/')
+    }
+
     /// The OAuth client with this `client_id`, if configured.
     pub fn oauth_client(&self, id: &str) -> Option<&OAuthClientConfig> {
         self.oauth.clients.iter().find(|c| c.id == id)

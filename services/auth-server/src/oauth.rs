@@ -7,7 +7,11 @@
 //!   `/oauth/register` (in the store). A configured client's `redirect_uri` must equal a
 //!   registered one exactly (RFC 9700 §4.1.3: no prefix or pattern matching); a registered
 //!   client's too, except the port of a loopback `http` URI (RFC 8252 §7.3).
-//! - A registered client's token has `aud` = `tokens.audience` (the gateway) only, lives
+//! - With `resource` (RFC 8707: one of the gateway's MCP endpoints, checked at authorize,
+//!   sealed into the code, equal at the token endpoint if sent again) the token's only `aud`
+//!   is that resource, whatever the client: the gateway then takes it on that route (or on
+//!   every route for the aggregated `/mcp`), and nothing else takes it.
+//! - Without, a registered client's token has `aud` = `tokens.audience` (the gateway) only, lives
 //!   `oauth.registration.token_ttl_seconds`, and each exchange marks the client used (unused
 //!   clients expire). Because anyone may register one, the user confirms every authorization
 //!   of a registered client on a page that names it (`api::oauth`).
@@ -93,6 +97,11 @@ impl Client {
     }
 }
 
+/// Whether `resource` is one of the gateway's MCP endpoints under `base` (RFC 8707).
+pub fn is_gateway_resource(base: &str, resource: &str) -> bool {
+    mcpgw_core::token::resource_audience(base, resource).is_some()
+}
+
 /// The client with this `client_id`: configured, or registered (when registration is on).
 pub async fn find_client(state: &AppState, client_id: &str) -> Result<Option<Client>, AuthError> {
     if let Some(c) = state.config.oauth_client(client_id) {
@@ -133,6 +142,9 @@ pub struct AuthorizationCode {
     /// client signing out (revoking its sign-in token) ends that session too: one click.
     #[serde(default)]
     pub session: Option<String>,
+    /// The gateway resource of the request (RFC 8707): the token's only `aud` when set.
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 impl AuthorizationCode {
@@ -155,6 +167,7 @@ impl AuthorizationCode {
             scopes: who.scopes.clone(),
             issued_at: chrono::Utc::now().timestamp(),
             session,
+            resource: None,
         }
     }
 
@@ -230,6 +243,7 @@ pub struct TokenRequest {
     pub redirect_uri: Option<String>,
     pub client_id: Option<String>,
     pub code_verifier: Option<String>,
+    pub resource: Option<String>,
 }
 
 /// An issued token, for the token response.
@@ -303,6 +317,15 @@ pub async fn exchange(
         )
         .into());
     }
+    if let Some(r) = request.resource.as_deref().filter(|r| !r.is_empty())
+        && code.resource.as_deref() != Some(r)
+    {
+        return Err(OAuthError::new(
+            "invalid_target",
+            "resource differs from the one of the authorization request",
+        )
+        .into());
+    }
     if !pkce_matches(verifier, &code.code_challenge) {
         return Err(OAuthError::invalid_grant(
             "code_verifier does not match the code_challenge of the authorization request",
@@ -321,12 +344,16 @@ async fn issue(
 ) -> Result<IssuedToken, ExchangeError> {
     let now = Timestamp::now();
     let ttl = client.token_ttl_seconds;
+    let audience = match &code.resource {
+        Some(r) => vec![r.clone()],
+        None => client.audience.clone(),
+    };
     let record = VendedToken {
         jti: code.id.clone(),
         subject: code.subject.clone(),
         username: code.username.clone(),
         scopes: code.scopes.clone(),
-        audience: client.audience[0].clone(),
+        audience: audience[0].clone(),
         description: Some(format!("{} sign-in", client.display_name())),
         issued_at: now,
         expires_at: Timestamp::from_datetime(now.as_datetime() + Duration::seconds(ttl as i64)),
@@ -341,7 +368,7 @@ async fn issue(
         &record.jti,
         serde_json::json!({
             "client_id": client.id,
-            "audience": client.audience,
+            "audience": audience,
             "scopes": record.scopes,
             "groups": code.groups,
             "ttl_seconds": ttl,
@@ -351,7 +378,7 @@ async fn issue(
     let signed = sign_and_record(
         state,
         &record,
-        Audience::Many(client.audience.clone()),
+        Audience::Many(audience.clone()),
         Some(SignInClaims {
             groups: code.groups.clone(),
             sid: code

@@ -172,14 +172,25 @@ impl GatewayConfig {
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let config: Self = load(DEFAULTS, file, ENV_PREFIX)?;
         config.validate()?;
-        Ok(config)
+        Ok(config.with_resource_audiences())
+    }
+
+    /// Every issuer's tokens may also name this gateway's own MCP endpoints as their audience
+    /// (RFC 8707 `resource`): `<public_url>/mcp` for every route, `<public_url>/<server>/mcp`
+    /// for that route only (checked per request in `proxy::entry`).
+    fn with_resource_audiences(mut self) -> Self {
+        let base = self.public_base().to_owned();
+        for issuer in &mut self.auth.issuers {
+            issuer.resource_base = Some(base.clone());
+        }
+        self
     }
 
     /// Defaults plus layers of TOML text, later layers winning; no environment. For tests.
     pub fn from_toml_layers(layers: &[&str]) -> Result<Self, ConfigError> {
         let config: Self = load_from_str(DEFAULTS, layers, ENV_PREFIX)?;
         config.validate()?;
-        Ok(config)
+        Ok(config.with_resource_audiences())
     }
 
     pub fn snapshot_file(&self) -> PathBuf {

@@ -17,6 +17,8 @@
 //!   session's CSRF token and the same query checks everything again and issues the code, or
 //!   sends `access_denied`. The page's `form-action` names that one redirect origin (browsers
 //!   apply it to the redirect after the form).
+//! - `resource` (RFC 8707) is optional; when given it must be one of the gateway's MCP
+//!   endpoints (`<resource.url>/mcp`, `<resource.url>/<server>/mcp`), else `invalid_target`.
 //! - `scope` is optional and checked only for syntax: the token is the user (groups and
 //!   scopes), so a narrower scope would narrow nothing; the token response says which scopes
 //!   the token carries (RFC 6749 §3.3).
@@ -52,6 +54,7 @@ const AUTHORIZE_PARAMS: &[&str] = &[
     "code_challenge_method",
     "state",
     "scope",
+    "resource",
 ];
 
 const TOKEN_FIELDS: &[&str] = &[
@@ -60,6 +63,7 @@ const TOKEN_FIELDS: &[&str] = &[
     "redirect_uri",
     "client_id",
     "code_verifier",
+    "resource",
 ];
 
 /// The client's redirect URI with the authorization response parameters added.
@@ -78,6 +82,8 @@ struct Authorization<'a> {
     redirect_uri: &'a str,
     code_challenge: &'a str,
     state: &'a str,
+    /// The gateway resource the token is for (RFC 8707), checked.
+    resource: Option<&'a str>,
 }
 
 /// Checks the parameters after the client and redirect URI are known: an RFC 6749 error to
@@ -87,6 +93,7 @@ fn check_request<'a>(
     redirect_uri: &'a str,
     params: &'a Params,
     query: &str,
+    resource_base: &str,
 ) -> Result<Authorization<'a>, (OAuthError, Option<&'a str>)> {
     let usable_state = params.text("state").filter(|s| s.len() <= MAX_STATE_BYTES);
     let fail = |error, description: &str| Err((OAuthError::new(error, description), usable_state));
@@ -135,6 +142,17 @@ fn check_request<'a>(
             &format!("{bad:?} is not a scope: scopes are separated by single spaces"),
         );
     }
+    let resource = params.text("resource");
+    if let Some(r) = resource
+        && !crate::oauth::is_gateway_resource(resource_base, r)
+    {
+        return fail(
+            "invalid_target",
+            &format!(
+                "resource must be one of the gateway's MCP endpoints: {resource_base}/mcp or {resource_base}/<server>/mcp"
+            ),
+        );
+    }
     // The request comes back here through the login page's return_to.
     if query.len() + "/oauth/authorize?".len() > MAX_RETURN_TO {
         return fail(
@@ -147,6 +165,7 @@ fn check_request<'a>(
         redirect_uri,
         code_challenge,
         state,
+        resource,
     })
 }
 
@@ -160,7 +179,8 @@ fn check_request<'a>(
         ("code_challenge" = String, Query, description = "BASE64URL(SHA256(code_verifier)), 43-128 characters"),
         ("code_challenge_method" = String, Query, description = "S256"),
         ("state" = String, Query, description = "Up to 512 bytes, returned unchanged"),
-        ("scope" = Option<String>, Query, description = "Checked for syntax only; the token carries the user's scopes")),
+        ("scope" = Option<String>, Query, description = "Checked for syntax only; the token carries the user's scopes"),
+        ("resource" = Option<String>, Query, description = "RFC 8707: the gateway endpoint the token is for, <gateway>/mcp or <gateway>/<server>/mcp; becomes the token's only aud")),
     responses(
         (status = 303, description = "To /login?return_to=… without a session; else to redirect_uri with code, state, iss (or error, error_description, state, iss)"),
         (status = 400, description = "HTML page: a malformed query, an unknown client_id or an unregistered redirect_uri (never a redirect)")))]
@@ -252,7 +272,8 @@ async fn authorize_with(
         ));
     }
     let iss = state.public_url.to_string();
-    let request = match check_request(&client, redirect_uri, &params, &query) {
+    let base = state.config.resource_base();
+    let request = match check_request(&client, redirect_uri, &params, &query, base) {
         Ok(r) => r,
         Err((e, usable_state)) => return authorization_error(redirect_uri, &e, usable_state, &iss),
     };
@@ -267,7 +288,15 @@ async fn authorize_with(
     };
     if client.registered.is_some() {
         match decision {
-            None => return confirmation_page(&client, redirect_uri, &session.record, &query),
+            None => {
+                return confirmation_page(
+                    &client,
+                    redirect_uri,
+                    request.resource,
+                    &session.record,
+                    &query,
+                );
+            }
             Some(d) if !csrf_matches(&d.csrf_token, &session.record.csrf_token) => {
                 return crate::error::AuthError::CsrfFailed.into_response();
             }
@@ -278,13 +307,14 @@ async fn authorize_with(
             Some(_) => {}
         }
     }
-    let code = AuthorizationCode::new(
+    let mut code = AuthorizationCode::new(
         &request.client.id,
         request.redirect_uri,
         request.code_challenge,
         &Principal::from(&session.record),
         Some(crate::session::hash_id(&session.id)),
     );
+    code.resource = request.resource.map(str::to_owned);
     state
         .auth_metrics
         .oauth_codes
@@ -324,6 +354,7 @@ fn authorization_error(
 fn confirmation_page(
     client: &Client,
     redirect_uri: &str,
+    resource: Option<&str>,
     session: &crate::store::SessionRecord,
     query: &str,
 ) -> Response {
@@ -340,7 +371,7 @@ fn confirmation_page(
         "Allow sign-in",
         &format!(
             "<p><strong>{}</strong> (an application registered at this server, client id <code>{}</code>) \
-             asks to act as <strong>{}</strong> with your scopes: {}.</p>\
+             asks to act as <strong>{}</strong> with your scopes ({}) at <strong>{}</strong>.</p>\
              <p>After you allow it, the browser goes to <strong>{}</strong>. Allow it only if you \
              started this sign-in.</p>\
              <form method=\"post\" action=\"/oauth/authorize\" class=\"stack\">\
@@ -356,6 +387,7 @@ fn confirmation_page(
             } else {
                 session.scopes.join(", ")
             }),
+            escape(resource.unwrap_or("every MCP server of the gateway")),
             escape(&host),
             escape(query),
             escape(&session.csrf_token),
@@ -412,6 +444,8 @@ pub struct TokenForm {
     client_id: String,
     /// 43-128 characters; BASE64URL(SHA256(it)) must equal the request's code_challenge.
     code_verifier: String,
+    /// Optional (RFC 8707); if given, the authorization request's `resource`.
+    resource: Option<String>,
 }
 
 fn no_store(mut response: Response) -> Response {
@@ -459,6 +493,7 @@ fn read_token_request(
         redirect_uri: form.remove("redirect_uri"),
         client_id: form.remove("client_id"),
         code_verifier: form.remove("code_verifier"),
+        resource: form.remove("resource"),
     })
 }
 

@@ -17,6 +17,7 @@ both_backends!(
     registration_refuses_what_the_policy_does_not_allow_with_rfc_7591_errors,
     registrations_past_a_limit_answer_429,
     administrators_list_and_revoke_clients_and_unused_clients_expire,
+    a_resource_becomes_the_tokens_only_audience_and_must_be_a_gateway_endpoint,
 );
 
 const REDIRECT: &str = "http://127.0.0.1:33418/callback";
@@ -48,16 +49,52 @@ async fn register_client(app: &TestApp) -> String {
 }
 
 fn authorize_query(client: &str, redirect_uri: &str, challenge: &str) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("response_type", "code"),
-            ("client_id", client),
-            ("redirect_uri", redirect_uri),
-            ("code_challenge", challenge),
-            ("code_challenge_method", "S256"),
-            ("state", "st-9"),
-        ])
-        .finish()
+    authorize_query_for(client, redirect_uri, challenge, None)
+}
+
+fn authorize_query_for(
+    client: &str,
+    redirect_uri: &str,
+    challenge: &str,
+    resource: Option<&str>,
+) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.extend_pairs([
+        ("response_type", "code"),
+        ("client_id", client),
+        ("redirect_uri", redirect_uri),
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256"),
+        ("state", "st-9"),
+    ]);
+    if let Some(r) = resource {
+        q.append_pair("resource", r);
+    }
+    q.finish()
+}
+
+/// Allows the sign-in on the page `b` is shown for `query`: the redirect with the code.
+async fn allow(b: &Browser, query: &str) -> std::collections::HashMap<String, String> {
+    let page = b.get(&format!("/oauth/authorize?{query}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let csrf = hidden_field(&page.text, "csrf_token").unwrap();
+    let allowed = b
+        .post_form(
+            "/oauth/authorize",
+            &[
+                ("request", query),
+                ("csrf_token", &csrf),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    location_query(&allowed)
+}
+
+fn audience_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    claims["aud"].clone()
 }
 
 fn location_query(r: &Reply) -> std::collections::HashMap<String, String> {
@@ -385,4 +422,87 @@ async fn administrators_list_and_revoke_clients_and_unused_clients_expire(backen
             .unwrap()
             .is_some()
     );
+}
+
+async fn a_resource_becomes_the_tokens_only_audience_and_must_be_a_gateway_endpoint(
+    backend: Backend,
+) {
+    let app = spawn_with(backend, "[resource]\nurl = \"https://gw.example.com/\"\n").await;
+    let client = register_client(&app).await;
+    let b = app.user("frank", &[]).await;
+    let exchange = |code: String, verifier: String, resource: Option<&'static str>| {
+        let app = &app;
+        let client = client.clone();
+        async move {
+            let mut fields = vec![
+                ("grant_type", "authorization_code".to_owned()),
+                ("code", code),
+                ("redirect_uri", REDIRECT.to_owned()),
+                ("client_id", client),
+                ("code_verifier", verifier),
+            ];
+            if let Some(r) = resource {
+                fields.push(("resource", r.to_owned()));
+            }
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            Browser::new(&app.base)
+                .post_form("/oauth/token", &fields)
+                .await
+        }
+    };
+    for (resource, aud) in [
+        (
+            "https://gw.example.com/weather/mcp",
+            "https://gw.example.com/weather/mcp",
+        ),
+        ("https://gw.example.com/mcp", "https://gw.example.com/mcp"),
+    ] {
+        let (verifier, challenge) = pkce();
+        let q = allow(
+            &b,
+            &authorize_query_for(&client, REDIRECT, &challenge, Some(resource)),
+        )
+        .await;
+        let token = exchange(q["code"].clone(), verifier, Some(resource)).await;
+        assert_eq!(token.status, StatusCode::OK, "{}", token.text);
+        assert_eq!(
+            audience_of(token.body["access_token"].as_str().unwrap()),
+            json!([aud])
+        );
+    }
+    // Sent again at the token endpoint, it must be the same.
+    let (verifier, challenge) = pkce();
+    let q = allow(
+        &b,
+        &authorize_query_for(
+            &client,
+            REDIRECT,
+            &challenge,
+            Some("https://gw.example.com/weather/mcp"),
+        ),
+    )
+    .await;
+    let other = exchange(
+        q["code"].clone(),
+        verifier,
+        Some("https://gw.example.com/mcp"),
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::BAD_REQUEST, "{}", other.text);
+    assert_eq!(other.body["error"], "invalid_target");
+    // Not an endpoint of the gateway: back to the client with invalid_target, before any page.
+    for bad in [
+        "https://gw.example.com",
+        "https://other.example.com/mcp",
+        "https://gw.example.com/a/b/mcp",
+    ] {
+        let (_, challenge) = pkce();
+        let r = b
+            .get(&format!(
+                "/oauth/authorize?{}",
+                authorize_query_for(&client, REDIRECT, &challenge, Some(bad))
+            ))
+            .await;
+        assert_eq!(location_query(&r)["error"], "invalid_target", "{bad}");
+    }
 }

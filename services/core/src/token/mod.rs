@@ -20,6 +20,11 @@
 //!   at+jwt`), Keycloak's (`typ: "Bearer"` in the payload) and Entra ID, Okta and Auth0 access
 //!   tokens, which carry none of these claims. Keycloak before 25 also put `nonce` into access
 //!   tokens of the code flow (keycloak/keycloak#26893): those are refused; use Keycloak 25+.
+//! - A resource server may also accept its own resource URLs as audiences (RFC 8707): with
+//!   [`IssuerConfig::resource_base`] set (by the gateway, never by configuration), an `aud`
+//!   of `<base>/mcp` or `<base>/<server>/mcp` passes besides the configured `audiences`;
+//!   which routes such a token may use is the resource server's check
+//!   ([`resource_audience`]), on every request.
 //! - `sub` is required and non-empty: sessions, rate-limit buckets and audit subjects are keyed
 //!   by issuer and subject, so two callers without one would be the same caller.
 //! - Nothing here logs a token.
@@ -60,6 +65,30 @@ pub struct IssuerConfig {
     /// empty = the issuer revokes nothing early. With it set, tokens must carry a `jti`.
     #[serde(default)]
     pub revocations_url: String,
+    /// The public base URL of the resource server this validator guards (the gateway's),
+    /// whose resource URLs are accepted as audiences (see the module rules). Set by code.
+    #[serde(skip)]
+    pub resource_base: Option<String>,
+}
+
+/// What an `aud` that is one of a resource server's URLs names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceAudience<'a> {
+    /// `<base>/mcp`: the aggregated endpoint, which is every route.
+    Aggregated,
+    /// `<base>/<server>/mcp`: that server's route only.
+    Server(&'a str),
+}
+
+/// Whether `aud` is one of the resource URLs under `base` (no trailing slash), and which.
+pub fn resource_audience<'a>(base: &str, aud: &'a str) -> Option<ResourceAudience<'a>> {
+    let path = aud.strip_prefix(base)?.strip_prefix('/')?;
+    if path == "mcp" {
+        return Some(ResourceAudience::Aggregated);
+    }
+    let server = path.strip_suffix("/mcp")?;
+    (!server.is_empty() && !server.contains(['/', '?', '#']))
+        .then_some(ResourceAudience::Server(server))
 }
 
 fn default_algorithms() -> Vec<Algorithm> {
@@ -157,6 +186,11 @@ pub enum TokenError {
     MissingClaim(String),
     #[error("the token has been revoked")]
     Revoked,
+    /// Valid, but its audience names other resources than this endpoint (RFC 8707).
+    #[error(
+        "the token is for {0}, not for this endpoint: sign in for this endpoint's URL, or for the aggregated /mcp"
+    )]
+    OtherResource(String),
 }
 
 /// What a valid token says.
@@ -349,7 +383,11 @@ impl TokenValidator {
         validation.leeway = self.settings.leeway.as_secs();
         validation.validate_nbf = true;
         validation.set_issuer(&[&config.issuer]);
-        validation.set_audience(&config.audiences);
+        match &config.resource_base {
+            // Checked below, against the resource URLs too.
+            Some(_) => validation.validate_aud = false,
+            None => validation.set_audience(&config.audiences),
+        }
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         let data = jsonwebtoken::decode::<Value>(token, &key.key, &validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
@@ -365,6 +403,14 @@ impl TokenValidator {
             }
         })?;
         let claims = data.claims;
+        if let Some(base) = &config.resource_base {
+            let acceptable = strings(claims.get("aud"))
+                .iter()
+                .any(|a| config.audiences.contains(a) || resource_audience(base, a).is_some());
+            if !acceptable {
+                return Err(TokenError::Audience);
+            }
+        }
         refuse_non_access_tokens(&claims)?;
         if claims
             .get("sub")

@@ -72,6 +72,7 @@ fn config(idp: &Idp) -> IssuerConfig {
         token_types: default_token_types(),
         groups_claim: "groups".to_owned(),
         revocations_url: String::new(),
+        resource_base: None,
     }
 }
 
@@ -369,6 +370,58 @@ async fn a_wrong_header_type_or_a_missing_kid_is_refused() {
     assert_eq!(v.validate(&no_kid).await, Err(TokenError::NoKeyId));
 }
 
+#[tokio::test]
+async fn a_resource_server_accepts_its_own_resource_urls_as_audiences_and_nothing_near_them() {
+    let idp = idp().await;
+    let key = SigningKey::generate();
+    publish(&idp, &key);
+    let base = "https://gw.example.com";
+    let v = TokenValidator::new(
+        vec![IssuerConfig {
+            resource_base: Some(base.to_owned()),
+            ..config(&idp)
+        }],
+        ValidatorSettings::default(),
+    )
+    .unwrap();
+    let with_aud = |aud: Value| {
+        let mut c = claims(&idp);
+        c["aud"] = aud;
+        key.sign(&c, "JWT").unwrap()
+    };
+    for ok in [
+        json!("mcp-gateway"),
+        json!("https://gw.example.com/mcp"),
+        json!(["https://gw.example.com/weather/mcp"]),
+        json!(["other", "https://gw.example.com/mcp"]),
+    ] {
+        let t = v.validate(&with_aud(ok.clone())).await;
+        assert!(t.is_ok(), "{ok}: {t:?}");
+    }
+    for bad in [
+        json!("https://gw.example.com"),
+        json!("https://gw.example.com/a/b/mcp"),
+        json!("https://gw.example.com.evil.example/mcp"),
+        json!("https://gw.example.com//mcp"),
+        json!(["someone-else"]),
+    ] {
+        assert_eq!(
+            v.validate(&with_aud(bad.clone())).await,
+            Err(TokenError::Audience),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        resource_audience(base, "https://gw.example.com/mcp"),
+        Some(ResourceAudience::Aggregated)
+    );
+    assert_eq!(
+        resource_audience(base, "https://gw.example.com/weather/mcp"),
+        Some(ResourceAudience::Server("weather"))
+    );
+    assert_eq!(resource_audience(base, "mcp-gateway"), None);
+}
+
 #[test]
 fn symmetric_algorithms_and_empty_audiences_are_refused_in_config() {
     let base = IssuerConfig {
@@ -379,6 +432,7 @@ fn symmetric_algorithms_and_empty_audiences_are_refused_in_config() {
         token_types: vec![],
         groups_claim: "groups".to_owned(),
         revocations_url: String::new(),
+        resource_base: None,
     };
     assert!(TokenValidator::new(vec![base.clone()], ValidatorSettings::default()).is_err());
     let no_aud = IssuerConfig {

@@ -5,7 +5,41 @@
 
 use super::*;
 
+use crate::aggregate::SESSION_SERVER;
+use crate::caller::AuthFailure;
 use crate::limits::StreamPermit;
+
+/// Whether the token may be used on the route of `server` (`mcp`: the aggregated endpoint),
+/// on every request (a remembered token too): an audience its issuer is configured with, or
+/// the aggregated resource `<public_url>/mcp`, is good for every route; a server's resource
+/// `<public_url>/<server>/mcp` (RFC 8707) for that route only. Anything else is a token for
+/// another resource: `401 invalid_token`, so the client signs in for this URL.
+fn for_this_route(gw: &Gateway, caller: Caller, server: &str) -> Result<Caller, AuthFailure> {
+    use mcpgw_core::token::{ResourceAudience, TokenError, resource_audience};
+    let token = &caller.token;
+    let configured = gw
+        .config
+        .auth
+        .issuers
+        .iter()
+        .find(|i| i.issuer == token.issuer)
+        .map_or(&[][..], |i| &i.audiences[..]);
+    let allowed = token.audiences.iter().any(|a| {
+        configured.contains(a)
+            || match resource_audience(&gw.public_base, a) {
+                Some(ResourceAudience::Aggregated) => true,
+                Some(ResourceAudience::Server(s)) => s == server && server != SESSION_SERVER,
+                None => false,
+            }
+    });
+    if allowed {
+        Ok(caller)
+    } else {
+        Err(AuthFailure::Invalid(TokenError::OtherResource(
+            token.audiences.join(", "),
+        )))
+    }
+}
 
 /// A refusal its exit has recorded, ready to be answered. Handlers return
 /// `Result<Response, Refused>` and end early with `?` (boxed: refusals are rare, and the
@@ -45,13 +79,18 @@ impl<'a> Door<'a> {
         Refused(Box::new(e.into_response(id)))
     }
 
-    /// The caller of the request's token; a 401 points at `metadata_url` (RFC 9728).
+    /// The caller of the request's token, if the token is for this route; a 401 points at
+    /// `metadata_url` (RFC 9728).
     pub(crate) async fn authenticate(
         self,
         headers: &HeaderMap,
         metadata_url: impl FnOnce() -> String,
     ) -> Result<Caller, Refused> {
-        match self.gw.auth.authenticate(headers).await {
+        let authenticated = match self.gw.auth.authenticate(headers).await {
+            Ok(caller) => for_this_route(self.gw, caller, self.server),
+            Err(failure) => Err(failure),
+        };
+        match authenticated {
             Ok(caller) => Ok(caller),
             Err(failure) => {
                 let metadata_url = metadata_url();

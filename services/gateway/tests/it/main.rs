@@ -12,6 +12,7 @@ mod origin_binding;
 mod peers;
 mod proxy;
 mod registry_mcp;
+mod resource_audience;
 mod stdio_health;
 mod stdio_sandbox;
 mod upstream;
