@@ -30,8 +30,13 @@ fn sandboxed(work: &std::path::Path, extra: &str) -> String {
     )
 }
 
-fn probe_script() -> String {
-    format!("{}/sandbox_probe.py", env("MCPGW_TEST_PEERS_SRC"))
+/// The probe script, copied into `dir` (0711) with mode 0644: the child runs as nobody and
+/// cannot read it inside a checkout under a private (0700) directory.
+fn probe_script(dir: &std::path::Path) -> String {
+    let copy = dir.join("sandbox_probe.py");
+    std::fs::copy(format!("{}/sandbox_probe.py", env("MCPGW_TEST_PEERS_SRC")), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    copy.display().to_string()
 }
 
 async fn probe(c: &mut RawClient, read: &[String], write: &[String]) -> Value {
@@ -62,7 +67,7 @@ async fn a_stdio_server_runs_as_nobody_and_cannot_read_the_gateways_keys_or_writ
     route(
         &stack,
         "probe",
-        json!({"transport": "stdio", "command": "python3", "args": [probe_script()],
+        json!({"transport": "stdio", "command": "python3", "args": [probe_script(work.path())],
                "env": {"GREETING": "sealed-hello"}}),
         &["probe"],
     )
@@ -247,7 +252,7 @@ async fn stopping_a_stdio_server_kills_its_whole_process_group() {
     route(
         &stack,
         "spawner",
-        json!({"transport": "stdio", "command": "python3", "args": [probe_script()]}),
+        json!({"transport": "stdio", "command": "python3", "args": [probe_script(work.path())]}),
         &["spawn"],
     )
     .await;
