@@ -69,6 +69,10 @@ read -ra EXTRA_ENV <<<"${BENCH_GATEWAY_ENV:-}"
 for kv in "${EXTRA_ENV[@]}"; do
   [[ $kv =~ ^MCPGW_GATEWAY_[A-Z0-9_]+=.*$ ]] || die "BENCH_GATEWAY_ENV: '$kv' is not MCPGW_GATEWAY_NAME=value"
 done
+# The allocator settings the gateway image runs with (its Dockerfile's ENV), so the bench measures
+# the allocator as shipped.
+mapfile -t IMAGE_ENV < <(grep -o 'MIMALLOC_[A-Z_]*=[0-9]*' "$ROOT/services/gateway/Dockerfile")
+((${#IMAGE_ENV[@]})) || die "services/gateway/Dockerfile sets no MIMALLOC_ variables"
 SECTION="## Gateway: tools/call overhead and memory"
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 REGISTRY_BIN=$TARGET_DIR/release/registry
@@ -225,7 +229,7 @@ nginx_pids() { echo "$NG_PID" $(pgrep -P "$NG_PID" || true); }
 
 # --- the gateway ---------------------------------------------------------------------------------
 log "starting the gateway on 127.0.0.1:$GW_PORT"
-env "${EXTRA_ENV[@]}" "$GATEWAY_BIN" --config "$GW_CONFIG" >"$WORK/gateway.log" 2>&1 &
+env "${IMAGE_ENV[@]}" "${EXTRA_ENV[@]}" "$GATEWAY_BIN" --config "$GW_CONFIG" >"$WORK/gateway.log" 2>&1 &
 GW_PID=$!
 PIDS+=("$GW_PID")
 wait_for "the gateway" 60 "$GW_PID" curl -fs -o /dev/null --max-time 2 "$GW_BASE/ready"
@@ -491,7 +495,7 @@ for t in "${CALLGRIND[@]}"; do
       ;;
     gateway)
       bench_stop "$GW_PID"
-      CG_ENV=("${EXTRA_ENV[@]}")
+      CG_ENV=("${IMAGE_ENV[@]}" "${EXTRA_ENV[@]}")
       callgrind_target gateway "$GATEWAY_URL" "$TOKEN" "$GW_BASE/ready" "$GATEWAY_BIN" --config "$GW_CONFIG" || true
       CG_ENV=()
       ;;
@@ -674,6 +678,8 @@ targets+=("- RSS with $STREAMS open SSE streams: $RSS_STREAMS MB (target at most
     echo
     echo "Gateway binary: \`$BENCH_GATEWAY_BIN\` (not the plain release build)."
   fi
+  echo
+  echo "The gateway runs with mimalloc and its image's allocator settings (\`${IMAGE_ENV[*]}\`)."
   if ((${#EXTRA_ENV[@]})); then
     echo
     echo "Gateway settings changed for this run: \`${EXTRA_ENV[*]}\`."

@@ -161,6 +161,27 @@ impl EgressPolicy {
     }
 
     /// Checks one address; `host` is only used in the message.
+    /// What a connection to `host` may use: its addresses that the policy allows, with port 0
+    /// (the client puts the URL's port on them); an error when none is left. Every HTTP client
+    /// that calls registered URLs resolves through this, on every new connection.
+    pub async fn allowed_addrs(
+        &self,
+        host: &str,
+    ) -> Result<Vec<std::net::SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+        let addrs = self.resolver.resolve(host, 0).await?;
+        let allowed: Vec<std::net::SocketAddr> = addrs
+            .into_iter()
+            .filter(|ip| self.check_ip(host, *ip).is_ok())
+            .map(|ip| std::net::SocketAddr::new(ip, 0))
+            .collect();
+        if allowed.is_empty() {
+            return Err(
+                format!("{host} resolves only to addresses the egress policy refuses").into(),
+            );
+        }
+        Ok(allowed)
+    }
+
     pub fn check_ip(&self, host: &str, ip: IpAddr) -> Result<(), EgressError> {
         let ip = canonical(ip);
         let target = if host.trim_matches(['[', ']']) == ip.to_string() {
@@ -395,19 +416,7 @@ impl reqwest::dns::Resolve for EgressResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let policy = Arc::clone(&self.policy);
         Box::pin(async move {
-            let host = name.as_str().to_owned();
-            // reqwest puts the URL's port on whatever address is returned.
-            let addrs = policy.resolver.resolve(&host, 0).await?;
-            let allowed: Vec<std::net::SocketAddr> = addrs
-                .into_iter()
-                .filter(|ip| policy.check_ip(&host, *ip).is_ok())
-                .map(|ip| std::net::SocketAddr::new(ip, 0))
-                .collect();
-            if allowed.is_empty() {
-                return Err(
-                    format!("{host} resolves only to addresses the egress policy refuses").into(),
-                );
-            }
+            let allowed = policy.allowed_addrs(name.as_str()).await?;
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
     }

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use clap::{Parser, Subcommand};
+use gateway::upstream_client::UpstreamClient;
 use mcpgw_test_support::TestIssuer;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -55,7 +56,7 @@ enum Command {
     Stack(StackArgs),
     /// Hold many open SSE streams on a gateway.
     Streams(StreamArgs),
-    /// A bare forwarder (axum + reqwest, the gateway's HTTP stack, nothing else): the floor
+    /// A bare forwarder (axum + the gateway's upstream client, nothing else): the floor
     /// any proxy built on them pays for the extra hop.
     Proxy(ProxyArgs),
 }
@@ -451,7 +452,7 @@ async fn streams(args: StreamArgs) -> anyhow::Result<()> {
 /// Forwards the body and the MCP headers, buffers the answer (as the gateway does for a JSON
 /// answer) and passes status, content type and body back. No auth, policy, audit, metrics.
 async fn forward(
-    axum::extract::State((client, upstream)): axum::extract::State<(reqwest::Client, Arc<str>)>,
+    axum::extract::State((client, upstream)): axum::extract::State<(UpstreamClient, http::Uri)>,
     headers: http::HeaderMap,
     body: bytes::Bytes,
 ) -> axum::response::Response {
@@ -469,34 +470,34 @@ async fn forward(
             out.insert(http::HeaderName::from_static(name), v.clone());
         }
     }
-    let answer = match client.post(&*upstream).headers(out).body(body).send().await {
+    let mut request = http::Request::new(gateway::upstream_client::UpstreamBody::new(body));
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = upstream;
+    *request.headers_mut() = out;
+    let answer = match client.send(request).await {
         Ok(r) => r,
         Err(e) => return (http::StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     };
     let status = answer.status();
     let content_type = answer.headers().get("content-type").cloned();
-    match answer.bytes().await {
-        Ok(bytes) => {
+    match gateway::upstream_client::read_limited(answer, usize::MAX).await {
+        Some(bytes) => {
             let mut r = (status, bytes).into_response();
             if let Some(ct) = content_type {
                 r.headers_mut().insert("content-type", ct);
             }
             r
         }
-        Err(e) => (http::StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+        None => (http::StatusCode::BAD_GATEWAY, "the answer broke off").into_response(),
     }
 }
 
 async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    // The same client settings as the gateway's upstream client.
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
-        .tcp_nodelay(true)
-        .build()?;
-    let upstream: Arc<str> = args.upstream.into();
+    // The gateway's own upstream client.
+    let egress = Arc::new(mcpgw_core::egress::EgressPolicy::new(Default::default()));
+    let client = UpstreamClient::new(Duration::from_secs(5), egress)?;
+    let upstream: http::Uri = args.upstream.parse().context("--upstream")?;
     let app = axum::Router::new()
         .route("/mcp", axum::routing::post(forward))
         .with_state((client, upstream));

@@ -30,12 +30,13 @@ use crate::proxy;
 use crate::session::SessionSealer;
 use crate::shared::SharedSettings;
 use crate::sync::{RouteTable, Syncer};
+use crate::upstream_client::UpstreamClient;
 
 pub use crate::state::{Gateway, LegacyConnection, LegacyConnections};
 
-/// The upstream client. Literal IP hosts skip DNS, so they are checked in the request path
-/// as well (see [`check_literal_ip`]).
-fn upstream_client(
+/// The client of the shared upstreams (legacy SSE) and stdio health reports. Literal IP hosts
+/// skip DNS, so routes check them as well (see [`check_literal_ip`]).
+fn shared_upstream_client(
     config: &GatewayConfig,
     egress: Arc<EgressPolicy>,
 ) -> anyhow::Result<reqwest::Client> {
@@ -94,7 +95,9 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<(Arc<Gateway>, Synce
         .context("secrets.session_key must be base64 of 32 bytes")?;
     let api_key = resolve_secret(&config.registry.api_key, &config, "registry.api_key").await?;
     let egress = Arc::new(EgressPolicy::new(config.egress));
-    let upstream_http = upstream_client(&config, Arc::clone(&egress))?;
+    let upstream_http =
+        UpstreamClient::new(config.upstream.connect_timeout(), Arc::clone(&egress))?;
+    let shared_http = shared_upstream_client(&config, Arc::clone(&egress))?;
     let registry_http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .build()?;
@@ -120,7 +123,7 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<(Arc<Gateway>, Synce
         metrics.clone(),
     );
     let shared = SharedSettings {
-        http: upstream_http.clone(),
+        http: shared_http,
         restart_min: Duration::from_millis(config.stdio.restart_min_ms),
         restart_max: Duration::from_millis(config.stdio.restart_max_ms),
         start_timeout: Duration::from_millis(config.stdio.start_timeout_ms),

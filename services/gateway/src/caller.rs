@@ -2,8 +2,14 @@
 //! present none, a bad one, or one without the scope a request needs.
 //!
 //! Identity comes from the token alone: headers such as `X-User` are never read. Verified
-//! tokens are remembered by SHA-256 until they expire, so a busy agent does not pay for a
+//! tokens are remembered until they expire, so a busy agent does not pay for a
 //! signature check per request; expiry and the issuer's revocation list are checked every time.
+//! The cache is keyed by the token's text, held in this process's memory only, as every
+//! request's token is: a SHA-256 of each token cost a tenth of the gateway's instructions per
+//! call, and a shorter digest would let two tokens share an entry. Its hash (std's keyed
+//! SipHash) reads only the token's last [`HASHED_TAIL`] bytes, part of the signature; equality
+//! still compares the whole text. Only verified tokens are stored, so nobody can fill a bucket
+//! with tokens that share a tail without their issuer's key.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,7 +19,6 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use mcpgw_core::policy::Identity;
 use mcpgw_core::token::{TokenError, TokenValidator, VerifiedToken};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::session::caller_digest;
 
@@ -39,8 +44,34 @@ impl Caller {
 
 pub struct Authenticator {
     validator: Arc<TokenValidator>,
-    cache: Mutex<HashMap<[u8; 32], Caller>>,
+    cache: Mutex<HashMap<Box<str>, Caller, TailHash>>,
     capacity: usize,
+}
+
+/// How many bytes at the end of a token its cache hash reads.
+const HASHED_TAIL: usize = 48;
+
+/// The token cache's hasher: SipHash with this process's random keys over a token's tail.
+#[derive(Default, Clone)]
+struct TailHash(std::collections::hash_map::RandomState);
+
+struct TailHasher(std::collections::hash_map::DefaultHasher);
+
+impl std::hash::BuildHasher for TailHash {
+    type Hasher = TailHasher;
+    fn build_hasher(&self) -> TailHasher {
+        TailHasher(self.0.build_hasher())
+    }
+}
+
+impl std::hash::Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0
+            .write(&bytes[bytes.len().saturating_sub(HASHED_TAIL)..]);
+    }
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
 }
 
 /// Why a request is refused before any policy is consulted.
@@ -55,7 +86,7 @@ impl Authenticator {
     pub fn new(validator: Arc<TokenValidator>, capacity: usize) -> Self {
         Self {
             validator,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::with_hasher(TailHash::default())),
             capacity,
         }
     }
@@ -74,13 +105,12 @@ impl Authenticator {
                 "the Authorization header must be `Bearer <access token>`",
             ));
         }
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let cached = self.cache.lock().expect("token cache").get(&key).cloned();
+        let cached = self.cache.lock().expect("token cache").get(token).cloned();
         if let Some(caller) = cached {
             match self.validator.recheck(&caller.token).await {
                 Ok(()) => return Ok(caller),
                 Err(e) => {
-                    self.cache.lock().expect("token cache").remove(&key);
+                    self.cache.lock().expect("token cache").remove(token);
                     return Err(AuthFailure::Invalid(e));
                 }
             }
@@ -108,7 +138,7 @@ impl Authenticator {
                     cache.clear();
                 }
             }
-            cache.insert(key, caller.clone());
+            cache.insert(token.into(), caller.clone());
         }
         Ok(caller)
     }
@@ -215,4 +245,26 @@ pub fn insufficient_scope(
             .insert(http::header::WWW_AUTHENTICATE, v);
     }
     response
+}
+
+#[cfg(test)]
+mod tail_hash_tests {
+    use super::*;
+
+    #[test]
+    fn tokens_that_share_their_hashed_tail_are_still_different_keys() {
+        let tail = "x".repeat(HASHED_TAIL);
+        let (a, b) = (format!("a.{tail}"), format!("b.{tail}"));
+        let mut map: HashMap<Box<str>, u8, TailHash> = HashMap::with_hasher(TailHash::default());
+        map.insert(a.as_str().into(), 1);
+        map.insert(b.as_str().into(), 2);
+        assert_eq!(map.len(), 2);
+        assert_eq!(
+            (map.get(a.as_str()), map.get(b.as_str())),
+            (Some(&1), Some(&2))
+        );
+        assert_eq!(map.get(tail.as_str()), None);
+        let hash = |s: &str| std::hash::BuildHasher::hash_one(map.hasher(), s);
+        assert_eq!(hash(&a), hash(&b), "only the tail is hashed");
+    }
 }

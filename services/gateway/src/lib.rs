@@ -23,3 +23,4 @@ pub mod stdio_health;
 pub mod stdio_sandbox;
 pub mod sync;
 pub mod transform;
+pub mod upstream_client;

@@ -25,7 +25,8 @@ pub enum Upstream {
     /// Streamable HTTP: each client request is forwarded as an HTTP request; the upstream's
     /// sessions are carried inside the gateway's session ids.
     Http {
-        url: url::Url,
+        /// Parsed once here, not per request.
+        uri: http::Uri,
         /// Custom headers from the registry (opened).
         headers: HeaderMap,
         credentials: Option<Arc<UpstreamCredentials>>,
@@ -164,7 +165,7 @@ fn build_route(entry: &RouteEntry, ctx: &RouteContext<'_>) -> Route {
             tracing::error!(server = %entry.path, error = %why, "route unusable");
             (
                 Upstream::Http {
-                    url: url::Url::parse("http://invalid.invalid/").expect("static url"),
+                    uri: http::Uri::from_static("http://invalid.invalid/"),
                     headers: HeaderMap::new(),
                     credentials: None,
                 },
@@ -220,8 +221,12 @@ fn open_upstream(entry: &RouteEntry, ctx: &RouteContext<'_>) -> Result<Upstream,
         Endpoint::StreamableHttp { url } => {
             let url = url::Url::parse(url).map_err(|e| format!("endpoint.url: {e}"))?;
             mcpgw_core::egress::check_literal_ip(ctx.egress, &url)?;
+            let uri = url
+                .as_str()
+                .parse()
+                .map_err(|e| format!("endpoint.url: not usable as an HTTP URI: {e}"))?;
             Ok(Upstream::Http {
-                url,
+                uri,
                 headers,
                 credentials,
             })

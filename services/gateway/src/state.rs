@@ -23,8 +23,8 @@ pub struct Gateway {
     pub table: Arc<RouteTable>,
     pub auth: Authenticator,
     pub sessions: SessionSealer,
-    /// Client for upstream MCP servers: no redirects, egress checked on every connection.
-    pub upstream_http: reqwest::Client,
+    /// Client for streamable HTTP upstreams: no redirects, egress checked on every connection.
+    pub upstream_http: crate::upstream_client::UpstreamClient,
     pub metrics: Metrics,
     pub audit: Arc<AuditSink>,
     pub rate: RateLimiter,

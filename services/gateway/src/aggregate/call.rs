@@ -111,7 +111,7 @@ async fn final_response(
     entry: &Entry,
 ) -> Result<Value, ProxyError> {
     match answer {
-        Ok(Answer::Final(f)) => Ok(f.value),
+        Ok(Answer::Final(f)) => Ok(f.into_value()),
         Ok(Answer::Stream(s)) => s.final_message().await,
         Ok(Answer::UpstreamStatus(u)) => {
             let error = serde_json::from_slice::<Value>(&u.body)

@@ -223,17 +223,15 @@ fn take_apart(call: &Call, headers: &HeaderMap, body: &Bytes) -> Result<Parts, R
 fn answer_response(id: Option<&Value>, answer: Result<Answer, ProxyError>) -> Response {
     match answer {
         Err(e) => e.into_response(id),
-        Ok(Answer::Final(f)) => {
-            let body = f
-                .raw
-                .unwrap_or_else(|| Bytes::from(serde_json::to_vec(&f.value).unwrap_or_default()));
+        Ok(Answer::Final(mut f)) => {
+            let headers = std::mem::take(&mut f.headers);
             let mut r = (
                 StatusCode::OK,
                 [(http::header::CONTENT_TYPE, "application/json")],
-                body,
+                f.into_bytes(),
             )
                 .into_response();
-            r.headers_mut().extend(f.headers);
+            r.headers_mut().extend(headers);
             r
         }
         Ok(Answer::Stream(s)) => stream_response(s),

@@ -39,8 +39,10 @@ pub enum Answer {
     Listen(BoxStream<'static, Bytes>, Permit),
 }
 
+/// The final response; at least one of `value` and `raw` is set.
 pub struct Final {
-    pub value: Value,
+    /// The message, when the gateway read it whole (to change it, or to answer in its place).
+    pub value: Option<Value>,
     /// The upstream's bytes, when the message was not changed (sent as they are).
     pub raw: Option<Bytes>,
     /// Headers of the answer (a new session's `Mcp-Session-Id`).
@@ -59,6 +61,25 @@ pub struct UpstreamStatus {
 /// Permits and clean-up that live as long as an answer.
 pub type Permit = Box<dyn std::any::Any + Send>;
 
+impl Final {
+    /// The message as a value (read from the upstream's bytes when it was only looked into).
+    pub fn into_value(self) -> Value {
+        match (self.value, self.raw) {
+            (Some(value), _) => value,
+            (None, Some(raw)) => serde_json::from_slice(&raw).unwrap_or(Value::Null),
+            (None, None) => Value::Null,
+        }
+    }
+
+    /// The message as it goes out.
+    pub fn into_bytes(self) -> Bytes {
+        match (self.raw, self.value) {
+            (Some(raw), _) => raw,
+            (None, value) => Bytes::from(serde_json::to_vec(&value).unwrap_or_default()),
+        }
+    }
+}
+
 impl Answer {
     fn status(&self) -> Status<'static> {
         match self {
@@ -73,7 +94,7 @@ impl Answer {
     /// of an upstream's error body.
     pub(crate) async fn into_messages(self) -> Vec<Value> {
         match self {
-            Self::Final(f) => vec![f.value],
+            Self::Final(f) => vec![f.into_value()],
             Self::Stream(mut s) => {
                 let mut out = Vec::new();
                 while let Some(e) = s.next().await {
@@ -311,7 +332,7 @@ async fn forward_request(
         Upstream::Shared(shared) => match shared_request(call, era, shared, message, id).await {
             SharedAnswer::Direct(value, headers) => {
                 return Ok(Answer::Final(Final {
-                    value,
+                    value: Some(value),
                     raw: None,
                     headers,
                     status: Status::Ok,

@@ -91,14 +91,24 @@ pub(super) async fn first_answer(
             Ok(Some(Ok(event))) => event,
         };
     if first.is_message()
+        && let Some(status) = plain_tool_result(call, outcome, &first.data, id)
+    {
+        return Ok(Answer::Final(Final {
+            value: None,
+            raw: Some(Bytes::from(first.data.into_bytes())),
+            headers,
+            status,
+        }));
+    }
+    if first.is_message()
         && let Ok(value) = serde_json::from_str::<Value>(&first.data)
         && is_final(&value, id)
     {
         let (changed, status) = finalize(call, outcome, value, first.data.len());
         let (value, raw) = match changed {
-            Ok(changed) => (changed, None),
+            Ok(changed) => (Some(changed), None),
             // Unchanged answers go out as the upstream wrote them: no second serialization.
-            Err(value) => (value, Some(Bytes::from(first.data.into_bytes()))),
+            Err(value) => (Some(value), Some(Bytes::from(first.data.into_bytes()))),
         };
         return Ok(Answer::Final(Final {
             value,
@@ -242,6 +252,114 @@ pub(super) fn stream_response(mut streamed: Box<Streamed>) -> Response {
     sse_response(body, headers)
 }
 
+/// What [`finalize`] decides on a `tools/call` result, read without building the message (its
+/// content is skipped, not copied into a tree): `id`, whether `error` is there (even as
+/// `null`, as `Value::get` sees it), and in an object `result` only `isError` and
+/// `resultType`. Whatever else (duplicate keys, a `result` that is not an object, an
+/// `isError` that is not a boolean) fails here and takes the full path.
+#[derive(serde::Deserialize)]
+struct ToolReply {
+    id: Option<Value>,
+    result: Option<ToolResultProbe>,
+    #[serde(default, deserialize_with = "present")]
+    error: bool,
+}
+
+#[derive(Default)]
+struct ToolResultProbe {
+    is_error: Option<bool>,
+    has_result_type: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    <serde::de::IgnoredAny as serde::Deserialize>::deserialize(d)?;
+    Ok(true)
+}
+
+impl<'de> serde::Deserialize<'de> for ToolResultProbe {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Probe;
+        impl<'de> serde::de::Visitor<'de> for Probe {
+            type Value = ToolResultProbe;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a result object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ToolResultProbe, A::Error> {
+                use serde::de::{Error, IgnoredAny};
+                let mut probe = ToolResultProbe::default();
+                let mut seen_is_error = false;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match &*key {
+                        "isError" if seen_is_error => {
+                            return Err(A::Error::custom("duplicate isError"));
+                        }
+                        "isError" => {
+                            seen_is_error = true;
+                            probe.is_error = map.next_value()?;
+                        }
+                        "resultType" if probe.has_result_type => {
+                            return Err(A::Error::custom("duplicate resultType"));
+                        }
+                        "resultType" => {
+                            probe.has_result_type =
+                                map.next_value::<Option<IgnoredAny>>()?.is_some();
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(probe)
+            }
+        }
+        d.deserialize_map(Probe)
+    }
+}
+
+/// The status of a final `tools/call` response that [`finalize`] would pass on unchanged
+/// (within the size limit, `resultType` present when the 2026-07-28 era needs it); `None`
+/// for anything else, which takes the full path. Most tool calls end here.
+fn plain_tool_result(
+    call: &Call,
+    outcome: &Outcome,
+    data: &str,
+    id: &Value,
+) -> Option<Status<'static>> {
+    if outcome.method != "tools/call" {
+        return None;
+    }
+    let max = call
+        .route
+        .entry
+        .gateway
+        .max_result_bytes
+        .unwrap_or(call.gw.config.upstream.max_result_bytes) as usize;
+    probe_tool_reply(data, id, max, outcome.modern)
+}
+
+fn probe_tool_reply(data: &str, id: &Value, max: usize, modern: bool) -> Option<Status<'static>> {
+    if data.len() > max {
+        return None;
+    }
+    let reply: ToolReply = serde_json::from_str(data).ok()?;
+    if reply.id.as_ref() != Some(id) {
+        return None;
+    }
+    // The 2026-07-28 era's `resultType` is added to any object `result` that lacks it.
+    if modern && reply.result.as_ref().is_some_and(|r| !r.has_result_type) {
+        return None;
+    }
+    match (reply.error, reply.result) {
+        (true, _) => Some(Status::JsonRpcError),
+        (false, Some(result)) if result.is_error == Some(true) => Some(Status::ToolError),
+        (false, Some(_)) => Some(Status::Ok),
+        (false, None) => None,
+    }
+}
+
 pub(super) fn is_final(value: &Value, id: &Value) -> bool {
     value.get("id") == Some(id) && (value.get("result").is_some() || value.get("error").is_some())
 }
@@ -256,13 +374,7 @@ pub(super) fn finalize(
     raw_len: usize,
 ) -> (Result<Value, Value>, Status<'static>) {
     let mut changed = false;
-    let status = if value.get("error").is_some() {
-        Status::JsonRpcError
-    } else if value.pointer("/result/isError") == Some(&Value::Bool(true)) {
-        Status::ToolError
-    } else {
-        Status::Ok
-    };
+    let status = status_of(&value);
     if let Some(result) = value.get_mut("result") {
         match outcome.method.as_str() {
             "tools/call" => {
@@ -315,6 +427,17 @@ pub(super) fn finalize(
     (if changed { Ok(value) } else { Err(value) }, status)
 }
 
+/// How a request ended, by its final response.
+fn status_of(value: &Value) -> Status<'static> {
+    if value.get("error").is_some() {
+        Status::JsonRpcError
+    } else if value.pointer("/result/isError") == Some(&Value::Bool(true)) {
+        Status::ToolError
+    } else {
+        Status::Ok
+    }
+}
+
 /// 2026-07-28 results carry `resultType`, and list and read results caching hints. An upstream
 /// of the session era leaves them out, so the gateway adds them. Lists it filtered per caller
 /// are always `private`: a shared cache must never hand one caller's view to another.
@@ -345,3 +468,50 @@ pub(super) fn stateless_result_fields(method: &str, result: &mut Value) -> bool 
 
 // ---------------------------------------------------------------------------------------------
 // GET and DELETE on the MCP endpoint
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Wherever the probe decides, the full path (parse, `is_final`, `status_of`, the
+    /// 2026-07-28 fields) decides the same and leaves the message unchanged.
+    #[test]
+    fn the_tool_result_probe_agrees_with_the_full_path() {
+        let id = json!(7);
+        let replies = [
+            r#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"hi"}],"isError":false}}"#,
+            r#"{"jsonrpc":"2.0","id":7,"result":{"content":[],"isError":true,"resultType":"complete"}}"#,
+            r#"{"jsonrpc":"2.0","id":7,"result":{"content":[],"resultType":"complete"}}"#,
+            r#"{"jsonrpc":"2.0","id":7,"result":{"content":[],"resultType":null}}"#,
+            r#"{"jsonrpc":"2.0","id":7,"error":{"code":-32602,"message":"bad"}}"#,
+            r#"{"jsonrpc":"2.0","id":7,"result":{"isError":true},"error":null}"#,
+            r#"{"jsonrpc":"2.0","id":7,"result":[true]}"#,
+            r#"{"jsonrpc":"2.0","id":7,"result":null}"#,
+            r#"{"jsonrpc":"2.0","id":7,"result":{"isError":"true"}}"#,
+            r#"{"jsonrpc":"2.0","id":7,"result":{"isError":false,"isError":true}}"#,
+            r#"{"jsonrpc":"2.0","id":7,"id":8,"result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":"7","result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":7}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#,
+            r#"not json"#,
+        ];
+        let mut decided = 0;
+        for data in replies {
+            for modern in [false, true] {
+                let Some(status) = probe_tool_reply(data, &id, 1 << 20, modern) else {
+                    continue;
+                };
+                decided += 1;
+                let mut value: Value = serde_json::from_str(data).unwrap();
+                assert!(is_final(&value, &id), "{data}");
+                assert_eq!(status_of(&value).as_str(), status.as_str(), "{data}");
+                if modern && let Some(result) = value.get_mut("result") {
+                    assert!(!stateless_result_fields("tools/call", result), "{data}");
+                }
+            }
+        }
+        assert!(decided >= 6, "the probe decided only {decided} cases");
+        // Over the size limit, the full path (which may cut the result) decides.
+        assert!(probe_tool_reply(replies[0], &id, 10, false).is_none());
+    }
+}

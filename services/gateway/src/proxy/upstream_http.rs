@@ -2,6 +2,8 @@
 //! server's credentials, never the caller's token), its failures, and its answer as events.
 
 use super::*;
+pub(super) use crate::upstream_client::read_limited;
+use crate::upstream_client::{UpstreamBody, UpstreamResponse, body_chunks};
 
 /// Headers passed from the client to an HTTP upstream. Never `Authorization` or cookies.
 pub(super) const FORWARDED_HEADERS: &[&str] = &[
@@ -18,7 +20,7 @@ pub(super) const FORWARDED_HEADERS: &[&str] = &[
 /// the gateway's own credentials must not look like the caller's token being bad.
 pub(super) async fn upstream_status(
     call: &Call,
-    response: reqwest::Response,
+    response: UpstreamResponse,
 ) -> Result<UpstreamStatus, ProxyError> {
     let status = response.status();
     let reason = match status.as_u16() {
@@ -56,19 +58,6 @@ pub(super) async fn upstream_status(
     })
 }
 
-pub(super) async fn read_limited(response: reqwest::Response, max: usize) -> Option<Bytes> {
-    let mut out = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.ok()?;
-        if out.len() + chunk.len() > max {
-            return None;
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Some(Bytes::from(out))
-}
-
 // ---------------------------------------------------------------------------------------------
 // HTTP upstreams
 
@@ -79,9 +68,9 @@ pub(super) async fn send_http(
     era: &Era,
     session: Option<&SessionState>,
     body: Option<Bytes>,
-) -> Result<reqwest::Response, ProxyError> {
+) -> Result<UpstreamResponse, ProxyError> {
     let Upstream::Http {
-        url,
+        uri,
         headers,
         credentials,
     } = &call.route.upstream
@@ -135,6 +124,8 @@ pub(super) async fn send_http(
             HeaderValue::from_static("application/json"),
         );
     }
+    // A custom User-Agent from the registry wins, as it did with a client default header.
+    out.insert(http::header::USER_AGENT, USER_AGENT);
     out.extend(headers.clone());
     if call.route.entry.gateway.assert_caller {
         // Set last, so neither a client nor a custom header can choose it.
@@ -143,33 +134,22 @@ pub(super) async fn send_http(
             caller::assertion(&call.caller),
         );
     }
-    let mut request = call
-        .gw
-        .upstream_http
-        .request(method.clone(), url.clone())
-        .headers(out);
-    if let Some(body) = body {
-        request = request.body(body);
-    }
-    let mut request = request.build().map_err(|e| {
-        fail(
-            UpstreamFault::Transport,
-            format!("the upstream request could not be built: {e}"),
-        )
-    })?;
+    let body = body.unwrap_or_default();
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.method = method;
+    parts.uri = uri.clone();
+    parts.headers = out;
     if let Some(credentials) = credentials {
-        credentials
-            .apply_to_reqwest(&mut request)
-            .await
-            .map_err(|e| {
-                fail(
-                    UpstreamFault::Credentials,
-                    format!("the gateway could not get credentials for this server: {e}"),
-                )
-            })?;
+        credentials.apply(&mut parts, &body).await.map_err(|e| {
+            fail(
+                UpstreamFault::Credentials,
+                format!("the gateway could not get credentials for this server: {e}"),
+            )
+        })?;
     }
+    let request = http::Request::from_parts(parts, UpstreamBody::new(body));
     let timeout = call.gw.config.upstream.first_byte_timeout();
-    match tokio::time::timeout(timeout, call.gw.upstream_http.execute(request)).await {
+    match tokio::time::timeout(timeout, call.gw.upstream_http.send(request)).await {
         Err(_) => Err(fail(
             UpstreamFault::Timeout,
             format!(
@@ -191,6 +171,9 @@ pub(super) async fn send_http(
         Ok(Ok(r)) => Ok(r),
     }
 }
+
+const USER_AGENT: HeaderValue =
+    HeaderValue::from_static(concat!("mcpgw-gateway/", env!("CARGO_PKG_VERSION")));
 
 /// What the registry's health checks say of a server that failed, for the error message: the
 /// gateway still tries every server (its own view may differ from the registry's), but a
@@ -227,7 +210,7 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
 /// is parsed as it arrives, each event passed on with its id.
 pub(super) fn http_events(
     call: &Call,
-    response: reqwest::Response,
+    response: UpstreamResponse,
 ) -> BoxStream<'static, Result<sse::Event, String>> {
     let max = call.gw.config.upstream.max_message_bytes;
     let idle = call.gw.config.upstream.idle_timeout();
@@ -251,7 +234,7 @@ pub(super) fn http_events(
         .boxed();
     }
     let state = (
-        response.bytes_stream().boxed(),
+        body_chunks(response).boxed(),
         sse::Parser::new(max),
         std::collections::VecDeque::<sse::Event>::new(),
     );
@@ -293,11 +276,11 @@ pub(super) fn http_events(
 /// Like [`http_events`] without the idle limit: a listening stream may be quiet for hours.
 pub(super) fn http_events_no_idle(
     call: &Call,
-    response: reqwest::Response,
+    response: UpstreamResponse,
 ) -> BoxStream<'static, Result<sse::Event, String>> {
     let max = call.gw.config.upstream.max_message_bytes;
     let state = (
-        response.bytes_stream().boxed(),
+        body_chunks(response).boxed(),
         sse::Parser::new(max),
         std::collections::VecDeque::<sse::Event>::new(),
     );
