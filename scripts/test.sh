@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs and starts the real components the tests
 # talk to (MongoDB as a single-node replica set, the AWS Secrets Manager emulator, PostgreSQL,
-# Keycloak on PostgreSQL, a second OIDC provider, Chromium for the console tests, cargo-deny),
+# Keycloak on PostgreSQL, a second OIDC provider, Chromium for the console tests and the MCP
+# clients' OAuth sign-in, cargo-deny),
 # checks formatting, lints and the dependency policy (scripts/check.sh), runs every test on both
 # storage backends, then stops what it started.
 # Idempotent; caches live in $MCPGW_CACHE_DIR (default ~/.cache/mcpgw), so a second run is fast.
@@ -27,6 +28,8 @@ log "installing test dependencies (cached after the first run)"
 for dep in mongodb moto postgres keycloak oidc mcp-peers tfscan browser cargo-deny; do scripts/deps/"$dep".sh install; done
 # Where the real MCP servers and clients are (server-everything, the Inspector, the Python SDK).
 eval "$(scripts/deps/mcp-peers.sh env)"
+# The browser of the MCP clients' OAuth sign-in test (tests/browser/oauth_sign_in.mjs).
+export MCPGW_CHROMIUM=${MCPGW_CHROMIUM:-$(scripts/deps/browser.sh path)}
 
 # Stop at the end only what this run started; an instance that was already running (a
 # developer's) is reused and left running.

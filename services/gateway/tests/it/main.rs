@@ -8,6 +8,7 @@ mod behaviour;
 mod helpers;
 mod idp;
 mod integrity;
+mod oauth_sign_in;
 mod origin_binding;
 mod peers;
 mod proxy;
