@@ -36,6 +36,8 @@ pub enum AuthError {
     TokenNotFound(String),
     #[error("no registered OAuth client with id {0:?}")]
     ClientNotFound(String),
+    #[error("you have not allowed the client {0:?}")]
+    ConsentNotFound(String),
     /// A bearer token that is missing, malformed, expired, revoked or not for us (`/validate`).
     #[error("{detail}")]
     InvalidToken {
@@ -103,6 +105,7 @@ impl AuthError {
             ),
             E::TokenNotFound(_) => ApiError::not_found("token_not_found", self.to_string()),
             E::ClientNotFound(_) => ApiError::not_found("oauth_client_not_found", self.to_string()),
+            E::ConsentNotFound(_) => ApiError::not_found("oauth_consent_not_found", self.to_string()),
             E::InvalidToken { detail, .. } => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", detail.clone())
             }

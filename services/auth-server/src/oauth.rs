@@ -97,6 +97,25 @@ impl Client {
     }
 }
 
+/// What allowing `client_id` now would record for the signed-in user: their scopes (sorted)
+/// and the resource.
+pub fn consent_for(
+    client_id: &str,
+    session: &crate::store::SessionRecord,
+    resource: Option<&str>,
+) -> crate::store::Consent {
+    let mut scopes = session.scopes.clone();
+    scopes.sort();
+    scopes.dedup();
+    crate::store::Consent {
+        subject: session.subject.clone(),
+        client_id: client_id.to_owned(),
+        scopes,
+        resource: resource.unwrap_or_default().to_owned(),
+        granted_at: Timestamp::now(),
+    }
+}
+
 /// Whether `resource` is one of the gateway's MCP endpoints under `base` (RFC 8707).
 pub fn is_gateway_resource(base: &str, resource: &str) -> bool {
     mcpgw_core::token::resource_audience(base, resource).is_some()

@@ -6,6 +6,7 @@
 //! the handlers that serve the requests. The HTML pages are plain routes, described in
 //! `services/auth-server/README.md`.
 
+pub mod consent;
 pub mod extract;
 pub mod login;
 pub mod me;
@@ -71,6 +72,8 @@ fn build() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(registration::register))
         .routes(routes!(registration::list_clients))
         .routes(routes!(registration::delete_client))
+        .routes(routes!(consent::list))
+        .routes(routes!(consent::revoke))
         .routes(routes!(validate::resource_metadata))
         .routes(routes!(mcpgw_core::serve::health))
         .routes(routes!(ready))

@@ -15,7 +15,9 @@
 //!   is first party). A registered client (anyone may register one) gets a page naming it,
 //!   the host the browser will be sent to and the user: `POST /oauth/authorize` with the
 //!   session's CSRF token and the same query checks everything again and issues the code, or
-//!   sends `access_denied`. The page's `form-action` names that one redirect origin (browsers
+//!   sends `access_denied`. Allowing is remembered per (user, client): the page is skipped
+//!   while the user's scopes and the `resource` are the ones allowed (`/api/v1/oauth/consents`
+//!   lists and revokes them). The page's `form-action` names that one redirect origin (browsers
 //!   apply it to the redirect after the form).
 //! - `resource` (RFC 8707) is optional; when given it must be one of the gateway's MCP
 //!   endpoints (`<resource.url>/mcp`, `<resource.url>/<server>/mcp`), else `invalid_target`.
@@ -287,7 +289,17 @@ async fn authorize_with(
         Err(e) => return e.into_response(),
     };
     if client.registered.is_some() {
+        let consent = crate::oauth::consent_for(&client.id, &session.record, request.resource);
+        let remembered = match decision {
+            Some(_) => false,
+            None => match state.store.get_consent(&consent.subject, &client.id).await {
+                Ok(stored) => stored
+                    .is_some_and(|c| c.scopes == consent.scopes && c.resource == consent.resource),
+                Err(e) => return crate::error::AuthError::from(e).into_response(),
+            },
+        };
         match decision {
+            None if remembered => {}
             None => {
                 return confirmation_page(
                     &client,
@@ -304,7 +316,19 @@ async fn authorize_with(
                 let denied = OAuthError::new("access_denied", "the user did not allow the sign-in");
                 return authorization_error(redirect_uri, &denied, Some(request.state), &iss);
             }
-            Some(_) => {}
+            Some(_) => {
+                let audit = crate::store::AuditRecord::new(
+                    &consent.subject,
+                    None,
+                    "oauth_consent.grant",
+                    "oauth_client",
+                    &client.id,
+                    serde_json::json!({"scopes": consent.scopes, "resource": consent.resource}),
+                );
+                if let Err(e) = state.store.put_consent(&consent, &audit).await {
+                    return crate::error::AuthError::from(e).into_response();
+                }
+            }
         }
     }
     let mut code = AuthorizationCode::new(

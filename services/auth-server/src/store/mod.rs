@@ -200,6 +200,19 @@ pub struct RegisteredClient {
     pub last_used_at: Timestamp,
 }
 
+/// What a user allowed a registered client (the page is not shown again while the user's
+/// scopes and the resource are the same).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Consent {
+    pub subject: String,
+    pub client_id: String,
+    /// The user's scopes when they allowed it, sorted.
+    pub scopes: Vec<String>,
+    /// The RFC 8707 resource of that sign-in; empty = none.
+    pub resource: String,
+    pub granted_at: Timestamp,
+}
+
 /// The registration limits to enforce while recording a client.
 #[derive(Debug, Clone, Copy)]
 pub struct RegistrationLimits {
@@ -405,14 +418,31 @@ pub trait AuthStore: Send + Sync {
     /// Registered clients, newest first.
     async fn list_oauth_clients(&self, limit: u32) -> Result<Vec<RegisteredClient>>;
 
-    /// Deletes a client; `NotFound` when there is none.
+    /// Deletes a client and what users allowed it; `NotFound` when there is none.
     async fn delete_oauth_client(&self, client_id: &str, audit: &AuditRecord) -> Result<()>;
 
     /// Records that a token was issued to the client.
     async fn touch_oauth_client(&self, client_id: &str, at: Timestamp) -> Result<()>;
 
-    /// Deletes clients last used before `before`, returning how many.
+    /// Deletes clients last used before `before` (and what users allowed them), returning how
+    /// many clients.
     async fn delete_unused_oauth_clients(&self, before: Timestamp) -> Result<u64>;
+
+    /// Records (or replaces) what a user allowed a client.
+    async fn put_consent(&self, consent: &Consent, audit: &AuditRecord) -> Result<()>;
+
+    async fn get_consent(&self, subject: &str, client_id: &str) -> Result<Option<Consent>>;
+
+    /// A user's consents, newest first.
+    async fn list_consents(&self, subject: &str) -> Result<Vec<Consent>>;
+
+    /// Forgets what a user allowed a client; `NotFound` when nothing was.
+    async fn delete_consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+        audit: &AuditRecord,
+    ) -> Result<()>;
 
     // ---- login throttling ----
 

@@ -35,6 +35,12 @@ macro_rules! client_columns {
     };
 }
 
+macro_rules! consent_columns {
+    () => {
+        "subject, client_id, scope_list, resource, granted_at"
+    };
+}
+
 macro_rules! impl_auth_store {
     ($store:ty, $db:ty, $backend:literal) => {
         type Row = <$db as sqlx::Database>::Row;
@@ -58,6 +64,16 @@ macro_rules! impl_auth_store {
                 .await
                 .map_err(map_err)?;
                 Ok(())
+            }
+
+            /// Ends a transaction whose statement had to change a row: `NotFound` (rolled
+            /// back) when it changed none, else its audit record and the commit.
+            async fn commit_changed(mut tx: Tx<'_>, changed: u64, audit: &AuditRecord) -> Result<()> {
+                if changed == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Self::write_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(map_err)
             }
 
             fn user_from(row: &Row) -> Result<UserRecord> {
@@ -121,6 +137,16 @@ macro_rules! impl_auth_store {
                     registered_from: row.try_get("registered_from").map_err(map_err)?,
                     created_at: get_ts(row, "created_at")?,
                     last_used_at: get_ts(row, "last_used_at")?,
+                })
+            }
+
+            fn consent_from(row: &Row) -> Result<Consent> {
+                Ok(Consent {
+                    subject: row.try_get("subject").map_err(map_err)?,
+                    client_id: row.try_get("client_id").map_err(map_err)?,
+                    scopes: from_json(&row.try_get::<String, _>("scope_list").map_err(map_err)?)?,
+                    resource: row.try_get("resource").map_err(map_err)?,
+                    granted_at: get_ts(row, "granted_at")?,
                 })
             }
 
@@ -215,11 +241,7 @@ macro_rules! impl_auth_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound);
-                }
-                Self::write_audit(&mut tx, audit).await?;
-                tx.commit().await.map_err(map_err)
+                Self::commit_changed(tx, done.rows_affected(), audit).await
             }
 
             async fn insert_session(
@@ -505,11 +527,7 @@ macro_rules! impl_auth_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound);
-                }
-                Self::write_audit(&mut tx, audit).await?;
-                tx.commit().await.map_err(map_err)
+                Self::commit_changed(tx, done.rows_affected(), audit).await
             }
 
             async fn list_revocations(
@@ -621,11 +639,12 @@ macro_rules! impl_auth_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound);
-                }
-                Self::write_audit(&mut tx, audit).await?;
-                tx.commit().await.map_err(map_err)
+                sqlx::query("DELETE FROM oauth_consents WHERE client_id = $1")
+                    .bind(client_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                Self::commit_changed(tx, done.rows_affected(), audit).await
             }
 
             async fn touch_oauth_client(&self, client_id: &str, at: Timestamp) -> Result<()> {
@@ -646,8 +665,72 @@ macro_rules! impl_auth_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
+                sqlx::query(
+                    "DELETE FROM oauth_consents WHERE client_id NOT IN (SELECT client_id FROM oauth_clients)",
+                )
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(done.rows_affected())
+            }
+
+            async fn put_consent(&self, consent: &Consent, audit: &AuditRecord) -> Result<()> {
+                let mut tx = self.begin().await?;
+                sqlx::query(concat!("INSERT INTO oauth_consents (", consent_columns!(), ")
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (subject, client_id) DO UPDATE SET scope_list = $3,
+                     resource = $4, granted_at = $5"))
+                .bind(&consent.subject)
+                .bind(&consent.client_id)
+                .bind(to_json(&consent.scopes)?)
+                .bind(&consent.resource)
+                .bind(ts(consent.granted_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                Self::write_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(map_err)
+            }
+
+            async fn get_consent(&self, subject: &str, client_id: &str) -> Result<Option<Consent>> {
+                sqlx::query(concat!("SELECT ", consent_columns!(), " FROM oauth_consents
+                     WHERE subject = $1 AND client_id = $2"))
+                .bind(subject)
+                .bind(client_id)
+                .fetch_optional(self.reader())
+                .await
+                .map_err(map_err)?
+                .map(|r| Self::consent_from(&r))
+                .transpose()
+            }
+
+            async fn list_consents(&self, subject: &str) -> Result<Vec<Consent>> {
+                sqlx::query(concat!("SELECT ", consent_columns!(), " FROM oauth_consents
+                     WHERE subject = $1 ORDER BY granted_at DESC, client_id"))
+                .bind(subject)
+                .fetch_all(self.reader())
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(Self::consent_from)
+                .collect()
+            }
+
+            async fn delete_consent(
+                &self,
+                subject: &str,
+                client_id: &str,
+                audit: &AuditRecord,
+            ) -> Result<()> {
+                let mut tx = self.begin().await?;
+                let done = sqlx::query("DELETE FROM oauth_consents WHERE subject = $1 AND client_id = $2")
+                    .bind(subject)
+                    .bind(client_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                Self::commit_changed(tx, done.rows_affected(), audit).await
             }
 
             async fn login_failures(

@@ -18,6 +18,7 @@ both_backends!(
     registrations_past_a_limit_answer_429,
     administrators_list_and_revoke_clients_and_unused_clients_expire,
     a_resource_becomes_the_tokens_only_audience_and_must_be_a_gateway_endpoint,
+    an_allowed_client_is_not_asked_again_until_the_resource_changes_or_the_user_revokes,
 );
 
 const REDIRECT: &str = "http://127.0.0.1:33418/callback";
@@ -505,4 +506,73 @@ async fn a_resource_becomes_the_tokens_only_audience_and_must_be_a_gateway_endpo
             .await;
         assert_eq!(location_query(&r)["error"], "invalid_target", "{bad}");
     }
+}
+
+async fn an_allowed_client_is_not_asked_again_until_the_resource_changes_or_the_user_revokes(
+    backend: Backend,
+) {
+    let app = spawn_with(backend, "[resource]\nurl = \"https://gw.example.com\"\n").await;
+    let client = register_client(&app).await;
+    let b = app.user("grace", &[]).await;
+    const WEATHER: &str = "https://gw.example.com/weather/mcp";
+    let weather = Some(WEATHER);
+    let query =
+        |resource: Option<&str>| authorize_query_for(&client, REDIRECT, &pkce().1, resource);
+    assert!(allow(&b, &query(weather)).await.contains_key("code"));
+
+    // Allowed once: the next sign-in of the same client for the same resource has no page.
+    let again = b.get(&format!("/oauth/authorize?{}", query(weather))).await;
+    assert!(
+        location_query(&again).contains_key("code"),
+        "{}",
+        again.text
+    );
+    // Another resource asks again.
+    let other = b
+        .get(&format!(
+            "/oauth/authorize?{}",
+            query(Some("https://gw.example.com/mcp"))
+        ))
+        .await;
+    assert_eq!(other.status, StatusCode::OK, "{}", other.text);
+    // Another user is asked for themselves.
+    let h = app.user("heidi", &[]).await;
+    let theirs = h.get(&format!("/oauth/authorize?{}", query(weather))).await;
+    assert_eq!(theirs.status, StatusCode::OK);
+
+    let listed = b.api(Method::GET, "/api/v1/oauth/consents", None).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+    assert_eq!(listed.body["items"][0]["client_id"], client);
+    assert_eq!(listed.body["items"][0]["resource"], WEATHER);
+    let path = format!("/api/v1/oauth/consents/{client}");
+    assert_eq!(
+        b.api_with(Method::DELETE, &path, None, None).await.status,
+        StatusCode::FORBIDDEN,
+        "a cookie DELETE needs the CSRF token"
+    );
+    assert_eq!(
+        b.api(Method::DELETE, &path, None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let gone = b.api(Method::DELETE, &path, None).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert_eq!(gone.code(), "oauth_consent_not_found");
+    let asked = b.get(&format!("/oauth/authorize?{}", query(weather))).await;
+    assert_eq!(asked.status, StatusCode::OK, "revoked: asked again");
+
+    // Deleting the client forgets what anyone allowed it.
+    assert!(allow(&b, &query(weather)).await.contains_key("code"));
+    let admin = app.admin().await;
+    let delete = format!("/api/v1/oauth/clients/{client}");
+    assert_eq!(
+        admin.api(Method::DELETE, &delete, None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert!(
+        app.store()
+            .get_consent("local:grace", &client)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
