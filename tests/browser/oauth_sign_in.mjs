@@ -1,13 +1,14 @@
 // The browser step of an MCP client's OAuth sign-in, as a person would do it: open the
 // authorization URL the client printed, sign in on the auth-server's login page with a local
-// user, allow the client on the page that names it, and stop once the browser is sent to the
-// client's loopback redirect URI (the client's own listener takes the code from there).
+// user, allow the client on the page that names it (unless the user allowed it before: then
+// the browser goes straight on, through the login form's redirects), and stop once the browser
+// is sent to the client's loopback redirect URI (the client's own listener takes the code).
 //
 //   node oauth_sign_in.mjs USERNAME PASSWORD AUTHORIZATION_URL   (the URL last: the client appends it)
 //
 // Headless Debian Chromium through playwright-core (installed by scripts/deps/browser.sh);
 // MCPGW_CHROMIUM overrides the executable. Prints one JSON line: {"redirected": URL without
-// its query, "allow_page": true} or {"error": …} (exit 1).
+// its query, "allow_page": whether the page was shown} or {"error": …} (exit 1).
 import { chromium } from 'playwright-core';
 
 const [username, password, url] = process.argv.slice(2);
@@ -29,14 +30,20 @@ try {
   await page.goto(url);
   await page.fill('input[name="username"]', username);
   await page.fill('input[name="password"]', password);
-  await Promise.all([page.waitForURL(/\/oauth\/authorize/), page.click('button[type="submit"]')]);
   const allow = page.locator('button[name="decision"][value="allow"]');
-  await allow.waitFor();
-  const arrived = page.waitForURL((u) => atClient(u));
-  await allow.click();
-  await arrived;
+  const shown = allow.waitFor().then(() => true);
+  const straight = page.waitForURL((u) => atClient(u)).then(() => false);
+  shown.catch(() => {});
+  straight.catch(() => {});
+  await page.click('button[type="submit"]');
+  const allowPage = await Promise.race([shown, straight]);
+  if (allowPage) {
+    const arrived = page.waitForURL((u) => atClient(u));
+    await allow.click();
+    await arrived;
+  }
   const at = new URL(page.url());
-  console.log(JSON.stringify({ redirected: at.origin + at.pathname, allow_page: true }));
+  console.log(JSON.stringify({ redirected: at.origin + at.pathname, allow_page: allowPage }));
 } catch (e) {
   console.log(JSON.stringify({ error: String(e && e.message || e) }));
   process.exitCode = 1;

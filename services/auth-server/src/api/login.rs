@@ -297,9 +297,12 @@ fn login_form(
         "Sign in to mcpgw",
         &format!("{error}{providers}{local}"),
     );
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, form_cookie(state, &token, 600));
+    let h = response.headers_mut();
+    if let Some(origin) = super::oauth::sign_in_destination(return_to) {
+        let csp = super::oauth::with_form_action(&state.form_page_csp, &origin);
+        h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    h.append(header::SET_COOKIE, form_cookie(state, &token, 600));
     response
 }
 

@@ -355,6 +355,46 @@ async fn authorize_with(
     )
 }
 
+/// The origin a sign-in that returns to `return_to` may end at, when `return_to` is the
+/// authorization request of a dynamically registered client: its `redirect_uri`'s origin
+/// (`scheme:` for a custom scheme). The login form's `form-action` must name it, because a
+/// client the user already allowed is sent straight on after the login form (`POST /login` →
+/// `/oauth/authorize` → the client), and browsers apply `form-action` to that whole chain.
+/// The request is not checked here: naming an origin in `form-action` lets our own form go
+/// nowhere new (its action is `/login`), and `/oauth/authorize` refuses a redirect URI the
+/// client did not register, before any redirect.
+pub(super) fn sign_in_destination(return_to: &str) -> Option<String> {
+    let query = return_to.strip_prefix("/oauth/authorize?")?;
+    let mut client_id = None;
+    let mut redirect_uri = None;
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "client_id" => client_id = Some(v),
+            "redirect_uri" => redirect_uri = Some(v),
+            _ => {}
+        }
+    }
+    if !client_id?.starts_with(crate::registration::CLIENT_ID_PREFIX) {
+        return None;
+    }
+    let url = url::Url::parse(&redirect_uri?).ok()?;
+    Some(match url.origin() {
+        url::Origin::Tuple(..) => url.origin().ascii_serialization(),
+        url::Origin::Opaque(_) => format!("{}:", url.scheme()),
+    })
+}
+
+/// `csp` (a page policy) with `origin` added to its `form-action`.
+pub(super) fn with_form_action(csp: &HeaderValue, origin: &str) -> HeaderValue {
+    let text = csp.to_str().unwrap_or_default();
+    HeaderValue::from_str(&text.replacen(
+        "form-action 'self'",
+        &format!("form-action 'self' {origin}"),
+        1,
+    ))
+    .unwrap_or_else(|_| csp.clone())
+}
+
 /// An RFC 6749 §4.1.2.1 error, sent back to the client's redirect URI.
 fn authorization_error(
     redirect_uri: &str,
@@ -424,12 +464,12 @@ fn confirmation_page(
             url::Origin::Opaque(_) => format!("{}:", u.scheme()),
         })
         .unwrap_or_default();
-    if let Ok(csp) = HeaderValue::from_str(&format!(
-        "default-src 'none'; style-src 'self'; img-src data:; form-action 'self' {origin}; frame-ancestors 'none'; base-uri 'none'"
-    )) {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    let h = response.headers_mut();
+    if let Some(csp) = h.get(header::CONTENT_SECURITY_POLICY).cloned() {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            with_form_action(&csp, &origin),
+        );
     }
     response
 }

@@ -527,6 +527,26 @@ async fn an_allowed_client_is_not_asked_again_until_the_resource_changes_or_the_
         "{}",
         again.text
     );
+    // Signing in again (a new session) goes straight on too, so the login form's
+    // form-action must allow the client's redirect origin (browsers apply it to the chain).
+    let fresh = app.browser();
+    let return_to = format!("/oauth/authorize?{}", query(weather));
+    let enc: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+    let form = fresh.get(&format!("/login?return_to={enc}")).await;
+    let csp = form.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("form-action 'self' http://127.0.0.1:33418"),
+        "{csp}"
+    );
+    let signed_in = fresh
+        .login_returning("grace", "user-password-1", Some(&return_to))
+        .await;
+    assert_eq!(
+        signed_in.header("location").as_deref(),
+        Some(return_to.as_str())
+    );
+    let straight = fresh.get(&return_to).await;
+    assert!(location_query(&straight).contains_key("code"));
     // Another resource asks again.
     let other = b
         .get(&format!(

@@ -161,4 +161,24 @@ async fn the_python_sdk_signs_in_with_only_the_url_on_a_server_route_and_on_mcp(
         json!(false),
         "{aggregated}"
     );
+
+    // The same client again, after the user allowed it: Chromium signs in on the login page
+    // and goes straight on to the client, with no page (the login form's CSP must allow the
+    // client's redirect origin, which is on a new port each run).
+    let state = dir.path().join("client.json");
+    let state = state.to_str().unwrap();
+    let url = format!("{gateway}/weather/mcp");
+    let first = oauth_client(&url, &password, &["--state", state]).await;
+    assert_eq!(first["browser"]["allow_page"], true, "{first}");
+    let again = oauth_client(&url, &password, &["--state", state]).await;
+    assert_eq!(again["client_id"], first["client_id"], "{again}");
+    assert_eq!(again["browser"]["allow_page"], false, "{again}");
+    assert!(
+        again["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "echo"),
+        "{again}"
+    );
 }

@@ -15,6 +15,9 @@ loopback port this script opens. Prints ONE JSON object on stdout:
     {"client_id": "dcr.…", "tools": ["echo", …], "call": {"tool": …, "result": {…}},
      "browser": {…what CMD printed…}}
 
+With --state FILE the registered client is read from FILE if it is there and written to it
+after the run (tokens are not kept): a second run signs in again as the same client.
+
 or {"error": "..."} with exit status 1.
 """
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -103,6 +107,9 @@ def dump(model: Any) -> Any:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     callback = Callback()
     storage = Memory()
+    if args.state and os.path.exists(args.state):
+        with open(args.state) as f:
+            storage.client = OAuthClientInformationFull.model_validate_json(f.read())
     out: dict[str, Any] = {}
 
     async def open_browser(url: str) -> None:
@@ -147,6 +154,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             result = await client.call_tool(args.call, json.loads(args.args))
             out["call"] = {"tool": args.call, "result": dump(result)}
     out["client_id"] = storage.client.client_id if storage.client else None
+    if args.state and storage.client:
+        with open(args.state, "w") as f:
+            f.write(storage.client.model_dump_json())
     callback.server.shutdown()
     return out
 
@@ -157,6 +167,7 @@ def main() -> None:
     p.add_argument("--browser", required=True)
     p.add_argument("--call")
     p.add_argument("--args", default="{}")
+    p.add_argument("--state")
     p.add_argument("--timeout", type=float, default=90)
     args = p.parse_args()
 
