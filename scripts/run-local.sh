@@ -32,5 +32,6 @@ wait_for_port 127.0.0.1 7860 60 || die "the registry did not start (see its log 
 wait_for_port 127.0.0.1 8080 60 || die "the gateway did not start (see its log above)"
 wait_for_port 127.0.0.1 7870 60 || die "the auth-server did not start (see its log above)"
 log "running: registry http://127.0.0.1:7860 (console /console/), auth-server http://127.0.0.1:7870, gateway http://127.0.0.1:8080/demo/mcp (Ctrl-C stops)"
+log "an MCP client needs only that URL: it registers at the auth-server and signs in in the browser (as admin: the password is printed at the auth-server's first start and kept in data/auth-server/admin.password)"
 wait -n "${pids[@]}"
 die "a service stopped; the others are being stopped too"
