@@ -602,3 +602,38 @@ pub async fn token(
         Err((ExchangeError::Server(e), _)) => no_store(e.into_response()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_login_form_names_the_redirect_origin_of_a_registered_clients_request_only() {
+        let request = |client: &str, redirect: &str| {
+            let q: String = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([("client_id", client), ("redirect_uri", redirect)])
+                .finish();
+            format!("/oauth/authorize?{q}")
+        };
+        assert_eq!(
+            sign_in_destination(&request("dcr.1", "http://127.0.0.1:4567/cb")).as_deref(),
+            Some("http://127.0.0.1:4567")
+        );
+        assert_eq!(
+            sign_in_destination(&request("dcr.1", "com.example.app:/cb")).as_deref(),
+            Some("com.example.app:")
+        );
+        // Configured clients' origins are in the policy already; other pages are not sign-ins.
+        assert_eq!(
+            sign_in_destination(&request("console", "https://c.example.com/cb")),
+            None
+        );
+        assert_eq!(sign_in_destination("/api/v1/me"), None);
+        let csp =
+            HeaderValue::from_static("default-src 'none'; form-action 'self'; base-uri 'none'");
+        assert_eq!(
+            with_form_action(&csp, "http://127.0.0.1:1"),
+            "default-src 'none'; form-action 'self' http://127.0.0.1:1; base-uri 'none'"
+        );
+    }
+}

@@ -123,6 +123,21 @@ async fn an_mcp_client_registers_and_signs_in_once_the_user_allows_it(backend: B
         oidc.body["registration_endpoint"],
         meta.body["registration_endpoint"]
     );
+    let api = app.browser().get("/api/v1/openapi.json").await;
+    for (path, method) in [
+        ("/oauth/register", "post"),
+        ("/oauth/authorize", "get"),
+        ("/oauth/authorize", "post"),
+        ("/api/v1/oauth/clients", "get"),
+        ("/api/v1/oauth/clients/{client_id}", "delete"),
+        ("/api/v1/oauth/consents", "get"),
+        ("/api/v1/oauth/consents/{client_id}", "delete"),
+    ] {
+        assert!(
+            api.body["paths"][path][method].is_object(),
+            "{method} {path} is documented"
+        );
+    }
     let client = register_client(&app).await;
     assert!(client.starts_with("dcr."), "{client}");
 
