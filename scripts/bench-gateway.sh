@@ -13,8 +13,8 @@
 #   - the release gateway binary, as its own process (so its memory is its own), with
 #     authentication, policy, rate limiting (a limit too high to refuse anything, so the check
 #     still runs) and audit (JSON log line + batches to the registry) on, log filter `info`;
-#   - bench_stack `proxy`: a bare forwarder on the gateway's HTTP stack (axum + reqwest, same
-#     client settings, nothing else), the floor any proxy on that stack pays for the extra hop;
+#   - bench_stack `proxy`: a bare forwarder on the gateway's HTTP stack (axum + the gateway's own
+#     upstream client, nothing else), the floor any proxy on that stack pays for the extra hop;
 #   - nginx and HAProxy (Debian packages; installed if missing) as plain reverse proxies to the
 #     same MCP server: configs generated into the work directory, loopback only, keep-alive to
 #     the upstream, nginx with its default access log (to a file), HAProxy without logging;
@@ -647,7 +647,7 @@ targets+=("- RSS with $STREAMS open SSE streams: $RSS_STREAMS MB (target at most
     "JSON answers), sent by \`wrk\` ($(wrk --version 2>&1 | head -n1 | awk '{ print $2 }'), one thread, keep-alive)" \
     "as a 2026-07-28 stateless request (\`Mcp-Method\`/\`Mcp-Name\` headers, protocol version in" \
     "\`_meta\`): to the server directly; through a *bare forwarder* (\`bench_stack proxy\`: axum +" \
-    "reqwest with the gateway's client settings and nothing else, the floor of any proxy on the" \
+    "the gateway's own upstream client (hyper) and nothing else, the floor of any proxy on the" \
     "gateway's HTTP stack); through nginx ${NGINX_VERSION} and HAProxy ${HAPROXY_VERSION} as plain" \
     "reverse proxies (Debian packages, keep-alive to the upstream, nginx with its default access" \
     "log to a file and \`worker_processes auto\`, HAProxy with its default threads and no log);" \

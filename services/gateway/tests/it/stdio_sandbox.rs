@@ -34,7 +34,11 @@ fn sandboxed(work: &std::path::Path, extra: &str) -> String {
 /// cannot read it inside a checkout under a private (0700) directory.
 fn probe_script(dir: &std::path::Path) -> String {
     let copy = dir.join("sandbox_probe.py");
-    std::fs::copy(format!("{}/sandbox_probe.py", env("MCPGW_TEST_PEERS_SRC")), &copy).unwrap();
+    std::fs::copy(
+        format!("{}/sandbox_probe.py", env("MCPGW_TEST_PEERS_SRC")),
+        &copy,
+    )
+    .unwrap();
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).unwrap();
     copy.display().to_string()
 }
