@@ -7,6 +7,9 @@
 //!   for it, compared exactly), every error is a 400 page and never a redirect: an open
 //!   redirector would otherwise send the browser anywhere. Unknown or repeated parameters are
 //!   refused the same way (they are read before the client is known).
+//! - `state` is required of configured clients. A registered client may leave it out and rely
+//!   on PKCE against CSRF (RFC 9700 §2.1; PKCE S256 is required of every client here): the
+//!   TypeScript MCP SDK sends none. Without it, the response carries none.
 //! - After that, errors go back to the client: `redirect_uri?error=…&error_description=…
 //!   &state=…&iss=<public url>` (RFC 6749 §4.1.2.1, RFC 9207).
 //! - Every parameter is checked before the session, so a bad request fails before a login.
@@ -83,7 +86,8 @@ struct Authorization<'a> {
     client: &'a Client,
     redirect_uri: &'a str,
     code_challenge: &'a str,
-    state: &'a str,
+    /// Required of configured clients; a registered one may rely on PKCE alone.
+    state: Option<&'a str>,
     /// The gateway resource the token is for (RFC 8707), checked.
     resource: Option<&'a str>,
 }
@@ -99,13 +103,14 @@ fn check_request<'a>(
 ) -> Result<Authorization<'a>, (OAuthError, Option<&'a str>)> {
     let usable_state = params.text("state").filter(|s| s.len() <= MAX_STATE_BYTES);
     let fail = |error, description: &str| Err((OAuthError::new(error, description), usable_state));
-    let Some(state) = params.text("state") else {
+    let state = params.text("state");
+    if state.is_none() && client.registered.is_none() {
         return fail(
             "invalid_request",
             "state is required: send an unguessable value and compare it when the browser comes back",
         );
-    };
-    if state.len() > MAX_STATE_BYTES {
+    }
+    if state.is_some_and(|s| s.len() > MAX_STATE_BYTES) {
         return fail("invalid_request", "state must be at most 512 bytes");
     }
     match params.text("response_type") {
@@ -180,7 +185,7 @@ fn check_request<'a>(
         ("redirect_uri" = String, Query, description = "One of the client's redirect_uris, exactly"),
         ("code_challenge" = String, Query, description = "BASE64URL(SHA256(code_verifier)), 43-128 characters"),
         ("code_challenge_method" = String, Query, description = "S256"),
-        ("state" = String, Query, description = "Up to 512 bytes, returned unchanged"),
+        ("state" = Option<String>, Query, description = "Up to 512 bytes, returned unchanged; required of configured clients (oauth.clients), optional for registered ones (PKCE protects them)"),
         ("scope" = Option<String>, Query, description = "Checked for syntax only; the token carries the user's scopes"),
         ("resource" = Option<String>, Query, description = "RFC 8707: the gateway endpoint the token is for, <gateway>/mcp or <gateway>/<server>/mcp; becomes the token's only aud")),
     responses(
@@ -314,7 +319,7 @@ async fn authorize_with(
             }
             Some(d) if !d.allow => {
                 let denied = OAuthError::new("access_denied", "the user did not allow the sign-in");
-                return authorization_error(redirect_uri, &denied, Some(request.state), &iss);
+                return authorization_error(redirect_uri, &denied, request.state, &iss);
             }
             Some(_) => {
                 let audit = crate::store::AuditRecord::new(
@@ -345,14 +350,10 @@ async fn authorize_with(
         .with_label_values(&["issued"])
         .inc();
     let sealed = code.seal(&state.keyring);
-    back_to_client(
-        request.redirect_uri,
-        &[
-            ("code", sealed.as_str()),
-            ("state", request.state),
-            ("iss", iss.as_str()),
-        ],
-    )
+    let mut pairs = vec![("code", sealed.as_str())];
+    pairs.extend(request.state.map(|s| ("state", s)));
+    pairs.push(("iss", iss.as_str()));
+    back_to_client(request.redirect_uri, &pairs)
 }
 
 /// The origin a sign-in that returns to `return_to` may end at, when `return_to` is the

@@ -222,6 +222,14 @@ async fn an_mcp_client_registers_and_signs_in_once_the_user_allows_it(backend: B
     assert_eq!(claims["client_id"], client);
     assert_eq!(claims["sub"], "local:carol");
 
+    // A registered client may rely on PKCE alone (the TypeScript SDK sends no state): the
+    // answer then carries none.
+    let (_, challenge) = pkce();
+    let stateless = authorize_query(&client, redirect, &challenge).replace("&state=st-9", "");
+    // (Allowed above: remembered, so straight back with the code.)
+    let q = location_query(&b.get(&format!("/oauth/authorize?{stateless}")).await);
+    assert!(q.contains_key("code") && !q.contains_key("state"), "{q:?}");
+
     // A redirect URI that differs in more than the port is refused without a redirect.
     let other = authorize_query(&client, "http://127.0.0.1:51234/other", &challenge);
     let refused = b.get(&format!("/oauth/authorize?{other}")).await;

@@ -50,18 +50,33 @@ async fn oauth_client(url: &str, password: &str, args: &[&str]) -> Value {
         .output()
         .await
         .expect("the python OAuth client runs");
+    success_of(&out, "py_oauth_client")
+}
+
+/// A client's one JSON line, which must not be an error (its stderr is shown if it is).
+fn success_of(out: &std::process::Output, client: &str) -> Value {
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
     let reply: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|_| panic!("py_oauth_client printed no JSON: {stdout}\n{stderr}"));
+        .unwrap_or_else(|_| panic!("{client} printed no JSON: {stdout}\n{stderr}"));
     assert!(reply.get("error").is_none(), "{reply}\n{stderr}");
     reply
 }
 
-#[tokio::test]
-async fn the_python_sdk_signs_in_with_only_the_url_on_a_server_route_and_on_mcp() {
+/// The auth-server (embedded mode), the registry and the gateway, knowing each other, with
+/// the rmcp test server at `weather` for the bootstrap administrator's group.
+struct SignInStack {
+    gateway: String,
+    password: String,
+    dir: tempfile::TempDir,
+    _stack: Stack,
+    _auth: auth_server::app::Running,
+    _up: crate::upstream::Upstream,
+}
+
+async fn sign_in_stack() -> SignInStack {
     let (auth_port, gw_port) = free_ports();
     let gateway = format!("http://127.0.0.1:{gw_port}");
     let dir = tempfile::tempdir().unwrap();
@@ -110,10 +125,29 @@ async fn the_python_sdk_signs_in_with_only_the_url_on_a_server_route_and_on_mcp(
         .await;
     wait_routed(&stack.gateway, "weather", true).await;
     wait_scope(&stack, "admins").await;
+    SignInStack {
+        gateway,
+        password,
+        dir,
+        _stack: stack,
+        _auth: auth,
+        _up: up,
+    }
+}
+
+#[tokio::test]
+async fn the_python_sdk_signs_in_with_only_the_url_on_a_server_route_and_on_mcp() {
+    let SignInStack {
+        gateway,
+        password,
+        dir,
+        ..
+    } = &sign_in_stack().await;
+    let (gateway, password) = (gateway.as_str(), password.as_str());
 
     let direct = oauth_client(
         &format!("{gateway}/weather/mcp"),
-        &password,
+        password,
         &["--call", "echo", "--args", r#"{"text": "signed in"}"#],
     )
     .await;
@@ -146,7 +180,7 @@ async fn the_python_sdk_signs_in_with_only_the_url_on_a_server_route_and_on_mcp(
 
     let aggregated = oauth_client(
         &format!("{gateway}/mcp"),
-        &password,
+        password,
         &["--call", "discover_tools", "--args", r#"{"query": "echo"}"#],
     )
     .await;
@@ -168,9 +202,9 @@ async fn the_python_sdk_signs_in_with_only_the_url_on_a_server_route_and_on_mcp(
     let state = dir.path().join("client.json");
     let state = state.to_str().unwrap();
     let url = format!("{gateway}/weather/mcp");
-    let first = oauth_client(&url, &password, &["--state", state]).await;
+    let first = oauth_client(&url, password, &["--state", state]).await;
     assert_eq!(first["browser"]["allow_page"], true, "{first}");
-    let again = oauth_client(&url, &password, &["--state", state]).await;
+    let again = oauth_client(&url, password, &["--state", state]).await;
     assert_eq!(again["client_id"], first["client_id"], "{again}");
     assert_eq!(again["browser"]["allow_page"], false, "{again}");
     assert!(
@@ -180,5 +214,53 @@ async fn the_python_sdk_signs_in_with_only_the_url_on_a_server_route_and_on_mcp(
             .iter()
             .any(|t| t == "echo"),
         "{again}"
+    );
+}
+
+/// Runs the TypeScript SDK's OAuth client at `url` (signing in as the administrator); its
+/// one JSON line.
+async fn ts_oauth_client(url: &str, password: &str, tool: &[&str]) -> Value {
+    let out = Command::new(env("MCPGW_TEST_NODE"))
+        .arg(format!(
+            "{}/ts_oauth_client.mjs",
+            env("MCPGW_TEST_PEERS_SRC")
+        ))
+        .args([url, "admin", password])
+        .args(tool)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("the TypeScript OAuth client runs");
+    success_of(&out, "ts_oauth_client")
+}
+
+#[tokio::test]
+async fn the_typescript_sdk_signs_in_with_only_the_url_on_a_server_route() {
+    let s = sign_in_stack().await;
+    let reply = ts_oauth_client(
+        &format!("{}/weather/mcp", s.gateway),
+        &s.password,
+        &["echo", r#"{"text": "typescript"}"#],
+    )
+    .await;
+    assert!(
+        reply["client_id"].as_str().unwrap().starts_with("dcr."),
+        "{reply}"
+    );
+    assert_eq!(reply["browser"]["allow_page"], true, "{reply}");
+    assert!(
+        reply["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "echo"),
+        "{reply}"
+    );
+    assert!(
+        reply["call"]["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("typescript"),
+        "{reply}"
     );
 }

@@ -146,7 +146,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         redirect_handler=open_browser,
         callback_handler=wait_for_code,
     )
-    transport = streamable_http_client(args.url, http_client=create_mcp_http_client(auth=auth))
+    http = create_mcp_http_client(auth=auth)
+
+    async def trace(request: Any) -> None:
+        # Every request on stderr: a failure then says which step it was.
+        print(f"-> {request.method} {request.url}", file=sys.stderr, flush=True)
+
+    http.event_hooks["request"].append(trace)
+    transport = streamable_http_client(args.url, http_client=http)
     async with Client(transport, mode="legacy", cache=None) as client:
         tools = (await client.list_tools()).tools
         out["tools"] = [t.name for t in tools]
