@@ -98,7 +98,16 @@ impl<'a> Door<'a> {
                     failure,
                     metadata_url,
                 };
-                Err(self.refuse(e, None))
+                // The body is never read for a stranger, so the server may close the
+                // connection once this answer is out; saying so keeps the client from sending
+                // its next request (an OAuth client's retry with its new token) on it and
+                // losing it to the close ("server disconnected without a response").
+                let mut refused = self.refuse(e, None);
+                refused
+                    .0
+                    .headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                Err(refused)
             }
         }
     }

@@ -19,6 +19,10 @@ async fn initialize(stack: &Stack, path: &str, token: &str) -> (StatusCode, Stri
     let mut c = RawClient::new(&stack.url(), path, Some(token.to_owned()));
     c.url = format!("{}/{path}", stack.url()) + if path == "mcp" { "" } else { "/mcp" };
     let r = c.initialize_raw().await;
+    if r.status == StatusCode::UNAUTHORIZED {
+        // The body was not read: the client must not reuse the connection.
+        assert_eq!(r.header("connection"), "close");
+    }
     (r.status, r.header("www-authenticate").to_owned())
 }
 
