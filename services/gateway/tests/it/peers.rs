@@ -491,7 +491,12 @@ async fn the_inspector_lists_the_tools_of_an_upstream_without_a_get_stream() {
         get = get.header("mcp-session-id", session);
     }
     let r = get.send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "{:?}", r.headers());
+    assert_eq!(
+        r.status(),
+        StatusCode::METHOD_NOT_ALLOWED,
+        "{:?}",
+        r.headers()
+    );
     assert!(r.headers().contains_key("allow"), "{:?}", r.headers());
 
     let listed = inspector(&url, &token, &["--method", "tools/list"]).await;
