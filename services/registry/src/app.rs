@@ -60,7 +60,10 @@ pub async fn build_state(config: RegistryConfig, keyring: Keyring) -> anyhow::Re
         key_cache: crate::keys::KeyCache::new(Duration::from_secs(
             config.auth.api_key_cache_seconds,
         )),
-        catalog: match (config.store.backend.catalog_cache_ms, url.starts_with("sqlite:")) {
+        catalog: match (
+            config.store.backend.catalog_cache_ms,
+            url.starts_with("sqlite:"),
+        ) {
             (0, _) => None,
             // The registry is the only writer of its SQLite file: writes alone invalidate.
             (_, true) => Some(crate::catalog::CatalogCache::new(None)),
