@@ -347,30 +347,44 @@ impl AuthSession {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_token_revoked_at_the_auth_server_stops_working_at_the_gateway() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    // The real auth-server: its bootstrap admin holds the scope `gw-echo`, and its tokens are
-    // for the gateway's audience.
-    let auth_dir = tempfile::tempdir().unwrap();
-    let d = auth_dir.path().display();
+/// The real auth-server on SQLite in `dir` with fast password hashing, issuing tokens for the
+/// gateway's audience, plus `extra` TOML; and its bootstrap admin's password.
+async fn local_auth_server(
+    dir: &std::path::Path,
+    extra: &str,
+) -> (auth_server::app::Running, String) {
+    let d = dir.display();
     let config = auth_server::config::AuthConfig::from_toml_layers(&[&format!(
         "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\ndata_dir = \"{d}\"\n\
          [store]\nurl = \"sqlite://{d}/auth.db\"\n[session]\ncookie_secure = false\n\
          [local.password_hash]\nmemory_kib = 1024\niterations = 1\nparallelism = 1\n\
-         [tokens]\naudience = \"{AUDIENCE}\"\n[group_scopes]\nmcpgw-admins = [\"gw-echo\"]\n"
+         [tokens]\naudience = \"{AUDIENCE}\"\n{extra}"
     )])
     .expect("auth-server test config");
     let auth = auth_server::app::start(config)
         .await
         .expect("auth-server starts");
-    let issuer = auth.public_url.clone();
     let password = auth
         .bootstrap_password
         .as_ref()
         .expect("a bootstrap admin")
         .expose_secret()
         .to_owned();
+    (auth, password)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_at_the_auth_server_stops_working_at_the_gateway() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // The real auth-server: its bootstrap admin holds the scope `gw-echo`, and its tokens are
+    // for the gateway's audience.
+    let auth_dir = tempfile::tempdir().unwrap();
+    let (auth, password) = local_auth_server(
+        auth_dir.path(),
+        "[group_scopes]\nmcpgw-admins = [\"gw-echo\"]\n",
+    )
+    .await;
+    let issuer = auth.public_url.clone();
     let trust = trusting(&issuer, true);
     let (stack, up) = idp_stack(&trust, &[echo_scope("gw-echo")]).await;
 
@@ -496,23 +510,7 @@ async fn the_readme_token_lists_and_calls_the_registry_mcp_server_through_the_ga
     // The auth-server on `make run`'s embedded defaults (its admin's `group_scopes` untouched);
     // only addresses, storage and the audience are the test's.
     let auth_dir = tempfile::tempdir().unwrap();
-    let d = auth_dir.path().display();
-    let config = auth_server::config::AuthConfig::from_toml_layers(&[&format!(
-        "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\ndata_dir = \"{d}\"\n\
-         [store]\nurl = \"sqlite://{d}/auth.db\"\n[session]\ncookie_secure = false\n\
-         [local.password_hash]\nmemory_kib = 1024\niterations = 1\nparallelism = 1\n\
-         [tokens]\naudience = \"{AUDIENCE}\"\n"
-    )])
-    .expect("auth-server test config");
-    let auth = auth_server::app::start(config)
-        .await
-        .expect("auth-server starts");
-    let password = auth
-        .bootstrap_password
-        .as_ref()
-        .expect("a bootstrap admin")
-        .expose_secret()
-        .to_owned();
+    let (auth, password) = local_auth_server(auth_dir.path(), "").await;
     let stack = Stack::start_with(&trusting(&auth.public_url, true)).await;
     // What `make run`'s registry does at start: its own MCP server, and the demo's documents.
     registry::mcp::ensure_registered(&stack.registry.state, stack.registry.addr).await;
