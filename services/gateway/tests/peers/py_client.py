@@ -157,6 +157,13 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=60)
     args = p.parse_args()
 
+    report(run, args)
+
+
+def report(run: Any, args: argparse.Namespace) -> None:
+    """Run `run(args)` within `args.timeout` seconds; print its result as one JSON line, or
+    the failure as `{"error": ...}` and exit 1 (the Rust tests read either)."""
+
     async def bounded() -> dict[str, Any]:
         with anyio.fail_after(args.timeout):
             return await run(args)

@@ -45,7 +45,7 @@ from mcp.shared.auth import (
     OAuthClientMetadata,
     OAuthToken,
 )
-from py_client import describe  # beside this file: one way to report a failure
+from py_client import report  # beside this file: one way to report a run
 
 
 class Memory:
@@ -178,18 +178,7 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=90)
     args = p.parse_args()
 
-    async def bounded() -> dict[str, Any]:
-        with anyio.fail_after(args.timeout):
-            return await run(args)
-
-    try:
-        out = anyio.run(bounded)
-    except BaseException as e:  # noqa: BLE001 - report every failure as JSON
-        if isinstance(e, SystemExit) and isinstance(e.code, int):
-            raise
-        print(json.dumps({"error": describe(e)}))
-        sys.exit(1)
-    print(json.dumps(out))
+    report(run, args)
 
 
 if __name__ == "__main__":
