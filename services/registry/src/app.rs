@@ -256,9 +256,11 @@ pub async fn start(config: RegistryConfig) -> anyhow::Result<Running> {
     if state.config.demo.enabled {
         let demo_listener = bind(state.config.demo.listen, "demo.listen").await?;
         let bound = demo_listener.local_addr()?;
+        let config = &state.config;
+        let hosts = demo::allowed_hosts(bound, &[&config.console.public_url, &config.mcp.url]);
         tasks.push(mcpgw_core::serve::spawn_server(
             demo_listener,
-            demo::router(),
+            demo::router(hosts),
             stop.clone(),
         ));
         demo::register(&state.registry, bound).await;

@@ -81,15 +81,45 @@ impl ServerHandler for DemoServer {
     }
 }
 
-/// The demo server's HTTP routes (`/mcp`).
-pub fn router() -> axum::Router {
+/// The demo server's HTTP routes (`/mcp`), answering requests whose `Host` is one of
+/// `allowed_hosts` (see [`allowed_hosts`]).
+pub fn router(allowed_hosts: Vec<String>) -> axum::Router {
     let service: StreamableHttpService<DemoServer, LocalSessionManager> =
         StreamableHttpService::new(
             || Ok(DemoServer::new()),
             Default::default(),
-            StreamableHttpServerConfig::default(),
+            StreamableHttpServerConfig::default().with_allowed_hosts(allowed_hosts),
         );
     axum::Router::new().nest_service("/mcp", service)
+}
+
+/// The `Host` names the demo server answers (rmcp's DNS-rebinding check): the loopback names
+/// (rmcp's default), the address it registers (what gateways and the registry's own tool
+/// discovery send: under compose a container address, not loopback), and the host names of
+/// the registry's configured URLs (`console.public_url`, `mcp.url`), which are names of this
+/// host on the networks it serves. With only rmcp's default, the registration's own
+/// `tools/list` was refused with 403 everywhere but on loopback, so `/demo/mcp` answered 404.
+pub fn allowed_hosts(registered: SocketAddr, configured_urls: &[&str]) -> Vec<String> {
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).into();
+    let named = configured_urls
+        .iter()
+        .filter_map(|u| url::Url::parse(u).ok())
+        .filter_map(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()));
+    for host in std::iter::once(registered_host(registered).ip().to_string()).chain(named) {
+        if !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    hosts
+}
+
+/// The address the demo registers: the bound one, loopback for an unspecified listen address.
+fn registered_host(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
 }
 
 /// Lists the tools of a Streamable HTTP MCP server.
@@ -117,12 +147,7 @@ async fn try_register(registry: &Registry, addr: SocketAddr) -> anyhow::Result<(
     let system = Principal::system("demo");
     let ctx = RequestContext::default();
     let path = ServerPath::parse("demo").map_err(anyhow::Error::msg)?;
-    let host = if addr.ip().is_unspecified() {
-        SocketAddr::from(([127, 0, 0, 1], addr.port()))
-    } else {
-        addr
-    };
-    let url = format!("http://{host}/mcp");
+    let url = format!("http://{}/mcp", registered_host(addr));
     let endpoint = EndpointSpec::StreamableHttp { url: url.clone() };
     // Each step below is skipped when already done, so a start that stopped half-way through
     // (or a changed demo.listen) is completed by the next one.

@@ -767,6 +767,43 @@ async fn a_stdio_server_needs_its_own_permission_and_its_env_is_write_only(backe
     assert_eq!(r.body["endpoint"]["args"][1], "--local-timezone=UTC");
 }
 
+/// Under compose the demo listens on a container address, which is what it registers and what
+/// gateways send as `Host`: rmcp's default allowed hosts (loopback names only) refused its own
+/// registration with 403. 127.0.0.2 is such an address that is not one of those names. Storage
+/// is not what this is about: SQLite only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_server_answers_the_address_it_registers_and_the_configured_names() {
+    let app = spawn_with(
+        Backend::Sqlite,
+        "[demo]\nenabled = true\nlisten = \"127.0.0.2:0\"\n[mcp]\nurl = \"http://registry.internal:7860/mcp\"",
+    )
+    .await;
+    let demo_addr = app.running.demo_addr.expect("the demo server runs");
+    let s = app.get("/api/v1/servers/demo").await.body;
+    assert_eq!(s["endpoint"]["url"], format!("http://{demo_addr}/mcp"));
+    assert_eq!(s["lifecycle"], "approved_dev", "{s}");
+    assert_eq!(s["tools"].as_array().unwrap().len(), 3, "{s}");
+    let post = |host: &str| {
+        reqwest::Client::new()
+            .post(format!("http://{demo_addr}/mcp"))
+            .header("host", host)
+            .header("accept", "application/json, text/event-stream")
+            .json(
+                &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"}}}),
+            )
+            .send()
+    };
+    for host in [demo_addr.to_string(), "registry.internal:8090".into()] {
+        let r = post(&host).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "Host {host}");
+    }
+    // DNS-rebinding protection still holds for any other name.
+    let r = post("attacker.example").await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
 async fn the_demo_server_is_registered_approved_for_dev_with_its_discovered_tools(
     backend: Backend,
 ) {
