@@ -21,8 +21,9 @@ mock_data "aws_elb_service_account" {
 mock_data "aws_secretsmanager_random_password" {
   defaults = { random_password = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefGHIJKLMN" }
 }
+# CloudFront's origin-facing list: max_entries is what a rule referencing it weighs.
 mock_data "aws_ec2_managed_prefix_list" {
-  defaults = { id = "pl-3b927c52" }
+  defaults = { id = "pl-3b927c52", max_entries = 55 }
 }
 mock_resource "aws_kms_key" {
   defaults = { arn = "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000" }

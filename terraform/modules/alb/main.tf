@@ -17,8 +17,10 @@ data "aws_ec2_managed_prefix_list" "cloudfront" {
 locals {
   https          = var.https
   listener_ports = local.https ? [80, 443] : [80]
-  main_listener  = local.https ? aws_lb_listener.https[0].arn : aws_lb_listener.http_forward[0].arn
-  services       = { for i, k in sort(keys(var.services)) : k => merge(var.services[k], { index = i }) }
+  # CloudFront connects over HTTPS when the ALB has a certificate (https-only origins), else HTTP.
+  cloudfront_port = local.https ? 443 : 80
+  main_listener   = local.https ? aws_lb_listener.https[0].arn : aws_lb_listener.http_forward[0].arn
+  services        = { for i, k in sort(keys(var.services)) : k => merge(var.services[k], { index = i }) }
 }
 
 resource "aws_security_group" "alb" {
@@ -28,14 +30,39 @@ resource "aws_security_group" "alb" {
   tags        = var.tags
 }
 
+# ONE rule, on the port CloudFront actually uses (443 with a certificate, else 80): a rule that
+# references a prefix list counts as the list's max_entries (~55 for CloudFront's) against the
+# default quota of 60 rules per security group, so a second one (port 80 only to redirect,
+# which CloudFront never needs) fails at apply. tests/alb.tftest.hcl checks the budget.
 resource "aws_vpc_security_group_ingress_rule" "cloudfront" {
-  for_each          = var.cloudfront_origin ? toset([for p in local.listener_ports : tostring(p)]) : toset([])
+  count             = var.cloudfront_origin ? 1 : 0
   security_group_id = aws_security_group.alb.id
-  description       = "Port ${each.key} from CloudFront's origin-facing addresses only"
+  description       = "Port ${local.cloudfront_port} from CloudFront's origin-facing addresses only"
   ip_protocol       = "tcp"
-  from_port         = tonumber(each.key)
-  to_port           = tonumber(each.key)
+  from_port         = local.cloudfront_port
+  to_port           = local.cloudfront_port
   prefix_list_id    = data.aws_ec2_managed_prefix_list.cloudfront[0].id
+}
+
+# AWS counts a rule that references a prefix list as the list's max_entries rules; the default
+# quota is 60 inbound rules per security group. Checked at every plan, so a change that would
+# fail at apply (as two CloudFront rules did: 2 x 55) fails at plan, with the numbers.
+locals {
+  prefix_list_weight = var.cloudfront_origin ? data.aws_ec2_managed_prefix_list.cloudfront[0].max_entries : 0
+  ingress_rule_weight = (
+    length(aws_vpc_security_group_ingress_rule.cloudfront) * local.prefix_list_weight +
+    length(aws_vpc_security_group_ingress_rule.direct) + length(aws_vpc_security_group_ingress_rule.nat)
+  )
+}
+
+resource "terraform_data" "ingress_rule_budget" {
+  input = local.ingress_rule_weight
+  lifecycle {
+    precondition {
+      condition     = local.ingress_rule_weight <= var.security_group_rule_quota
+      error_message = "The ALB security group's inbound rules weigh ${local.ingress_rule_weight} (a prefix-list rule counts as its ${local.prefix_list_weight} entries), above the quota of ${var.security_group_rule_quota} rules per security group."
+    }
+  }
 }
 
 resource "aws_vpc_security_group_ingress_rule" "direct" {

@@ -131,3 +131,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "security_group_rule_quota" {
+  description = "Inbound rules per security group allowed in this account (the VPC quota; 60 by default)."
+  type        = number
+  default     = 60
+}

@@ -11,9 +11,12 @@ data "aws_cloudfront_cache_policy" "optimized" {
   name = "Managed-CachingOptimized"
 }
 
-# Forward everything the services need: Host (so the services see their public name and the
-# origin certificate is checked against it), query strings, cookies, Authorization and the MCP
-# headers (Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID).
+# EVERY behaviour forwards everything the services need through Managed-AllViewer: Host (so the
+# services see their public name, and CloudFront checks the https-only origin's certificate
+# against it: without Host it checks the ELB name, which the certificate does not cover, and
+# answers 502), query strings, cookies, Authorization and the MCP headers (Mcp-Session-Id,
+# Mcp-Protocol-Version, Last-Event-ID). The cached behaviours keep their small cache keys: an
+# origin request policy only adds what is forwarded. The environments' tests check this.
 # The registry's web console assets: the build's version is the query (`?v=<hash>`), so it is
 # the whole cache key; the registry marks only the current version cacheable (immutable).
 resource "aws_cloudfront_cache_policy" "console_assets" {
@@ -112,6 +115,7 @@ resource "aws_cloudfront_distribution" "this" {
       allowed_methods            = ["GET", "HEAD"]
       cached_methods             = ["GET", "HEAD"]
       cache_policy_id            = aws_cloudfront_cache_policy.console_assets.id
+      origin_request_policy_id   = data.aws_cloudfront_origin_request_policy.all_viewer.id
       response_headers_policy_id = data.aws_cloudfront_response_headers_policy.security.id
       compress                   = true
     }
@@ -127,6 +131,7 @@ resource "aws_cloudfront_distribution" "this" {
       allowed_methods            = ["GET", "HEAD"]
       cached_methods             = ["GET", "HEAD"]
       cache_policy_id            = data.aws_cloudfront_cache_policy.optimized.id
+      origin_request_policy_id   = data.aws_cloudfront_origin_request_policy.all_viewer.id
       response_headers_policy_id = data.aws_cloudfront_response_headers_policy.security.id
       compress                   = true
     }
@@ -153,4 +158,16 @@ resource "aws_cloudfront_distribution" "this" {
   }
 
   tags = var.tags
+}
+
+# CloudFront's additional metrics, among them OriginLatency (the monitoring module's
+# cloudfront-origin-latency alarm): billed per distribution and month.
+resource "aws_cloudfront_monitoring_subscription" "this" {
+  for_each        = aws_cloudfront_distribution.this
+  distribution_id = each.value.id
+  monitoring_subscription {
+    realtime_metrics_subscription_config {
+      realtime_metrics_subscription_status = "Enabled"
+    }
+  }
 }

@@ -116,8 +116,10 @@ resource "aws_docdb_cluster_instance" "this" {
 }
 
 # The registry's store.url (docs/CONFIGURATION.md, "Production settings"): TLS with the RDS CA
-# bundle the image carries, the replica set DocumentDB always is, and no retryable writes
-# (DocumentDB does not support them).
+# bundle the image carries, the replica set DocumentDB always is, no retryable writes
+# (DocumentDB does not support them), and reads from the primary: the registry reads inside
+# transactions (key revocation, revision checks), and a transaction's read preference must be
+# primary (secondaryPreferred made them answer 500).
 resource "aws_secretsmanager_secret" "registry_url" {
   # checkov:skip=CKV2_AWS_57:Derived from the master secret; it changes together with it (README.md).
   name                    = "${var.secret_prefix}/platform/registry-documentdb-url"
@@ -130,7 +132,7 @@ resource "aws_secretsmanager_secret" "registry_url" {
 resource "aws_secretsmanager_secret_version" "registry_url" {
   secret_id = aws_secretsmanager_secret.registry_url.id
   secret_string = format(
-    "mongodb://%s:%s@%s:%d/?tls=true&tlsCAFile=%s&replicaSet=rs0&readPreference=secondaryPreferred&retryWrites=false",
+    "mongodb://%s:%s@%s:%d/?tls=true&tlsCAFile=%s&replicaSet=rs0&readPreference=primary&retryWrites=false",
     var.master_username, local.master_password, aws_docdb_cluster.this.endpoint, aws_docdb_cluster.this.port, var.ca_file_path,
   )
 }

@@ -7,8 +7,12 @@
 #
 # Each definition:
 #   per        "none" (one alarm), "target_group" (one per entry of
-#              var.target_group_arn_suffixes) or "ecs_service" (one per entry of
-#              var.ecs_service_names); instances are named <prefix>-<key>-<service>.
+#              var.target_group_arn_suffixes), "ecs_service" (one per entry of
+#              var.ecs_service_names) or "distribution" (one per entry of
+#              var.cloudfront_distribution_ids); instances are named <prefix>-<key>-<service>.
+#              CloudFront publishes its metrics in us-east-1 only and an alarm sees only its
+#              own region's metrics, so "distribution" alarms are created in us-east-1 (the
+#              aws.us_east_1 provider) and notify a topic there (sns.tf).
 #   summary    the alarm description before the runbook link; {threshold} is replaced by
 #              the instance's threshold.
 #   queries    CloudWatch metric queries. A query with `metric` reads one metric; its `dims`
@@ -56,6 +60,56 @@ locals {
       evaluation_periods  = 5
       datapoints_to_alarm = 3
       # No requests produce no data points: nothing is failing.
+      treat_missing_data = "notBreaching"
+    }
+
+    "alb-elb-4xx" = {
+      per     = "none"
+      summary = "The ALB itself answered more than {threshold} % of requests with 4xx: requests no rule routes (404 no route: CloudFront's headers or a host name do not match), or requests it refused as malformed."
+      queries = [
+        { id = "errors", metric = "HTTPCode_ELB_4XX_Count", namespace = "AWS/ApplicationELB", stat = "Sum", dims = { LoadBalancer = "lb" } },
+        { id = "requests", metric = "RequestCount", namespace = "AWS/ApplicationELB", stat = "Sum", dims = { LoadBalancer = "lb" } },
+        { id = "rate", expression = "IF(FILL(requests, 0) >= ${local.alb5xx_min_requests}, 100 * FILL(errors, 0) / requests, 0)", label = "ELB 4xx %", return = true },
+      ]
+      comparison          = "GreaterThanThreshold"
+      threshold           = 10
+      period              = 60
+      evaluation_periods  = 5
+      datapoints_to_alarm = 3
+      # No requests produce no data points: nothing is refused.
+      treat_missing_data = "notBreaching"
+    }
+
+    "cloudfront-5xx-rate" = {
+      per     = "distribution"
+      summary = "More than {threshold} % of a CloudFront distribution's requests were answered with 5xx (the origin's own, or CloudFront's 502/504 when it cannot reach or wait for the ALB)."
+      queries = [
+        { id = "rate", metric = "5xxErrorRate", namespace = "AWS/CloudFront", stat = "Average", dims = { DistributionId = "distribution", Region = "global" }, return = true },
+      ]
+      comparison          = "GreaterThanThreshold"
+      threshold           = 5
+      period              = 300
+      evaluation_periods  = 3
+      datapoints_to_alarm = 2
+      # CloudFront publishes no rate without requests: nothing is failing.
+      treat_missing_data = "notBreaching"
+    }
+
+    "cloudfront-origin-latency" = {
+      per     = "distribution"
+      summary = "The average time from CloudFront to the first byte of the ALB's answer exceeded {threshold} ms on a distribution."
+      queries = [
+        { id = "latency", metric = "OriginLatency", namespace = "AWS/CloudFront", stat = "Average", dims = { DistributionId = "distribution", Region = "global" }, return = true },
+      ]
+      comparison = "GreaterThanThreshold"
+      threshold  = 2000
+      # The gateway's first byte includes the tool's own work (like alb-latency-p95).
+      thresholds_by_instance = { gateway = 10000 }
+      period                 = 300
+      evaluation_periods     = 3
+      datapoints_to_alarm    = 3
+      # OriginLatency is an additional metric (the cloudfront module subscribes to it);
+      # no requests, no samples.
       treat_missing_data = "notBreaching"
     }
 
@@ -404,6 +458,7 @@ locals {
     waf_acl    = var.waf_web_acl_name
     waf_region = var.waf_region
     waf_rule   = "ALL"
+    global     = "Global"
   }
 
   # Which instances each `per` produces: instance key => extra context values.
@@ -411,6 +466,7 @@ locals {
     none         = { "" = {} }
     target_group = { for svc, suffix in var.target_group_arn_suffixes : svc => { tg = suffix } }
     ecs_service  = { for svc, name in var.ecs_service_names : svc => { service = name } }
+    distribution = { for svc, id in var.cloudfront_distribution_ids : svc => { distribution = id } }
   }
 
   # Every alarm to create, keyed "<key>" or "<key>/<service>".
@@ -425,52 +481,46 @@ locals {
         context   = merge(local.alarm_context, extra)
         threshold = lookup(var.threshold_overrides, key, lookup(try(def.thresholds_by_instance, {}), inst, def.threshold))
         def       = def
+        edge      = def.per == "distribution"
       }
     } if try(def.enabled, true)
   ]...)
 }
 
-# One CloudWatch alarm per entry of local.alarms, all built from metric queries. ALARM and OK
-# both notify the topic so whoever was paged also learns of the recovery.
-resource "aws_cloudwatch_metric_alarm" "this" {
-  for_each = local.alarms
-
-  alarm_name          = each.value.name
-  alarm_description   = "${replace(each.value.summary, "{threshold}", tostring(each.value.threshold))} Runbook: ${var.runbook_base_url}#${each.value.key}"
-  comparison_operator = each.value.def.comparison
-  threshold           = each.value.threshold
-  evaluation_periods  = each.value.def.evaluation_periods
-  datapoints_to_alarm = each.value.def.datapoints_to_alarm
-  treat_missing_data  = each.value.def.treat_missing_data
-  actions_enabled     = true
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-  tags                = var.tags
-
-  dynamic "metric_query" {
-    for_each = each.value.queries
-    content {
-      id          = metric_query.value.id
-      expression  = try(metric_query.value.expression, null)
-      label       = try(metric_query.value.label, null)
-      return_data = try(metric_query.value.return, false)
-
-      dynamic "metric" {
-        for_each = try(metric_query.value.metric, null) == null ? [] : [metric_query.value]
-        content {
-          metric_name = metric.value.metric
-          namespace   = metric.value.namespace == "LOG" ? local.log_namespace : metric.value.namespace
-          period      = each.value.def.period
-          stat        = metric.value.stat
-          dimensions  = { for dim, ctx in metric.value.dims : dim => each.value.context[ctx] }
-        }
-      }
-    }
-  }
-
+# The alarms, created by alarm-set/ (one CloudWatch alarm per entry, built from metric queries):
+# the CloudFront ones in us-east-1, where CloudFront publishes its metrics, notifying the topic
+# there; all others in this module's region. A provider cannot differ between instances of one
+# resource, hence the two calls.
+module "regional_alarms" {
+  source           = "./alarm-set"
+  alarms           = { for k, a in local.alarms : k => a if !a.edge }
+  topic_arn        = aws_sns_topic.alarms.arn
+  runbook_base_url = var.runbook_base_url
+  log_namespace    = local.log_namespace
+  tags             = var.tags
   # Alarms on log metrics would sit in INSUFFICIENT_DATA until the filters exist.
-  depends_on = [aws_cloudwatch_log_metric_filter.this]
+  depends_on = [aws_cloudwatch_log_metric_filter.this, terraform_data.threshold_overrides]
+}
 
+module "edge_alarms" {
+  source           = "./alarm-set"
+  alarms           = { for k, a in local.alarms : k => a if a.edge }
+  topic_arn        = length(aws_sns_topic.edge) > 0 ? aws_sns_topic.edge[0].arn : ""
+  runbook_base_url = var.runbook_base_url
+  log_namespace    = local.log_namespace
+  tags             = var.tags
+  providers = {
+    aws = aws.us_east_1
+  }
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.this
+  to   = module.regional_alarms.aws_cloudwatch_metric_alarm.this
+}
+
+resource "terraform_data" "threshold_overrides" {
+  input = var.threshold_overrides
   lifecycle {
     precondition {
       condition     = length(setsubtract(keys(var.threshold_overrides), keys(local.alarm_definitions))) == 0

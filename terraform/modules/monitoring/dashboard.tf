@@ -118,7 +118,7 @@ locals {
       height = 4
       properties = {
         title  = "Alarms (runbook: ${var.runbook_base_url})"
-        alarms = sort([for a in aws_cloudwatch_metric_alarm.this : a.arn])
+        alarms = sort([for a in module.regional_alarms.alarms : a.arn])
       }
     }],
     [for title in local.graph_order : local.graph[title]],

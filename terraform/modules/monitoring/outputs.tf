@@ -10,7 +10,7 @@ output "dashboard_name" {
 
 output "alarm_names" {
   description = "Names of every alarm this module created, sorted."
-  value       = sort([for a in aws_cloudwatch_metric_alarm.this : a.alarm_name])
+  value       = sort([for a in merge(module.regional_alarms.alarms, module.edge_alarms.alarms) : a.alarm_name])
 }
 
 output "log_metric_namespace" {

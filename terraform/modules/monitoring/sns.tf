@@ -61,3 +61,24 @@ resource "aws_sns_topic_subscription" "email" {
   protocol  = "email"
   endpoint  = var.alarm_email
 }
+
+# The CloudFront alarms live in us-east-1 (alarms.tf), and an alarm notifies only a topic of its
+# own region: a second topic there, with the same subscriber. Encrypted with the AWS-managed SNS
+# key, because the platform's key is regional and CloudWatch may use the managed key.
+#trivy:ignore:AVD-AWS-0136 The platform's customer-managed key is regional and cannot encrypt a us-east-1 topic; these messages are alarm state changes only (names, thresholds), encrypted at rest with the AWS-managed SNS key.
+resource "aws_sns_topic" "edge" {
+  provider          = aws.us_east_1
+  count             = length(var.cloudfront_distribution_ids) > 0 ? 1 : 0
+  name              = "${var.name_prefix}-edge-alarms"
+  display_name      = "${var.name_prefix} CloudFront alarms"
+  kms_master_key_id = "alias/aws/sns"
+  tags              = var.tags
+}
+
+resource "aws_sns_topic_subscription" "edge_email" {
+  provider  = aws.us_east_1
+  count     = length(var.cloudfront_distribution_ids) > 0 && var.alarm_email != "" ? 1 : 0
+  topic_arn = aws_sns_topic.edge[0].arn
+  protocol  = "email"
+  endpoint  = var.alarm_email
+}

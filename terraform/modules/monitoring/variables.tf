@@ -96,6 +96,12 @@ variable "waf_region" {
   }
 }
 
+variable "cloudfront_distribution_ids" {
+  description = "CloudFront distribution id by service; {} without CloudFront. Their alarms are created in us-east-1 (the aws.us_east_1 provider), where CloudFront publishes its metrics."
+  type        = map(string)
+  default     = {}
+}
+
 variable "log_group_names" {
   description = "CloudWatch log group of each service's JSON logs (stdout through the awslogs driver), by service. Must hold registry, auth-server and gateway; keycloak is optional (adds its LOGIN_ERROR events to the auth denial alarm)."
   type        = map(string)

@@ -22,6 +22,14 @@ locals {
     enable_execute_command = var.enable_execute_command
   }
   alb_rules = local.build_platform ? module.alb[0].rule_arns : []
+  # Behind CloudFront a response that sends nothing for origin_read_timeout seconds is cut (a
+  # 504, or a stream that just ends), while the gateway would wait 60 s for an upstream's first
+  # byte and 300 s of silence within an answer. The gateway gives up first (at 90 % of
+  # CloudFront's timeout), so the client gets the gateway's own 504 or error event instead.
+  gateway_timeouts = var.enable_cloudfront ? {
+    MCPGW_GATEWAY_UPSTREAM__FIRST_BYTE_TIMEOUT_MS = tostring(min(60000, floor(var.cloudfront_origin_read_timeout_seconds * 900)))
+    MCPGW_GATEWAY_UPSTREAM__IDLE_TIMEOUT_MS       = tostring(min(300000, floor(var.cloudfront_origin_read_timeout_seconds * 900)))
+  } : {}
 }
 
 module "registry" {
@@ -172,7 +180,7 @@ module "gateway" {
   # Open MCP streams get time to finish when a task drains.
   deregistration_delay       = 120
   ingress_security_group_ids = local.alb_sg
-  environment = {
+  environment = merge(local.gateway_timeouts, {
     MCPGW_GATEWAY_LISTEN                          = "0.0.0.0:8080"
     MCPGW_GATEWAY_METRICS_LISTEN                  = "0.0.0.0:9466"
     MCPGW_GATEWAY_DATA_DIR                        = local.data_dir
@@ -188,7 +196,7 @@ module "gateway" {
     )
     MCPGW_GATEWAY_EGRESS__ALLOW_PRIVATE = "true"
     MCPGW_GATEWAY_LOG__FORMAT           = "json"
-  }
+  })
   task_secret_arns = [
     module.secrets.registry_encryption_key_secret_arn,
     module.secrets.gateway_session_key_secret_arn,

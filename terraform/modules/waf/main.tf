@@ -4,7 +4,12 @@
 #   2. a tighter per-IP rate limit on sign-in and token paths (password guessing, token abuse);
 #   3. a per-IP rate limit on everything;
 #   4. AWS managed rule groups: IP reputation, anonymous IPs, common exploits, known bad inputs,
-#      SQL injection (and Bot Control when enabled).
+#      SQL injection (and Bot Control when enabled);
+#   5. the managed rules that read request bodies (SQL injection, XSS, path traversal, remote
+#      include, SSRF) block everywhere except on MCP endpoints (paths ending in /mcp): there the
+#      body is JSON-RPC whose tool arguments are free text (a SQL query, HTML, a file path, a
+#      URL are ordinary arguments), so those rules only count. The groups' header, query and
+#      path rules still block on MCP endpoints, and the console and REST API keep every rule.
 # Logs go to the access-log bucket with the Authorization header and cookies redacted.
 
 locals {
@@ -13,10 +18,17 @@ locals {
   managed = [
     { name = "AWSManagedRulesAmazonIpReputationList", priority = 10, count_rules = [] },
     { name = "AWSManagedRulesAnonymousIpList", priority = 11, count_rules = ["HostingProviderIPList"] },
-    { name = "AWSManagedRulesCommonRuleSet", priority = 12, count_rules = ["SizeRestrictions_BODY"] },
+    { name = "AWSManagedRulesCommonRuleSet", priority = 12, count_rules = concat(["SizeRestrictions_BODY"], local.body_rules.AWSManagedRulesCommonRuleSet.rules) },
     { name = "AWSManagedRulesKnownBadInputsRuleSet", priority = 13, count_rules = [] },
-    { name = "AWSManagedRulesSQLiRuleSet", priority = 14, count_rules = [] },
+    { name = "AWSManagedRulesSQLiRuleSet", priority = 14, count_rules = local.body_rules.AWSManagedRulesSQLiRuleSet.rules },
   ]
+  # The body rules set to count above (they still label what they match), and the label
+  # namespace of their group: rule 5 blocks on these labels outside MCP endpoints.
+  body_rules = {
+    AWSManagedRulesCommonRuleSet = { namespace = "core-rule-set", rules = ["CrossSiteScripting_BODY", "GenericLFI_BODY", "GenericRFI_BODY", "EC2MetaDataSSRF_BODY"] }
+    AWSManagedRulesSQLiRuleSet   = { namespace = "sql-database", rules = ["SQLi_BODY", "SQLiExtendedPatterns_BODY"] }
+  }
+  body_labels = flatten([for g in values(local.body_rules) : [for r in g.rules : "awswaf:managed:aws:${g.namespace}:${replace(r, "_BODY", "_Body")}"]])
   login_paths = ["/login", "/callback", "/token", "/api/v1/tokens", "/protocol/openid-connect/token", "/protocol/openid-connect/auth", "/login-actions/"]
 }
 
@@ -183,6 +195,53 @@ resource "aws_wafv2_web_acl" "this" {
         metric_name                = "${var.name_prefix}-${rule.value.name}"
         sampled_requests_enabled   = true
       }
+    }
+  }
+
+  rule {
+    name     = "managed-body-rules-except-mcp"
+    priority = 15
+    action {
+      block {}
+    }
+    statement {
+      and_statement {
+        statement {
+          or_statement {
+            dynamic "statement" {
+              for_each = local.body_labels
+              content {
+                label_match_statement {
+                  scope = "LABEL"
+                  key   = statement.value
+                }
+              }
+            }
+          }
+        }
+        statement {
+          not_statement {
+            statement {
+              byte_match_statement {
+                search_string         = "/mcp"
+                positional_constraint = "ENDS_WITH"
+                field_to_match {
+                  uri_path {}
+                }
+                text_transformation {
+                  priority = 0
+                  type     = "URL_DECODE"
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${var.name_prefix}-body-rules"
+      sampled_requests_enabled   = true
     }
   }
 

@@ -2,6 +2,17 @@
 #   cd terraform/modules/monitoring && terraform init -backend=false -plugin-dir=/opt/tf-plugins && terraform test
 # The account id and region below exist only in this test.
 
+# CloudFront's alarms and their topic (us-east-1).
+mock_provider "aws" {
+  alias = "us_east_1"
+  mock_resource "aws_sns_topic" {
+    defaults = { arn = "arn:aws:sns:us-east-1:111122223333:mcpgw-test-edge-alarms" }
+  }
+  mock_resource "aws_cloudwatch_metric_alarm" {
+    defaults = { arn = "arn:aws:cloudwatch:us-east-1:111122223333:alarm:mock" }
+  }
+}
+
 mock_provider "aws" {
   mock_data "aws_region" {
     defaults = { name = "eu-west-1" }
@@ -40,6 +51,10 @@ variables {
     gateway       = "mcpgw-test-gateway"
     keycloak      = "mcpgw-test-keycloak"
   }
+  cloudfront_distribution_ids = {
+    registry = "E2QWRUHAPOMQZL"
+    gateway  = "E3QWRUHAPOMQZM"
+  }
   aurora_cluster_id     = "mcpgw-test-aurora"
   documentdb_cluster_id = "mcpgw-test-docdb"
   waf_web_acl_name      = "mcpgw-test"
@@ -60,37 +75,46 @@ run "everything" {
   command = apply
 
   assert {
-    # 4 ALB per-target-group definitions × 4 + 3 ECS × 4 + 13 single alarms.
-    condition     = length(aws_cloudwatch_metric_alarm.this) == 4 * 5 + 3 * 4 + 15
-    error_message = "unexpected alarm count: ${length(aws_cloudwatch_metric_alarm.this)}"
+    # 5 ALB per-target-group definitions × 4 + 3 ECS × 4 + 16 single alarms.
+    condition     = length(module.regional_alarms.alarms) == 4 * 5 + 3 * 4 + 16
+    error_message = "unexpected alarm count: ${length(module.regional_alarms.alarms)}"
+  }
+  # CloudFront's metrics exist only in us-east-1: its alarms and their topic are created there.
+  assert {
+    condition     = length(module.edge_alarms.alarms) == 2 * 2 && length(aws_sns_topic.edge) == 1 && length(aws_sns_topic_subscription.edge_email) == 1
+    error_message = "two CloudFront alarms per distribution, notifying the us-east-1 topic and its subscriber"
   }
   assert {
-    condition     = alltrue([for a in aws_cloudwatch_metric_alarm.this : startswith(a.alarm_name, "mcpgw-test-")])
+    condition     = module.edge_alarms.alarms["cloudfront-origin-latency/gateway"].threshold == 10000 && alltrue([for a in module.edge_alarms.alarms : strcontains(a.alarm_description, "Runbook: ")])
+    error_message = "the gateway's origin latency has its wider bound, and every CloudFront alarm links its runbook entry"
+  }
+  assert {
+    condition     = alltrue([for a in module.regional_alarms.alarms : startswith(a.alarm_name, "mcpgw-test-")])
     error_message = "every alarm name starts with the prefix"
   }
   assert {
-    condition = alltrue([for k, a in aws_cloudwatch_metric_alarm.this :
+    condition = alltrue([for k, a in module.regional_alarms.alarms :
     endswith(a.alarm_description, "Runbook: https://github.com/example/mcpgw/blob/main/docs/runbook.md#${split("/", k)[0]}")])
     error_message = "every description ends with the runbook link of its key"
   }
   assert {
-    condition     = alltrue([for a in aws_cloudwatch_metric_alarm.this : !strcontains(a.alarm_description, "{threshold}")])
+    condition     = alltrue([for a in module.regional_alarms.alarms : !strcontains(a.alarm_description, "{threshold}")])
     error_message = "the threshold placeholder is filled in"
   }
   assert {
-    condition     = strcontains(aws_cloudwatch_metric_alarm.this["alb-latency-p99/gateway"].alarm_description, "exceeded 20 seconds")
+    condition     = strcontains(module.regional_alarms.alarms["alb-latency-p99/gateway"].alarm_description, "exceeded 20 seconds")
     error_message = "the per-service threshold appears in the description"
   }
   assert {
-    condition     = alltrue([for a in aws_cloudwatch_metric_alarm.this : length(a.alarm_description) <= 1024])
+    condition     = alltrue([for a in module.regional_alarms.alarms : length(a.alarm_description) <= 1024])
     error_message = "alarm descriptions fit CloudWatch's 1024 characters"
   }
   assert {
-    condition     = alltrue([for a in aws_cloudwatch_metric_alarm.this : length([for q in a.metric_query : q if q.return_data]) == 1])
+    condition     = alltrue([for a in module.regional_alarms.alarms : length([for q in a.metric_query : q if q.return_data]) == 1])
     error_message = "each alarm returns exactly one query"
   }
   assert {
-    condition     = aws_cloudwatch_metric_alarm.this["alb-latency-p95/gateway"].threshold == 5 && aws_cloudwatch_metric_alarm.this["alb-latency-p95/registry"].threshold == 1
+    condition     = module.regional_alarms.alarms["alb-latency-p95/gateway"].threshold == 5 && module.regional_alarms.alarms["alb-latency-p95/registry"].threshold == 1
     error_message = "per-service thresholds apply"
   }
   assert {
@@ -119,11 +143,16 @@ run "no_waf_no_keycloak_no_email" {
       "auth-server" = "/mcpgw-test/auth-server"
       gateway       = "/mcpgw-test/gateway"
     }
-    threshold_overrides = { "aurora-connections" = 400 }
+    threshold_overrides         = { "aurora-connections" = 400 }
+    cloudfront_distribution_ids = {}
   }
 
   assert {
-    condition     = !contains(keys(aws_cloudwatch_metric_alarm.this), "waf-blocked-spike")
+    condition     = length(module.edge_alarms.alarms) == 0 && length(aws_sns_topic.edge) == 0
+    error_message = "no CloudFront alarms or us-east-1 topic without CloudFront"
+  }
+  assert {
+    condition     = !contains(keys(module.regional_alarms.alarms), "waf-blocked-spike")
     error_message = "no WAF alarm without a web ACL"
   }
   assert {
@@ -131,11 +160,11 @@ run "no_waf_no_keycloak_no_email" {
     error_message = "no keycloak filter, no subscription"
   }
   assert {
-    condition     = aws_cloudwatch_metric_alarm.this["aurora-connections"].threshold == 400
+    condition     = module.regional_alarms.alarms["aurora-connections"].threshold == 400
     error_message = "threshold_overrides apply"
   }
   assert {
-    condition     = length([for q in aws_cloudwatch_metric_alarm.this["auth-denial-spike"].metric_query : q if q.id == "kc"]) == 0
+    condition     = length([for q in module.regional_alarms.alarms["auth-denial-spike"].metric_query : q if q.id == "kc"]) == 0
     error_message = "no keycloak series in the denial alarm"
   }
 }
@@ -145,7 +174,7 @@ run "unknown_override_is_refused" {
   variables {
     threshold_overrides = { "no-such-alarm" = 1 }
   }
-  expect_failures = [aws_cloudwatch_metric_alarm.this]
+  expect_failures = [terraform_data.threshold_overrides]
 }
 
 run "bad_inputs_are_refused" {
