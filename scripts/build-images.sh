@@ -14,6 +14,12 @@
 #   REPO_PREFIX  push: repository name prefix; default mcpgw (repositories mcpgw/registry, …,
 #                created by Terraform's ECR module)
 #   FORCE=1      push a dirty tree or the tag latest anyway
+#   BINARIES_DIR build from binaries built outside instead of compiling in the image build: a
+#                directory with registry, auth-server, gateway and mcpgw-setup, static
+#                (x86_64-unknown-linux-musl); the Dockerfiles' BINARIES=prebuilt stage takes
+#                them and the runtime stage is the same (scripts/compose-test.sh uses this)
+# BuildKit is needed (the Dockerfiles' cache mounts): through buildx where the CLI has it, else
+# the built-in BuildKit of a Docker 20.10 CLI (Debian's docker.io), which needs no buildx.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
@@ -58,16 +64,47 @@ if ! docker info >/dev/null 2>&1; then
   die "no Docker engine answers ('docker info' failed${why:+: $why}); start Docker (or set DOCKER_HOST) and re-run"
 fi
 
+# Since Docker 23 `docker build` is buildx's; an older CLI has BuildKit built in
+# (DOCKER_BUILDKIT=1). A newer CLI without the buildx plugin has only the classic builder, which
+# cannot build these Dockerfiles (RUN --mount): say so instead of failing half-way.
+if docker buildx version >/dev/null 2>&1; then
+  build=(docker buildx build --load)
+else
+  cli=$(docker version -f '{{.Client.Version}}' 2>/dev/null || echo 0)
+  ((${cli%%.*} < 23)) ||
+    die "this docker CLI ($cli) has no buildx plugin, and without it there is no BuildKit, which the Dockerfiles need (RUN --mount): install buildx (Debian: docker-buildx; Docker's packages: docker-buildx-plugin), or use a Docker 20.10 CLI (Debian's docker.io: /usr/bin/docker)"
+  build=(env DOCKER_BUILDKIT=1 docker build)
+fi
+
+binary_of() { if [[ $1 == setup ]]; then echo mcpgw-setup; else echo "$1"; fi; }
+
+# context_of IMAGE: the build context. The repository, or with BINARIES_DIR one holding just
+# what the Dockerfile's prebuilt stage and runtime stage copy (out/, deploy/certs/).
+context_of() {
+  [[ -n ${BINARIES_DIR:-} ]] || { echo .; return; }
+  local bin ctx=$MCPGW_CACHE_DIR/image-context/$1
+  bin=$(binary_of "$1")
+  [[ -x $BINARIES_DIR/$bin ]] || die "BINARIES_DIR=$BINARIES_DIR has no $bin"
+  file "$BINARIES_DIR/$bin" | grep -qE 'static(-pie)? linked|statically linked' ||
+    die "$BINARIES_DIR/$bin is not static: it would not start on distroless/static (build it with --target x86_64-unknown-linux-musl)"
+  rm -rf "$ctx" && mkdir -p "$ctx/out/usr/local/bin" "$ctx/out/var/lib/mcpgw" "$ctx/out/run/mcpgw/secrets" "$ctx/deploy"
+  cp "$BINARIES_DIR/$bin" "$ctx/out/usr/local/bin/$bin"
+  cp -r deploy/certs "$ctx/deploy/certs"
+  echo "$ctx"
+}
+
 build_one() {
-  local image=$1
-  log "docker build mcpgw/$image:$tag (services/$image/Dockerfile)"
-  DOCKER_BUILDKIT=1 docker build \
+  local image=$1 ctx
+  ctx=$(context_of "$image")
+  log "docker build mcpgw/$image:$tag (services/$image/Dockerfile${BINARIES_DIR:+, binaries from $BINARIES_DIR})"
+  "${build[@]}" \
     -f "services/$image/Dockerfile" \
+    ${BINARIES_DIR:+--build-arg BINARIES=prebuilt} \
     --build-arg "VERSION=$version" \
     --build-arg "REVISION=$revision" \
     --build-arg "CREATED=$created" \
     -t "mcpgw/$image:$tag" \
-    .
+    "$ctx"
   log "mcpgw/$image:$tag: $(docker image inspect -f '{{.Size}}' "mcpgw/$image:$tag" | awk '{printf "%.1f MB", $1/1e6}')"
 }
 
