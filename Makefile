@@ -11,7 +11,7 @@ TF_PLUGIN_DIR ?= $(wildcard /opt/tf-plugins)
 export IMAGE AWS_REGION REGISTRY FORCE
 
 .PHONY: help run run-registry run-auth setup test check test-console lint fmt build check-config openapi bench bench-gateway \
-	images build-push env up down compose-check tf-fmt tf-validate tf-scan
+	images build-push setup-task env up down compose-check tf-fmt tf-validate tf-scan
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -63,8 +63,17 @@ bench-gateway: ## Benchmark tools/call direct, through nginx, HAProxy, a bare fo
 images: ## docker build every image (IMAGE=registry|auth-server|gateway|setup for one), tagged <version>-<git short sha>
 	scripts/build-images.sh build
 
-build-push: ## Build and push to ECR, immutable tag <version>-<git sha>: AWS_REGION=… [REGISTRY=…] [IMAGE=…] [FORCE=1]
-	scripts/build-images.sh push
+# The repositories are Terraform's: their host and name prefix come from the environment's
+# outputs (ecr_registry, ecr_repository_prefix), so the names cannot drift apart.
+build-push: ## Build and push to the environment's ECR, immutable tag <version>-<git sha>: TF_DIR=terraform/environments/<mode> AWS_REGION=… [IMAGE=…] [FORCE=1]
+	@test -n "$(TF_DIR)" || { echo "TF_DIR=terraform/environments/<mode> is needed: the repository names are that environment's outputs" >&2; exit 1; }
+	prefix=$$($(TF) -chdir=$(TF_DIR) output -raw ecr_repository_prefix) && \
+	  registry=$${REGISTRY:-$$($(TF) -chdir=$(TF_DIR) output -raw ecr_registry)} && \
+	  REGISTRY="$$registry" REPO_PREFIX="$$prefix" scripts/build-images.sh push
+
+setup-task: ## Run mcpgw-setup as its ECS task, wait, check its exit code: TF_DIR=terraform/environments/<mode> [ARGS=--dry-run]
+	@test -n "$(TF_DIR)" || { echo "TF_DIR=terraform/environments/<mode> is needed" >&2; exit 1; }
+	scripts/run-setup-task.sh $(TF_DIR) $(ARGS)
 
 env: ## Write .env for docker compose with generated secrets (never overwrites an existing .env)
 	deploy/compose/new-env.sh

@@ -30,3 +30,5 @@ loop=$(cargo tree --locked -p mcpgw-test-support --features keycloak -e normal -
 log "static checks of docs and deployment files"
 scripts/check-static.sh
 scripts/check-runbook.sh
+# The release pipeline's workflows (actionlint, built once from the Go module proxy).
+scripts/check-workflows.sh

@@ -8,12 +8,12 @@ variable "aws_region" {
 }
 
 variable "environment" {
-  description = "dev or prod (mcpgw-setup creates dev users only in dev)."
+  description = "dev, staging or prod (mcpgw-setup creates dev users only in dev; staging behaves as prod)."
   type        = string
   default     = "prod"
   validation {
-    condition     = contains(["dev", "prod"], var.environment)
-    error_message = "environment must be dev or prod."
+    condition     = contains(["dev", "staging", "prod"], var.environment)
+    error_message = "environment must be dev, staging or prod."
   }
 }
 

@@ -1,7 +1,7 @@
 # mcpgw-setup reads these names from `terraform output -json` (docs/deployment.md).
 
 output "environment" {
-  description = "dev or prod."
+  description = "dev, staging or prod."
   value       = module.platform.environment
 }
 
@@ -93,4 +93,29 @@ output "alarm_topic_arn" {
 output "dashboard_name" {
   description = "CloudWatch dashboard of the platform."
   value       = module.platform.dashboard_name
+}
+
+output "ecr_registry" {
+  description = "The ECR registry host."
+  value       = module.platform.ecr_registry
+}
+
+output "ecr_repository_prefix" {
+  description = "Prefix of the repository names (<prefix>/<image>)."
+  value       = module.platform.ecr_repository_prefix
+}
+
+output "ecs_cluster_name" {
+  description = "ECS cluster of the services."
+  value       = module.platform.ecs_cluster_name
+}
+
+output "ecs_service_names" {
+  description = "ECS service name per service."
+  value       = module.platform.ecs_service_names
+}
+
+output "log_group_names" {
+  description = "CloudWatch log group per service and of the setup task."
+  value       = module.platform.log_group_names
 }

@@ -19,7 +19,10 @@ locals {
       awslogs-stream-prefix = var.service_name
     }
   }
-  # Each writable path is a task-scoped scratch volume; everything else is read-only.
+  # Each writable path is a task-scoped scratch volume; everything else is read-only. Fargate
+  # starts such a bind mount empty and owned by root, unless the image declares the path as a
+  # VOLUME: then it starts as a copy of the image's directory, owner included. The mcpgw images
+  # declare /var/lib/mcpgw (owned by 65532) for exactly that: keep writable_paths on it.
   volumes = { for i, p in var.writable_paths : "scratch-${i}" => p }
   main_container = {
     name                   = var.service_name

@@ -204,33 +204,37 @@ module "alb" {
 }
 
 module "waf_cloudfront" {
-  count               = local.waf_enabled && var.enable_cloudfront ? 1 : 0
-  source              = "../waf"
-  name_prefix         = local.name_prefix
-  scope               = "CLOUDFRONT"
-  rate_limit          = var.waf_rate_limit
-  login_rate_limit    = var.waf_login_rate_limit
-  enable_bot_control  = var.waf_bot_control
-  admin_host          = local.fqdn["keycloak"]
-  admin_cidr_blocks   = concat(var.keycloak_admin_cidr_blocks, [for ip in module.network.nat_public_ips : "${ip}/32"])
-  log_destination_arn = module.logs_bucket.bucket_arn
-  tags                = local.tags
+  count            = local.waf_enabled && var.enable_cloudfront ? 1 : 0
+  source           = "../waf"
+  name_prefix      = local.name_prefix
+  scope            = "CLOUDFRONT"
+  rate_limit       = var.waf_rate_limit
+  login_rate_limit = var.waf_login_rate_limit
+  # The auth-server reaches Keycloak's token endpoint through its public URL (every sign-in).
+  login_rate_exempt_cidr_blocks = [for ip in module.network.nat_public_ips : "${ip}/32"]
+  enable_bot_control            = var.waf_bot_control
+  admin_host                    = local.fqdn["keycloak"]
+  admin_cidr_blocks             = concat(var.keycloak_admin_cidr_blocks, [for ip in module.network.nat_public_ips : "${ip}/32"])
+  log_destination_arn           = module.logs_bucket.bucket_arn
+  tags                          = local.tags
   providers = {
     aws = aws.us_east_1
   }
 }
 
 module "waf_regional" {
-  count               = local.waf_enabled && !var.enable_cloudfront ? 1 : 0
-  source              = "../waf"
-  name_prefix         = local.name_prefix
-  scope               = "REGIONAL"
-  alb_arn             = module.alb[0].arn
-  rate_limit          = var.waf_rate_limit
-  login_rate_limit    = var.waf_login_rate_limit
-  enable_bot_control  = var.waf_bot_control
-  log_destination_arn = module.logs_bucket.bucket_arn
-  tags                = local.tags
+  count            = local.waf_enabled && !var.enable_cloudfront ? 1 : 0
+  source           = "../waf"
+  name_prefix      = local.name_prefix
+  scope            = "REGIONAL"
+  alb_arn          = module.alb[0].arn
+  rate_limit       = var.waf_rate_limit
+  login_rate_limit = var.waf_login_rate_limit
+  # The auth-server reaches Keycloak's token endpoint through its public URL (every sign-in).
+  login_rate_exempt_cidr_blocks = [for ip in module.network.nat_public_ips : "${ip}/32"]
+  enable_bot_control            = var.waf_bot_control
+  log_destination_arn           = module.logs_bucket.bucket_arn
+  tags                          = local.tags
 }
 
 module "cloudfront" {

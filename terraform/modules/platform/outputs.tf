@@ -2,7 +2,7 @@
 # (docs/deployment.md). Every value is a string.
 
 output "environment" {
-  description = "dev or prod."
+  description = "dev, staging or prod."
   value       = var.environment
 }
 
@@ -111,8 +111,8 @@ output "nat_public_ips" {
 }
 
 output "log_group_names" {
-  description = "CloudWatch log group per service."
-  value       = { for k, m in local.service_modules : k => m.log_group_name }
+  description = "CloudWatch log group per service and of the setup task."
+  value       = merge({ for k, m in local.service_modules : k => m.log_group_name }, local.build_platform ? { setup = module.setup[0].log_group_name } : {})
 }
 
 output "access_logs_bucket" {
@@ -128,4 +128,19 @@ output "alarm_topic_arn" {
 output "dashboard_name" {
   description = "CloudWatch dashboard of the platform."
   value       = local.build_platform ? module.monitoring[0].dashboard_name : ""
+}
+
+output "ecr_registry" {
+  description = "The ECR registry host the images are pushed to (<account>.dkr.ecr.<region>.amazonaws.com)."
+  value       = "${local.account_id}.dkr.ecr.${local.region}.amazonaws.com"
+}
+
+output "ecr_repository_prefix" {
+  description = "Prefix of the repository names (<prefix>/<image>): what make build-push and the pipeline push to."
+  value       = local.name_prefix
+}
+
+output "ecs_service_names" {
+  description = "ECS service name per service (scripts/run-setup-task.sh redeploys the gateway)."
+  value       = { for k, m in local.service_modules : k => m.service_name }
 }

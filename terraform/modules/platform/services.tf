@@ -22,6 +22,21 @@ locals {
     enable_execute_command = var.enable_execute_command
   }
   alb_rules = local.build_platform ? module.alb[0].rule_arns : []
+  # Keycloak's database and its own user (same name), created by the db-init container.
+  keycloak_db      = "keycloak"
+  keycloak_db_init = <<-EOT
+    set -eu
+    psql -v ON_ERROR_STOP=1 -v user="$KC_DB_USER" -v db="$KC_DB_NAME" -v password="$KC_DB_USER_PASSWORD" <<'SQL'
+    SELECT format('CREATE ROLE %I LOGIN', :'user') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'user')\gexec
+    ALTER ROLE :"user" WITH LOGIN PASSWORD :'password';
+    GRANT :"user" TO CURRENT_USER;
+    SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'user') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db')\gexec
+    ALTER DATABASE :"db" OWNER TO :"user";
+    \connect :db
+    SELECT format('ALTER TABLE public.%I OWNER TO %I', tablename, :'user') FROM pg_tables WHERE schemaname = 'public' AND tableowner <> :'user'\gexec
+    SELECT format('ALTER SEQUENCE public.%I OWNER TO %I', sequencename, :'user') FROM pg_sequences WHERE schemaname = 'public' AND sequenceowner <> :'user'\gexec
+    SQL
+  EOT
   # Behind CloudFront a response that sends nothing for origin_read_timeout seconds is cut (a
   # 504, or a stream that just ends), while the gateway would wait 60 s for an upstream's first
   # byte and 300 s of silence within an answer. The gateway gives up first (at 90 % of
@@ -54,7 +69,7 @@ module "registry" {
     MCPGW_REGISTRY_LISTEN                          = "0.0.0.0:7860"
     MCPGW_REGISTRY_METRICS_LISTEN                  = "0.0.0.0:9464"
     MCPGW_REGISTRY_DATA_DIR                        = local.data_dir
-    MCPGW_REGISTRY_STAGE                           = var.environment == "prod" ? "production" : "non_production"
+    MCPGW_REGISTRY_STAGE                           = var.environment == "dev" ? "non_production" : "production"
     MCPGW_REGISTRY_GATEWAY_PUBLIC_URL              = local.url["gateway"]
     MCPGW_REGISTRY_CATALOG_NAMESPACE               = var.catalog_namespace
     MCPGW_REGISTRY_STORE__MONGO_DATABASE           = "mcpgw_registry"
@@ -244,7 +259,8 @@ module "keycloak" {
   peer_ports = [7800, 57800]
   environment = {
     KC_DB                 = "postgres"
-    KC_DB_URL             = "jdbc:postgresql://${module.aurora[0].host}:${module.aurora[0].port}/keycloak?sslmode=require"
+    KC_DB_URL             = "jdbc:postgresql://${module.aurora[0].host}:${module.aurora[0].port}/${local.keycloak_db}?sslmode=require"
+    KC_DB_USERNAME        = local.keycloak_db
     KC_HOSTNAME           = local.url["keycloak"]
     KC_PROXY_HEADERS      = "xforwarded"
     KC_HTTP_ENABLED       = "true"
@@ -256,28 +272,34 @@ module "keycloak" {
     KC_LOG_CONSOLE_OUTPUT = "json"
   }
   secrets = {
-    KC_DB_USERNAME              = "${local.aurora_secret_arn}:username::"
-    KC_DB_PASSWORD              = "${local.aurora_secret_arn}:password::"
+    KC_DB_PASSWORD              = module.secrets.keycloak_db_secret_arn
     KC_BOOTSTRAP_ADMIN_USERNAME = "${module.secrets.keycloak_admin_secret_arn}:username::"
     KC_BOOTSTRAP_ADMIN_PASSWORD = "${module.secrets.keycloak_admin_secret_arn}:password::"
   }
   task_secret_arns = [module.secrets.keycloak_admin_secret_arn, local.aurora_secret_arn]
-  # Keycloak does not create its database: this runs first and creates `keycloak` if missing.
+  # Keycloak does not create its database or user: this runs first, as Aurora's master user
+  # (injected at start, so always the current password after a rotation), and makes sure the
+  # user `keycloak` exists with the password of <prefix>/platform/keycloak-db and owns the
+  # database `keycloak` and its tables (a database an older version created as the master user
+  # is handed over). Idempotent; psql quotes the names and the password (:"x", :'x').
   init_containers = [{
     name        = "db-init"
     image       = local.image["db-init"]
     user        = "70:70"
     entry_point = ["sh", "-c"]
-    command     = ["psql -tAc \"SELECT 1 FROM pg_database WHERE datname = 'keycloak'\" | grep -q 1 || psql -v ON_ERROR_STOP=1 -c 'CREATE DATABASE keycloak'"]
+    command     = [local.keycloak_db_init]
     environment = {
       PGHOST     = module.aurora[0].host
       PGPORT     = tostring(module.aurora[0].port)
       PGDATABASE = module.aurora[0].database_name
       PGSSLMODE  = "require"
+      KC_DB_USER = local.keycloak_db
+      KC_DB_NAME = local.keycloak_db
     }
     secrets = {
-      PGUSER     = "${local.aurora_secret_arn}:username::"
-      PGPASSWORD = "${local.aurora_secret_arn}:password::"
+      PGUSER              = "${local.aurora_secret_arn}:username::"
+      PGPASSWORD          = "${local.aurora_secret_arn}:password::"
+      KC_DB_USER_PASSWORD = module.secrets.keycloak_db_secret_arn
     }
   }]
   cluster_arn            = local.common.cluster_arn

@@ -11,12 +11,12 @@ variable "project" {
 }
 
 variable "environment" {
-  description = "dev or prod (mcpgw-setup creates dev users only in dev; the registry routes only approved_prod servers in prod)."
+  description = "dev, staging or prod (mcpgw-setup creates dev users only in dev; the registry routes only approved_prod servers in staging and prod, so staging rehearses prod)."
   type        = string
   default     = "prod"
   validation {
-    condition     = contains(["dev", "prod"], var.environment)
-    error_message = "environment must be dev or prod (the values mcpgw-setup accepts)."
+    condition     = contains(["dev", "staging", "prod"], var.environment)
+    error_message = "environment must be dev, staging or prod (the values mcpgw-setup accepts; staging behaves as prod)."
   }
 }
 

@@ -155,27 +155,61 @@ resource "aws_secretsmanager_secret_version" "keycloak_admin" {
   }
 }
 
-# --- CloudFront origin verification ------------------------------------------------------------
+# --- generated passwords --------------------------------------------------------------------------
 
-data "aws_secretsmanager_random_password" "origin_verify" {
+# Plain generated strings, each in a secret of its own:
+#   origin_verify  the X-Origin-Verify header CloudFront adds and the ALB requires;
+#   keycloak_db    the password of Keycloak's own PostgreSQL user `keycloak`. Keycloak reads it
+#                  once, at start (KC_DB_PASSWORD); with Aurora's master user an RDS rotation
+#                  (every 7 days) would leave it unable to open new connections until
+#                  restarted, so it has a user that nothing rotates behind its back. The db-init
+#                  container (the master user) creates it, sets this password and makes it the
+#                  owner of the `keycloak` database at every task start.
+locals {
+  passwords = {
+    origin_verify = {
+      name        = "${var.secret_prefix}/platform/cloudfront-origin-verify"
+      description = "Value of the X-Origin-Verify header CloudFront adds and the ALB requires"
+    }
+    keycloak_db = {
+      name        = "${var.secret_prefix}/platform/keycloak-db"
+      description = "Password of Keycloak's own PostgreSQL user keycloak (set by the db-init container)"
+    }
+  }
+}
+
+data "aws_secretsmanager_random_password" "password" {
+  for_each            = local.passwords
   password_length     = 48
   exclude_punctuation = true
   include_space       = false
 }
 
-resource "aws_secretsmanager_secret" "origin_verify" {
-  # checkov:skip=CKV2_AWS_57:Rotating it means updating CloudFront and the ALB together, which terraform apply does after a new version is put here (README.md).
-  name                    = "${var.secret_prefix}/platform/cloudfront-origin-verify"
-  description             = "Value of the X-Origin-Verify header CloudFront adds and the ALB requires"
+resource "aws_secretsmanager_secret" "password" {
+  # checkov:skip=CKV2_AWS_57:Rotated by hand on purpose: origin_verify means updating CloudFront and the ALB together (terraform apply does it after a new version is put here); keycloak_db is read by Keycloak only at start (put a new version, then force a new deployment: db-init sets it first) (README.md).
+  for_each                = local.passwords
+  name                    = each.value.name
+  description             = each.value.description
   kms_key_id              = aws_kms_key.this.arn
   recovery_window_in_days = var.recovery_window_days
   tags                    = var.tags
 }
 
-resource "aws_secretsmanager_secret_version" "origin_verify" {
-  secret_id     = aws_secretsmanager_secret.origin_verify.id
-  secret_string = data.aws_secretsmanager_random_password.origin_verify.random_password
+resource "aws_secretsmanager_secret_version" "password" {
+  for_each      = local.passwords
+  secret_id     = aws_secretsmanager_secret.password[each.key].id
+  secret_string = data.aws_secretsmanager_random_password.password[each.key].random_password
   lifecycle {
     ignore_changes = [secret_string]
   }
+}
+
+moved {
+  from = aws_secretsmanager_secret.origin_verify
+  to   = aws_secretsmanager_secret.password["origin_verify"]
+}
+
+moved {
+  from = aws_secretsmanager_secret_version.origin_verify
+  to   = aws_secretsmanager_secret_version.password["origin_verify"]
 }

@@ -35,6 +35,11 @@ output "keycloak_admin_secret_name" {
 
 output "origin_verify_secret" {
   description = "The X-Origin-Verify header value (stable: read back from the stored secret version)."
-  value       = aws_secretsmanager_secret_version.origin_verify.secret_string
+  value       = aws_secretsmanager_secret_version.password["origin_verify"].secret_string
   sensitive   = true
+}
+
+output "keycloak_db_secret_arn" {
+  description = "Secret with the password of Keycloak's own database user (plain string)."
+  value       = aws_secretsmanager_secret.password["keycloak_db"].arn
 }

@@ -1,7 +1,10 @@
 # A WAFv2 web ACL for CloudFront (scope CLOUDFRONT, created in us-east-1 by the caller's
 # provider) or for the ALB (scope REGIONAL). Rules, in order:
 #   1. Keycloak's /admin only from admin_cidr_blocks (when admin_host is set);
-#   2. a tighter per-IP rate limit on sign-in and token paths (password guessing, token abuse);
+#   2. a tighter per-IP rate limit on sign-in and token paths (password guessing, token abuse),
+#      not counting the platform's own NAT addresses (login_rate_exempt_cidr_blocks): the
+#      auth-server calls Keycloak's token endpoint through its public URL, so every user's
+#      sign-in arrives from those few addresses;
 #   3. a per-IP rate limit on everything;
 #   4. AWS managed rule groups: IP reputation, anonymous IPs, common exploits, known bad inputs,
 #      SQL injection (and Bot Control when enabled);
@@ -39,6 +42,15 @@ resource "aws_wafv2_ip_set" "admin" {
   scope              = var.scope
   ip_address_version = "IPV4"
   addresses          = var.admin_cidr_blocks
+  tags               = var.tags
+}
+
+resource "aws_wafv2_ip_set" "login_exempt" {
+  name               = "${var.name_prefix}-login-rate-exempt"
+  description        = "The platform's own egress addresses, not counted by the sign-in rate limit"
+  scope              = var.scope
+  ip_address_version = "IPV4"
+  addresses          = var.login_rate_exempt_cidr_blocks
   tags               = var.tags
 }
 
@@ -119,19 +131,33 @@ resource "aws_wafv2_web_acl" "this" {
         aggregate_key_type    = "IP"
         evaluation_window_sec = 300
         scope_down_statement {
-          or_statement {
-            dynamic "statement" {
-              for_each = local.login_paths
-              content {
-                byte_match_statement {
-                  search_string         = statement.value
-                  positional_constraint = "CONTAINS"
-                  field_to_match {
-                    uri_path {}
+          and_statement {
+            statement {
+              or_statement {
+                dynamic "statement" {
+                  for_each = local.login_paths
+                  content {
+                    byte_match_statement {
+                      search_string         = statement.value
+                      positional_constraint = "CONTAINS"
+                      field_to_match {
+                        uri_path {}
+                      }
+                      text_transformation {
+                        priority = 0
+                        type     = "URL_DECODE"
+                      }
+                    }
                   }
-                  text_transformation {
-                    priority = 0
-                    type     = "URL_DECODE"
+                }
+              }
+            }
+            # An empty set (no exempt addresses) matches nobody: everyone is counted.
+            statement {
+              not_statement {
+                statement {
+                  ip_set_reference_statement {
+                    arn = aws_wafv2_ip_set.login_exempt.arn
                   }
                 }
               }

@@ -58,6 +58,16 @@ variable "admin_cidr_blocks" {
   }
 }
 
+variable "login_rate_exempt_cidr_blocks" {
+  description = "Addresses the sign-in rate limit does not count: the platform's own NAT addresses, from which the auth-server reaches Keycloak's token endpoint for every user."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for c in var.login_rate_exempt_cidr_blocks : can(cidrhost(c, 0))])
+    error_message = "login_rate_exempt_cidr_blocks must be IPv4 CIDR blocks."
+  }
+}
+
 variable "enable_bot_control" {
   description = "Add AWS Bot Control (extra cost; HTTP-library and non-browser signals only count, since agents are bots)."
   type        = bool

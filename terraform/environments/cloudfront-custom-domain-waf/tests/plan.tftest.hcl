@@ -55,4 +55,26 @@ run "apply" {
     condition     = can(regex("^aws ecs run-task ", output.setup_run_task_command))
     error_message = "setup_run_task_command must be an aws ecs run-task command"
   }
+  # What make build-push, the pipeline and scripts/run-setup-task.sh read (issue 19, items 6, 3).
+  assert {
+    condition     = output.ecr_repository_prefix == "mcpgw-prod" && output.ecr_registry == "111122223333.dkr.ecr.eu-west-1.amazonaws.com"
+    error_message = "images are pushed to <account>.dkr.ecr.<region>.amazonaws.com/<project>-<environment>/<image>, the repositories Terraform creates"
+  }
+  assert {
+    condition     = contains(keys(output.ecs_service_names), "gateway") && contains(keys(output.log_group_names), "setup")
+    error_message = "scripts/run-setup-task.sh needs the gateway's service name and the setup task's log group"
+  }
+}
+
+# The pipeline's staging environment: the same mode, prod-like (deploy/staging.tfvars).
+run "staging" {
+  command = plan
+  variables {
+    environment   = "staging"
+    secret_prefix = "mcpgw-staging"
+  }
+  assert {
+    condition     = output.environment == "staging" && output.secret_prefix == "mcpgw-staging" && output.ecr_repository_prefix == "mcpgw-staging"
+    error_message = "staging is an environment of its own: its own names and secrets"
+  }
 }

@@ -34,3 +34,23 @@ run "body_rules_count_in_their_groups_and_block_outside_mcp_endpoints" {
     error_message = "after the managed groups, that rule must block the six body-rule labels everywhere but on paths ending in /mcp"
   }
 }
+
+# Issue 19, item 9: the auth-server calls Keycloak's token endpoint through its public URL for
+# every sign-in, so the platform's NAT addresses must not count against the sign-in limit.
+run "the_sign_in_rate_limit_does_not_count_the_platforms_own_addresses" {
+  command = plan
+  variables {
+    login_rate_exempt_cidr_blocks = ["198.51.100.7/32", "198.51.100.8/32"]
+  }
+  assert {
+    condition     = toset(aws_wafv2_ip_set.login_exempt.addresses) == toset(["198.51.100.7/32", "198.51.100.8/32"])
+    error_message = "the exempt addresses form their own IP set"
+  }
+  assert {
+    condition = alltrue([for r in aws_wafv2_web_acl.this.rule : (
+      length(r.statement[0].rate_based_statement[0].scope_down_statement[0].and_statement[0].statement[1].not_statement) == 1 &&
+      length(r.statement[0].rate_based_statement[0].scope_down_statement[0].and_statement[0].statement[0].or_statement[0].statement) == 7
+    ) if r.name == "rate-limit-login-and-token"])
+    error_message = "the sign-in rate limit counts the sign-in and token paths, except from the exempt addresses"
+  }
+}
