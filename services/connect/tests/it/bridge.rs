@@ -142,3 +142,41 @@ async fn the_aggregated_endpoint_offers_discovery_and_runs_only_read_only_tools(
         .unwrap_or_else(|| panic!("{refused}"));
     assert!(error.contains("read-only mode"), "{error}");
 }
+
+#[tokio::test]
+async fn a_call_the_client_cancels_is_cancelled_at_the_server() {
+    let stack = Stack::start("").await;
+    let url = format!("{}/weather/mcp", stack.gateway);
+    let state = stack.state_dir("cancel");
+    let browser = stack.browser();
+    let bridge = [
+        url.as_str(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--browser",
+        &browser,
+    ];
+    let reply = stdio_client(
+        &bridge,
+        &[
+            "--call",
+            "slow",
+            "--args",
+            r#"{"ms": 20000}"#,
+            "--cancel-after",
+            "1",
+        ],
+    )
+    .await;
+    assert!(reply.get("error").is_none(), "{reply}");
+    assert_eq!(reply["cancelled"], true, "{reply}");
+    let cancelled = &stack.up.counters.cancelled;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cancelled.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never saw the cancellation"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

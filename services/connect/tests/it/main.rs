@@ -5,10 +5,10 @@
 //! `scripts/deps/browser.sh` Chromium; `scripts/test.sh` exports where they are.
 
 mod bridge;
+mod config;
 mod login;
 mod stack;
 // The gateway tests' rmcp server (read-only `echo`, writing `write_note`, …): the same server,
 // not a copy.
 #[path = "../../../gateway/tests/it/upstream.rs"]
-#[expect(dead_code, reason = "these tests read no counters of the server")]
 mod upstream;

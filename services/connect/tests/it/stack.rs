@@ -22,7 +22,8 @@ pub struct Stack {
     gw: gateway::app::Running,
     _registry: registry::app::Running,
     _auth: auth_server::app::Running,
-    up: crate::upstream::Upstream,
+    /// The rmcp server behind `weather` (its counters say what reached it).
+    pub up: crate::upstream::Upstream,
 }
 
 /// Two ports free now on 127.0.0.1, distinct: the auth-server and the gateway must know each
