@@ -33,6 +33,8 @@ pub enum ConnectError {
     Store { path: String, cause: String },
     #[error("SigV4: {detail}")]
     SigV4 { detail: String },
+    #[error("the MCP client's stdin or stdout failed ({cause}); the client has gone away")]
+    Stdio { cause: String },
 }
 
 /// An error and its sources, on one line (reqwest's own message names only the first step).

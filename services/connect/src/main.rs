@@ -139,8 +139,7 @@ async fn run(command: Command) -> Result<(), ConnectError> {
             let auth = auth(&http, &args).await?;
             bridge::run(http, args.url, args.allow_write, auth)
                 .await
-                .map_err(|e| ConnectError::Store {
-                    path: "stdin/stdout".into(),
+                .map_err(|e| ConnectError::Stdio {
                     cause: e.to_string(),
                 })
         }
