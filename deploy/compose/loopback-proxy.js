@@ -1,6 +1,6 @@
 // A TCP forwarder for docker-compose.yml: listens on LISTEN_HOST:LISTEN_PORT and pipes each
 // connection to TARGET_HOST:TARGET_PORT. It runs in the auth-server's network namespace so that
-// http://localhost:8180 (Keycloak's issuer URL, the one browsers use) reaches Keycloak from
+// http://localhost:18180 (Keycloak's issuer URL, the one browsers use) reaches Keycloak from
 // inside the auth-server too. No dependencies: the node image's own runtime.
 'use strict';
 const net = require('net');
