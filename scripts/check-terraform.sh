@@ -7,6 +7,8 @@
 #   3. `terraform test` where a directory has tests/*.tftest.hcl: plans and applies against a
 #      mocked AWS provider, which catches what validate cannot (cycles, unknown counts, failing
 #      validations and preconditions);
+#   3b. every deploy/*.tfvars of an environment (the release pipeline's staging and prod) passes
+#      that environment's variable validations and sets only declared variables;
 #   4. checkov and trivy (config) over terraform/: zero findings allowed; every exception is a
 #      `checkov:skip=CKV_…:reason` or `#trivy:ignore:AVD-…  reason` comment at the resource.
 # Working directories (TF_DATA_DIR), scanner caches and reports live under
@@ -56,7 +58,7 @@ rm -rf "$ALIASED"
 # variables: trivy does not follow links); not a root of its own, validated through each environment.
 mapfile -t dirs < <(find terraform -name '*.tf' -not -path '*/.terraform/*' -not -path 'terraform/environments/shared/*' -printf '%h\n' | sort -u)
 ((${#dirs[@]} > 0)) || die "found no *.tf under terraform/"
-n_modules=0 n_envs=0 n_other=0 n_tests=0
+n_modules=0 n_envs=0 n_other=0 n_tests=0 n_varfiles=0
 for dir in "${dirs[@]}"; do
   slug=${dir//\//_}
   run_dir=$dir
@@ -90,6 +92,19 @@ EOF
     fi
     n_tests=$((n_tests + $(grep -c '^  run ".*"\.\.\. pass' <<<"$out" || true)))
   fi
+  # The release pipeline's variable files (deploy/<environment>.tfvars): every value passes the
+  # environment's validations and names a declared variable. image_tags come from the release.
+  for vars in "$run_dir"/deploy/*.tfvars; do
+    [[ -e $vars ]] || continue
+    log "variables ${vars#"$run_dir"/} of $dir"
+    if ! out=$(echo 'var.environment' | terraform -chdir="$run_dir" console -no-color -var-file="deploy/${vars##*/}" \
+      -var 'image_tags={registry="v0",auth-server="v0",gateway="v0",setup="v0",keycloak="0",db-init="0"}' 2>&1) ||
+      grep -qi 'undeclared variable' <<<"$out"; then
+      ((had_lock)) || rm -f "$run_dir/.terraform.lock.hcl"
+      die "the variable file $vars does not fit $dir:"$'\n'"$out"
+    fi
+    n_varfiles=$((n_varfiles + 1))
+  done
   # The lock file records only this mirror's linux_amd64 hashes: never leave one behind.
   ((had_lock)) || rm -f "$run_dir/.terraform.lock.hcl"
   case $dir in
@@ -156,6 +171,6 @@ PY
   die "trivy: $tv_failed findings (listed above): fix them, or add '#trivy:ignore:AVD-…  <reason>' above the resource"
 
 log "terraform checks passed in $((SECONDS - started)) s:"
-log "  fmt clean; validated $n_modules modules, $n_envs environments, $n_other other roots; $n_tests mocked test runs passed"
+log "  fmt clean; validated $n_modules modules, $n_envs environments, $n_other other roots; $n_tests mocked test runs passed; $n_varfiles pipeline variable files valid"
 log "  checkov: $ck_passed passed, 0 failed, $ck_skipped skipped by $n_ck_skips explained skip comments"
 log "  trivy: 0 findings; $n_tv_ignores explained ignore comments"
