@@ -31,6 +31,9 @@ mock_resource "aws_kms_key" {
 mock_resource "aws_secretsmanager_secret" {
   defaults = { arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:mcpgw/platform/mock-AbCdEf" }
 }
+mock_resource "aws_secretsmanager_secret_version" {
+  defaults = { arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:mcpgw/platform/mock-AbCdEf" }
+}
 mock_resource "aws_ecr_repository" {
   defaults = {
     arn            = "arn:aws:ecr:eu-west-1:111122223333:repository/mcpgw-prod/mock"

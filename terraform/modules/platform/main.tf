@@ -31,9 +31,11 @@ locals {
   web_client_id    = "mcpgw-web"
   oidc_secret_name = "${var.secret_prefix}/keycloak/clients/${local.web_client_id}"
   gateway_key_name = "${var.secret_prefix}/registry/gateway-api-key"
-  # Secrets setup creates later: IAM matches them by name plus Secrets Manager's 6-character suffix.
-  oidc_secret_arn        = "${local.secret_arn_base}:${local.oidc_secret_name}-??????"
-  gateway_key_secret_arn = "${local.secret_arn_base}:${local.gateway_key_name}-??????"
+  # The two secrets setup owns but Terraform creates first (first-deployment.tf): their exact
+  # ARNs, taken from the secret versions, so a task role and a service exist only once its
+  # secret holds a value.
+  oidc_secret_arn        = aws_secretsmanager_secret_version.web_client.arn
+  gateway_key_secret_arn = aws_secretsmanager_secret_version.gateway_key.arn
 
   image = { for k, t in var.image_tags : k => startswith(t, "sha256:") ? "${module.ecr.repository_urls[k]}@${t}" : "${module.ecr.repository_urls[k]}:${t}" }
 
