@@ -324,35 +324,24 @@ pub async fn start(config: AuthConfig) -> anyhow::Result<Running> {
     let bootstrap_password = bootstrap_admin(&state).await?;
     let (shutdown, stop) = watch::channel(false);
     let mut tasks = Vec::new();
-    let router = api::router(state.clone());
-    let mut api_stop = stop.clone();
-    tasks.push(tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = api_stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        {
-            tracing::error!(error = %e, "server stopped with an error");
-        }
-    }));
-    let metrics = metrics_router(state.metrics.registry.clone());
-    let mut metrics_stop = stop.clone();
-    tasks.push(tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = metrics_stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(metrics_listener, metrics)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "metrics server stopped with an error");
-        }
-    }));
+    // The core listener (timeouts, the connection cap) also sets `ConnectInfo` on requests.
+    let listeners = mcpgw_core::listener::Listeners::new(
+        &state.config.listener,
+        &state.metrics.registry,
+        "mcpgw_auth",
+    );
+    tasks.push(mcpgw_core::serve::spawn_server(
+        listener,
+        api::router(state.clone()),
+        stop.clone(),
+        &listeners,
+    ));
+    tasks.push(mcpgw_core::serve::spawn_server(
+        metrics_listener,
+        metrics_router(state.metrics.registry.clone()),
+        stop.clone(),
+        &listeners,
+    ));
     tasks.push(spawn_housekeeping(state.clone(), stop));
     tracing::info!(
         listen = %addr,

@@ -43,6 +43,9 @@ pub struct AuthConfig {
     pub resource: ResourceConfig,
     pub secrets: SecretsConfig,
     pub log: LogConfig,
+    /// `[listener]`: timeouts and the connection cap of every listener.
+    #[serde(default)]
+    pub listener: mcpgw_core::listener::ListenerConfig,
 }
 
 /// Defined in core with the SQLite pool setup they configure.
@@ -344,6 +347,9 @@ impl AuthConfig {
     /// Cross-field rules.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let key = |k: &str, m: &str| ConfigError::key(ENV_PREFIX, k, m);
+        if let Err((k, m)) = self.listener.validate() {
+            return Err(key(&format!("listener.{k}"), m));
+        }
         let Some(backend) = self.backend() else {
             return Err(key(
                 "store.url",

@@ -14,6 +14,7 @@ pub mod extract;
 pub mod gateway_sync;
 pub mod html;
 pub mod input;
+pub mod listener;
 pub mod plan;
 pub mod policy;
 pub mod search;

@@ -40,23 +40,15 @@ pub fn run(work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
     }
 }
 
-/// Serves `router` on `listener` until `stop` turns true, then lets in-flight requests finish.
+/// Serves `router` on `listener` until `stop` turns true, then lets in-flight requests finish;
+/// the connection rules (timeouts, the cap, early answers) are [`crate::listener`]'s.
 pub fn spawn_server(
     listener: TcpListener,
     router: axum::Router,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+    listeners: &crate::listener::Listeners,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "server stopped with an error");
-        }
-    })
+    listeners.serve(listener, router, stop)
 }
 
 /// Resolves on SIGTERM (what ECS sends) or Ctrl-C.

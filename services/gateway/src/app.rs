@@ -366,15 +366,22 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<Running> {
     let mut tasks = Vec::new();
     let addr = listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
+    let listeners = mcpgw_core::listener::Listeners::new(
+        &gw.config.listener,
+        &gw.metrics.http.registry,
+        "mcpgw_gateway",
+    );
     tasks.push(mcpgw_core::serve::spawn_server(
         listener,
         router(Arc::clone(&gw)),
         stop.clone(),
+        &listeners,
     ));
     tasks.push(mcpgw_core::serve::spawn_server(
         metrics_listener,
         metrics_router(gw.metrics.http.registry.clone()),
         stop.clone(),
+        &listeners,
     ));
     let registry_http = syncer.http.clone();
     let api_key = syncer.api_key.clone();

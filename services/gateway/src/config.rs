@@ -36,6 +36,9 @@ pub struct GatewayConfig {
     pub audit: AuditConfig,
     pub egress: EgressConfig,
     pub log: LogConfig,
+    /// `[listener]`: timeouts and the connection cap of every listener.
+    #[serde(default)]
+    pub listener: mcpgw_core::listener::ListenerConfig,
     pub aggregate: AggregateConfig,
 }
 
@@ -219,6 +222,9 @@ impl GatewayConfig {
     /// Cross-field rules.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let key = |k: &str, m: &str| ConfigError::key(ENV_PREFIX, k, m);
+        if let Err((k, m)) = self.listener.validate() {
+            return Err(key(&format!("listener.{k}"), m));
+        }
         if self.listen == self.metrics_listen && self.listen.port() != 0 {
             return Err(key(
                 "metrics_listen",

@@ -252,6 +252,11 @@ pub async fn start(config: RegistryConfig) -> anyhow::Result<Running> {
     }
     let addr = listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
+    let listeners = mcpgw_core::listener::Listeners::new(
+        &state.config.listener,
+        &state.metrics.registry,
+        "mcpgw_registry",
+    );
     let mut demo_addr = None;
     if state.config.demo.enabled {
         let demo_listener = bind(state.config.demo.listen, "demo.listen").await?;
@@ -262,6 +267,7 @@ pub async fn start(config: RegistryConfig) -> anyhow::Result<Running> {
             demo_listener,
             demo::router(hosts),
             stop.clone(),
+            &listeners,
         ));
         demo::register(&state.registry, bound).await;
         demo_addr = Some(bound);
@@ -270,6 +276,7 @@ pub async fn start(config: RegistryConfig) -> anyhow::Result<Running> {
         listener,
         api::router(state.clone()),
         stop.clone(),
+        &listeners,
     ));
     if state.config.mcp.register {
         crate::mcp::ensure_registered(&state, addr).await;
@@ -278,6 +285,7 @@ pub async fn start(config: RegistryConfig) -> anyhow::Result<Running> {
         metrics_listener,
         metrics_router(state.metrics.registry.clone()),
         stop,
+        &listeners,
     ));
     tracing::info!(
         listen = %addr,

@@ -28,6 +28,9 @@ pub struct RegistryConfig {
     pub max_body_bytes: usize,
     pub store: StoreConfig,
     pub log: LogConfig,
+    /// `[listener]`: timeouts and the connection cap of every listener.
+    #[serde(default)]
+    pub listener: mcpgw_core::listener::ListenerConfig,
     pub egress: EgressConfig,
     pub secrets: SecretsConfig,
     pub auth: AuthConfig,
@@ -297,6 +300,9 @@ impl RegistryConfig {
     /// Cross-field rules.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let key = |k: &str, m: &str| ConfigError::key(ENV_PREFIX, k, m);
+        if let Err((k, m)) = self.listener.validate() {
+            return Err(key(&format!("listener.{k}"), m));
+        }
         let url = self.store_url();
         if !(url.starts_with("sqlite:")
             || url.starts_with("mongodb://")

@@ -18,6 +18,7 @@ mod health;
 mod idp;
 mod integrity;
 mod list_changed;
+mod listener;
 mod policy;
 mod registry_mcp;
 mod search;
