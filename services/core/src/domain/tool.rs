@@ -13,7 +13,7 @@ use crate::validate::{self, FieldError};
 
 // Limits on one tool definition. MCP sets none but the name's (1 to 128 characters of
 // `A-Za-z0-9_-.`); the others are set well above what real servers publish, measured over
-// the tool lists of 51 real servers (docs/MCP-GATEWAY.md#real-tool-definitions): they only
+// the tool lists of 29 real servers (docs/MCP-GATEWAY.md#real-tool-definitions): they only
 // stop a definition that would not fit an agent's context anyway.
 
 /// Longest tool name, in characters (MCP's own limit).
