@@ -14,9 +14,9 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::Result;
 
-/// Largest report body accepted, in bytes (or `max_body_bytes`, if larger): 512 tools of at
-/// most 64 KiB each would be 32 MiB, but real servers' lists are far smaller (the largest
-/// measured, docs/MCP-GATEWAY.md, is under 200 KiB).
+/// Largest report body accepted, in bytes (or `max_body_bytes`, if larger): real servers'
+/// lists are far smaller (the largest definition measured, docs/MCP-GATEWAY.md, is 24 KB, and
+/// no measured server lists more than a few dozen tools).
 pub const TOOLS_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 /// Report the tools a stdio server this gateway runs listed (`gateway:sync`). Recorded as the
