@@ -298,6 +298,16 @@ pub async fn housekeeping(state: &AppState) {
     if let Err(e) = state.keys.prune().await {
         tracing::warn!(error = %e, "deleting retired signing keys failed");
     }
+    let idle = chrono::Duration::seconds(state.config.oauth.refresh.idle_seconds as i64);
+    let now = Timestamp::now();
+    let idle_before = Timestamp::from_datetime(now.as_datetime() - idle);
+    if let Err(e) = state
+        .store
+        .delete_expired_refresh_families(now, idle_before)
+        .await
+    {
+        tracing::warn!(error = %e, "deleting ended OAuth sign-ins failed");
+    }
     let unused = chrono::Duration::days(i64::from(
         state.config.oauth.registration.unused_client_days,
     ));

@@ -181,7 +181,24 @@ pub struct ValidateConfig {
 pub struct OAuthConfig {
     pub clients: Vec<OAuthClientConfig>,
     pub registration: RegistrationConfig,
+    pub refresh: RefreshConfig,
 }
+
+/// `[oauth.refresh]`: refresh tokens of registered clients (rotation and reuse detection are
+/// in `crate::refresh`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshConfig {
+    /// Whether the code exchange of a registered client also returns a refresh token.
+    pub enabled: bool,
+    /// A sign-in not refreshed for this long ends.
+    pub idle_seconds: u64,
+    /// A sign-in ends this long after it began, however often it was refreshed.
+    pub lifetime_seconds: u64,
+}
+
+/// Bounds of `oauth.refresh.lifetime_seconds` (a year at most).
+pub const REFRESH_LIFETIME: std::ops::RangeInclusive<u64> = 60..=31_536_000;
 
 /// `[oauth.registration]`: Dynamic Client Registration (RFC 7591) for MCP clients; the policy
 /// is in `crate::registration`.
@@ -227,6 +244,9 @@ fn default_client_token_ttl() -> u64 {
 
 /// Bounds of `oauth.clients[].token_ttl_seconds`.
 pub const CLIENT_TOKEN_TTL: std::ops::RangeInclusive<u64> = 300..=86_400;
+/// Bounds of `oauth.registration.token_ttl_seconds`: registered clients refresh, so their
+/// tokens may be as short as a test wants (the gateway allows 30 s of clock skew on top).
+pub const REGISTERED_TOKEN_TTL: std::ops::RangeInclusive<u64> = 5..=86_400;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -766,10 +786,23 @@ impl AuthConfig {
                 "must be at most oauth.registration.registrations_per_hour",
             ));
         }
-        if !CLIENT_TOKEN_TTL.contains(&r.token_ttl_seconds) {
+        if !REGISTERED_TOKEN_TTL.contains(&r.token_ttl_seconds) {
             return Err(key(
                 "oauth.registration.token_ttl_seconds",
-                "must be between 300 and 86400",
+                "must be between 5 and 86400",
+            ));
+        }
+        let f = &self.oauth.refresh;
+        if !REFRESH_LIFETIME.contains(&f.lifetime_seconds) {
+            return Err(key(
+                "oauth.refresh.lifetime_seconds",
+                "must be between 60 and 31536000 (a year)",
+            ));
+        }
+        if !(60..=f.lifetime_seconds).contains(&f.idle_seconds) {
+            return Err(key(
+                "oauth.refresh.idle_seconds",
+                "must be between 60 and oauth.refresh.lifetime_seconds",
             ));
         }
         Ok(())

@@ -15,6 +15,7 @@ pub mod local;
 pub mod metrics;
 pub mod oauth;
 pub mod oidc;
+pub mod refresh;
 pub mod registration;
 pub mod scope;
 pub mod session;

@@ -14,6 +14,9 @@ pub struct AuthMetrics {
     /// OAuth authorization codes by event (`issued`, `exchanged`, `refused`: an exchange that
     /// failed, `replayed`: a code redeemed twice).
     pub oauth_codes: IntCounterVec,
+    /// Refresh token grants by result (`rotated`, `refused`, `reused`: a rotated token
+    /// presented again, which ends the sign-in).
+    pub oauth_refreshes: IntCounterVec,
 }
 
 impl AuthMetrics {
@@ -52,12 +55,21 @@ impl AuthMetrics {
             &["event"],
         )
         .expect("valid metric definition");
+        let oauth_refreshes = IntCounterVec::new(
+            Opts::new(
+                "mcpgw_auth_oauth_refreshes_total",
+                "OAuth refresh token grants: rotated, refused, or reused (the sign-in ended)",
+            ),
+            &["result"],
+        )
+        .expect("valid metric definition");
         for m in [
             Box::new(logins.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(tokens_minted.clone()),
             Box::new(mints_limited.clone()),
             Box::new(validations.clone()),
             Box::new(oauth_codes.clone()),
+            Box::new(oauth_refreshes.clone()),
         ] {
             registry.register(m).expect("metric registered once");
         }
@@ -67,6 +79,7 @@ impl AuthMetrics {
             mints_limited,
             validations,
             oauth_codes,
+            oauth_refreshes,
         }
     }
 }

@@ -30,6 +30,8 @@
 //!   but does not count against `tokens.mints_per_hour`. Its `sid` is the browser session the
 //!   code came from, sealed: the client revoking the token (signing out) ends that session too,
 //!   unless it is an OIDC provider's (that one ends at the provider, through `/logout`).
+//! - A registered client's exchange also starts a sign-in with a refresh token, and
+//!   `grant_type=refresh_token` is served by `crate::refresh` (its rules are there).
 
 use chrono::Duration;
 use mcpgw_core::time::Timestamp;
@@ -263,16 +265,36 @@ pub struct TokenRequest {
     pub client_id: Option<String>,
     pub code_verifier: Option<String>,
     pub resource: Option<String>,
+    /// The `refresh_token` grant's token (`crate::refresh`).
+    pub refresh_token: Option<String>,
 }
 
 /// An issued token, for the token response.
 pub struct IssuedToken {
     pub access_token: String,
+    /// The access token's id in the ledger.
+    pub jti: String,
     pub expires_in: u64,
     pub scope: String,
+    /// Registered clients' sign-ins (`crate::refresh`).
+    pub refresh_token: Option<String>,
 }
 
-fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, OAuthError> {
+/// The client a token request names: `invalid_client` when it names none we know.
+pub(crate) async fn request_client(
+    state: &AppState,
+    request: &TokenRequest,
+) -> Result<Client, ExchangeError> {
+    let client_id = required(&request.client_id, "client_id")?;
+    Ok(find_client(state, client_id).await?.ok_or_else(|| {
+        OAuthError::new(
+            "invalid_client",
+            format!("client_id {client_id:?} is not a registered client"),
+        )
+    })?)
+}
+
+pub(crate) fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, OAuthError> {
     value
         .as_deref()
         .filter(|v| !v.is_empty())
@@ -287,6 +309,9 @@ pub async fn exchange(
 ) -> Result<IssuedToken, ExchangeError> {
     match required(&request.grant_type, "grant_type")? {
         "authorization_code" => {}
+        "refresh_token" if state.config.oauth.refresh.enabled => {
+            return crate::refresh::exchange(state, request, request_id).await;
+        }
         other => {
             return Err(OAuthError::new(
                 "unsupported_grant_type",
@@ -295,13 +320,7 @@ pub async fn exchange(
             .into());
         }
     }
-    let client_id = required(&request.client_id, "client_id")?;
-    let client = find_client(state, client_id).await?.ok_or_else(|| {
-        OAuthError::new(
-            "invalid_client",
-            format!("client_id {client_id:?} is not a registered client"),
-        )
-    })?;
+    let client = request_client(state, request).await?;
     let code_text = required(&request.code, "code")?;
     let redirect_uri = required(&request.redirect_uri, "redirect_uri")?;
     let verifier = required(&request.code_verifier, "code_verifier")?;
@@ -378,6 +397,7 @@ async fn issue(
         expires_at: Timestamp::from_datetime(now.as_datetime() + Duration::seconds(ttl as i64)),
         revoked_at: None,
         client_id: Some(client.id.clone()),
+        refresh_family: crate::refresh::issued_to(state, client).then(|| code.id.clone()),
     };
     let audit = AuditRecord::new(
         &code.subject,
@@ -412,6 +432,10 @@ async fn issue(
     .await;
     match signed {
         Ok(Recorded::Yes(access_token)) => {
+            let refresh_token = match record.refresh_family {
+                Some(_) => Some(crate::refresh::start(state, client, code, request_id).await?),
+                None => None,
+            };
             if client.registered.is_some() {
                 state
                     .store
@@ -426,8 +450,10 @@ async fn issue(
                 .inc();
             Ok(IssuedToken {
                 access_token,
+                jti: record.jti,
                 expires_in: ttl,
                 scope: record.scopes.join(" "),
+                refresh_token,
             })
         }
         // No limit was given, so the store cannot refuse on it.

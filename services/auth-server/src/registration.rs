@@ -6,8 +6,9 @@
 //!   authorization code grant with PKCE S256 and nothing else; a request asking for a secret,
 //!   another grant or response type is refused as `invalid_client_metadata`, not silently
 //!   narrowed, so a client never believes it holds what it does not. The one exception is
-//!   `refresh_token` in `grant_types`, which every MCP SDK sends: it is accepted and the
-//!   answer lists only `authorization_code` (no refresh tokens are issued yet).
+//!   `refresh_token` in `grant_types`, which every MCP SDK sends: the answer lists it when
+//!   `oauth.refresh.enabled` (every registered client then gets refresh tokens,
+//!   `crate::refresh`), else only `authorization_code`.
 //! - Redirect URIs: `https` with a host; `http` only on a loopback host (`127.0.0.1`, `[::1]`,
 //!   `localhost`); a custom scheme (`com.example.app:/cb`, RFC 8252 §7.1) only when listed in
 //!   `oauth.registration.custom_schemes`. No fragment, no user information. Anything else is

@@ -1018,7 +1018,10 @@ async function tokensPage() {
                   {},
                   items.map((t) => {
                     const expired = new Date(t.expires_at) < new Date();
-                    const state = t.revoked_at ? "revoked" : expired ? "expired" : "active";
+                    // A client's sign-in with a refresh token is one row (its newest access
+                    // token): past that token's expiry the client may still refresh, so it
+                    // stays revocable (revoking it ends the sign-in).
+                    const state = t.revoked_at ? "revoked" : !expired ? "active" : t.refresh_family ? "refreshable" : "expired";
                     return h(
                       "tr",
                       { dataset: { jti: t.jti } },
@@ -1026,11 +1029,11 @@ async function tokensPage() {
                       h("td", {}, (t.scopes ?? []).join(" ")),
                       h("td", {}, time(t.issued_at)),
                       h("td", {}, time(t.expires_at)),
-                      h("td", {}, badge(state)),
+                      h("td", {}, badge(state, state === "refreshable" ? "active" : undefined)),
                       h(
                         "td",
                         {},
-                        state === "active"
+                        state === "active" || state === "refreshable"
                           ? h(
                               "button",
                               {
@@ -1040,7 +1043,7 @@ async function tokensPage() {
                                 onclick: async () => {
                                   try {
                                     await api("DELETE", `/console/api/tokens/${enc(t.jti)}`);
-                                    say("Token revoked; gateways refuse it within their revocation poll.");
+                                    say(t.refresh_family ? "Signed out: the client's sign-in and its tokens are revoked; gateways refuse them within their revocation poll." : "Token revoked; gateways refuse it within their revocation poll.");
                                     load();
                                   } catch (err) {
                                     say(err.message, "error");

@@ -2,7 +2,8 @@
 //! `GET /api/v1/oauth/consents` lists them, `DELETE /api/v1/oauth/consents/{client_id}`
 //! forgets one, so the next sign-in of that client asks again. Only the signed-in user's own,
 //! through the session (the CSRF rule of `extract::Session` applies to the DELETE). Forgetting
-//! does not revoke tokens already issued (the Tokens page does, by `jti`).
+//! also ends the user's sign-ins of that client: their refresh tokens are deleted and their
+//! access tokens revoked (`crate::refresh`).
 
 use axum::Json;
 use axum::extract::State;

@@ -69,6 +69,7 @@ fn build() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tokens::openid_configuration))
         .routes(routes!(oauth::authorize, oauth::authorize_decision))
         .routes(routes!(oauth::token))
+        .routes(routes!(oauth::revoke))
         .routes(routes!(registration::register))
         .routes(routes!(registration::list_clients))
         .routes(routes!(registration::delete_client))

@@ -69,7 +69,11 @@ const TOKEN_FIELDS: &[&str] = &[
     "client_id",
     "code_verifier",
     "resource",
+    "refresh_token",
+    "scope",
 ];
+
+const REVOKE_FIELDS: &[&str] = &["token", "token_type_hint", "client_id"];
 
 /// The client's redirect URI with the authorization response parameters added.
 fn back_to_client(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
@@ -485,6 +489,10 @@ pub struct TokenResponse {
     pub expires_in: u64,
     /// The scopes the token carries (the user's), space-separated.
     pub scope: String,
+    /// Registered clients only: use once with `grant_type=refresh_token`; each refresh returns
+    /// a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 /// An error of the token endpoint (RFC 6749 §5.2).
@@ -502,15 +510,22 @@ pub struct OAuthErrorBody {
     reason = "only describes the form in the OpenAPI document; the handler parses the form itself"
 )]
 pub struct TokenForm {
-    /// `authorization_code`.
+    /// `authorization_code`, or `refresh_token`.
     grant_type: String,
-    code: String,
-    redirect_uri: String,
+    /// `authorization_code` only.
+    code: Option<String>,
+    /// `authorization_code` only.
+    redirect_uri: Option<String>,
     client_id: String,
-    /// 43-128 characters; BASE64URL(SHA256(it)) must equal the request's code_challenge.
-    code_verifier: String,
+    /// `authorization_code` only: 43-128 characters; BASE64URL(SHA256(it)) must equal the
+    /// request's code_challenge.
+    code_verifier: Option<String>,
     /// Optional (RFC 8707); if given, the authorization request's `resource`.
     resource: Option<String>,
+    /// `refresh_token` only: the refresh token of the last response.
+    refresh_token: Option<String>,
+    /// Accepted and ignored: the token is the user, with the scopes of the sign-in.
+    scope: Option<String>,
 }
 
 fn no_store(mut response: Response) -> Response {
@@ -559,15 +574,17 @@ fn read_token_request(
         client_id: form.remove("client_id"),
         code_verifier: form.remove("code_verifier"),
         resource: form.remove("resource"),
+        refresh_token: form.remove("refresh_token"),
     })
 }
 
-/// Exchange an authorization code and its PKCE verifier for an access token.
+/// Exchange an authorization code and its PKCE verifier, or a refresh token, for an access
+/// token (and, for registered clients, a new refresh token).
 #[utoipa::path(post, path = "/oauth/token", tag = "oauth",
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, body = TokenResponse, description = "Cache-Control: no-store"),
-        (status = 400, body = OAuthErrorBody, description = "invalid_request, invalid_grant (bad, expired or used code, redirect_uri or verifier mismatch), unsupported_grant_type"),
+        (status = 400, body = OAuthErrorBody, description = "invalid_request, invalid_grant (bad, expired or used code, redirect_uri or verifier mismatch; unknown, reused, expired or another client's refresh token, or another resource), invalid_target, unsupported_grant_type"),
         (status = 401, body = OAuthErrorBody, description = "invalid_client: client_id is not registered")))]
 pub async fn token(
     State(state): State<AppState>,
@@ -588,6 +605,7 @@ pub async fn token(
                 token_type: "Bearer".to_owned(),
                 expires_in: issued.expires_in,
                 scope: issued.scope,
+                refresh_token: issued.refresh_token,
             })
             .into_response(),
         ),
@@ -601,6 +619,71 @@ pub async fn token(
             oauth_error(e)
         }
         Err((ExchangeError::Server(e), _)) => no_store(e.into_response()),
+    }
+}
+
+/// The form of a revocation request (RFC 7009, `application/x-www-form-urlencoded`).
+#[derive(Deserialize, ToSchema)]
+#[expect(
+    dead_code,
+    reason = "only describes the form in the OpenAPI document; the handler parses the form itself"
+)]
+pub struct RevokeForm {
+    /// A refresh token (ends its sign-in) or an access token this server issued to the client.
+    token: String,
+    /// Accepted and ignored: the token's shape says what it is.
+    token_type_hint: Option<String>,
+    /// The public client revoking its own token.
+    client_id: String,
+}
+
+/// Revoke a refresh token (ending the whole sign-in: every access token it issued is revoked
+/// too) or an access token (RFC 7009). Unknown tokens and other clients' tokens are answered
+/// the same `200`, so the endpoint tells nobody which tokens exist.
+#[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
+    request_body(content = RevokeForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "revoked, or nothing to revoke"),
+        (status = 400, body = OAuthErrorBody, description = "invalid_request"),
+        (status = 401, body = OAuthErrorBody, description = "invalid_client: client_id is not registered")))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = match body {
+        Ok(body) => parse_form(&headers, &body, REVOKE_FIELDS)
+            .map_err(|m| OAuthError::new("invalid_request", m)),
+        Err(_) => Err(OAuthError::new(
+            "invalid_request",
+            format!("the body could not be read; send a form of at most {MAX_FORM_BYTES} bytes"),
+        )),
+    };
+    let mut form = match form {
+        Ok(f) => f,
+        Err(e) => return oauth_error(e),
+    };
+    let request = TokenRequest {
+        client_id: form.remove("client_id"),
+        ..TokenRequest::default()
+    };
+    let client = match crate::oauth::request_client(&state, &request).await {
+        Ok(c) => c,
+        Err(ExchangeError::OAuth(e)) => return oauth_error(e),
+        Err(ExchangeError::Server(e)) => return no_store(e.into_response()),
+    };
+    let Some(token) = form.remove("token").filter(|t| !t.is_empty()) else {
+        return oauth_error(OAuthError::new("invalid_request", "token is required"));
+    };
+    let done = if token.starts_with(crate::refresh::PREFIX) {
+        crate::refresh::revoke(&state, &token, &client.id, ctx.id()).await
+    } else {
+        crate::tokens::revoke_own(&state, &token, &client.id, ctx.id()).await
+    };
+    match done {
+        Ok(()) => no_store(StatusCode::OK.into_response()),
+        Err(e) => no_store(e.into_response()),
     }
 }
 

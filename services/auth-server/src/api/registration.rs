@@ -167,7 +167,7 @@ pub async fn register(
             client_id: client.client_id,
             client_id_issued_at: now.as_datetime().timestamp(),
             token_endpoint_auth_method: "none".to_owned(),
-            grant_types: vec!["authorization_code".to_owned()],
+            grant_types: crate::refresh::grant_types(&state.config),
             response_types: vec!["code".to_owned()],
             metadata: client.metadata,
         }),

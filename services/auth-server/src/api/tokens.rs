@@ -272,8 +272,13 @@ pub struct ServerMetadata {
     pub jwks_uri: String,
     pub authorization_endpoint: String,
     pub token_endpoint: String,
-    /// `authorization_code` (agent tokens are vended through the API, not a grant).
+    /// `authorization_code`, and `refresh_token` when `oauth.refresh.enabled` (agent tokens
+    /// are vended through the API, not a grant).
     pub grant_types_supported: Vec<String>,
+    /// RFC 7009: clients revoke their refresh and access tokens here.
+    pub revocation_endpoint: String,
+    /// `none`: public clients send their `client_id`.
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
     pub response_types_supported: Vec<String>,
     /// `S256` only.
     pub code_challenge_methods_supported: Vec<String>,
@@ -297,7 +302,9 @@ fn server_metadata(state: &AppState) -> Response {
         jwks_uri: format!("{base}/.well-known/jwks.json"),
         authorization_endpoint: format!("{base}/oauth/authorize"),
         token_endpoint: format!("{base}/oauth/token"),
-        grant_types_supported: vec!["authorization_code".to_owned()],
+        grant_types_supported: crate::refresh::grant_types(&state.config),
+        revocation_endpoint: format!("{base}/oauth/revoke"),
+        revocation_endpoint_auth_methods_supported: vec!["none".to_owned()],
         response_types_supported: vec!["code".to_owned()],
         code_challenge_methods_supported: vec![crate::oauth::PKCE_METHOD.to_owned()],
         token_endpoint_auth_methods_supported: vec!["none".to_owned()],

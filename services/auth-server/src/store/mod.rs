@@ -166,6 +166,63 @@ pub struct VendedToken {
     /// vended through `/api/v1/tokens`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// The sign-in (refresh token family, [`RefreshFamily::id`]) the token was issued in;
+    /// revoking the token ends the sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_family: Option<String>,
+}
+
+/// One sign-in of an OAuth client that holds a refresh token: the family of every refresh
+/// token rotated from the first (`crate::refresh`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshFamily {
+    /// The authorization code's id, which is also the `jti` of the first access token.
+    pub id: String,
+    pub client_id: String,
+    pub subject: String,
+    pub username: String,
+    /// Groups and scopes as the code carried them (every refreshed token carries the same).
+    pub groups: Vec<String>,
+    pub scopes: Vec<String>,
+    /// The RFC 8707 resource of the sign-in; empty = none.
+    pub resource: String,
+    /// The store key of the browser session the sign-in came from.
+    pub session: Option<String>,
+    pub created_at: Timestamp,
+    /// The absolute end: no refresh after it, however recent the last one.
+    pub expires_at: Timestamp,
+    /// The last rotation (or the sign-in), for the idle lifetime.
+    pub last_used_at: Timestamp,
+}
+
+/// A refresh token found by its hash: its family, and when it was rotated (`Some`: it is not
+/// the current token any more, and presenting it is a reuse).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    pub family: RefreshFamily,
+    pub rotated_at: Option<Timestamp>,
+}
+
+/// Which sign-ins to end.
+#[derive(Debug, Clone, Copy)]
+pub enum Families<'a> {
+    One(&'a str),
+    OfClient(&'a str),
+    OfConsent {
+        subject: &'a str,
+        client_id: &'a str,
+    },
+}
+
+impl Families<'_> {
+    /// `(id, client_id, subject)` with `""` for "any": never all three empty.
+    fn filter(&self) -> (&str, &str, &str) {
+        match *self {
+            Self::One(id) => (id, "", ""),
+            Self::OfClient(client_id) => ("", client_id, ""),
+            Self::OfConsent { subject, client_id } => ("", client_id, subject),
+        }
+    }
 }
 
 /// The per-user mint limit to enforce while recording a token.
@@ -387,7 +444,9 @@ pub trait AuthStore: Send + Sync {
     /// A subject's tokens, newest first.
     async fn list_vended_tokens(&self, subject: &str, limit: u32) -> Result<Vec<VendedToken>>;
 
-    /// Marks a token revoked; `NotFound` when it does not exist or is already revoked.
+    /// Marks a token revoked, and ends the sign-in it was issued in (if any: see
+    /// [`AuthStore::end_refresh_families`]); `NotFound` when it does not exist or is already
+    /// revoked and had no sign-in left to end.
     async fn revoke_vended_token(
         &self,
         jti: &str,
@@ -401,6 +460,45 @@ pub trait AuthStore: Send + Sync {
         since: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<Vec<VendedToken>>;
+
+    // ---- refresh tokens ----
+
+    /// Records a sign-in with its first refresh token (by hash) and its audit record.
+    async fn insert_refresh_family(
+        &self,
+        family: &RefreshFamily,
+        token_hash: &str,
+        audit: &AuditRecord,
+    ) -> Result<()>;
+
+    async fn get_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>>;
+
+    /// Makes `new_hash` the current token of the family of `old_hash` and marks the family
+    /// used at `at`, only while `old_hash` is the current one (checked and written in one
+    /// statement): `false` when another request rotated it first or the family ended.
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        at: Timestamp,
+    ) -> Result<bool>;
+
+    /// Ends sign-ins: deletes their families and refresh tokens and revokes their access
+    /// tokens in the ledger (so gateways refuse them), in one transaction, audited when
+    /// `audit` is given (with the count). Returns how many families ended.
+    async fn end_refresh_families(
+        &self,
+        which: Families<'_>,
+        at: Timestamp,
+        audit: Option<&AuditRecord>,
+    ) -> Result<u64>;
+
+    /// Deletes sign-ins past their absolute end or last used before `idle_before`.
+    async fn delete_expired_refresh_families(
+        &self,
+        now: Timestamp,
+        idle_before: Timestamp,
+    ) -> Result<u64>;
 
     // ---- registered OAuth clients ----
 
@@ -418,7 +516,8 @@ pub trait AuthStore: Send + Sync {
     /// Registered clients, newest first.
     async fn list_oauth_clients(&self, limit: u32) -> Result<Vec<RegisteredClient>>;
 
-    /// Deletes a client and what users allowed it; `NotFound` when there is none.
+    /// Deletes a client, what users allowed it and its sign-ins (ending them as
+    /// [`AuthStore::end_refresh_families`] does); `NotFound` when there is none.
     async fn delete_oauth_client(&self, client_id: &str, audit: &AuditRecord) -> Result<()>;
 
     /// Records that a token was issued to the client.
@@ -436,7 +535,8 @@ pub trait AuthStore: Send + Sync {
     /// A user's consents, newest first.
     async fn list_consents(&self, subject: &str) -> Result<Vec<Consent>>;
 
-    /// Forgets what a user allowed a client; `NotFound` when nothing was.
+    /// Forgets what a user allowed a client and ends that user's sign-ins of the client (as
+    /// [`AuthStore::end_refresh_families`] does); `NotFound` when nothing was allowed.
     async fn delete_consent(
         &self,
         subject: &str,

@@ -25,13 +25,28 @@ macro_rules! key_columns {
 }
 macro_rules! token_columns {
     () => {
-        "jti, subject, username, scope_list, audience, description, issued_at, expires_at, revoked_at, client_id"
+        "jti, subject, username, scope_list, audience, description, issued_at, expires_at, revoked_at, client_id, refresh_family"
     };
 }
 
 macro_rules! client_columns {
     () => {
         "client_id, metadata, registered_from, created_at, last_used_at"
+    };
+}
+
+macro_rules! family_columns {
+    () => {
+        "id, client_id, subject, username, group_list, scope_list, resource, session_hash, created_at, expires_at, last_used_at"
+    };
+}
+
+/// The ids of the families a [`super::Families`] names, with `$1` (id), `$2` (client) and
+/// `$3` (subject) bound to its filter (`''` = any); a statement appends it after `IN`.
+macro_rules! families_where {
+    () => {
+        "(SELECT id FROM oauth_refresh_families WHERE ($1 = '' OR id = $1)
+          AND ($2 = '' OR client_id = $2) AND ($3 = '' OR subject = $3))"
     };
 }
 
@@ -127,7 +142,68 @@ macro_rules! impl_auth_store {
                     expires_at: get_ts(row, "expires_at")?,
                     revoked_at: get_opt_ts(row, "revoked_at")?,
                     client_id: row.try_get("client_id").map_err(map_err)?,
+                    refresh_family: row.try_get("refresh_family").map_err(map_err)?,
                 })
+            }
+
+            fn family_from(row: &Row) -> Result<RefreshFamily> {
+                let resource: String = row.try_get("resource").map_err(map_err)?;
+                Ok(RefreshFamily {
+                    id: row.try_get("id").map_err(map_err)?,
+                    client_id: row.try_get("client_id").map_err(map_err)?,
+                    subject: row.try_get("subject").map_err(map_err)?,
+                    username: row.try_get("username").map_err(map_err)?,
+                    groups: from_json(&row.try_get::<String, _>("group_list").map_err(map_err)?)?,
+                    scopes: from_json(&row.try_get::<String, _>("scope_list").map_err(map_err)?)?,
+                    resource,
+                    session: row.try_get("session_hash").map_err(map_err)?,
+                    created_at: get_ts(row, "created_at")?,
+                    expires_at: get_ts(row, "expires_at")?,
+                    last_used_at: get_ts(row, "last_used_at")?,
+                })
+            }
+
+            /// Ends the families `(id, client_id, subject)` selects (`""` = any; see
+            /// [`super::Families`]) inside `tx`: their access tokens are revoked, their refresh
+            /// tokens and the families deleted. Returns how many families.
+            async fn end_families(
+                tx: &mut Tx<'_>,
+                (id, client_id, subject): (&str, &str, &str),
+                at: Timestamp,
+            ) -> Result<u64> {
+                sqlx::query(concat!(
+                    "UPDATE vended_tokens SET revoked_at = $4
+                     WHERE revoked_at IS NULL AND refresh_family IN ",
+                    families_where!()
+                ))
+                .bind(id)
+                .bind(client_id)
+                .bind(subject)
+                .bind(ts(at))
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+                sqlx::query(concat!(
+                    "DELETE FROM oauth_refresh_tokens WHERE family_id IN ",
+                    families_where!()
+                ))
+                .bind(id)
+                .bind(client_id)
+                .bind(subject)
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+                let done = sqlx::query(
+                    "DELETE FROM oauth_refresh_families WHERE ($1 = '' OR id = $1)
+                     AND ($2 = '' OR client_id = $2) AND ($3 = '' OR subject = $3)",
+                )
+                .bind(id)
+                .bind(client_id)
+                .bind(subject)
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+                Ok(done.rows_affected())
             }
 
             fn client_from(row: &Row) -> Result<RegisteredClient> {
@@ -466,7 +542,7 @@ macro_rules! impl_auth_store {
                     }
                 }
                 sqlx::query(concat!("INSERT INTO vended_tokens (", token_columns!(), ")
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"))
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"))
                 .bind(&token.jti)
                 .bind(&token.subject)
                 .bind(&token.username)
@@ -477,6 +553,7 @@ macro_rules! impl_auth_store {
                 .bind(ts(token.expires_at))
                 .bind(token.revoked_at.map(ts))
                 .bind(token.client_id.as_deref())
+                .bind(token.refresh_family.as_deref())
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -500,7 +577,12 @@ macro_rules! impl_auth_store {
                 subject: &str,
                 limit: u32,
             ) -> Result<Vec<VendedToken>> {
-                sqlx::query(concat!("SELECT ", token_columns!(), " FROM vended_tokens WHERE subject = $1
+                // A sign-in that refreshes gets a new access token every few minutes: list only
+                // the newest of each, which stands for the sign-in (revoking it ends them all).
+                sqlx::query(concat!("SELECT ", token_columns!(), " FROM vended_tokens t WHERE subject = $1
+                     AND (refresh_family IS NULL OR NOT EXISTS (SELECT 1 FROM vended_tokens n
+                          WHERE n.refresh_family = t.refresh_family AND (n.issued_at > t.issued_at
+                          OR (n.issued_at = t.issued_at AND n.jti > t.jti))))
                      ORDER BY issued_at DESC, jti DESC LIMIT $2"))
                 .bind(subject)
                 .bind(i64::from(limit))
@@ -527,7 +609,20 @@ macro_rules! impl_auth_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                Self::commit_changed(tx, done.rows_affected(), audit).await
+                let family: Option<String> = sqlx::query("SELECT refresh_family FROM vended_tokens WHERE jti = $1")
+                    .bind(jti)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .map(|r| r.try_get("refresh_family"))
+                    .transpose()
+                    .map_err(map_err)?
+                    .flatten();
+                let ended = match family {
+                    Some(f) => Self::end_families(&mut tx, (&f, "", ""), at).await?,
+                    None => 0,
+                };
+                Self::commit_changed(tx, done.rows_affected() + ended, audit).await
             }
 
             async fn list_revocations(
@@ -549,6 +644,148 @@ macro_rules! impl_auth_store {
                 .iter()
                 .map(Self::token_from)
                 .collect()
+            }
+
+            async fn insert_refresh_family(
+                &self,
+                family: &RefreshFamily,
+                token_hash: &str,
+                audit: &AuditRecord,
+            ) -> Result<()> {
+                let mut tx = self.begin().await?;
+                sqlx::query(concat!("INSERT INTO oauth_refresh_families (", family_columns!(), ")
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"))
+                .bind(&family.id)
+                .bind(&family.client_id)
+                .bind(&family.subject)
+                .bind(&family.username)
+                .bind(to_json(&family.groups)?)
+                .bind(to_json(&family.scopes)?)
+                .bind(&family.resource)
+                .bind(family.session.as_deref())
+                .bind(ts(family.created_at))
+                .bind(ts(family.expires_at))
+                .bind(ts(family.last_used_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                sqlx::query("INSERT INTO oauth_refresh_tokens (token_hash, family_id, issued_at) VALUES ($1, $2, $3)")
+                    .bind(token_hash)
+                    .bind(&family.id)
+                    .bind(ts(family.created_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                Self::write_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(map_err)
+            }
+
+            async fn get_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>> {
+                let Some(row) = sqlx::query("SELECT family_id, rotated_at FROM oauth_refresh_tokens WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(map_err)?
+                else {
+                    return Ok(None);
+                };
+                let rotated_at = get_opt_ts(&row, "rotated_at")?;
+                let family_id: String = row.try_get("family_id").map_err(map_err)?;
+                Ok(sqlx::query(concat!("SELECT ", family_columns!(), " FROM oauth_refresh_families WHERE id = $1"))
+                    .bind(family_id)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(map_err)?
+                    .map(|r| Self::family_from(&r))
+                    .transpose()?
+                    .map(|family| RefreshTokenRecord { family, rotated_at }))
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                old_hash: &str,
+                new_hash: &str,
+                at: Timestamp,
+            ) -> Result<bool> {
+                let mut tx = self.begin().await?;
+                // The winner of two concurrent rotations is the one whose UPDATE changes the
+                // row; the other sees `rotated_at` set and changes nothing.
+                let Some(row) = sqlx::query(
+                    "UPDATE oauth_refresh_tokens SET rotated_at = $1
+                     WHERE token_hash = $2 AND rotated_at IS NULL
+                     AND family_id IN (SELECT id FROM oauth_refresh_families)
+                     RETURNING family_id",
+                )
+                .bind(ts(at))
+                .bind(old_hash)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?
+                else {
+                    return Ok(false);
+                };
+                let family_id: String = row.try_get("family_id").map_err(map_err)?;
+                sqlx::query("INSERT INTO oauth_refresh_tokens (token_hash, family_id, issued_at) VALUES ($1, $2, $3)")
+                    .bind(new_hash)
+                    .bind(&family_id)
+                    .bind(ts(at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                sqlx::query("UPDATE oauth_refresh_families SET last_used_at = $1 WHERE id = $2")
+                    .bind(ts(at))
+                    .bind(&family_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(true)
+            }
+
+            async fn end_refresh_families(
+                &self,
+                which: Families<'_>,
+                at: Timestamp,
+                audit: Option<&AuditRecord>,
+            ) -> Result<u64> {
+                let mut tx = self.begin().await?;
+                let count = Self::end_families(&mut tx, which.filter(), at).await?;
+                if let Some(audit) = audit {
+                    let mut audit = audit.clone();
+                    if let Some(details) = audit.details.as_object_mut() {
+                        details.insert("count".to_owned(), count.into());
+                    }
+                    Self::write_audit(&mut tx, &audit).await?;
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(count)
+            }
+
+            async fn delete_expired_refresh_families(
+                &self,
+                now: Timestamp,
+                idle_before: Timestamp,
+            ) -> Result<u64> {
+                let mut tx = self.begin().await?;
+                sqlx::query(
+                    "DELETE FROM oauth_refresh_tokens WHERE family_id IN
+                     (SELECT id FROM oauth_refresh_families WHERE expires_at < $1 OR last_used_at < $2)",
+                )
+                .bind(ts(now))
+                .bind(ts(idle_before))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let done = sqlx::query(
+                    "DELETE FROM oauth_refresh_families WHERE expires_at < $1 OR last_used_at < $2",
+                )
+                .bind(ts(now))
+                .bind(ts(idle_before))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(done.rows_affected())
             }
 
             async fn insert_oauth_client(
@@ -644,6 +881,9 @@ macro_rules! impl_auth_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
+                if done.rows_affected() > 0 {
+                    Self::end_families(&mut tx, ("", client_id, ""), Timestamp::now()).await?;
+                }
                 Self::commit_changed(tx, done.rows_affected(), audit).await
             }
 
@@ -660,6 +900,18 @@ macro_rules! impl_auth_store {
 
             async fn delete_unused_oauth_clients(&self, before: Timestamp) -> Result<u64> {
                 let mut tx = self.begin().await?;
+                let unused: Vec<String> = sqlx::query("SELECT client_id FROM oauth_clients WHERE last_used_at < $1")
+                    .bind(ts(before))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .iter()
+                    .map(|r| r.try_get("client_id"))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(map_err)?;
+                for client_id in &unused {
+                    Self::end_families(&mut tx, ("", client_id, ""), Timestamp::now()).await?;
+                }
                 let done = sqlx::query("DELETE FROM oauth_clients WHERE last_used_at < $1")
                     .bind(ts(before))
                     .execute(&mut *tx)
@@ -730,6 +982,9 @@ macro_rules! impl_auth_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
+                if done.rows_affected() > 0 {
+                    Self::end_families(&mut tx, ("", client_id, subject), Timestamp::now()).await?;
+                }
                 Self::commit_changed(tx, done.rows_affected(), audit).await
             }
 

@@ -15,9 +15,10 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqlitePool;
 
 use super::{
-    AuditFilter, AuditRecord, AuthStore, Consent, LoginFailures, MintLimit, MintOutcome,
-    RegisteredClient, RegistrationLimits, RegistrationOutcome, Result, SessionRecord,
-    SigningKeyRecord, StoreError, UserRecord, VendedToken, from_json, map_err, to_json,
+    AuditFilter, AuditRecord, AuthStore, Consent, Families, LoginFailures, MintLimit, MintOutcome,
+    RefreshFamily, RefreshTokenRecord, RegisteredClient, RegistrationLimits, RegistrationOutcome,
+    Result, SessionRecord, SigningKeyRecord, StoreError, UserRecord, VendedToken, from_json,
+    map_err, to_json,
 };
 use crate::config::StoreConfig;
 

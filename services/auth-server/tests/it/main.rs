@@ -11,6 +11,7 @@ mod login;
 mod oauth;
 mod oidc;
 mod ops;
+mod refresh;
 mod registration;
 mod sessions;
 mod store;

@@ -21,7 +21,7 @@ both_backends!(
     an_allowed_client_is_not_asked_again_until_the_resource_changes_or_the_user_revokes,
 );
 
-const REDIRECT: &str = "http://127.0.0.1:33418/callback";
+pub(crate) const REDIRECT: &str = "http://127.0.0.1:33418/callback";
 
 async fn register(app: &TestApp, body: Value) -> Reply {
     let b = Browser::new(&app.base);
@@ -29,7 +29,7 @@ async fn register(app: &TestApp, body: Value) -> Reply {
         .await
 }
 
-async fn register_client(app: &TestApp) -> String {
+pub(crate) async fn register_client(app: &TestApp) -> String {
     let r = register(
         app,
         json!({
@@ -44,7 +44,10 @@ async fn register_client(app: &TestApp) -> String {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
     assert_eq!(r.body["token_endpoint_auth_method"], "none");
-    assert_eq!(r.body["grant_types"], json!(["authorization_code"]));
+    assert_eq!(
+        r.body["grant_types"],
+        json!(["authorization_code", "refresh_token"])
+    );
     assert_eq!(r.body["redirect_uris"], json!([REDIRECT]));
     r.body["client_id"].as_str().unwrap().to_owned()
 }
@@ -53,7 +56,7 @@ fn authorize_query(client: &str, redirect_uri: &str, challenge: &str) -> String 
     authorize_query_for(client, redirect_uri, challenge, None)
 }
 
-fn authorize_query_for(
+pub(crate) fn authorize_query_for(
     client: &str,
     redirect_uri: &str,
     challenge: &str,
@@ -75,7 +78,7 @@ fn authorize_query_for(
 }
 
 /// Allows the sign-in on the page `b` is shown for `query`: the redirect with the code.
-async fn allow(b: &Browser, query: &str) -> std::collections::HashMap<String, String> {
+pub(crate) async fn allow(b: &Browser, query: &str) -> std::collections::HashMap<String, String> {
     let page = b.get(&format!("/oauth/authorize?{query}")).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.text);
     let csrf = hidden_field(&page.text, "csrf_token").unwrap();
@@ -98,7 +101,7 @@ fn audience_of(token: &str) -> Value {
     claims["aud"].clone()
 }
 
-fn location_query(r: &Reply) -> std::collections::HashMap<String, String> {
+pub(crate) fn location_query(r: &Reply) -> std::collections::HashMap<String, String> {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
     let location = r.header("location").unwrap();
     url::Url::parse(&location)
@@ -208,7 +211,7 @@ async fn an_mcp_client_registers_and_signs_in_once_the_user_allows_it(backend: B
         )
         .await;
     assert_eq!(token.status, StatusCode::OK, "{}", token.text);
-    assert_eq!(token.body["expires_in"], 3600);
+    assert_eq!(token.body["expires_in"], 900);
     let payload = token.body["access_token"]
         .as_str()
         .unwrap()

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use auth_server::config::AuthConfig;
 use auth_server::session::hash_id;
 use auth_server::store::{
-    self, AuditFilter, AuditRecord, AuthStore, LoginFailures, MintLimit, MintOutcome,
-    SessionRecord, SigningKeyRecord, StoreError, UserRecord, VendedToken,
+    self, AuditFilter, AuditRecord, AuthStore, Consent, Families, LoginFailures, MintLimit,
+    MintOutcome, RefreshFamily, RegisteredClient, RegistrationLimits, SessionRecord,
+    SigningKeyRecord, StoreError, UserRecord, VendedToken,
 };
 use chrono::Duration;
 use mcpgw_core::secrets::Keyring;
@@ -28,6 +29,8 @@ both_backends!(
     key_rotation_has_exactly_one_winner_and_retired_keys_leave,
     login_failures_are_counted_in_their_window_and_cleared,
     audit_records_list_newest_first_with_filters,
+    a_refresh_token_rotates_once_and_ending_a_sign_in_revokes_its_access_tokens,
+    sign_ins_end_with_their_client_or_consent_and_expire_when_idle_or_old,
 );
 
 /// The store, and what must outlive it (the data directory, the PostgreSQL database).
@@ -77,6 +80,7 @@ fn token(subject: &str, issued: Timestamp, expires: Timestamp) -> VendedToken {
         expires_at: expires,
         revoked_at: None,
         client_id: None,
+        refresh_family: None,
     }
 }
 
@@ -600,4 +604,305 @@ async fn audit_records_list_newest_first_with_filters(backend: Backend) {
             .len(),
         1
     );
+}
+
+fn family(id: &str, client_id: &str, subject: &str) -> RefreshFamily {
+    RefreshFamily {
+        id: id.to_owned(),
+        client_id: client_id.to_owned(),
+        subject: subject.to_owned(),
+        username: subject.to_owned(),
+        groups: vec!["g".to_owned()],
+        scopes: vec!["s1".to_owned()],
+        resource: "http://gw.test/mcp".to_owned(),
+        session: Some(hash_id("session")),
+        created_at: at(0),
+        expires_at: at(86_400),
+        last_used_at: at(0),
+    }
+}
+
+/// A sign-in's access token, as `/oauth/token` records it.
+fn family_token(f: &RefreshFamily, jti: &str, issued: i64) -> VendedToken {
+    VendedToken {
+        jti: jti.to_owned(),
+        client_id: Some(f.client_id.clone()),
+        refresh_family: Some(f.id.clone()),
+        ..token(&f.subject, at(issued), at(3600))
+    }
+}
+
+async fn a_refresh_token_rotates_once_and_ending_a_sign_in_revokes_its_access_tokens(
+    backend: Backend,
+) {
+    let (store, _dir) = open(backend).await;
+    let f = family(&uuid::Uuid::new_v4().to_string(), "dcr.a", "local:alice");
+    let first = family_token(&f, &f.id, -2);
+    store
+        .insert_vended_token(&first, None, &audit("oauth.token"))
+        .await
+        .unwrap();
+    store
+        .insert_refresh_family(&f, &hash_id("rt-1"), &audit("oauth_refresh.start"))
+        .await
+        .unwrap();
+    let found = store.get_refresh_token(&hash_id("rt-1")).await.unwrap();
+    assert_eq!(found.as_ref().map(|r| &r.family), Some(&f));
+    assert_eq!(found.unwrap().rotated_at, None);
+    assert!(
+        store
+            .get_refresh_token(&hash_id("rt-x"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Two rotations of one token at once: exactly one wins.
+    let (old, a, b) = (hash_id("rt-1"), hash_id("rt-2a"), hash_id("rt-2b"));
+    let (a, b) = tokio::join!(
+        store.rotate_refresh_token(&old, &a, at(1)),
+        store.rotate_refresh_token(&old, &b, at(1)),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a ^ b, "one winner: {a} {b}");
+    let current = if a { "rt-2a" } else { "rt-2b" };
+    let loser = if a { "rt-2b" } else { "rt-2a" };
+    assert!(
+        store
+            .get_refresh_token(&hash_id(loser))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let old = store
+        .get_refresh_token(&hash_id("rt-1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(old.rotated_at.is_some(), "the presented token is retired");
+    let new = store
+        .get_refresh_token(&hash_id(current))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(new.rotated_at, None);
+    assert!(new.family.last_used_at > f.last_used_at);
+
+    // The token page lists the newest access token of the sign-in only.
+    let second = family_token(&f, &uuid::Uuid::new_v4().to_string(), -1);
+    store
+        .insert_vended_token(&second, None, &audit("oauth.refresh"))
+        .await
+        .unwrap();
+    let vended = token("local:alice", at(-5), at(3600));
+    store
+        .insert_vended_token(&vended, None, &audit("token.mint"))
+        .await
+        .unwrap();
+    let listed: Vec<String> = store
+        .list_vended_tokens("local:alice", 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.jti)
+        .collect();
+    assert_eq!(listed, vec![second.jti.clone(), vended.jti.clone()]);
+
+    // Revoking one access token of the sign-in ends it: every token of it is refused.
+    store
+        .revoke_vended_token(&second.jti, at(2), &audit("token.revoke"))
+        .await
+        .unwrap();
+    for jti in [&first.jti, &second.jti] {
+        let t = store.get_vended_token(jti).await.unwrap().unwrap();
+        assert!(t.revoked_at.is_some(), "{jti} revoked");
+    }
+    assert!(
+        store
+            .get_refresh_token(&hash_id(current))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !store
+            .rotate_refresh_token(&hash_id(current), &hash_id("rt-3"), at(3))
+            .await
+            .unwrap()
+    );
+    let other = store.get_vended_token(&vended.jti).await.unwrap().unwrap();
+    assert!(
+        other.revoked_at.is_none(),
+        "a vended token is not part of it"
+    );
+    assert!(matches!(
+        store
+            .revoke_vended_token(&second.jti, at(4), &audit("token.revoke"))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn sign_ins_end_with_their_client_or_consent_and_expire_when_idle_or_old(backend: Backend) {
+    let (store, _dir) = open(backend).await;
+    let client = RegisteredClient {
+        client_id: "dcr.c".to_owned(),
+        metadata: serde_json::from_value(json!({"redirect_uris": ["http://127.0.0.1/cb"]}))
+            .unwrap(),
+        registered_from: "127.0.0.1".to_owned(),
+        created_at: at(0),
+        last_used_at: at(0),
+    };
+    let limits = RegistrationLimits {
+        max_clients: 10,
+        max_recent: 10,
+        max_recent_per_address: 10,
+        since: at(-3600),
+    };
+    store
+        .insert_oauth_client(&client, limits, &audit("oauth_client.register"))
+        .await
+        .unwrap();
+    let start = |f: RefreshFamily, rt: &'static str| {
+        let store = store.clone();
+        async move {
+            let t = family_token(&f, &f.id, 0);
+            store
+                .insert_vended_token(&t, None, &audit("oauth.token"))
+                .await
+                .unwrap();
+            store
+                .insert_refresh_family(&f, &hash_id(rt), &audit("oauth_refresh.start"))
+                .await
+                .unwrap();
+            t.jti
+        }
+    };
+    let alice = start(
+        family(&uuid::Uuid::new_v4().to_string(), "dcr.c", "local:alice"),
+        "a",
+    )
+    .await;
+    let bob = start(
+        family(&uuid::Uuid::new_v4().to_string(), "dcr.c", "local:bob"),
+        "b",
+    )
+    .await;
+    let other = start(
+        family(&uuid::Uuid::new_v4().to_string(), "dcr.o", "local:alice"),
+        "o",
+    )
+    .await;
+    let revoked = |jti: String| {
+        let store = store.clone();
+        async move {
+            store
+                .get_vended_token(&jti)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at
+                .is_some()
+        }
+    };
+
+    // Forgetting alice's consent ends alice's sign-ins of that client only.
+    let consent = Consent {
+        subject: "local:alice".to_owned(),
+        client_id: "dcr.c".to_owned(),
+        scopes: vec![],
+        resource: String::new(),
+        granted_at: at(0),
+    };
+    store
+        .put_consent(&consent, &audit("oauth_consent.grant"))
+        .await
+        .unwrap();
+    store
+        .delete_consent("local:alice", "dcr.c", &audit("oauth_consent.revoke"))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .get_refresh_token(&hash_id("a"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(revoked(alice).await);
+    assert!(
+        store
+            .get_refresh_token(&hash_id("b"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Deleting the client ends everyone's.
+    store
+        .delete_oauth_client("dcr.c", &audit("oauth_client.delete"))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .get_refresh_token(&hash_id("b"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(revoked(bob).await);
+    assert!(!revoked(other.clone()).await);
+    assert_eq!(
+        store
+            .end_refresh_families(
+                Families::OfConsent {
+                    subject: "local:nobody",
+                    client_id: "dcr.o"
+                },
+                at(0),
+                None
+            )
+            .await
+            .unwrap(),
+        0
+    );
+
+    // Past the absolute end, or idle too long: deleted by housekeeping.
+    let mut old = family(&uuid::Uuid::new_v4().to_string(), "dcr.o", "local:carol");
+    old.expires_at = at(-1);
+    start(old, "old").await;
+    let mut idle = family(&uuid::Uuid::new_v4().to_string(), "dcr.o", "local:carol");
+    idle.last_used_at = at(-7200);
+    start(idle, "idle").await;
+    assert_eq!(
+        store
+            .delete_expired_refresh_families(at(0), at(-3600))
+            .await
+            .unwrap(),
+        2
+    );
+    for rt in ["old", "idle"] {
+        assert!(
+            store
+                .get_refresh_token(&hash_id(rt))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert!(
+        store
+            .get_refresh_token(&hash_id("o"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .end_refresh_families(Families::OfClient("dcr.o"), at(0), Some(&audit("x")))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(revoked(other).await);
 }

@@ -10,7 +10,6 @@ pub mod catalog;
 pub mod events;
 pub mod extract;
 pub mod gateway;
-pub mod gateway_tools;
 pub mod health;
 pub mod keys;
 pub mod policy;
@@ -112,7 +111,6 @@ fn build(state: Option<AppState>) -> (axum::Router<AppState>, utoipa::openapi::O
         .routes(routes!(gateway::snapshot))
         .routes(routes!(gateway::audit))
         .routes(routes!(gateway::health))
-        .routes(routes!(gateway_tools::tools))
         .routes(routes!(catalog::list))
         .routes(routes!(catalog::versions))
         .routes(routes!(catalog::version))
