@@ -25,9 +25,11 @@ need_rust() {
 
 need_rust
 log "installing test dependencies (cached after the first run)"
-for dep in mongodb moto postgres keycloak oidc mcp-peers tfscan browser cargo-deny; do scripts/deps/"$dep".sh install; done
+for dep in mongodb moto postgres keycloak oidc mcp-peers stdio-catalog tfscan browser cargo-deny; do scripts/deps/"$dep".sh install; done
 # Where the real MCP servers and clients are (server-everything, the Inspector, the Python SDK).
 eval "$(scripts/deps/mcp-peers.sh env)"
+# The real stdio servers the gateway hosts in its catalog test (server-memory, server-filesystem).
+eval "$(scripts/deps/stdio-catalog.sh env)"
 # The browser of the MCP clients' OAuth sign-in test (tests/browser/oauth_sign_in.mjs).
 export MCPGW_CHROMIUM=${MCPGW_CHROMIUM:-$(scripts/deps/browser.sh path)}
 

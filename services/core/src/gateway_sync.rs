@@ -111,8 +111,14 @@ impl RouteEntry {
     /// `default_integrity` applies unless the server's gateway settings name a mode.
     pub fn from_record(record: &ServerRecord, default_integrity: IntegrityMode) -> Self {
         let baseline = record.approved_tools.as_ref();
-        let tool_integrity = (baseline.is_some() || !record.tools.is_empty())
-            .then(|| record.gateway.tool_integrity.unwrap_or(default_integrity));
+        // A stdio server's tools are known only once a gateway that runs it has listed them
+        // (`POST /api/v1/gateway/tools`): until then nothing it declares is served, where an
+        // HTTP server with nothing recorded yet is not held (the registry lists it itself).
+        let enforced = baseline.is_some()
+            || !record.tools.is_empty()
+            || matches!(record.endpoint, Endpoint::Stdio { .. });
+        let tool_integrity =
+            enforced.then(|| record.gateway.tool_integrity.unwrap_or(default_integrity));
         let approved_of =
             |name: &str| baseline.and_then(|b| b.tools.iter().find(|t| t.name() == name));
         let mut tools: Vec<RouteTool> = record
@@ -320,6 +326,21 @@ pub struct StdioHealthReport {
 }
 
 pub const MAX_HEALTH_BATCH: usize = 1000;
+
+/// The tools a gateway listed from a stdio server it runs, on the child's start and on its
+/// `notifications/tools/list_changed` (`POST /api/v1/gateway/tools`). The registry records
+/// them as it records its own discovery of an HTTP server, so review, approval and
+/// withholding apply alike.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StdioToolsReport {
+    /// The reporting gateway process (its `instance_id`).
+    pub gateway: String,
+    pub server: String,
+    /// The `tools` of the server's `tools/list` results, every page, as listed.
+    #[schema(value_type = Vec<Object>)]
+    pub tools: Vec<serde_json::Value>,
+}
 
 fn digest(
     stage: DeploymentStage,

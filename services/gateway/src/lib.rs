@@ -21,6 +21,7 @@ pub mod sse;
 pub mod state;
 pub mod stdio_health;
 pub mod stdio_sandbox;
+pub mod stdio_tools;
 pub mod sync;
 pub mod transform;
 pub mod upstream_client;

@@ -2,7 +2,9 @@
 //!
 //! A route whose server did not change (same id and revision) is carried over as it is, so its
 //! running stdio process, upstream connection, learned tool hints and limits survive unrelated
-//! registrations.
+//! registrations. A route whose server changed only in what does not reach the upstream (its
+//! tools, their approval, lifecycle, limits) is rebuilt around the same shared upstream, so
+//! recording or approving a stdio server's tools does not restart it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -124,7 +126,11 @@ pub fn build(snapshot: &GatewaySnapshot, previous: &Routes, ctx: &RouteContext<'
             servers.insert(path, Arc::clone(old));
             continue;
         }
-        servers.insert(path, Arc::new(build_route(entry, ctx)));
+        let kept = previous
+            .servers
+            .get(&path)
+            .and_then(|old| same_upstream(old, entry));
+        servers.insert(path, Arc::new(build_route(entry, kept, ctx)));
     }
     let (policy, documents) =
         if previous.policy.version() == snapshot.policy.version && !previous.version.is_empty() {
@@ -148,7 +154,21 @@ pub fn build(snapshot: &GatewaySnapshot, previous: &Routes, ctx: &RouteContext<'
     }
 }
 
-fn build_route(entry: &RouteEntry, ctx: &RouteContext<'_>) -> Route {
+/// The shared upstream of `old` when `entry` reaches the upstream exactly as it did (same
+/// server, endpoint, environment, credentials and headers, all still sealed the same).
+fn same_upstream(old: &Route, entry: &RouteEntry) -> Option<Upstream> {
+    let Upstream::Shared(shared) = &old.upstream else {
+        return None;
+    };
+    let same = old.broken.is_none()
+        && old.entry.id == entry.id
+        && old.entry.endpoint == entry.endpoint
+        && old.entry.upstream_auth == entry.upstream_auth
+        && old.entry.custom_headers == entry.custom_headers;
+    same.then(|| Upstream::Shared(Arc::clone(shared)))
+}
+
+fn build_route(entry: &RouteEntry, kept: Option<Upstream>, ctx: &RouteContext<'_>) -> Route {
     let concurrency = entry
         .gateway
         .max_concurrency
@@ -159,7 +179,11 @@ fn build_route(entry: &RouteEntry, ctx: &RouteContext<'_>) -> Route {
         .iter()
         .map(|t| (t.name.clone(), t.read_only))
         .collect();
-    let (upstream, broken) = match open_upstream(entry, ctx) {
+    let opened = match kept {
+        Some(upstream) => Ok(upstream),
+        None => open_upstream(entry, ctx),
+    };
+    let (upstream, broken) = match opened {
         Ok(u) => (u, None),
         Err(why) => {
             tracing::error!(server = %entry.path, error = %why, "route unusable");

@@ -71,6 +71,8 @@ pub struct SharedUpstream {
     live: tokio::sync::Mutex<Option<Arc<Connection>>>,
     restart: Mutex<Backoff>,
     notifications: broadcast::Sender<Value>,
+    /// Counts the sessions started: a new one may list other tools (`stdio_tools.rs`).
+    starts: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -178,6 +180,7 @@ impl SharedUpstream {
             live: tokio::sync::Mutex::new(None),
             restart: Mutex::new(Backoff::default()),
             notifications: broadcast::channel(256).0,
+            starts: tokio::sync::watch::channel(0).0,
         })
     }
 
@@ -195,6 +198,12 @@ impl SharedUpstream {
     /// Notifications that belong to no request (list changes, resource updates, logs).
     pub fn subscribe(&self) -> broadcast::Receiver<Value> {
         self.notifications.subscribe()
+    }
+
+    /// The number of sessions started so far, changing with each new one; ends (an error
+    /// from `changed`) when this upstream is dropped.
+    pub fn starts(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.starts.subscribe()
     }
 
     /// The upstream's `initialize` result, starting the connection if needed.
@@ -311,6 +320,7 @@ impl SharedUpstream {
                 // a server that crashes right after every start backs off further each time.
                 self.restart.lock().expect("backoff").not_before = None;
                 *live = Some(Arc::clone(&conn));
+                self.starts.send_modify(|n| *n += 1);
                 Ok(conn)
             }
             result => {

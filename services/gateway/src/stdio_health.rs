@@ -56,8 +56,18 @@ pub struct StdioHealth {
 }
 
 impl StdioHealth {
-    /// Probes and reports every interval until `stop`; does nothing when the interval is 0.
+    /// Probes and reports every interval until `stop` (no probes when the interval is 0).
+    /// The children's tools are reported beside, whatever the interval
+    /// (`stdio_tools.rs`): without them a stdio server serves no tool at all.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let tools = Arc::new(crate::stdio_tools::StdioTools {
+            table: Arc::clone(&self.table),
+            http: self.http.clone(),
+            registry_url: self.registry_url.clone(),
+            api_key: self.api_key.clone(),
+            gateway: self.gateway.clone(),
+        });
+        tokio::spawn(tools.run(stop.clone()));
         if self.interval.is_zero() {
             return;
         }

@@ -20,10 +20,10 @@ use std::sync::Arc;
 
 use mcpgw_core::auth::{Permission, Principal, Role};
 use mcpgw_core::domain::integrity;
-use mcpgw_core::domain::tool::{MAX_TOOLS, validate_tools};
+use mcpgw_core::domain::tool::{self, MAX_TOOLS, validate_tools};
 use mcpgw_core::domain::{
-    ApplyError, DeploymentStage, Lifecycle, ServerPath, ServerRecord, ServerSpec, Tool, ToolSpec,
-    ValidSpec, review_reasons,
+    ApplyError, DeploymentStage, LeftOut, Lifecycle, ServerPath, ServerRecord, ServerSpec, Tool,
+    ToolSpec, ValidSpec, review_reasons,
 };
 use mcpgw_core::egress::EgressPolicy;
 use mcpgw_core::gateway_sync::McpAuditEvent;
@@ -53,6 +53,8 @@ pub enum ToolSource {
     Api,
     /// The registry's own `tools/list` of the server.
     Discovery,
+    /// A gateway's `tools/list` of a stdio server it runs (`POST /api/v1/gateway/tools`).
+    Gateway,
 }
 
 /// Facts about the request a mutation came from, for the audit trail.
@@ -776,7 +778,7 @@ impl Registry {
         caller.require_for(Permission::ServersUpdate, path.as_str())?;
         Self::require_read(caller, path)?;
         let tools = validate_tools("tools", tools)?;
-        self.store_tools(caller, ctx, path, tools, ToolSource::Api, expected)
+        self.store_tools(caller, ctx, path, tools, ToolSource::Api, expected, &[])
             .await
     }
 
@@ -784,7 +786,8 @@ impl Registry {
     /// and compares them with the approved ones: a difference from an approved baseline marks
     /// the server `changed_needs_review` and is audited as `server.tools_changed` with the
     /// hashes. The caller has checked that `actor` may do this (discovery runs as the system).
-    /// A discovery that finds the recorded tools unchanged writes nothing.
+    /// A discovery (the registry's own or a gateway's) that finds the recorded tools unchanged
+    /// writes nothing.
     pub async fn record_tools(
         &self,
         actor: &Principal,
@@ -794,10 +797,36 @@ impl Registry {
         source: ToolSource,
     ) -> Result<ServerRecord> {
         let tools = validate_tools("tools", specs)?;
-        self.store_tools(actor, ctx, path, tools, source, None)
+        self.store_tools(actor, ctx, path, tools, source, None, &[])
             .await
     }
 
+    /// Records a discovered list (`tools/list` objects, every page) as [`Self::record_tools`]
+    /// does, leaving out each tool that is not valid (over a limit, a repeated name) with its
+    /// reason instead of refusing the list: what a server publishes is not the caller's to fix.
+    /// The tools left out are in the audit record (`left_out`), the log, and the answer.
+    pub async fn record_listed(
+        &self,
+        actor: &Principal,
+        ctx: &RequestContext,
+        path: &ServerPath,
+        listed: &[Value],
+        source: ToolSource,
+    ) -> Result<(ServerRecord, Vec<LeftOut>)> {
+        let (tools, left_out) = tool::validate_listed(listed);
+        if !left_out.is_empty() {
+            tracing::warn!(server = %path, ?source, left_out = ?left_out, "tools left out of a discovered list");
+        }
+        let record = self
+            .store_tools(actor, ctx, path, tools, source, None, &left_out)
+            .await?;
+        Ok((record, left_out))
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "who, where, what and its provenance, passed once from each entry point"
+    )]
     async fn store_tools(
         &self,
         actor: &Principal,
@@ -806,11 +835,15 @@ impl Registry {
         tools: Vec<Tool>,
         source: ToolSource,
         expected: Option<u64>,
+        left_out: &[LeftOut],
     ) -> Result<ServerRecord> {
         let current = self.load(path).await?;
         Self::require_not_system_owned(actor, &current)?;
         let read_at = check_revision(&current, expected)?;
-        if source == ToolSource::Discovery && current.tools == tools {
+        // The same tools again (another replica's report, a `PUT` of what is recorded) are
+        // no change: no revision, no audit record, no new route for the gateways (a route
+        // rebuilt for nothing would cost a stdio child its learned state).
+        if current.tools == tools {
             return Ok(current);
         }
         let mut next = current.clone();
@@ -826,7 +859,7 @@ impl Registry {
         let newly_changed = next.approved_tools.is_some()
             && !changes.is_empty()
             && changes != current.tool_changes();
-        let (action, details) = if newly_changed {
+        let (action, mut details) = if newly_changed {
             tracing::warn!(server = %path, changes = changes.len(), ?source, "tool definitions differ from the approved ones; the server needs a tools review");
             (
                 "server.tools_changed",
@@ -838,6 +871,9 @@ impl Registry {
                 json!({"source": source, "tool_hashes": hashes}),
             )
         };
+        if !left_out.is_empty() {
+            details["left_out"] = json!(left_out);
+        }
         let entry = audit(
             actor,
             ctx,

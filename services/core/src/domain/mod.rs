@@ -17,4 +17,4 @@ pub use agent::{
 pub use integrity::{IntegrityMode, ToolBaseline, ToolChange, ToolsStatus};
 pub use lifecycle::{DeploymentStage, Lifecycle, LifecycleEvent};
 pub use server::*;
-pub use tool::{Tool, ToolAnnotations, ToolSpec};
+pub use tool::{LeftOut, Tool, ToolAnnotations, ToolSpec};

@@ -11,8 +11,21 @@ use sha2::{Digest, Sha256};
 
 use crate::validate::{self, FieldError};
 
+// Limits on one tool definition. MCP sets none but the name's (1 to 128 characters of
+// `A-Za-z0-9_-.`); the others are set well above what real servers publish, measured over
+// the tool lists of 29 real servers (docs/MCP-GATEWAY.md#real-tool-definitions): they only
+// stop a definition that would not fit an agent's context anyway.
+
+/// Longest tool name, in characters (MCP's own limit).
+pub const MAX_NAME: usize = 128;
+/// Longest title (the tool's or its annotations'), in characters: a real one has 320.
+pub const MAX_TITLE: usize = 1024;
+/// Longest description, in characters.
+pub const MAX_DESCRIPTION: usize = 65_536;
+/// Deepest nesting of objects and arrays in an input or output schema.
+pub const MAX_SCHEMA_DEPTH: usize = 32;
 /// Largest serialized size of one tool definition.
-pub const MAX_TOOL_BYTES: usize = 64 * 1024;
+pub const MAX_TOOL_BYTES: usize = 256 * 1024;
 /// Most tools one server may declare.
 pub const MAX_TOOLS: usize = 512;
 
@@ -113,10 +126,10 @@ impl ToolSpec {
     /// Validates the definition and computes its hash.
     pub fn validate(self, field: &str) -> Result<Tool, FieldError> {
         let name = &self.name;
-        if name.is_empty() || name.len() > 128 {
+        if name.is_empty() || name.len() > MAX_NAME {
             return Err(FieldError::new(
                 format!("{field}.name"),
-                "must be 1 to 128 characters",
+                format!("must be 1 to {MAX_NAME} characters"),
             ));
         }
         if !name
@@ -128,25 +141,34 @@ impl ToolSpec {
                 format!("{name:?} may contain only ASCII letters, digits, '_', '-' and '.'"),
             ));
         }
-        validate::optional_text(&format!("{field}.title"), self.title.as_deref(), 256)?;
+        validate::optional_text(&format!("{field}.title"), self.title.as_deref(), MAX_TITLE)?;
+        validate::optional_text(
+            &format!("{field}.annotations.title"),
+            self.annotations.title.as_deref(),
+            MAX_TITLE,
+        )?;
         validate::optional_text(
             &format!("{field}.description"),
             self.description.as_deref(),
-            16_384,
+            MAX_DESCRIPTION,
         )?;
-        if !self.input_schema.is_object() {
-            return Err(FieldError::new(
-                format!("{field}.inputSchema"),
-                "must be a JSON Schema object",
-            ));
-        }
-        if let Some(out) = &self.output_schema
-            && !out.is_object()
-        {
-            return Err(FieldError::new(
-                format!("{field}.outputSchema"),
-                "must be a JSON Schema object",
-            ));
+        for (name, schema) in [
+            ("inputSchema", Some(&self.input_schema)),
+            ("outputSchema", self.output_schema.as_ref()),
+        ] {
+            let Some(schema) = schema else { continue };
+            if !schema.is_object() {
+                return Err(FieldError::new(
+                    format!("{field}.{name}"),
+                    "must be a JSON Schema object",
+                ));
+            }
+            if depth(schema) > MAX_SCHEMA_DEPTH {
+                return Err(FieldError::new(
+                    format!("{field}.{name}"),
+                    format!("nests deeper than {MAX_SCHEMA_DEPTH} levels"),
+                ));
+            }
         }
         let canonical = canonical_json(&serde_json::to_value(&self).expect("tool serializes"));
         if canonical.len() > MAX_TOOL_BYTES {
@@ -190,6 +212,72 @@ pub fn validate_tools(field: &str, specs: Vec<ToolSpec>) -> Result<Vec<Tool>, Fi
         tools.push(spec.validate(&item)?);
     }
     Ok(tools)
+}
+
+/// A tool a server listed that is not recorded, and why (a discovered list keeps the rest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LeftOut {
+    /// The tool's name as listed (empty when it has none).
+    pub name: String,
+    /// Where in the listed tool: `tools[3].description`.
+    pub field: String,
+    pub reason: String,
+}
+
+/// Reads and validates a server's listed tools (`tools/list` objects, every page) one by one:
+/// a tool that is not a valid MCP tool, is over a limit, repeats a name, or comes after the
+/// first [`MAX_TOOLS`], is left out with its reason; the rest are kept, in order. A discovered
+/// list is what the server publishes: one bad definition must not hide the others from review.
+pub fn validate_listed(listed: &[Value]) -> (Vec<Tool>, Vec<LeftOut>) {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut tools = Vec::with_capacity(listed.len().min(MAX_TOOLS));
+    let mut left_out = Vec::new();
+    for (i, value) in listed.iter().enumerate() {
+        let item = format!("tools[{i}]");
+        let name = value
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let checked = ToolSpec::from_mcp(value)
+            .map_err(|e| e.within(&item))
+            .and_then(|spec| {
+                if tools.len() >= MAX_TOOLS {
+                    return Err(FieldError::new(
+                        item.clone(),
+                        format!("the server lists more than {MAX_TOOLS} tools"),
+                    ));
+                }
+                if seen.contains(&spec.name) {
+                    return Err(FieldError::new(
+                        format!("{item}.name"),
+                        format!("duplicate tool name {:?}", spec.name),
+                    ));
+                }
+                spec.validate(&item)
+            });
+        match checked {
+            Ok(tool) => {
+                seen.insert(tool.spec.name.clone());
+                tools.push(tool);
+            }
+            Err(e) => left_out.push(LeftOut {
+                name,
+                field: e.field,
+                reason: e.message,
+            }),
+        }
+    }
+    (tools, left_out)
+}
+
+/// How deeply objects and arrays nest in `value` (a scalar is 0).
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// SHA-256 in lowercase hex: the content hashes of tools and agent cards.
@@ -295,5 +383,48 @@ mod tests {
         );
         let err = validate_tools("tools", vec![spec("a"), spec("b")]).unwrap_err();
         assert_eq!(err.field, "tools[1].name");
+    }
+
+    #[test]
+    fn a_real_servers_320_character_title_is_accepted() {
+        let mut s = spec("x");
+        s.title = Some("t".repeat(320));
+        s.annotations.title = Some("a".repeat(320));
+        assert!(s.validate("tools[0]").is_ok());
+    }
+
+    #[test]
+    fn a_listed_tool_over_a_limit_is_left_out_with_its_reason_and_the_rest_kept() {
+        let tool = |name: &str| json!({"name": name, "inputSchema": {"type": "object"}});
+        let mut deep = json!({"type": "string"});
+        for _ in 0..MAX_SCHEMA_DEPTH {
+            deep = json!({"type": "object", "properties": {"x": deep}});
+        }
+        let listed = vec![
+            tool("first"),
+            json!({"name": "wordy", "description": "w".repeat(MAX_DESCRIPTION + 1),
+                   "inputSchema": {"type": "object"}}),
+            json!({"name": "deep", "inputSchema": deep}),
+            tool("first"),
+            json!({"name": "no_schema"}),
+            tool("last"),
+        ];
+        let (tools, left_out) = validate_listed(&listed);
+        let kept: Vec<&str> = tools.iter().map(Tool::name).collect();
+        assert_eq!(kept, ["first", "last"]);
+        let why: Vec<(&str, &str)> = left_out
+            .iter()
+            .map(|l| (l.name.as_str(), l.field.as_str()))
+            .collect();
+        assert_eq!(
+            why,
+            [
+                ("wordy", "tools[1].description"),
+                ("deep", "tools[2].inputSchema"),
+                ("first", "tools[3].name"),
+                ("no_schema", "tools[4]"),
+            ]
+        );
+        assert!(left_out[2].reason.contains("duplicate"), "{left_out:?}");
     }
 }

@@ -114,6 +114,91 @@ pub(crate) async fn route(stack: &Stack, path: &str, endpoint: Value, tools: &[&
     wait_scope(stack, &format!("use-{path}")).await;
 }
 
+/// `route` for a stdio server whose tools the test calls: waits until the gateway has
+/// reported the child's tools (`POST /api/v1/gateway/tools`), approves all of them as a
+/// reviewer would, and waits until the gateway serves them.
+pub(crate) async fn route_stdio(stack: &Stack, path: &str, endpoint: Value, tools: &[&str]) {
+    route(stack, path, endpoint, tools).await;
+    approve_discovered(stack, path).await;
+}
+
+/// The tools the registry records for `path`, once there are any (reported by the gateway).
+pub(crate) async fn recorded_tools(stack: &Stack, path: &str) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let body: Value = stack
+            .http
+            .get(format!(
+                "{}/api/v1/servers/{path}/tools",
+                stack.registry_url
+            ))
+            .bearer_auth(&stack.admin_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(tools) = body["tools"].as_array().filter(|t| !t.is_empty()) {
+            return tools.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway never reported the tools of {path}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Approves `names` (every recorded tool when empty) of `path` and waits until the gateway's
+/// route carries the approval.
+pub(crate) async fn approve_tools(stack: &Stack, path: &str, names: &[&str]) {
+    let tools = recorded_tools(stack, path).await;
+    let hashes: serde_json::Map<String, Value> = tools
+        .iter()
+        .filter(|t| names.is_empty() || names.contains(&t["name"].as_str().unwrap_or_default()))
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_owned(),
+                t["contentHash"].clone(),
+            )
+        })
+        .collect();
+    let approved = stack
+        .http
+        .post(format!(
+            "{}/api/v1/servers/{path}/tools/approve",
+            stack.registry_url
+        ))
+        .bearer_auth(&stack.admin_key)
+        .json(&json!({"tools": hashes, "reason": "reviewed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), StatusCode::OK);
+    for _ in 0..400 {
+        let routes = stack.gateway.state.table.current();
+        let carried = routes.get(path).is_some_and(|r| {
+            hashes.keys().all(|name| {
+                r.entry
+                    .tools
+                    .iter()
+                    .any(|t| &t.name == name && t.approved_hash.is_some())
+            })
+        });
+        if carried {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the approval of {path}'s tools never reached the gateway");
+}
+
+/// Approves every tool the gateway reported for `path`.
+pub(crate) async fn approve_discovered(stack: &Stack, path: &str) {
+    approve_tools(stack, path, &[]).await;
+}
+
 pub(crate) fn text(result: &Value) -> String {
     result["content"][0]["text"]
         .as_str()
@@ -267,7 +352,7 @@ async fn a_stdio_server_run_by_the_gateway() {
     // One stream per caller is enough for a listen stream (it once took two permits).
     let stack = Stack::start_with("[limits]\nstreams_per_caller = 1\n").await;
     let time = format!("{}/mcp-server-time", env("MCPGW_TEST_PY_PEERS"));
-    route(
+    route_stdio(
         &stack,
         "time",
         json!({"transport": "stdio", "command": time, "args": ["--local-timezone", "UTC"]}),
@@ -337,7 +422,7 @@ async fn a_legacy_sse_client_through_the_gateway() {
 async fn a_stdio_server_that_exits_is_restarted_on_the_next_request() {
     let stack = Stack::start_with("[stdio]\nrestart_min_ms = 50\n").await;
     let script = format!("{}/crashy_stdio.py", env("MCPGW_TEST_PEERS_SRC"));
-    route(
+    route_stdio(
         &stack,
         "crashy",
         json!({"transport": "stdio", "command": "python3", "args": [script]}),
@@ -427,7 +512,7 @@ async fn a_clients_cancellation_reaches_a_shared_upstream() {
 async fn a_stdio_child_gets_a_clean_environment_plus_its_registered_variables() {
     let stack = Stack::start().await;
     let script = format!("{}/crashy_stdio.py", env("MCPGW_TEST_PEERS_SRC"));
-    route(
+    route_stdio(
         &stack,
         "envcheck",
         json!({"transport": "stdio", "command": "python3", "args": [script],

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::peers::{env, route, text};
+use crate::peers::{env, route_stdio, text};
 
 /// The server's health as the registry serves it.
 async fn health(stack: &Stack, path: &str) -> Value {
@@ -104,7 +104,7 @@ async fn a_stdio_server_that_crashes_is_reported_unhealthy_with_its_restart_reas
     )
     .await;
     let script = format!("{}/crashy_stdio.py", env("MCPGW_TEST_PEERS_SRC"));
-    route(
+    route_stdio(
         &stack,
         "crashy",
         json!({"transport": "stdio", "command": "python3", "args": [script]}),

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::peers::{env, route, text};
+use crate::peers::{env, route, route_stdio, text};
 use crate::stdio_health::wait_status;
 
 /// A directory every user may traverse (the test's own temp dirs are 0700), for the
@@ -68,7 +68,7 @@ async fn a_stdio_server_runs_as_nobody_and_cannot_read_the_gateways_keys_or_writ
     // parent would be): the child must not get it.
     let leaked = std::fs::File::open(&key_file).unwrap();
     rustix::io::fcntl_setfd(&leaked, rustix::io::FdFlags::empty()).unwrap();
-    route(
+    route_stdio(
         &stack,
         "probe",
         json!({"transport": "stdio", "command": "python3", "args": [probe_script(work.path())],
@@ -253,7 +253,7 @@ async fn a_stdio_command_outside_the_allow_list_is_refused_and_never_run() {
 async fn stopping_a_stdio_server_kills_its_whole_process_group() {
     let work = traversable_dir();
     let stack = Stack::start_with(&sandboxed(work.path(), "")).await;
-    route(
+    route_stdio(
         &stack,
         "spawner",
         json!({"transport": "stdio", "command": "python3", "args": [probe_script(work.path())]}),

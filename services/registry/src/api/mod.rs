@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod events;
 pub mod extract;
 pub mod gateway;
+pub mod gateway_tools;
 pub mod health;
 pub mod keys;
 pub mod policy;
@@ -111,6 +112,7 @@ fn build(state: Option<AppState>) -> (axum::Router<AppState>, utoipa::openapi::O
         .routes(routes!(gateway::snapshot))
         .routes(routes!(gateway::audit))
         .routes(routes!(gateway::health))
+        .routes(routes!(gateway_tools::tools))
         .routes(routes!(catalog::list))
         .routes(routes!(catalog::versions))
         .routes(routes!(catalog::version))

@@ -104,6 +104,9 @@ pub struct ToolList {
     pub path: ServerPath,
     pub revision: u64,
     pub tools: Vec<Tool>,
+    /// Listed tools that were not recorded, with why (discovery only; absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<mcpgw_core::domain::LeftOut>,
 }
 
 impl From<ServerRecord> for ToolList {
@@ -112,13 +115,24 @@ impl From<ServerRecord> for ToolList {
             path: record.path,
             revision: record.revision,
             tools: record.tools,
+            left_out: Vec::new(),
+        }
+    }
+}
+
+impl From<(ServerRecord, Vec<mcpgw_core::domain::LeftOut>)> for ToolList {
+    fn from((record, left_out): (ServerRecord, Vec<mcpgw_core::domain::LeftOut>)) -> Self {
+        ToolList {
+            left_out,
+            ..ToolList::from(record)
         }
     }
 }
 
 /// The answer of the tool endpoints: the server's tools, its revision as the `ETag`.
-pub(super) fn tool_list(record: ServerRecord) -> impl IntoResponse {
-    ([etag(record.revision)], Json(ToolList::from(record)))
+pub(super) fn tool_list(recorded: impl Into<ToolList>) -> impl IntoResponse {
+    let list: ToolList = recorded.into();
+    ([etag(list.revision)], Json(list))
 }
 
 pub const LIST_PARAMS: &[&str] = &[

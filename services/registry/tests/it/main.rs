@@ -14,6 +14,7 @@ mod durability;
 mod escalation;
 mod gateway;
 mod gateway_health;
+mod gateway_tools;
 mod health;
 mod idp;
 mod integrity;

@@ -534,10 +534,11 @@ async fn every_mutation_writes_one_audit_record_with_revisions(backend: Backend)
     app.post("/api/v1/servers/weather/toggle", json!({"enabled": false}))
         .await;
     app.transition("weather", "submitted").await;
+    // A tool list that differs from the recorded one (an equal one is no change).
     app.call(
         Method::PUT,
         "/api/v1/servers/weather/tools",
-        Some(json!({"tools": []})),
+        Some(json!({"tools": [{"name": "forecast", "inputSchema": {"type": "object"}}]})),
     )
     .await;
     app.call(Method::DELETE, "/api/v1/servers/weather", None)
