@@ -72,9 +72,12 @@ struct SignInStack {
     password: String,
     dir: tempfile::TempDir,
     _stack: Stack,
-    _auth: auth_server::app::Running,
+    auth: auth_server::app::Running,
     _up: crate::upstream::Upstream,
 }
+
+/// The lifetime of the sign-in's access tokens in these tests: short, so the clients refresh.
+const ACCESS_TOKEN_SECONDS: u64 = 5;
 
 async fn sign_in_stack() -> SignInStack {
     let (auth_port, gw_port) = free_ports();
@@ -86,7 +89,8 @@ async fn sign_in_stack() -> SignInStack {
             "listen = \"127.0.0.1:{auth_port}\"\nmetrics_listen = \"127.0.0.1:0\"\n\
              data_dir = \"{data}\"\n[local]\nbootstrap_password_file = \"\"\n\
              [local.password_hash]\nmemory_kib = 1024\niterations = 1\n\
-             [resource]\nurl = \"{gateway}\"\n",
+             [resource]\nurl = \"{gateway}\"\n\
+             [oauth.registration]\ntoken_ttl_seconds = {ACCESS_TOKEN_SECONDS}\n",
             data = dir.path().display(),
         ),
     ])
@@ -130,7 +134,7 @@ async fn sign_in_stack() -> SignInStack {
         password,
         dir,
         _stack: stack,
-        _auth: auth,
+        auth,
         _up: up,
     }
 }
@@ -141,16 +145,45 @@ async fn the_python_sdk_signs_in_with_only_the_url_on_a_server_route_and_on_mcp(
         gateway,
         password,
         dir,
+        auth,
         ..
     } = &sign_in_stack().await;
     let (gateway, password) = (gateway.as_str(), password.as_str());
 
+    // Two more calls, each after the access token expired: the SDK refreshes (rotating the
+    // refresh token) and keeps calling, without the browser.
+    let every = (ACCESS_TOKEN_SECONDS + 1).to_string();
     let direct = oauth_client(
         &format!("{gateway}/weather/mcp"),
         password,
-        &["--call", "echo", "--args", r#"{"text": "signed in"}"#],
+        &[
+            "--call",
+            "echo",
+            "--args",
+            r#"{"text": "signed in"}"#,
+            "--again",
+            "2",
+            "--every",
+            &every,
+        ],
     )
     .await;
+    assert_eq!(direct["calls"], json!([false, false]), "{direct}");
+    assert!(direct["tokens"].as_u64().unwrap() >= 3, "{direct}");
+    assert_eq!(direct["refresh_tokens"], direct["tokens"], "{direct}");
+    let refreshes = auth
+        .state
+        .store
+        .list_audit(
+            &auth_server::store::AuditFilter {
+                action: Some("oauth.refresh".into()),
+                ..Default::default()
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    assert!(refreshes.len() >= 2, "{refreshes:?}");
     assert!(direct.get("error").is_none(), "{direct}");
     assert!(
         direct["client_id"].as_str().unwrap().starts_with("dcr."),

@@ -18,6 +18,11 @@ loopback port this script opens. Prints ONE JSON object on stdout:
 With --state FILE the registered client is read from FILE if it is there and written to it
 after the run (tokens are not kept): a second run signs in again as the same client.
 
+With --again N --every S the tool is called N more times, S seconds apart, in the same
+session: with a short access-token lifetime the SDK refreshes in between. The output then also
+has "calls" (each result's isError), "tokens" (how many token responses the SDK stored: 1 + the
+refreshes) and "refresh_tokens" (how many different refresh tokens it was given).
+
 or {"error": "..."} with exit status 1.
 """
 
@@ -54,12 +59,14 @@ class Memory:
     def __init__(self) -> None:
         self.tokens: OAuthToken | None = None
         self.client: OAuthClientInformationFull | None = None
+        self.stored: list[OAuthToken] = []
 
     async def get_tokens(self) -> OAuthToken | None:
         return self.tokens
 
     async def set_tokens(self, tokens: OAuthToken) -> None:
         self.tokens = tokens
+        self.stored.append(tokens)
 
     async def get_client_info(self) -> OAuthClientInformationFull | None:
         return self.client
@@ -160,6 +167,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.call:
             result = await client.call_tool(args.call, json.loads(args.args))
             out["call"] = {"tool": args.call, "result": dump(result)}
+            calls = []
+            for _ in range(args.again):
+                await anyio.sleep(args.every)
+                again = await client.call_tool(args.call, json.loads(args.args))
+                calls.append(dump(again).get("isError"))
+            if args.again:
+                out["calls"] = calls
+                out["tokens"] = len(storage.stored)
+                out["refresh_tokens"] = len(
+                    {t.refresh_token for t in storage.stored if t.refresh_token}
+                )
     out["client_id"] = storage.client.client_id if storage.client else None
     if args.state and storage.client:
         with open(args.state, "w") as f:
@@ -175,6 +193,8 @@ def main() -> None:
     p.add_argument("--call")
     p.add_argument("--args", default="{}")
     p.add_argument("--state")
+    p.add_argument("--again", type=int, default=0)
+    p.add_argument("--every", type=float, default=0)
     p.add_argument("--timeout", type=float, default=90)
     args = p.parse_args()
 
