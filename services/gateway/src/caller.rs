@@ -115,9 +115,9 @@ impl Authenticator {
                 }
             }
         }
-        let verified = self
-            .validator
-            .validate(token)
+        // Boxed: validation (a key fetch on a miss) is a large future, needed only on a cache
+        // miss; inline, every call's future would carry and copy it.
+        let verified = Box::pin(self.validator.validate(token))
             .await
             .map_err(AuthFailure::Invalid)?;
         let caller = Caller {

@@ -65,13 +65,35 @@ fn serialize_arc_str<S: serde::Serializer>(value: &Arc<str>, s: S) -> Result<S::
     s.serialize_str(value)
 }
 
+impl MatchedRule {
+    /// `scope "<name>" server_access[<index>]`, as audit events and logs carry it.
+    ///
+    /// Built by hand, not through `format!`: it is made for every allowed call, and `{:?}` of
+    /// the name escapes it a character at a time. Names that `{:?}` would escape (quotes,
+    /// backslashes, non-ASCII) still go through it, so the text is the same either way.
+    pub fn label(&self) -> String {
+        let plain = self
+            .scope
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\' || b == b' ');
+        let mut out = String::with_capacity(self.scope.len() + 32);
+        if plain {
+            out.push_str("scope \"");
+            out.push_str(&self.scope);
+            out.push('"');
+        } else {
+            out.push_str(&format!("scope {:?}", self.scope));
+        }
+        out.push_str(" server_access[");
+        // Writing to a String cannot fail.
+        let _ = fmt::Write::write_fmt(&mut out, format_args!("{}]", self.rule_index));
+        out
+    }
+}
+
 impl fmt::Display for MatchedRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "scope {:?} server_access[{}]",
-            self.scope, self.rule_index
-        )
+        f.write_str(&self.label())
     }
 }
 

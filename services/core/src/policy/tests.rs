@@ -1261,3 +1261,27 @@ fn a_non_boolean_allow_write_is_an_error_naming_the_field() {
     .unwrap_err();
     assert!(err.to_string().contains("allow_write"), "{err}");
 }
+
+#[test]
+fn a_matched_rule_label_reads_as_the_debug_format_of_its_scope_name() {
+    for name in [
+        "registry-users-lob1",
+        "mcp servers/unrestricted read",
+        "quote\"inside",
+        "back\\slash",
+        "ümlaut",
+        "tab\tname",
+        "",
+    ] {
+        let rule = MatchedRule {
+            scope: Arc::from(name),
+            rule_index: 12,
+        };
+        assert_eq!(
+            rule.label(),
+            format!("scope {name:?} server_access[12]"),
+            "{name:?}"
+        );
+        assert_eq!(rule.to_string(), rule.label());
+    }
+}

@@ -329,21 +329,24 @@ async fn forward_request(
             };
             (events, extra, abandon)
         }
-        Upstream::Shared(shared) => match shared_request(call, era, shared, message, id).await {
-            SharedAnswer::Direct(value, headers) => {
-                return Ok(Answer::Final(Final {
-                    value: Some(value),
-                    raw: None,
-                    headers,
-                    status: Status::Ok,
-                }));
+        // Boxed: the shared-upstream future is ~15 KB; inline, every HTTP call would carry it.
+        Upstream::Shared(shared) => {
+            match Box::pin(shared_request(call, era, shared, message, id)).await {
+                SharedAnswer::Direct(value, headers) => {
+                    return Ok(Answer::Final(Final {
+                        value: Some(value),
+                        raw: None,
+                        headers,
+                        status: Status::Ok,
+                    }));
+                }
+                SharedAnswer::Failed(e) => return Err(e),
+                SharedAnswer::Pending(pending) => (pending_events(pending), HeaderMap::new(), None),
+                SharedAnswer::Listen(params) => {
+                    return Ok(Answer::Listen(listen(shared, id.clone(), params), permit));
+                }
             }
-            SharedAnswer::Failed(e) => return Err(e),
-            SharedAnswer::Pending(pending) => (pending_events(pending), HeaderMap::new(), None),
-            SharedAnswer::Listen(params) => {
-                return Ok(Answer::Listen(listen(shared, id.clone(), params), permit));
-            }
-        },
+        }
     };
     first_answer(call, id, outcome, events, headers, abandon, permit).await
 }

@@ -53,7 +53,7 @@ pub(super) fn decide(call: &Call, method: &str, tool: Option<&str>) -> Verdict {
                 };
             }
             return Verdict::Allow {
-                matched: d.matched.map(|m| m.to_string()),
+                matched: d.matched.map(|m| m.label()),
             };
         }
         return match d.reason {
@@ -68,7 +68,7 @@ pub(super) fn decide(call: &Call, method: &str, tool: Option<&str>) -> Verdict {
     let d = caller.decide(server, method, None);
     if d.allowed {
         return Verdict::Allow {
-            matched: d.matched.map(|m| m.to_string()),
+            matched: d.matched.map(|m| m.label()),
         };
     }
     let has_server_rule = matches!(

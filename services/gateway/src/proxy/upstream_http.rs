@@ -140,12 +140,16 @@ pub(super) async fn send_http(
     parts.uri = uri.clone();
     parts.headers = out;
     if let Some(credentials) = credentials {
-        credentials.apply(&mut parts, &body).await.map_err(|e| {
-            fail(
-                UpstreamFault::Credentials,
-                format!("the gateway could not get credentials for this server: {e}"),
-            )
-        })?;
+        // Boxed: signing (SigV4, token exchange) is a 13 KB future; inline, every proxied
+        // call's future would carry and copy it, credentials or not.
+        Box::pin(credentials.apply(&mut parts, &body))
+            .await
+            .map_err(|e| {
+                fail(
+                    UpstreamFault::Credentials,
+                    format!("the gateway could not get credentials for this server: {e}"),
+                )
+            })?;
     }
     let request = http::Request::from_parts(parts, UpstreamBody::new(body));
     let timeout = call.gw.config.upstream.first_byte_timeout();
