@@ -247,19 +247,25 @@ macro_rules! visit_values {
     ($t:ty) => {
         impl Visit for $t {
             fn record_f64(&mut self, field: &Field, value: f64) {
+                // ryu and itoa, as serde_json formats numbers: a fifth of `{value}`'s cost,
+                // and every request's line carries a duration.
                 self.pair(field, |out| {
                     if value.is_finite() {
-                        write!(out, "{value}")
+                        out.write_str(ryu::Buffer::new().format_finite(value))
                     } else {
                         out.write_str("null")
                     }
                 });
             }
             fn record_i64(&mut self, field: &Field, value: i64) {
-                self.pair(field, |out| write!(out, "{value}"));
+                self.pair(field, |out| {
+                    out.write_str(itoa::Buffer::new().format(value))
+                });
             }
             fn record_u64(&mut self, field: &Field, value: u64) {
-                self.pair(field, |out| write!(out, "{value}"));
+                self.pair(field, |out| {
+                    out.write_str(itoa::Buffer::new().format(value))
+                });
             }
             fn record_bool(&mut self, field: &Field, value: bool) {
                 self.pair(field, |out| write!(out, "{value}"));
@@ -419,6 +425,32 @@ mod tests {
             serde_json::json!({"request_id": "abc", "http.method": "POST",
                 "http.route": "/{server}/mcp", "name": "request"})
         );
+    }
+
+    #[test]
+    fn numbers_are_json_numbers_at_their_extremes_and_non_finite_floats_are_null() {
+        let lines = lines_of(|| {
+            tracing::info!(
+                whole = 2.0,
+                tiny = 1e-7,
+                huge = 1.5e300,
+                nan = f64::NAN,
+                inf = f64::INFINITY,
+                big = u64::MAX,
+                small = i64::MIN,
+                zero = 0u64,
+                "numbers"
+            );
+        });
+        let line = &lines[0];
+        assert_eq!(line["whole"], 2.0);
+        assert_eq!(line["tiny"], 1e-7);
+        assert_eq!(line["huge"], 1.5e300);
+        assert!(line["nan"].is_null());
+        assert!(line["inf"].is_null());
+        assert_eq!(line["big"], u64::MAX);
+        assert_eq!(line["small"], i64::MIN);
+        assert_eq!(line["zero"], 0);
     }
 
     #[test]
