@@ -921,7 +921,10 @@ async fn the_metadata_and_openapi_describe_the_code_flow(backend: Backend) {
             m.body["grant_types_supported"],
             json!(["authorization_code", "refresh_token"])
         );
-        assert_eq!(m.body["revocation_endpoint"], format!("{base}/oauth/revoke"));
+        assert_eq!(
+            m.body["revocation_endpoint"],
+            format!("{base}/oauth/revoke")
+        );
         assert_eq!(m.body["code_challenge_methods_supported"], json!(["S256"]));
         assert_eq!(
             m.body["token_endpoint_auth_methods_supported"],
