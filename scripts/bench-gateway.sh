@@ -106,6 +106,12 @@ calls() { curl -fsS --max-time 5 "$COUNT_URL"; }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 NOFILE=$(ulimit -n)
 ((NOFILE > STREAMS + 1000)) || die "ulimit -n is $NOFILE; the stream test needs more than $((STREAMS + 1000)) (lower BENCH_STREAMS or raise the hard limit)"
+# The gateway's default connection cap is half its descriptor limit (the other half is kept for
+# upstream connections); the stream test holds STREAMS client connections at once, so when half
+# is not enough the cap is set to what the limit leaves after 500 for the rest.
+if ((NOFILE / 2 <= STREAMS + 100)); then
+  EXTRA_ENV+=("MCPGW_GATEWAY_LISTENER__MAX_CONNECTIONS=$((NOFILE - 500))")
+fi
 command -v wrk >/dev/null || apt_install wrk
 command -v curl >/dev/null || apt_install curl
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || apt_install nginx

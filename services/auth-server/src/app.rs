@@ -350,7 +350,7 @@ pub async fn start(config: AuthConfig) -> anyhow::Result<Running> {
         metrics_listener,
         metrics_router(state.metrics.registry.clone()),
         stop.clone(),
-        &listeners,
+        &listeners.for_operations(),
     ));
     tasks.push(spawn_housekeeping(state.clone(), stop));
     tracing::info!(

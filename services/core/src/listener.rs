@@ -166,6 +166,9 @@ struct Conn {
     evict: Notify,
 }
 
+/// The connection cap of the metrics port (scrapers and health probes: a handful).
+pub const OPERATIONS_CAP: usize = 64;
+
 struct Shared {
     header_timeout: Duration,
     idle_timeout: Duration,
@@ -204,6 +207,25 @@ impl Listeners {
     /// The connection cap in force.
     pub fn cap(&self) -> usize {
         self.0.cap
+    }
+
+    /// Listeners for the metrics port: the same timeouts and metrics, but a cap of their own
+    /// ([`OPERATIONS_CAP`]). Sharing the data listeners' cap would let clients that hold every
+    /// slot with busy connections (10,000 open SSE streams, say) keep the scraper out, and the
+    /// alarms with it, exactly when they are needed.
+    pub fn for_operations(&self) -> Self {
+        let s = &self.0;
+        Self(Arc::new(Shared {
+            header_timeout: s.header_timeout,
+            idle_timeout: s.idle_timeout,
+            cap: OPERATIONS_CAP,
+            permits: Arc::new(Semaphore::new(OPERATIONS_CAP)),
+            conns: Mutex::new(BTreeMap::new()),
+            next_id: AtomicU64::new(0),
+            metrics: s.metrics.clone(),
+            last_log_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }))
     }
 
     /// Serves `router` on `listener` until `stop` turns true; the task ends when every
@@ -497,6 +519,55 @@ impl HttpBody for GuardedBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn busy_connections_at_the_cap_do_not_keep_the_metrics_port_out() {
+        let config = ListenerConfig {
+            max_connections: 2,
+            ..ListenerConfig::default()
+        };
+        let listeners = Listeners::new(&config, &Registry::new(), "test");
+        let (_stop_tx, stop) = watch::channel(false);
+        let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api_addr = api.local_addr().unwrap();
+        let ops = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ops_addr = ops.local_addr().unwrap();
+        // Requests on the data port never finish: their connections stay busy.
+        let hang = axum::Router::new().route(
+            "/hang",
+            axum::routing::get(|| std::future::pending::<&'static str>()),
+        );
+        let metrics = axum::Router::new().route("/metrics", axum::routing::get(|| async { "ok" }));
+        listeners.serve(api, hang, stop.clone());
+        listeners.for_operations().serve(ops, metrics, stop);
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let mut s = tokio::net::TcpStream::connect(api_addr).await.unwrap();
+            s.write_all(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            held.push(s);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Twice: each accept loop holds one permit while it waits, so a first scrape could
+        // get through on that one alone.
+        for _ in 0..2 {
+            let answer = tokio::time::timeout(Duration::from_secs(5), async {
+                let mut s = tokio::net::TcpStream::connect(ops_addr).await.unwrap();
+                s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .await
+                    .unwrap();
+                let mut text = String::new();
+                s.read_to_string(&mut text).await.unwrap();
+                text
+            })
+            .await
+            .expect("the metrics port answers while the data port is at its cap");
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            assert!(answer.ends_with("ok"), "{answer}");
+        }
+    }
 
     #[test]
     fn the_derived_cap_is_half_the_descriptor_limit() {

@@ -381,7 +381,7 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<Running> {
         metrics_listener,
         metrics_router(gw.metrics.http.registry.clone()),
         stop.clone(),
-        &listeners,
+        &listeners.for_operations(),
     ));
     let registry_http = syncer.http.clone();
     let api_key = syncer.api_key.clone();

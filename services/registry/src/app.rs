@@ -285,7 +285,7 @@ pub async fn start(config: RegistryConfig) -> anyhow::Result<Running> {
         metrics_listener,
         metrics_router(state.metrics.registry.clone()),
         stop,
-        &listeners,
+        &listeners.for_operations(),
     ));
     tracing::info!(
         listen = %addr,
