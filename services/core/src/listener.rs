@@ -536,7 +536,7 @@ mod tests {
         // Requests on the data port never finish: their connections stay busy.
         let hang = axum::Router::new().route(
             "/hang",
-            axum::routing::get(|| std::future::pending::<&'static str>()),
+            axum::routing::get(std::future::pending::<&'static str>),
         );
         let metrics = axum::Router::new().route("/metrics", axum::routing::get(|| async { "ok" }));
         listeners.serve(api, hang, stop.clone());
