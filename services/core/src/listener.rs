@@ -190,15 +190,28 @@ pub struct Listeners(Arc<Shared>);
 impl Listeners {
     /// Registers the listener metrics in `registry`, prefixed with `service`.
     pub fn new(config: &ListenerConfig, registry: &Registry, service: &str) -> Self {
-        let cap = config.cap();
+        Self::with_cap(
+            Duration::from_secs(config.header_read_timeout_seconds),
+            Duration::from_secs(config.idle_timeout_seconds),
+            config.cap(),
+            ListenerMetrics::new(registry, service),
+        )
+    }
+
+    fn with_cap(
+        header_timeout: Duration,
+        idle_timeout: Duration,
+        cap: usize,
+        metrics: ListenerMetrics,
+    ) -> Self {
         Self(Arc::new(Shared {
-            header_timeout: Duration::from_secs(config.header_read_timeout_seconds),
-            idle_timeout: Duration::from_secs(config.idle_timeout_seconds),
+            header_timeout,
+            idle_timeout,
             cap,
             permits: Arc::new(Semaphore::new(cap)),
             conns: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(0),
-            metrics: ListenerMetrics::new(registry, service),
+            metrics,
             last_log_ms: AtomicU64::new(0),
             epoch: Instant::now(),
         }))
@@ -215,17 +228,12 @@ impl Listeners {
     /// alarms with it, exactly when they are needed.
     pub fn for_operations(&self) -> Self {
         let s = &self.0;
-        Self(Arc::new(Shared {
-            header_timeout: s.header_timeout,
-            idle_timeout: s.idle_timeout,
-            cap: OPERATIONS_CAP,
-            permits: Arc::new(Semaphore::new(OPERATIONS_CAP)),
-            conns: Mutex::new(BTreeMap::new()),
-            next_id: AtomicU64::new(0),
-            metrics: s.metrics.clone(),
-            last_log_ms: AtomicU64::new(0),
-            epoch: Instant::now(),
-        }))
+        Self::with_cap(
+            s.header_timeout,
+            s.idle_timeout,
+            OPERATIONS_CAP,
+            s.metrics.clone(),
+        )
     }
 
     /// Serves `router` on `listener` until `stop` turns true; the task ends when every
