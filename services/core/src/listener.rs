@@ -400,6 +400,12 @@ impl Shared {
                     break;
                 }
                 _ = &mut first_head, if !conn.started.load(Ordering::Acquire) => {
+                    // The guard above is read when `select!` starts, not when the timer fires:
+                    // a connection that has sent its first head since is not timed out (it was:
+                    // every connection closed 60 s after it opened, busy or not).
+                    if conn.started.load(Ordering::Acquire) {
+                        continue;
+                    }
                     self.metrics.header_timeouts.inc();
                     break;
                 }
@@ -574,6 +580,35 @@ mod tests {
             .expect("the metrics port answers while the data port is at its cap");
             assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
             assert!(answer.ends_with("ok"), "{answer}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_sent_its_first_head_outlives_the_first_head_deadline() {
+        let config = ListenerConfig {
+            header_read_timeout_seconds: 1,
+            ..ListenerConfig::default()
+        };
+        let listeners = Listeners::new(&config, &Registry::new(), "test");
+        let (_stop_tx, stop) = watch::channel(false);
+        let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = api.local_addr().unwrap();
+        let router = axum::Router::new().route("/ok", axum::routing::get(|| async { "ok" }));
+        listeners.serve(api, router, stop);
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        for round in 0..2 {
+            s.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+                .await
+                .expect("an answer")
+                .unwrap();
+            let text = String::from_utf8_lossy(&buf[..n]);
+            assert!(text.starts_with("HTTP/1.1 200"), "round {round}: {text}");
+            // Past the first-head deadline, well inside the keep-alive idle timeout.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
         }
     }
 
